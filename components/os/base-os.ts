@@ -1,0 +1,254 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
+import { Inventory, ServerGroup, serversOf, Versions } from "../../config";
+import { Host, HostFile, remoteStep, sha256, shellQuote } from "../remote";
+
+/**
+ * Base OS & security (spec 000, "Module 2"), on every server before anything else: packages,
+ * Europe/Paris + NTP, swap off, kernel settings, Docker CE pinned, SSH hardening, UFW per role,
+ * fixed DNS, journald limits, fail2ban, auditd and the managed /etc/hosts block; then the spec's
+ * 8 validation tests.
+ */
+
+const SCRIPTS = path.join(__dirname, "..", "..", "scripts", "base-os");
+
+/** One UFW rule: a port or range and protocol, from anywhere or from one source CIDR. */
+export interface UfwRule {
+  /** `6443` or a range `2379:2380`. */
+  readonly port: string;
+  readonly proto: "tcp" | "udp";
+  /** Source CIDR; undefined = any source (the Hetzner firewall still filters public interfaces). */
+  readonly from?: string;
+  /** Why the port is open. */
+  readonly purpose: string;
+}
+
+/**
+ * Ports UFW opens per server group, on top of SSH and the private network (spec 000 §7, "Ouverture
+ * des ports par rôle", adapted to K8s). Each entry names the spec's port; additions beyond the
+ * spec's table say so. Sources are the private network, except the Kubernetes ports the spec opens
+ * to any source (the Hetzner firewall limits public 6443 to the admin CIDRs).
+ */
+export function ufwRulesFor(group: ServerGroup, privateCidr: string): UfwRule[] {
+  const fromPrivate = (port: string, purpose: string): UfwRule => ({ port, proto: "tcp", from: privateCidr, purpose });
+  switch (group) {
+    case "postgres":
+      return [fromPrivate("5432", "PostgreSQL"), fromPrivate("6432", "PgBouncer")];
+    case "mariadb":
+      return [fromPrivate("3306", "MariaDB")];
+    case "proxysql":
+      return [fromPrivate("3306", "ProxySQL (addition: the spec's table has no ProxySQL row)")];
+    case "redis":
+      return [fromPrivate("6379", "Redis"), fromPrivate("26379", "Sentinel")];
+    case "rabbitmq":
+      return [fromPrivate("5672", "RabbitMQ AMQP"), fromPrivate("15672", "RabbitMQ management")];
+    case "minio":
+      return [fromPrivate("9000", "MinIO S3 API"), fromPrivate("9001", "MinIO console")];
+    case "k8s-master":
+      return [
+        { port: "6443", proto: "tcp", purpose: "Kubernetes API server" },
+        { port: "10250", proto: "tcp", purpose: "kubelet API" },
+        { port: "2379:2380", proto: "tcp", purpose: "etcd client/peer" },
+        { port: "10259", proto: "tcp", purpose: "kube-scheduler" },
+        { port: "10257", proto: "tcp", purpose: "kube-controller-manager" },
+        fromPrivate("179", "Calico BGP (addition: DESIGN.md)"),
+      ];
+    case "k8s-worker":
+      return [
+        { port: "10250", proto: "tcp", purpose: "kubelet API" },
+        { port: "30000:32767", proto: "tcp", purpose: "NodePort services" },
+        fromPrivate("179", "Calico BGP (addition: DESIGN.md)"),
+      ];
+    case "haproxy":
+      return [
+        fromPrivate("5432", "PostgreSQL write"),
+        fromPrivate("5672", "RabbitMQ"),
+        fromPrivate("6379", "Redis"),
+        fromPrivate("5433", "PostgreSQL read (addition: DESIGN.md)"),
+        fromPrivate("6432", "PgBouncer (addition: DESIGN.md)"),
+      ];
+    case "admin":
+    case "backup":
+      return [];
+  }
+}
+
+/** `/etc/sysctl.d/99-keybuzz.conf`, spec 000 §4 verbatim. */
+export function renderSysctl(): string {
+  return [
+    "net.core.somaxconn = 65535",
+    "net.ipv4.tcp_fin_timeout = 15",
+    "net.ipv4.tcp_keepalive_time = 300",
+    "net.ipv4.tcp_tw_reuse = 1",
+    "",
+    "fs.inotify.max_user_instances = 8192",
+    "fs.inotify.max_user_watches = 524288",
+    "",
+    "vm.swappiness = 10",
+    "",
+  ].join("\n");
+}
+
+/**
+ * `/etc/docker/daemon.json`: spec 000 §5 plus `mtu: 1450`, the MTU of the Hetzner private
+ * network (DESIGN.md), so bridged containers never send oversized packets over it.
+ */
+export function renderDockerDaemonJson(): string {
+  const daemon = {
+    "log-driver": "json-file",
+    "log-opts": { "max-size": "20m", "max-file": "3" },
+    "storage-driver": "overlay2",
+    "exec-opts": ["native.cgroupdriver=systemd"],
+    mtu: 1450,
+  };
+  return `${JSON.stringify(daemon, null, 2)}\n`;
+}
+
+/** `/etc/ssh/sshd_config.d/99-keybuzz.conf`, spec 000 §6 verbatim (key-only root login). */
+export function renderSshdDropIn(): string {
+  return [
+    "PermitRootLogin prohibit-password",
+    "PasswordAuthentication no",
+    "PermitEmptyPasswords no",
+    "ChallengeResponseAuthentication no",
+    "AllowTcpForwarding no",
+    "X11Forwarding no",
+    "UseDNS no",
+    "ClientAliveInterval 300",
+    "ClientAliveCountMax 2",
+    "MaxAuthTries 3",
+    "MaxSessions 4",
+    "",
+  ].join("\n");
+}
+
+/** `/etc/systemd/journald.conf.d/limit.conf`, spec 000 §9. */
+export function renderJournaldLimits(): string {
+  return "[Journal]\nSystemMaxUse=200M\nSystemKeepFree=100M\n";
+}
+
+/**
+ * `/etc/fail2ban/jail.d/keybuzz.conf`: the SSH jail, never banning the admin CIDRs or the private
+ * network (a ban of the operators' bastion would cut `pulumi up` off).
+ */
+export function renderFail2banJail(adminCidrs: readonly string[], privateCidr: string): string {
+  return [
+    "[sshd]",
+    "enabled = true",
+    "maxretry = 5",
+    "findtime = 10m",
+    "bantime = 1h",
+    `ignoreip = 127.0.0.1/8 ::1 ${privateCidr} ${adminCidrs.join(" ")}`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The managed `/etc/hosts` block: every inventory name at its private IP, plus the aliases the
+ * modules rely on — `<name>.<domain>` for MinIO nodes (MinIO's sequential hostnames) and
+ * `s3.<domain>` for the first MinIO node (spec 001, design section B).
+ */
+export function renderHostsBlock(inventory: Inventory): string {
+  const firstMinio = serversOf(inventory, "minio")[0]?.name;
+  const lines = inventory.servers.map((server) => {
+    const aliases = [server.name];
+    if (server.group === "minio") aliases.push(`${server.name}.${inventory.internalDomain}`);
+    if (server.name === firstMinio) aliases.push(`s3.${inventory.internalDomain}`);
+    return `${server.privateIp} ${aliases.join(" ")}`;
+  });
+  return ["# BEGIN KeyBuzz managed block", ...lines, "# END KeyBuzz managed block", ""].join("\n");
+}
+
+/** Upstream release of a Debian package version: `5:27.5.1-1~ubuntu.24.04~noble` → `27.5.1`. */
+export function upstreamRelease(packageVersion: string): string {
+  return packageVersion.replace(/^\d+:/, "").replace(/-.*$/, "");
+}
+
+/** Shell preamble that sets the variables the static scripts read. */
+function renderPreamble(variables: Record<string, string>): string {
+  return Object.entries(variables)
+    .map(([name, value]) => `${name}=${shellQuote(value)}`)
+    .join("\n");
+}
+
+/** The files the base OS step writes on `host`. */
+export function baseOsFiles(inventory: Inventory): HostFile[] {
+  return [
+    { path: "/etc/sysctl.d/99-keybuzz.conf", content: renderSysctl() },
+    { path: "/etc/docker/daemon.json", content: renderDockerDaemonJson() },
+    { path: "/etc/ssh/sshd_config.d/99-keybuzz.conf", content: renderSshdDropIn() },
+    { path: "/etc/systemd/journald.conf.d/limit.conf", content: renderJournaldLimits() },
+    { path: "/etc/fail2ban/jail.d/keybuzz.conf", content: renderFail2banJail(inventory.adminCidrs, inventory.network.ipRange) },
+    { path: "/etc/keybuzz/hosts.block", content: renderHostsBlock(inventory) },
+  ];
+}
+
+/** The base OS script body for one server: its variables, then `scripts/base-os/base-os.sh`. */
+export function renderBaseOsScript(hostName: string, group: ServerGroup, inventory: Inventory, versions: Versions): string {
+  const rules = ufwRulesFor(group, inventory.network.ipRange).map(
+    (rule) => `${rule.port}/${rule.proto}${rule.from ? `@${rule.from}` : ""}`,
+  );
+  const preamble = renderPreamble({
+    KB_HOSTNAME: hostName,
+    KB_PRIVATE_CIDR: inventory.network.ipRange,
+    KB_ADMIN_CIDRS: inventory.adminCidrs.join(" "),
+    KB_DOCKER_VERSION: versions.docker.engine,
+    KB_CONTAINERD_VERSION: versions.docker.containerd,
+    KB_UFW_RULES: rules.join("\n"),
+    // Pods' traffic is routed through the node: Kubernetes nodes must forward it.
+    KB_UFW_ROUTED: group === "k8s-master" || group === "k8s-worker" ? "allow" : "deny",
+  });
+  return `${preamble}\n${fs.readFileSync(path.join(SCRIPTS, "base-os.sh"), "utf8")}`;
+}
+
+/** The verification script for one server: spec 000's 8 tests. */
+export function renderVerifyScript(hostName: string, versions: Versions): string {
+  const preamble = renderPreamble({ KB_HOSTNAME: hostName, KB_DOCKER_RELEASE: upstreamRelease(versions.docker.engine) });
+  return `${preamble}\n${fs.readFileSync(path.join(SCRIPTS, "verify-base-os.sh"), "utf8")}`;
+}
+
+/** Arguments of {@link BaseOs}. */
+export interface BaseOsArgs {
+  readonly inventory: Inventory;
+  /** `docker.engine` / `docker.containerd` package versions. */
+  readonly versions: Versions;
+  /** Every server, by inventory name (from `ServerFleet.hosts`). */
+  readonly hosts: Readonly<Record<string, Host>>;
+  /** What must exist first on each host, by name (its private network attachment). */
+  readonly dependsOn: Readonly<Record<string, pulumi.Resource>>;
+}
+
+/**
+ * Hardens every server (spec 000) and verifies it. Per server, two steps: `<name>-base-os` (waits
+ * for cloud-init, applies everything, idempotent, re-runs only when its rendered script or files
+ * change) and `<name>-base-os-verify` (the spec's 8 tests; fails the deployment on any failure).
+ */
+export class BaseOs extends pulumi.ComponentResource {
+  /** By inventory name: the verification step; the modules' first steps depend on it. */
+  public readonly ready: Readonly<Record<string, pulumi.Resource>>;
+
+  constructor(name: string, args: BaseOsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("keybuzz:os:BaseOs", name, {}, opts);
+    const ready: Record<string, pulumi.Resource> = {};
+    for (const spec of args.inventory.servers) {
+      const host = args.hosts[spec.name];
+      const files = baseOsFiles(args.inventory);
+      const script = renderBaseOsScript(spec.name, spec.group, args.inventory, args.versions);
+      const apply = remoteStep(
+        `${spec.name}-base-os`,
+        { host, files, script, timeoutMinutes: 30 },
+        { parent: this, dependsOn: [args.dependsOn[spec.name]] },
+      );
+      // Re-verify whenever the hardening changes.
+      const appliedFingerprint = sha256(script + files.map((file) => file.content).join(""));
+      ready[spec.name] = remoteStep(
+        `${spec.name}-base-os-verify`,
+        { host, script: renderVerifyScript(spec.name, args.versions), timeoutMinutes: 5, triggers: [appliedFingerprint] },
+        { parent: this, dependsOn: [apply] },
+      );
+    }
+    this.ready = ready;
+    this.registerOutputs({});
+  }
+}

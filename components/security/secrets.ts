@@ -1,0 +1,96 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { createHash } from "crypto";
+
+/**
+ * Fixed account names of the platform. Not secret; the passwords are. Sources: spec 001 (module 3:
+ * `postgres`, `replicator`; module 7: `erpnext`), DESIGN.md.
+ */
+export const ACCOUNTS = {
+  postgresSuperuser: "postgres",
+  postgresReplication: "replicator",
+  postgresApp: "keybuzz",
+  patroniRestApi: "patroni",
+  rabbitmqUser: "keybuzz",
+  minioRootUser: "keybuzz-root",
+  mariadbApp: "erpnext",
+  mariadbSst: "sst",
+  mariadbMonitor: "monitor",
+  proxysqlAdmin: "admin",
+  grafanaAdmin: "admin",
+} as const;
+
+/** Arguments of {@link PlatformSecrets}; none: every value is generated. */
+export type PlatformSecretsArgs = Record<string, never>;
+
+/**
+ * Every credential of the platform, generated once per stack with `@pulumi/random` and held as
+ * Pulumi secrets (encrypted in state, `[secret]` in previews and outputs). Passwords are 32
+ * alphanumeric characters, safe inside URLs, YAML, INI and shell without escaping. Rotating one is
+ * `pulumi up --replace <urn>`: the steps that use it re-run.
+ */
+export class PlatformSecrets extends pulumi.ComponentResource {
+  public readonly postgres: {
+    readonly superuser: pulumi.Output<string>;
+    readonly replication: pulumi.Output<string>;
+    readonly app: pulumi.Output<string>;
+    /** Basic auth of Patroni's REST API (writes: switchover, restart). */
+    readonly restApi: pulumi.Output<string>;
+  };
+  public readonly redis: {
+    /** `requirepass` / `masterauth` of every Redis node. */
+    readonly password: pulumi.Output<string>;
+    /** `requirepass` of the Sentinels (their own, not the data password). */
+    readonly sentinel: pulumi.Output<string>;
+  };
+  public readonly rabbitmq: { readonly password: pulumi.Output<string>; readonly erlangCookie: pulumi.Output<string> };
+  public readonly minio: { readonly rootPassword: pulumi.Output<string> };
+  public readonly mariadb: {
+    readonly root: pulumi.Output<string>;
+    readonly app: pulumi.Output<string>;
+    readonly sst: pulumi.Output<string>;
+    /** The `USAGE`-only account ProxySQL monitors the Galera nodes with. */
+    readonly monitor: pulumi.Output<string>;
+  };
+  public readonly proxysql: { readonly admin: pulumi.Output<string> };
+  public readonly grafana: { readonly admin: pulumi.Output<string> };
+  public readonly kubeadm: {
+    /** Bootstrap token, `[a-z0-9]{6}.[a-z0-9]{16}` (kubeadm's format). */
+    readonly token: pulumi.Output<string>;
+    /** `--certificate-key` of `kubeadm init --upload-certs`: 32 bytes, hex. */
+    readonly certificateKey: pulumi.Output<string>;
+  };
+
+  constructor(name: string, _args: PlatformSecretsArgs = {}, opts?: pulumi.ComponentResourceOptions) {
+    super("keybuzz:security:PlatformSecrets", name, {}, opts);
+    const password = (key: string, options: Partial<random.RandomPasswordArgs> = {}) =>
+      new random.RandomPassword(`${name}-${key}`, { length: 32, special: false, ...options }, { parent: this }).result;
+    const lowerAlphanumeric = { upper: false, special: false, minNumeric: 1, minLower: 1 };
+
+    this.postgres = {
+      superuser: password("postgres-superuser"),
+      replication: password("postgres-replication"),
+      app: password("postgres-app"),
+      restApi: password("patroni-restapi"),
+    };
+    this.redis = { password: password("redis"), sentinel: password("redis-sentinel") };
+    this.rabbitmq = { password: password("rabbitmq"), erlangCookie: password("rabbitmq-erlang-cookie", { length: 48, lower: false }) };
+    this.minio = { rootPassword: password("minio-root") };
+    this.mariadb = {
+      root: password("mariadb-root"),
+      app: password("mariadb-app"),
+      sst: password("mariadb-sst"),
+      monitor: password("mariadb-monitor"),
+    };
+    this.proxysql = { admin: password("proxysql-admin") };
+    this.grafana = { admin: password("grafana-admin") };
+    const tokenId = password("kubeadm-token-id", { length: 6, ...lowerAlphanumeric });
+    const tokenSecret = password("kubeadm-token-secret", { length: 16, ...lowerAlphanumeric });
+    const certificateSeed = password("kubeadm-certificate-key-seed", { length: 64 });
+    this.kubeadm = {
+      token: pulumi.secret(pulumi.interpolate`${tokenId}.${tokenSecret}`),
+      certificateKey: pulumi.secret(certificateSeed.apply((seed) => createHash("sha256").update(seed).digest("hex"))),
+    };
+    this.registerOutputs({});
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * KeyBuzz platform: one Pulumi program per stack (`prod`, `staging`). Reads and validates the
+ * configuration first, then wires the modules in order; every module is a ComponentResource in
+ * components/. See README.md and ../shared/DESIGN.md.
+ */
+import { loadPlatformConfig, serversOf } from "./config";
+import { AdminFirewall } from "./components/infra/firewall";
+import { ServerFleet } from "./components/infra/fleet";
+import { LoadBalancer } from "./components/infra/load-balancer";
+import { PrivateNetwork } from "./components/infra/network";
+import { BaseOs } from "./components/os/base-os";
+import { Pki } from "./components/security/pki";
+import { PlatformSecrets } from "./components/security/secrets";
+
+// 1. Configuration: everything is validated before the first resource is declared.
+const { stack, inventory, versions, sshPrivateKey } = loadPlatformConfig();
+
+// 2. Hetzner infrastructure.
+const network = new PrivateNetwork("network", { stack, inventory });
+const firewall = new AdminFirewall("firewall", { stack, adminCidrs: inventory.adminCidrs });
+const fleet = new ServerFleet("fleet", { stack, inventory, versions, network, firewall, sshPrivateKey });
+const loadBalancers = Object.fromEntries(
+  inventory.loadBalancers.map((spec) => [spec.name, new LoadBalancer(spec.name, { stack, inventory, spec, network, fleet })]),
+);
+
+// 3. Credentials and PKI.
+const secrets = new PlatformSecrets("secrets");
+const pki = new Pki("pki", { stack, nodes: serversOf(inventory, "postgres") });
+
+// 4. Base OS on every server; each module below starts after its hosts are hardened and verified.
+const baseOs = new BaseOs("base-os", { inventory, versions, hosts: fleet.hosts, dependsOn: fleet.attachments });
+
+// 5. Data tier and Kubernetes (modules added here in order).
+
+export const caCertificate = pki.caCertPem;
+export const servers = inventory.servers.map((server) => ({ name: server.name, privateIp: server.privateIp, group: server.group }));
+export const publicIps = fleet.publicIps;
+export const loadBalancerIps = Object.fromEntries(Object.entries(loadBalancers).map(([name, lb]) => [name, lb.privateIp]));

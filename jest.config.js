@@ -1,0 +1,9 @@
+/** Unit tests (mock engine, render functions) and real-tool checks; tests/integration runs separately. */
+module.exports = {
+  preset: "ts-jest",
+  testEnvironment: "node",
+  roots: ["<rootDir>/tests"],
+  testPathIgnorePatterns: ["/node_modules/", "<rootDir>/tests/integration/"],
+  transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true, diagnostics: false }] },
+  testTimeout: 60000,
+};

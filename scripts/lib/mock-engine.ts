@@ -1,0 +1,223 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as yaml from "js-yaml";
+import * as path from "path";
+import type { PlannedStep } from "../../components/remote";
+
+/**
+ * Runs the real program on Pulumi's mock engine: no CLI, no cloud, no network. Shared by the
+ * offline plan (`npm run plan`) and the jest tests, so both see exactly what `pulumi up` declares.
+ */
+
+/** The project root (where `Pulumi.yaml` and `index.ts` live). */
+export const PROJECT_ROOT = path.resolve(__dirname, "..", "..");
+
+/** Pulumi's wire marker of a secret value (`{ [SECRET_SIG_KEY]: SECRET_SIG, value }`). */
+const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+/** One resource the program declared, with its inputs as the engine received them. */
+export interface Registration {
+  readonly type: string;
+  readonly name: string;
+  /** Inputs; secret values are still wrapped, see {@link isSecretValue} / {@link reveal}. */
+  readonly inputs: Record<string, unknown>;
+  readonly custom: boolean;
+  /** Declaration order, from 0. */
+  readonly index: number;
+  /** Type token of the top-level component it belongs to (`keybuzz:infra:ServerFleet`), or `stack`. */
+  module: string;
+}
+
+/** True for a value the program marked secret. */
+export function isSecretValue(value: unknown): boolean {
+  return typeof value === "object" && value !== null && (value as Record<string, unknown>)[SECRET_SIG_KEY] === SECRET_SIG;
+}
+
+/** The value with every secret wrapper removed (deeply). */
+export function reveal(value: unknown): unknown {
+  if (isSecretValue(value)) return reveal((value as { value: unknown }).value);
+  if (Array.isArray(value)) return value.map(reveal);
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, reveal(inner)]));
+  }
+  return value;
+}
+
+/** Id the mock engine gives the resource declared at `index`: numeric, like Hetzner's. */
+export function mockId(index: number): string {
+  return String(100000 + index);
+}
+
+/** Mock value of a generated secret: recognisable, so tests can scan for leaks. */
+export function mockSecret(resourceName: string): string {
+  return `mock-secret-${resourceName}`;
+}
+
+/** Secret stack config values the plan cannot decrypt; replaced by placeholders. */
+const SECRET_CONFIG_PLACEHOLDERS: Record<string, string> = {
+  "keybuzz:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nplaceholder (keybuzz:sshPrivateKey)\n-----END OPENSSH PRIVATE KEY-----\n",
+  "hcloud:token": "placeholder-hcloud-token",
+};
+
+/** Computed outputs a real provider would return, faked per type. */
+function fakeOutputs(type: string, name: string, index: number): Record<string, unknown> {
+  switch (type) {
+    case "hcloud:index/server:Server":
+      // TEST-NET-3 (RFC 5737): documentation addresses, never routed, never contacted.
+      return { ipv4Address: `203.0.113.${(index % 250) + 1}`, ipv6Address: `2001:db8::${index.toString(16)}` };
+    case "hcloud:index/loadBalancer:LoadBalancer":
+      return { ipv4: `198.51.100.${(index % 250) + 1}` };
+    case "random:index/randomPassword:RandomPassword":
+      return { result: { [SECRET_SIG_KEY]: SECRET_SIG, value: mockSecret(name) } };
+    case "tls:index/privateKey:PrivateKey":
+      return {
+        privateKeyPem: {
+          [SECRET_SIG_KEY]: SECRET_SIG,
+          value: `-----BEGIN PRIVATE KEY-----\n${mockSecret(name)}\n-----END PRIVATE KEY-----\n`,
+        },
+        publicKeyPem: `-----BEGIN PUBLIC KEY-----\n${name}\n-----END PUBLIC KEY-----\n`,
+      };
+    case "tls:index/certRequest:CertRequest":
+      return { certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\n${name}\n-----END CERTIFICATE REQUEST-----\n` };
+    case "tls:index/selfSignedCert:SelfSignedCert":
+    case "tls:index/locallySignedCert:LocallySignedCert":
+      return { certPem: `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n` };
+    case "command:remote:Command":
+      return { stdout: { [SECRET_SIG_KEY]: SECRET_SIG, value: "" }, stderr: { [SECRET_SIG_KEY]: SECRET_SIG, value: "" } };
+    default:
+      return {};
+  }
+}
+
+/** Reads `Pulumi.<stack>.yaml` as the config map the engine would pass (objects as JSON text). */
+export function readStackConfig(stack: string): { config: Record<string, string>; secretKeys: string[] } {
+  const file = path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`);
+  if (!fs.existsSync(file)) throw new Error(`no stack file ${file}; known stacks: ${knownStacks().join(", ")}`);
+  const document = (yaml.load(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
+  const config: Record<string, string> = {};
+  for (const [key, value] of Object.entries(document.config ?? {})) {
+    if (typeof value === "object" && value !== null && "secure" in value) continue;
+    config[key] = typeof value === "string" ? value : JSON.stringify(value);
+  }
+  for (const [key, placeholder] of Object.entries(SECRET_CONFIG_PLACEHOLDERS)) config[key] = placeholder;
+  return { config, secretKeys: Object.keys(SECRET_CONFIG_PLACEHOLDERS) };
+}
+
+/** Stacks that have a `Pulumi.<stack>.yaml`. */
+export function knownStacks(): string[] {
+  return fs
+    .readdirSync(PROJECT_ROOT)
+    .map((file) => /^Pulumi\.(.+)\.yaml$/.exec(file)?.[1])
+    .filter((stack): stack is string => stack !== undefined);
+}
+
+/** Result of one run of the program on the mock engine. */
+export interface MockRun {
+  readonly registrations: Registration[];
+  /** The program's stack exports (`index.ts`), resolved. */
+  readonly outputs: Record<string, unknown>;
+  /** Every remote step with its rendered script and files (secrets as placeholders), in order. */
+  readonly steps: readonly PlannedStep[];
+}
+
+/**
+ * Runs `index.ts` for `stack` on the mock engine and waits until it has declared everything.
+ *
+ * @param configOverride replaces or adds config keys (`keybuzz:servers` → JSON text), for tests.
+ * @throws whatever the program throws, e.g. a `ConfigError` for bad configuration.
+ */
+export async function runProgram(stack: string, configOverride: Record<string, string> = {}): Promise<MockRun> {
+  const { config, secretKeys } = readStackConfig(stack);
+  const registrations: Registration[] = [];
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        const index = registrations.length;
+        registrations.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true, index, module: "stack" });
+        // Hetzner ids are numbers; the program converts them with Number().
+        return {
+          id: args.custom === false ? undefined : mockId(index),
+          state: { ...args.inputs, ...fakeOutputs(args.type, args.name, index) },
+        };
+      },
+      call: (args) => args.inputs,
+    },
+    "keybuzz",
+    stack,
+    false,
+  );
+  pulumi.runtime.setAllConfig({ ...config, ...configOverride }, secretKeys);
+
+  let program: Record<string, unknown> = {};
+  let steps: PlannedStep[] = [];
+  // A fresh module registry per run, so index.ts executes again for each stack and test.
+  isolated(() => {
+    program = require(path.join(PROJECT_ROOT, "index"));
+    steps = (require(path.join(PROJECT_ROOT, "components", "remote")) as typeof import("../../components/remote")).plannedSteps;
+  });
+  const outputs: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(program)) {
+    outputs[key] = pulumi.Output.isInstance(value) ? await outputValue(value) : value;
+  }
+  await settle(registrations);
+  assignModules(registrations);
+  return { registrations, outputs, steps };
+}
+
+/**
+ * Fills each registration's `module` from the URNs the mock monitor built: a URN's type part is the
+ * chain of parent types (`keybuzz:infra:ServerFleet$hcloud:index/server:Server`).
+ */
+function assignModules(registrations: Registration[]): void {
+  const monitor = pulumi.runtime.getMonitor() as unknown as { getRegisteredResources(): Map<string, unknown> };
+  const moduleOf = new Map<string, string>();
+  for (const urn of monitor.getRegisteredResources().keys()) {
+    const [, , typeChain, name] = urn.split("::");
+    const types = typeChain.split("$");
+    const top = types.find((type) => type.startsWith("keybuzz:"));
+    moduleOf.set(`${types[types.length - 1]}::${name}`, top ?? "stack");
+  }
+  for (const registration of registrations) {
+    registration.module = moduleOf.get(`${registration.type}::${registration.name}`) ?? "stack";
+  }
+}
+
+function outputValue(output: pulumi.Output<unknown>): Promise<unknown> {
+  return new Promise((resolve) => output.apply((value) => resolve(value)));
+}
+
+/** Waits until no new resource has been registered for a few event-loop turns. */
+async function settle(registrations: Registration[]): Promise<void> {
+  let seen = -1;
+  let quietTurns = 0;
+  for (let turn = 0; turn < 2000 && quietTurns < 20; turn++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    if (registrations.length === seen) quietTurns++;
+    else {
+      seen = registrations.length;
+      quietTurns = 0;
+    }
+  }
+}
+
+/**
+ * Runs `load` with a fresh copy of the project's own modules (config/, components/, index.ts):
+ * jest's isolated registry under jest, else the require cache cleared of them.
+ */
+function isolated(load: () => void): void {
+  if (typeof jest !== "undefined") {
+    jest.isolateModules(load);
+    return;
+  }
+  for (const key of Object.keys(require.cache)) {
+    if (
+      key.startsWith(PROJECT_ROOT) &&
+      !key.includes(`${path.sep}node_modules${path.sep}`) &&
+      !key.includes(`${path.sep}scripts${path.sep}lib${path.sep}`)
+    ) {
+      delete require.cache[key];
+    }
+  }
+  load();
+}
