@@ -25,6 +25,8 @@ export interface Registration {
   readonly custom: boolean;
   /** Declaration order, from 0. */
   readonly index: number;
+  /** The `protect` resource option (set after registration). */
+  protect: boolean;
   /** Type token of the top-level component it belongs to (`keybuzz:infra:ServerFleet`), or `stack`. */
   module: string;
 }
@@ -134,7 +136,15 @@ export async function runProgram(stack: string, configOverride: Record<string, s
     {
       newResource: (args) => {
         const index = registrations.length;
-        registrations.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true, index, module: "stack" });
+        registrations.push({
+          type: args.type,
+          name: args.name,
+          inputs: args.inputs,
+          custom: args.custom ?? true,
+          index,
+          module: "stack",
+          protect: false,
+        });
         // Hetzner ids are numbers; the program converts them with Number().
         return {
           id: args.custom === false ? undefined : mockId(index),
@@ -147,6 +157,7 @@ export async function runProgram(stack: string, configOverride: Record<string, s
     stack,
     false,
   );
+  const protectedResources = recordProtect();
   pulumi.runtime.setAllConfig({ ...config, ...configOverride }, secretKeys);
 
   let program: Record<string, unknown> = {};
@@ -162,7 +173,21 @@ export async function runProgram(stack: string, configOverride: Record<string, s
   }
   await settle(registrations);
   assignModules(registrations);
+  for (const registration of registrations) registration.protect = protectedResources.has(`${registration.type}::${registration.name}`);
   return { registrations, outputs, steps };
+}
+
+/** The mock monitor does not pass resource options to the mocks: note `protect` on the way in. */
+function recordProtect(): Set<string> {
+  type Request = { getType(): string; getName(): string; getProtect(): boolean };
+  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
+  const registerResource = monitor.registerResource.bind(monitor);
+  const protectedResources = new Set<string>();
+  monitor.registerResource = (request, callback) => {
+    if (request.getProtect()) protectedResources.add(`${request.getType()}::${request.getName()}`);
+    return registerResource(request, callback);
+  };
+  return protectedResources;
 }
 
 /**

@@ -1,0 +1,21 @@
+import { spawnSync, SpawnSyncReturns } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+/** Absolute path of a real tool, or a failure that says how to get it (never a silent skip). */
+export function requireTool(name: string, searchPath = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]): string {
+  const found = searchPath.map((dir) => path.join(dir, name)).find((candidate) => fs.existsSync(candidate));
+  if (!found) throw new Error(`${name} is not installed: run scripts/install-test-tools.sh (Debian packages in tests/tools/packages.txt)`);
+  return found;
+}
+
+/** Runs a tool and returns its result; stdout/stderr as text. */
+export function run(tool: string, args: readonly string[], options: { input?: string; cwd?: string } = {}): SpawnSyncReturns<string> {
+  return spawnSync(tool, args, { encoding: "utf8", timeout: 60_000, ...options });
+}
+
+/** A fresh temporary directory, removed by the caller's afterAll if it wants. */
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `keybuzz-${prefix}-`));
+}
