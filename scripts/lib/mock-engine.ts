@@ -164,8 +164,11 @@ export async function runProgram(stack: string, configOverride: Record<string, s
   let steps: PlannedStep[] = [];
   // A fresh module registry per run, so index.ts executes again for each stack and test.
   isolated(() => {
+    // The program must run on each call, after the mocks are set: a static import would run it once.
+    /* eslint-disable @typescript-eslint/no-require-imports */
     program = require(path.join(PROJECT_ROOT, "index"));
     steps = (require(path.join(PROJECT_ROOT, "components", "remote")) as typeof import("../../components/remote")).plannedSteps;
+    /* eslint-enable @typescript-eslint/no-require-imports */
   });
   const outputs: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(program)) {
