@@ -3,11 +3,15 @@
  * configuration first, then wires the modules in order; every module is a ComponentResource in
  * components/. See README.md and ../shared/DESIGN.md.
  */
+import * as pulumi from "@pulumi/pulumi";
 import { loadPlatformConfig, serversOf } from "./config";
 import { AdminFirewall } from "./components/infra/firewall";
 import { ServerFleet } from "./components/infra/fleet";
 import { LoadBalancer } from "./components/infra/load-balancer";
 import { PrivateNetwork } from "./components/infra/network";
+import { ClusterAddons } from "./components/k8s/addons";
+import { KubernetesCluster } from "./components/k8s/cluster";
+import { loadK8sSettings } from "./components/k8s/settings";
 import { BaseOs } from "./components/os/base-os";
 import { Pki } from "./components/security/pki";
 import { PlatformSecrets } from "./components/security/secrets";
@@ -32,7 +36,35 @@ const baseOs = new BaseOs("base-os", { inventory, versions, hosts: fleet.hosts, 
 
 // 5. Data tier and Kubernetes (modules added here in order).
 
+// Kubernetes (kubeadm HA, then Calico, CSI, monitoring, ingress; docs/kubernetes.md).
+const k8sSettings = loadK8sSettings();
+const kubernetes = new KubernetesCluster("k8s", {
+  inventory,
+  versions,
+  hosts: fleet.hosts,
+  baseReady: baseOs.ready,
+  kubeadm: secrets.kubeadm,
+  settings: k8sSettings,
+});
+new ClusterAddons("k8s-addons", {
+  inventory,
+  versions,
+  cluster: kubernetes,
+  settings: k8sSettings,
+  grafanaAdminPassword: secrets.grafana.admin,
+  hcloudToken: new pulumi.Config("hcloud").requireSecret("token"),
+  credentials: {
+    postgresPassword: secrets.postgres.app,
+    redisPassword: secrets.redis.password,
+    rabbitmqPassword: secrets.rabbitmq.password,
+    mariadbPassword: secrets.mariadb.app,
+    minioPassword: secrets.minio.rootPassword,
+  },
+});
+
 export const caCertificate = pki.caCertPem;
 export const servers = inventory.servers.map((server) => ({ name: server.name, privateIp: server.privateIp, group: server.group }));
 export const publicIps = fleet.publicIps;
+/** admin.conf for operators (`pulumi stack output --show-secrets kubeconfig`); secret. */
+export const kubeconfig = kubernetes.kubeconfig;
 export const loadBalancerIps = Object.fromEntries(Object.entries(loadBalancers).map(([name, lb]) => [name, lb.privateIp]));
