@@ -9,6 +9,11 @@ import { AdminFirewall } from "./components/infra/firewall";
 import { ServerFleet } from "./components/infra/fleet";
 import { LoadBalancer } from "./components/infra/load-balancer";
 import { PrivateNetwork } from "./components/infra/network";
+import { GaleraCluster, loadGaleraSettings } from "./components/data/galera";
+import { MinioCluster } from "./components/data/minio";
+import { ProxySqlLayer } from "./components/data/proxysql";
+import { RabbitMqCluster } from "./components/data/rabbitmq";
+import { readRedisTuning, RedisCluster } from "./components/data/redis";
 import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { loadK8sSettings } from "./components/k8s/settings";
@@ -35,6 +40,51 @@ const pki = new Pki("pki", { stack, nodes: serversOf(inventory, "postgres") });
 const baseOs = new BaseOs("base-os", { inventory, versions, hosts: fleet.hosts, dependsOn: fleet.attachments });
 
 // 5. Data tier and Kubernetes (modules added here in order).
+
+// Redis + Sentinel, RabbitMQ quorum, MinIO distributed (docs/redis.md, docs/rabbitmq.md, docs/minio.md).
+const hostsOf = (group: Parameters<typeof serversOf>[1]) => serversOf(inventory, group).map((server) => fleet.hosts[server.name]);
+const redis = new RedisCluster("redis", {
+  hosts: hostsOf("redis"),
+  versions,
+  password: secrets.redis.password,
+  sentinelPassword: secrets.redis.sentinel,
+  ready: baseOs.ready,
+  tuning: readRedisTuning(),
+});
+const rabbitmq = new RabbitMqCluster("rabbitmq", {
+  hosts: hostsOf("rabbitmq"),
+  versions,
+  password: secrets.rabbitmq.password,
+  erlangCookie: secrets.rabbitmq.erlangCookie,
+  ready: baseOs.ready,
+});
+const minio = new MinioCluster("minio", {
+  hosts: hostsOf("minio"),
+  versions,
+  domain: inventory.internalDomain,
+  rootPassword: secrets.minio.rootPassword,
+  ready: baseOs.ready,
+});
+
+// MariaDB Galera, bootstrapped once, behind ProxySQL and the LB 10.0.0.20:3306 (docs/galera.md, docs/proxysql.md).
+const galera = new GaleraCluster("galera", {
+  inventory,
+  versions,
+  hosts: fleet.hosts,
+  volumes: fleet.volumes,
+  ready: baseOs.ready,
+  passwords: secrets.mariadb,
+  settings: loadGaleraSettings(),
+});
+new ProxySqlLayer("proxysql", {
+  inventory,
+  versions,
+  hosts: fleet.hosts,
+  ready: baseOs.ready,
+  galeraNodes: galera.nodes,
+  galeraReady: galera.verified,
+  passwords: { admin: secrets.proxysql.admin, app: secrets.mariadb.app, monitor: secrets.mariadb.monitor },
+});
 
 // Kubernetes (kubeadm HA, then Calico, CSI, monitoring, ingress; docs/kubernetes.md).
 const k8sSettings = loadK8sSettings();
@@ -67,4 +117,7 @@ export const servers = inventory.servers.map((server) => ({ name: server.name, p
 export const publicIps = fleet.publicIps;
 /** admin.conf for operators (`pulumi stack output --show-secrets kubeconfig`); secret. */
 export const kubeconfig = kubernetes.kubeconfig;
+export const s3Endpoint = minio.s3Endpoint;
+export const redisSentinels = redis.sentinelEndpoints;
+export const rabbitmqManagement = rabbitmq.managementEndpoints;
 export const loadBalancerIps = Object.fromEntries(Object.entries(loadBalancers).map(([name, lb]) => [name, lb.privateIp]));

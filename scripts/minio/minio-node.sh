@@ -1,0 +1,27 @@
+# MinIO on one node (components/data/minio.ts sets the KB_* variables above). The nodes of a
+# distributed deployment wait for each other, so a first start does not wait for health; a
+# restart of a running node waits until the whole cluster has its write quorum again, so changes
+# roll one node at a time.
+: "${KB_NODE_IP:?}" "${KB_API_PORT:?}" "${KB_DATA_DIR:?}" "${KB_ENV_FILE:?}"
+
+install -d -m 0700 "$KB_DATA_DIR"
+cluster_healthy() { curl -fsS -o /dev/null --max-time 5 "http://$KB_NODE_IP:$KB_API_PORT/minio/health/cluster"; }
+
+state=$(kb_minio_state)
+if [ "$state" = "missing" ]; then
+  echo "minio: starting $KB_NODE_IP (the cluster forms once every node is up)"
+  kb_minio_run
+elif [ "$state" != "current" ] || kb_is_changed "$KB_ENV_FILE"; then
+  echo "minio: restarting $KB_NODE_IP"
+  kb_minio_run
+  deadline=$((SECONDS + 300))
+  until cluster_healthy; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "minio: the cluster has no write quorum 300 s after restarting $KB_NODE_IP" >&2
+      docker logs --tail 50 minio >&2 || true
+      exit 1
+    fi
+    sleep 5
+  done
+fi
+echo "minio: container up on $KB_NODE_IP"

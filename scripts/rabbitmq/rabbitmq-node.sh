@@ -1,0 +1,74 @@
+# RabbitMQ on one node (components/data/rabbitmq.ts sets the KB_* variables above). Nodes run
+# one at a time in inventory order, so a new node finds the running ones through classic_config
+# peer discovery and joins them; a restart waits until the node is not quorum-critical.
+: "${KB_NODE:?}" "${KB_SEED_NODE:?}" "${KB_NODE_COUNT:?}" "${KB_OWNER:?}" "${KB_DATA_DIR:?}" "${KB_CONFIG_DIR:?}"
+: "${KB_MANAGED_DIR:?}" "${KB_ADMIN_USER:?}" "${KB_MONITOR_USER:?}"
+
+install -d -m 0750 -o "${KB_OWNER%:*}" -g "${KB_OWNER#*:}" "$KB_DATA_DIR" "$KB_CONFIG_DIR"
+rmq() { docker exec rabbitmq "$@"; }
+
+wait_running() {
+  local deadline=$((SECONDS + 300))
+  until rmq rabbitmq-diagnostics -q check_running >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "rabbitmq: $KB_NODE is not running after 300 s" >&2
+      docker logs --tail 80 rabbitmq >&2 || true
+      exit 1
+    fi
+    sleep 5
+  done
+}
+
+state=$(kb_rabbitmq_state)
+if [ "$state" = "missing" ]; then
+  echo "rabbitmq: starting $KB_NODE"
+  kb_rabbitmq_run
+elif [ "$state" != "current" ] || kb_is_changed "$KB_CONFIG_DIR/rabbitmq.conf" || kb_is_changed "$KB_CONFIG_DIR/enabled_plugins" ||
+  kb_is_changed "$KB_DATA_DIR/.erlang.cookie"; then
+  if [ "$state" = "current" ]; then
+    # A restart must not take a quorum queue below its majority (rabbitmq.com, upgrade guide).
+    deadline=$((SECONDS + 600))
+    until rmq rabbitmq-diagnostics -q check_if_node_is_quorum_critical >/dev/null 2>&1; do
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        echo "rabbitmq: $KB_NODE stays quorum-critical after 600 s; not restarting it" >&2
+        rmq rabbitmq-diagnostics check_if_node_is_quorum_critical >&2 || true
+        exit 1
+      fi
+      sleep 10
+    done
+  fi
+  echo "rabbitmq: restarting $KB_NODE"
+  kb_rabbitmq_run
+fi
+wait_running
+
+# The node must be in the seed's cluster (it joined, or it is the seed).
+deadline=$((SECONDS + 300))
+until rmq rabbitmq-diagnostics -q cluster_status --formatter json 2>/dev/null |
+  jq -e --arg self "$KB_NODE" --arg seed "$KB_SEED_NODE" '(.running_nodes | index($self)) and (.running_nodes | index($seed)) and (.partitions | length == 0)' >/dev/null; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "rabbitmq: $KB_NODE did not join $KB_SEED_NODE's cluster" >&2
+    rmq rabbitmq-diagnostics cluster_status >&2 || true
+    exit 1
+  fi
+  sleep 5
+done
+
+# Accounts: the application's administrator and the health-check user (monitoring tag only),
+# passwords read from root-only files through stdin; no default `guest` account.
+ensure_user() {
+  local user=$1 file=$2 tags=$3
+  if ! rmq rabbitmqctl -q list_users --formatter json | jq -e --arg u "$user" 'any(.[]; .user == $u)' >/dev/null; then
+    docker exec -i rabbitmq rabbitmqctl -q add_user "$user" <"$file" >/dev/null
+  elif ! docker exec -i rabbitmq rabbitmqctl -q authenticate_user "$user" <"$file" >/dev/null 2>&1; then
+    docker exec -i rabbitmq rabbitmqctl -q change_password "$user" <"$file" >/dev/null
+  fi
+  rmq rabbitmqctl -q set_user_tags "$user" "$tags" >/dev/null
+}
+ensure_user "$KB_ADMIN_USER" "$KB_MANAGED_DIR/admin-password" administrator
+rmq rabbitmqctl -q set_permissions -p / "$KB_ADMIN_USER" '.*' '.*' '.*' >/dev/null
+ensure_user "$KB_MONITOR_USER" "$KB_MANAGED_DIR/monitor-password" monitoring
+if rmq rabbitmqctl -q list_users --formatter json | jq -e 'any(.[]; .user == "guest")' >/dev/null; then
+  rmq rabbitmqctl -q delete_user guest >/dev/null
+fi
+echo "rabbitmq: $KB_NODE running in the cluster of $KB_SEED_NODE"

@@ -1,0 +1,129 @@
+# Redis + Sentinel on one node (components/data/redis.ts sets the KB_* variables above).
+# The step writes the managed configs under /etc/keybuzz/redis; the live copies the daemons run
+# with (and Sentinel rewrites) are regenerated from them only when they change, so a re-run on a
+# converged node does nothing and never undoes a failover.
+: "${KB_NODE_IP:?}" "${KB_PORT:?}" "${KB_SENTINEL_PORT:?}" "${KB_MASTER_NAME:?}" "${KB_QUORUM:?}"
+: "${KB_BOOT_MASTER_IP:?}" "${KB_PEER_IPS:?}" "${KB_IMAGE:?}" "${KB_OWNER:?}"
+: "${KB_MANAGED_DIR:?}" "${KB_REDIS_DIR:?}" "${KB_SENTINEL_DIR:?}" "${KB_DATA_DIR:?}"
+
+managed_redis=$KB_MANAGED_DIR/redis.conf
+managed_sentinel=$KB_MANAGED_DIR/sentinel.conf
+live_redis=$KB_REDIS_DIR/redis.conf
+live_sentinel=$KB_SENTINEL_DIR/sentinel.conf
+install -d -m 0700 -o "${KB_OWNER%:*}" -g "${KB_OWNER#*:}" "$KB_REDIS_DIR" "$KB_SENTINEL_DIR" "$KB_DATA_DIR"
+if kb_is_changed "$KB_SYSCTL_FILE"; then sysctl -q -p "$KB_SYSCTL_FILE"; fi
+
+# Passwords come from the root-only managed files, never from the command line.
+REDIS_PASS=$(awk '$1 == "requirepass" { print $2 }' "$managed_redis")
+SENTINEL_PASS=$(awk '$1 == "requirepass" { print $2 }' "$managed_sentinel")
+export REDIS_PASS SENTINEL_PASS
+
+# rcli PASSWORD_VARIABLE ARGS...: redis-cli of the pinned image, password through REDISCLI_AUTH.
+rcli() {
+  local secret=${!1}
+  shift
+  REDISCLI_AUTH=$secret timeout 10 docker run --rm --network host -e REDISCLI_AUTH "$KB_IMAGE" redis-cli --no-auth-warning "$@"
+}
+
+# The current master: what a Sentinel says, else the node that calls itself master, else the
+# bootstrap node (first deployment, nothing runs yet).
+current_master() {
+  local ip answer
+  for ip in $KB_PEER_IPS; do
+    answer=$(rcli SENTINEL_PASS -h "$ip" -p "$KB_SENTINEL_PORT" SENTINEL get-master-addr-by-name "$KB_MASTER_NAME" 2>/dev/null | head -n 1 || true)
+    if [[ $answer =~ ^[0-9.]+$ ]]; then
+      echo "$answer"
+      return
+    fi
+  done
+  for ip in $KB_PEER_IPS; do
+    if rcli REDIS_PASS -h "$ip" -p "$KB_PORT" ROLE 2>/dev/null | head -n 1 | grep -qx master; then
+      echo "$ip"
+      return
+    fi
+  done
+  echo "$KB_BOOT_MASTER_IP"
+}
+
+local_role() { rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" ROLE 2>/dev/null | head -n 1 || true; }
+
+# Before restarting the master, hand its role to a replica through Sentinel so clients see a
+# clean switchover instead of a 5 s outage.
+hand_over_if_master() {
+  local deadline
+  [ "$(local_role)" = "master" ] || return 0
+  if ! rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication | grep -q '^connected_slaves:[1-9]'; then
+    echo "redis: no connected replica, restarting the master in place"
+    return 0
+  fi
+  echo "redis: switching the master role away before the restart"
+  rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" SENTINEL failover "$KB_MASTER_NAME"
+  deadline=$((SECONDS + 90))
+  until [ "$(local_role)" = "slave" ]; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "redis: the switchover did not complete in 90 s" >&2
+      exit 1
+    fi
+    sleep 2
+  done
+}
+
+# --- Redis -------------------------------------------------------------------------------------
+redis_state=$(kb_redis_state)
+if [ "$redis_state" != "current" ] || [ ! -f "$live_redis" ] || kb_is_changed "$managed_redis"; then
+  if [ "$redis_state" = "current" ]; then hand_over_if_master; fi
+  master=$(current_master)
+  tmp=$(mktemp "$live_redis.XXXXXX")
+  cat "$managed_redis" >"$tmp"
+  if [ "$master" != "$KB_NODE_IP" ]; then
+    printf 'replicaof %s %s\n' "$master" "$KB_PORT" >>"$tmp"
+  fi
+  chmod 0600 "$tmp"
+  chown "$KB_OWNER" "$tmp"
+  mv -f "$tmp" "$live_redis"
+  echo "redis: starting as $([ "$master" = "$KB_NODE_IP" ] && echo master || echo "replica of $master")"
+  kb_redis_run
+fi
+
+deadline=$((SECONDS + 120))
+until [ "$(rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" PING 2>/dev/null)" = "PONG" ]; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "redis: no PONG on $KB_NODE_IP:$KB_PORT after 120 s" >&2
+    docker logs --tail 50 redis >&2 || true
+    exit 1
+  fi
+  sleep 2
+done
+if [ "$(local_role)" = "slave" ]; then
+  until rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication | grep -q '^master_link_status:up'; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "redis: replication link to the master is not up" >&2
+      exit 1
+    fi
+    sleep 2
+  done
+fi
+
+# --- Sentinel ----------------------------------------------------------------------------------
+sentinel_state=$(kb_redis_sentinel_state)
+if [ "$sentinel_state" != "current" ] || [ ! -f "$live_sentinel" ] || kb_is_changed "$managed_sentinel"; then
+  master=$(current_master)
+  myid=$(grep -E '^sentinel myid ' "$live_sentinel" 2>/dev/null || true)
+  tmp=$(mktemp "$live_sentinel.XXXXXX")
+  sed -E "s/^sentinel monitor $KB_MASTER_NAME .*/sentinel monitor $KB_MASTER_NAME $master $KB_PORT $KB_QUORUM/" "$managed_sentinel" >"$tmp"
+  if [ -n "$myid" ]; then echo "$myid" >>"$tmp"; fi
+  chmod 0600 "$tmp"
+  chown "$KB_OWNER" "$tmp"
+  mv -f "$tmp" "$live_sentinel"
+  kb_redis_sentinel_run
+fi
+deadline=$((SECONDS + 60))
+until rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" PING 2>/dev/null | grep -qx PONG; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "sentinel: no PONG on $KB_NODE_IP:$KB_SENTINEL_PORT after 60 s" >&2
+    docker logs --tail 50 redis-sentinel >&2 || true
+    exit 1
+  fi
+  sleep 2
+done
+echo "redis: $(local_role) on $KB_NODE_IP, sentinel up"

@@ -1,0 +1,44 @@
+# Verification of the Redis cluster (components/data/redis.ts sets the KB_* variables above):
+# every Sentinel names the same master, the master has all replicas online, Sentinel has its
+# quorum, and a write on the master is readable on every replica.
+: "${KB_PORT:?}" "${KB_SENTINEL_PORT:?}" "${KB_MASTER_NAME:?}" "${KB_NODE_IPS:?}" "${KB_IMAGE:?}" "${KB_MANAGED_DIR:?}"
+REDIS_PASS=$(awk '$1 == "requirepass" { print $2 }' "$KB_MANAGED_DIR/redis.conf")
+SENTINEL_PASS=$(awk '$1 == "requirepass" { print $2 }' "$KB_MANAGED_DIR/sentinel.conf")
+export REDIS_PASS SENTINEL_PASS
+rcli() {
+  local secret=${!1}
+  shift
+  REDISCLI_AUTH=$secret timeout 10 docker run --rm --network host -e REDISCLI_AUTH "$KB_IMAGE" redis-cli --no-auth-warning "$@"
+}
+
+read -r -a nodes <<<"$KB_NODE_IPS"
+expected_replicas=$((${#nodes[@]} - 1))
+deadline=$((SECONDS + 180))
+until {
+  masters=$(for ip in "${nodes[@]}"; do
+    rcli SENTINEL_PASS -h "$ip" -p "$KB_SENTINEL_PORT" SENTINEL get-master-addr-by-name "$KB_MASTER_NAME" 2>/dev/null | head -n 1 || true
+  done | sort -u)
+  master=$masters
+  [ "$(printf '%s\n' "$masters" | grep -c .)" = "1" ] &&
+    rcli REDIS_PASS -h "$master" -p "$KB_PORT" INFO replication | grep -q "^connected_slaves:$expected_replicas" &&
+    [ "$(rcli REDIS_PASS -h "$master" -p "$KB_PORT" INFO replication | grep -c 'state=online')" = "$expected_replicas" ] &&
+    rcli SENTINEL_PASS -h "${nodes[0]}" -p "$KB_SENTINEL_PORT" SENTINEL ckquorum "$KB_MASTER_NAME" | grep -q '^OK'
+}; do
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    echo "redis verify: Sentinels report master(s) [$(echo "$masters" | tr '\n' ' ')], expected one master with $expected_replicas online replicas and a Sentinel quorum" >&2
+    exit 1
+  fi
+  sleep 3
+done
+echo "redis verify: all ${#nodes[@]} Sentinels agree on master $master with $expected_replicas online replicas"
+
+key="keybuzz:verify:$(date +%s)"
+[ "$(rcli REDIS_PASS -h "$master" -p "$KB_PORT" SET "$key" ok EX 300)" = "OK" ]
+rcli REDIS_PASS -h "$master" -p "$KB_PORT" WAIT "$expected_replicas" 5000 >/dev/null
+for ip in "${nodes[@]}"; do
+  if [ "$(rcli REDIS_PASS -h "$ip" -p "$KB_PORT" GET "$key")" != "ok" ]; then
+    echo "redis verify: the write on $master is not readable on $ip" >&2
+    exit 1
+  fi
+done
+echo "redis verify: a write on the master reads back on every node"
