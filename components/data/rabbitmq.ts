@@ -269,7 +269,8 @@ export function renderRabbitMqVerifyScript(
  */
 export function renderRabbitMqEndpointCheckScript(address: string, port: number): string {
   return `probe() {
-  timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"; printf "AMQP\\x00\\x00\\x09\\x01" >&3; head -c 11 <&3' probe ${address} ${port} | od -An -tx1 | tr -d ' \\n'
+  # shellcheck disable=SC2016 # $1/$2 belong to the inner bash
+  timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"; printf "AMQP\\x00\\x00\\x09\\x01" >&3; head -c 11 <&3' probe ${address} ${port} 2>/dev/null | od -An -tx1 | tr -d ' \\n'
 }
 deadline=$((SECONDS + 120))
 until [[ "$(probe || true)" =~ ^010000[0-9a-f]{8}000a000a$ ]]; do

@@ -1,9 +1,27 @@
-import { ChildProcess, execFileSync, spawn } from "child_process";
+import { ChildProcess, execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { DEFAULT_REDIS_SETTINGS, RedisSettings, renderRedisConf, renderSentinelConf } from "../../components/data/redis";
-import { fillSecrets } from "../../components/remote";
+import { renderHaproxyConfig } from "../../components/data/haproxy";
+import { renderMinioNodeScript, renderMinioVerifyScript } from "../../components/data/minio";
+import {
+  rabbitmqHaproxyListener,
+  renderRabbitMqEndpointCheckScript,
+  renderRabbitMqNodeScript,
+  renderRabbitMqVerifyScript,
+} from "../../components/data/rabbitmq";
+import {
+  DEFAULT_REDIS_SETTINGS,
+  redisHaproxyListener,
+  RedisSettings,
+  renderRedisConf,
+  renderRedisEndpointCheckScript,
+  renderRedisNodeScript,
+  renderRedisVerifyScript,
+  renderSentinelConf,
+} from "../../components/data/redis";
+import { fillSecrets, renderStepScript } from "../../components/remote";
+import { loadVersions } from "../../config";
 
 // The rendered redis.conf and sentinel.conf start Debian's redis-server / redis-sentinel on a
 // loopback address and answer PING with the rendered passwords (and refuse without them).
@@ -73,5 +91,50 @@ describe("rendered Redis configs on the real daemons", () => {
     expect(cli(local.sentinelPort, SECRETS["redis-sentinel-password"], "SENTINEL", "get-master-addr-by-name", settings.masterName)).toBe(
       `${ADDRESS}\n${local.port}`,
     );
+  });
+});
+
+describe("rendered data-tier files and the real checkers", () => {
+  const redisNodes = [1, 2, 3].map((n) => ({ name: `redis-0${n}`, address: `10.0.0.${122 + n}` }));
+  const queueNodes = [1, 2, 3].map((n) => ({ name: `queue-0${n}`, address: `10.0.0.${125 + n}` }));
+  const minioNodes = [
+    { name: "minio-01", address: "10.0.0.134" },
+    { name: "minio-02", address: "10.0.0.131" },
+    { name: "minio-03", address: "10.0.0.132" },
+  ];
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "kb-data-tools-"));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("haproxy -c accepts the single haproxy.cfg holding the Redis and RabbitMQ listeners", () => {
+    const cfg = renderHaproxyConfig([redisHaproxyListener(redisNodes), rabbitmqHaproxyListener(queueNodes)]);
+    const file = path.join(dir, "haproxy.cfg");
+    fs.writeFileSync(file, fillSecrets(cfg, { "redis-password": "abc123", "rabbitmq-health-auth": "a2V5YnV6ejpwdw==" }));
+    const result = spawnSync("haproxy", ["-c", "-f", file], { encoding: "utf8" });
+    expect(`${result.stdout}${result.stderr}`).not.toMatch(/\[(ALERT|WARNING)\]/);
+    expect(result.status).toBe(0);
+  });
+
+  it("shellcheck accepts every rendered Redis, RabbitMQ and MinIO step script", () => {
+    const image = loadVersions().images;
+    const settings = { ...DEFAULT_REDIS_SETTINGS, maxmemoryMb: 4915 };
+    const scripts: Record<string, string> = {
+      "redis-node": renderRedisNodeScript(redisNodes[1], redisNodes, image.redis, settings),
+      "redis-verify": renderRedisVerifyScript(redisNodes, image.redis, settings),
+      "redis-endpoint": renderRedisEndpointCheckScript("10.0.0.10", 6379, image.redis),
+      "rabbitmq-node": renderRabbitMqNodeScript(queueNodes[1], queueNodes, image.rabbitmq),
+      "rabbitmq-verify": renderRabbitMqVerifyScript(queueNodes[0], 3),
+      "rabbitmq-endpoint": renderRabbitMqEndpointCheckScript("10.0.0.10", 5672),
+      "minio-node": renderMinioNodeScript(minioNodes[0], image.minio),
+      "minio-verify": renderMinioVerifyScript(minioNodes),
+    };
+    for (const [name, body] of Object.entries(scripts)) {
+      const file = path.join(dir, `${name}.sh`);
+      fs.writeFileSync(file, renderStepScript(name, [], body));
+      const result = spawnSync("shellcheck", ["-s", "bash", file], { encoding: "utf8" });
+      expect({ name, output: result.stdout }).toEqual({ name, output: "" });
+    }
   });
 });

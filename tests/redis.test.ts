@@ -1,0 +1,219 @@
+import * as hcloud from "@pulumi/hcloud";
+import * as pulumi from "@pulumi/pulumi";
+import { renderHaproxyConfig } from "../components/data/haproxy";
+import { rabbitmqHaproxyListener } from "../components/data/rabbitmq";
+import {
+  DEFAULT_REDIS_SETTINGS,
+  maxmemoryMb,
+  parseRedisTuning,
+  RedisCluster,
+  redisHaproxyListener,
+  RedisSettings,
+  renderRedisConf,
+  renderSentinelConf,
+} from "../components/data/redis";
+import { Host, secretKeysIn } from "../components/remote";
+import { loadVersions, ServerSpec } from "../config";
+import { isSecretValue, reveal, runProgram } from "../scripts/lib/mock-engine";
+
+const NODES = [
+  { name: "redis-01", address: "10.0.0.123" },
+  { name: "redis-02", address: "10.0.0.124" },
+  { name: "redis-03", address: "10.0.0.125" },
+];
+const SETTINGS: RedisSettings = { ...DEFAULT_REDIS_SETTINGS, maxmemoryMb: maxmemoryMb(8, 60) };
+
+describe("redis.conf", () => {
+  const conf = renderRedisConf(NODES[1], SETTINGS);
+
+  it("binds and announces the node's private IP", () => {
+    expect(conf).toMatch(/^bind 10\.0\.0\.124$/m);
+    expect(conf).toMatch(/^replica-announce-ip 10\.0\.0\.124$/m);
+  });
+
+  it("holds the spec's persistence and eviction settings, maxmemory from the server's memory", () => {
+    expect(conf).toMatch(/^appendonly yes$/m);
+    expect(conf).toMatch(/^save 900 1$/m);
+    expect(conf).toMatch(/^save 300 10$/m);
+    expect(conf).toMatch(/^maxmemory-policy allkeys-lru$/m);
+    expect(conf).toMatch(/^maxmemory 4915mb$/m); // 60 % of 8 GB (cx33)
+  });
+
+  it("refuses writes on a master without a replica (min-replicas-to-write 1, lag 10)", () => {
+    expect(conf).toMatch(/^min-replicas-to-write 1$/m);
+    expect(conf).toMatch(/^min-replicas-max-lag 10$/m);
+  });
+
+  it("holds passwords only as the redis-password placeholder and no role", () => {
+    expect(secretKeysIn(conf)).toEqual(["redis-password"]);
+    expect(conf).toMatch(/^requirepass \{\{secret:redis-password\}\}$/m);
+    expect(conf).toMatch(/^masterauth \{\{secret:redis-password\}\}$/m);
+    expect(conf).not.toMatch(/replicaof/);
+  });
+});
+
+describe("sentinel.conf", () => {
+  const conf = renderSentinelConf(NODES[2], NODES[0].address, SETTINGS);
+
+  it("monitors the bootstrap master with quorum 2 and the spec's timings", () => {
+    expect(conf).toMatch(/^sentinel monitor kb-redis-master 10\.0\.0\.123 6379 2$/m);
+    expect(conf).toMatch(/^sentinel down-after-milliseconds kb-redis-master 5000$/m);
+    expect(conf).toMatch(/^sentinel failover-timeout kb-redis-master 60000$/m);
+    expect(conf).toMatch(/^sentinel parallel-syncs kb-redis-master 1$/m);
+    expect(conf).toMatch(/^sentinel announce-ip 10\.0\.0\.125$/m);
+    expect(conf).toMatch(/^sentinel announce-port 26379$/m);
+  });
+
+  it("is reachable on the private IP only, behind its own password, never `protected-mode no`", () => {
+    expect(conf).toMatch(/^bind 10\.0\.0\.125$/m);
+    expect(conf).not.toMatch(/protected-mode no/);
+    expect(conf).toMatch(/^requirepass \{\{secret:redis-sentinel-password\}\}$/m);
+    expect(conf).toMatch(/^sentinel sentinel-pass \{\{secret:redis-sentinel-password\}\}$/m);
+    expect(conf).toMatch(/^sentinel auth-pass kb-redis-master \{\{secret:redis-password\}\}$/m);
+  });
+
+  it("renders loopback clusters from the same function (addresses and ports are inputs)", () => {
+    const local = renderSentinelConf({ name: "redis-01", address: "127.0.10.1" }, "127.0.10.1", { ...SETTINGS, sentinelPort: 26400 });
+    expect(local).toMatch(/^bind 127\.0\.10\.1$/m);
+    expect(local).toMatch(/^port 26400$/m);
+  });
+});
+
+describe("keybuzz:redis tuning", () => {
+  it("defaults to the spec's values", () => {
+    expect(parseRedisTuning(undefined)).toEqual({ maxmemoryPercent: 60, downAfterMilliseconds: 5000, failoverTimeoutMilliseconds: 60000 });
+  });
+  it("names the bad key", () => {
+    expect(() => parseRedisTuning({ maxmemoryPercent: 95 })).toThrow(/keybuzz:redis\.maxmemoryPercent/);
+    expect(() => parseRedisTuning({ maxmemory: 1 })).toThrow(/keybuzz:redis/);
+  });
+});
+
+describe("Redis HAProxy listener", () => {
+  const listener = redisHaproxyListener(NODES);
+
+  it("sends every client to the current master only", () => {
+    expect(listener.port).toBe(6379);
+    expect(listener.lines).toContain("tcp-check send AUTH\\ {{secret:redis-password}}\\r\\n");
+    expect(listener.lines).toContain("tcp-check send PING\\r\\n");
+    expect(listener.lines).toContain("tcp-check send info\\ replication\\r\\n");
+    expect(listener.lines).toContain("tcp-check expect string role:master");
+    expect(listener.lines.join("\n")).not.toMatch(/roundrobin/);
+    const defaults = listener.lines.find((line) => line.startsWith("default-server")) ?? "";
+    expect(defaults).toMatch(/on-marked-down shutdown-sessions/);
+    expect(Number(/inter (\d+)ms/.exec(defaults)?.[1])).toBeLessThanOrEqual(1000);
+    expect(listener.lines.filter((line) => line.startsWith("server "))).toEqual([
+      "server redis-01 10.0.0.123:6379 check",
+      "server redis-02 10.0.0.124:6379 check",
+      "server redis-03 10.0.0.125:6379 check",
+    ]);
+  });
+
+  it("rejects a check interval above 1 s", () => {
+    expect(() => redisHaproxyListener(NODES, { checkIntervalMs: 2000 })).toThrow(/at most 1000/);
+  });
+
+  it("shares one haproxy.cfg with the RabbitMQ listener", () => {
+    const queues = [1, 2, 3].map((n) => ({ name: `queue-0${n}`, address: `10.0.0.${125 + n}` }));
+    const cfg = renderHaproxyConfig([listener, rabbitmqHaproxyListener(queues)]);
+    expect(cfg).toMatch(/^listen redis\n {4}bind 0\.0\.0\.0:6379$/m);
+    expect(cfg).toMatch(/^listen rabbitmq\n {4}bind 0\.0\.0\.0:5672$/m);
+  });
+});
+
+/** Runs `build` on Pulumi's mocks and records each resource's dependencies (by resource name). */
+async function declaredWithDependencies(build: () => void): Promise<Map<string, { inputs: Record<string, unknown>; deps: string[] }>> {
+  const resources = new Map<string, { inputs: Record<string, unknown>; deps: string[] }>();
+  const deps = new Map<string, string[]>();
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        resources.set(args.name, { inputs: args.inputs, deps: [] });
+        return { id: `${args.name}-id`, state: args.inputs };
+      },
+      call: (args) => args.inputs,
+    },
+    "keybuzz",
+    "test",
+    false,
+  );
+  type Request = { getName(): string; getDependenciesList(): string[] };
+  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (request, callback) => {
+    deps.set(
+      request.getName(),
+      request.getDependenciesList().map((urn) => urn.split("::").pop() ?? urn),
+    );
+    return register(request, callback);
+  };
+  build();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  for (const [name, list] of deps) {
+    const entry = resources.get(name);
+    if (entry) entry.deps = list;
+  }
+  return resources;
+}
+
+/** Fake hosts (mocked servers) and base-OS readiness for a group. */
+function fakeHosts(nodes: readonly { name: string; address: string }[]): { hosts: Host[]; ready: Record<string, pulumi.Resource> } {
+  const hosts = nodes.map((node) => {
+    const spec: ServerSpec = {
+      name: node.name,
+      privateIp: node.address,
+      role: "x",
+      subrole: "x",
+      group: "redis",
+      serverType: "cx33",
+      memoryGb: 8,
+    };
+    const server = new hcloud.Server(node.name, { serverType: "cx33", image: "ubuntu-24.04" });
+    return { spec, server, connection: { host: "203.0.113.1" } };
+  });
+  const ready = Object.fromEntries(
+    hosts.map((host) => [host.spec.name, new hcloud.Server(`${host.spec.name}-base`, { serverType: "cx33", image: "x" })]),
+  );
+  return { hosts, ready };
+}
+
+describe("RedisCluster on the mock engine", () => {
+  it("starts redis-01 first, each replica after the previous node, then verifies", async () => {
+    const resources = await declaredWithDependencies(() => {
+      const { hosts, ready } = fakeHosts(NODES);
+      new RedisCluster("redis", {
+        hosts,
+        ready,
+        versions: loadVersions(),
+        password: pulumi.secret("data-pass"),
+        sentinelPassword: pulumi.secret("sentinel-pass"),
+      });
+    });
+    expect(resources.get("redis-01-redis")?.deps).toEqual(["redis-01-base"]);
+    expect(resources.get("redis-02-redis")?.deps).toEqual(expect.arrayContaining(["redis-02-base", "redis-01-redis"]));
+    expect(resources.get("redis-03-redis")?.deps).toEqual(expect.arrayContaining(["redis-03-base", "redis-02-redis"]));
+    expect(resources.get("redis-verify")?.deps).toEqual(expect.arrayContaining(["redis-01-redis", "redis-02-redis", "redis-03-redis"]));
+    const step = resources.get("redis-02-redis")?.inputs ?? {};
+    expect(isSecretValue(step.stdin)).toBe(true);
+    expect(String(reveal(step.create))).not.toMatch(/data-pass|sentinel-pass/);
+  });
+});
+
+describe("the program (prod)", () => {
+  it("lands redis.conf, sentinel.conf and the node step on every Redis node, secrets as placeholders", async () => {
+    const { steps, registrations } = await runProgram("prod");
+    for (const name of ["redis-01", "redis-02", "redis-03"]) {
+      const step = steps.find((candidate) => candidate.step === `${name}-redis`);
+      expect(step?.host).toBe(name);
+      const paths = step?.files.map((file) => file.path);
+      expect(paths).toEqual(expect.arrayContaining(["/etc/keybuzz/redis/redis.conf", "/etc/keybuzz/redis/sentinel.conf"]));
+      for (const file of step?.files ?? []) expect(file.content).not.toMatch(/mock-secret/);
+      const command = registrations.find((registration) => registration.name === `${name}-redis`);
+      expect(isSecretValue(command?.inputs.stdin)).toBe(true);
+    }
+    expect(steps.findIndex((step) => step.step === "redis-02-redis")).toBeGreaterThan(
+      steps.findIndex((step) => step.step === "redis-01-redis"),
+    );
+    expect(registrations.filter((registration) => registration.type === "keybuzz:data:RedisCluster")).toHaveLength(1);
+  });
+});
