@@ -1,0 +1,397 @@
+import * as fs from "fs";
+import * as yaml from "js-yaml";
+import * as path from "path";
+import { Inventory, serversOf, Versions } from "../../../config";
+import { secretRef, sha256 } from "../../remote";
+import { HAPROXY_CONTAINER_DIR, HaproxyExtraFile, HaproxyListener } from "../haproxy";
+import { ACCOUNTS } from "../../security/secrets";
+import {
+  DEFAULT_POSTGRES_LAYOUT,
+  PATRONI_NAMESPACE,
+  PATRONI_SCOPE,
+  PostgresLayout,
+  PostgresSettings,
+  SECRET_KEYS,
+  timingOf,
+} from "./settings";
+
+/** Pure render functions of the PostgreSQL tier: inputs in, text out, no engine. */
+
+/** A DB node as the renders see it. */
+export interface DbNode {
+  readonly name: string;
+  /** Address every service of the node binds and advertises (the private IP in production). */
+  readonly address: string;
+}
+
+/** The DB nodes of the inventory, bootstrap node first. */
+export function dbNodesOf(inventory: Inventory): DbNode[] {
+  return serversOf(inventory, "postgres").map((server) => ({ name: server.name, address: server.privateIp }));
+}
+
+/** TLS file names inside {@link PostgresLayout.paths.tlsDir} and the etcd config dir. */
+export const TLS_FILES = { ca: "ca.crt", cert: "node.crt", key: "node.key" } as const;
+
+/**
+ * Parameters Patroni only takes from the DCS (they must match on every node; Patroni docs,
+ * "PostgreSQL parameters controlled by Patroni"). Overrides of these go to the dynamic config.
+ */
+const DCS_ONLY_PARAMETERS = new Set([
+  "max_connections",
+  "max_locks_per_transaction",
+  "max_worker_processes",
+  "max_prepared_transactions",
+  "wal_level",
+  "track_commit_timestamp",
+  "max_wal_senders",
+  "max_replication_slots",
+  "wal_keep_size",
+  "hot_standby",
+  "wal_log_hints",
+]);
+
+type ParameterValue = string | number | boolean;
+
+/** Cluster-wide parameters: spec 001 `bootstrap.dcs.postgresql.parameters`. */
+const SPEC_DCS_PARAMETERS: Record<string, ParameterValue> = {
+  max_connections: 200,
+  max_worker_processes: 8,
+  max_wal_senders: 10,
+  wal_level: "replica",
+  hot_standby: "on",
+  wal_keep_size: "1GB",
+  max_replication_slots: 10,
+  // pgvector needs no preloading (the spec listed it); pg_stat_statements does.
+  shared_preload_libraries: "pg_stat_statements",
+  "pg_stat_statements.track": "all",
+};
+
+/** Node parameters: spec 001 `postgresql.parameters` (minus the DCS-only ones). */
+const SPEC_NODE_PARAMETERS: Record<string, ParameterValue> = {
+  shared_buffers: "256MB",
+  effective_cache_size: "1GB",
+  maintenance_work_mem: "64MB",
+  checkpoint_completion_target: 0.9,
+  wal_buffers: "16MB",
+  default_statistics_target: 100,
+  random_page_cost: 1.1,
+  effective_io_concurrency: 200,
+  work_mem: "4MB",
+  min_wal_size: "1GB",
+  max_wal_size: "4GB",
+  max_parallel_workers_per_gather: 4,
+  max_parallel_workers: 8,
+  max_parallel_maintenance_workers: 4,
+};
+
+function splitOverrides(settings: PostgresSettings): { dcs: Record<string, ParameterValue>; node: Record<string, ParameterValue> } {
+  const dcs: Record<string, ParameterValue> = {};
+  const node: Record<string, ParameterValue> = {};
+  for (const [key, value] of Object.entries(settings.parameters)) {
+    (DCS_ONLY_PARAMETERS.has(key) ? dcs : node)[key] = value;
+  }
+  return { dcs, node };
+}
+
+/**
+ * The cluster-wide (DCS) configuration: Patroni's `bootstrap.dcs` at first start, and what the
+ * node step applies afterwards with `patronictl edit-config --apply` (bootstrap.dcs is read once).
+ */
+export function renderDynamicConfigObject(settings: PostgresSettings): Record<string, unknown> {
+  const timing = timingOf(settings);
+  return {
+    ttl: timing.ttl,
+    loop_wait: timing.loopWait,
+    retry_timeout: timing.retryTimeout,
+    // Patroni's default 300 s keeps a crashed primary's node waiting 5 minutes before failover.
+    primary_start_timeout: timing.primaryStartTimeout,
+    maximum_lag_on_failover: settings.maximumLagOnFailoverBytes,
+    // The primary keeps running through a DCS outage while it still reaches every member.
+    failsafe_mode: true,
+    synchronous_mode: settings.synchronousMode,
+    postgresql: {
+      use_pg_rewind: true,
+      use_slots: true,
+      parameters: { ...SPEC_DCS_PARAMETERS, ...splitOverrides(settings).dcs },
+    },
+  };
+}
+
+/** dynamic.yml, the file form of {@link renderDynamicConfigObject}. */
+export function renderDynamicConfig(settings: PostgresSettings): string {
+  return `# Rendered by KeyBuzz: Patroni dynamic (DCS) configuration, applied with patronictl edit-config.\n${yaml.dump(renderDynamicConfigObject(settings), { lineWidth: -1 })}`;
+}
+
+/** `pg_hba` lines: TLS only; replication between the DB nodes; clients from the private network. */
+export function renderPgHba(members: readonly DbNode[], layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT): string[] {
+  const replication = ACCOUNTS.postgresReplication;
+  return [
+    // Operators inside the container (`docker exec -u postgres patroni psql`), and Patroni itself.
+    `local all ${ACCOUNTS.postgresSuperuser} peer`,
+    "local all all scram-sha-256",
+    ...members.map((member) => `hostssl replication ${replication} ${member.address}/32 scram-sha-256`),
+    `hostssl all all 127.0.0.1/32 scram-sha-256`,
+    `hostssl all all ${layout.clientCidr} scram-sha-256`,
+  ];
+}
+
+/** Inputs of {@link renderPatroniConfig}. */
+export interface PatroniRenderInput {
+  /** The node rendered. */
+  readonly node: DbNode;
+  /** Every DB node (DCS peers, replication sources), bootstrap node first. */
+  readonly members: readonly DbNode[];
+  readonly settings: PostgresSettings;
+  /** Default {@link DEFAULT_POSTGRES_LAYOUT}. */
+  readonly layout?: PostgresLayout;
+}
+
+/**
+ * patroni.yml of one node. Passwords are secretRef() placeholders; TLS paths point into
+ * `layout.paths.tlsDir`. Spec 001 (bootstrap, parameters) + spec 004 (TLS, etcd3, data checksums).
+ */
+export function renderPatroniConfigObject(input: PatroniRenderInput): Record<string, unknown> {
+  const layout = input.layout ?? DEFAULT_POSTGRES_LAYOUT;
+  const { ports, paths } = layout;
+  const { node, members, settings } = input;
+  const tls = (file: string) => path.posix.join(paths.tlsDir, file);
+  const dcs =
+    settings.dcs === "etcd3"
+      ? {
+          etcd3: {
+            hosts: members.map((member) => `${member.address}:${ports.etcdClient}`),
+            protocol: "https",
+            cacert: tls(TLS_FILES.ca),
+            cert: tls(TLS_FILES.cert),
+            key: tls(TLS_FILES.key),
+          },
+        }
+      : {
+          raft: {
+            data_dir: paths.raftDir,
+            self_addr: `${node.address}:${ports.raft}`,
+            partner_addrs: members.filter((member) => member.name !== node.name).map((member) => `${member.address}:${ports.raft}`),
+          },
+        };
+  return {
+    scope: PATRONI_SCOPE,
+    namespace: PATRONI_NAMESPACE,
+    name: node.name,
+    log: { level: "INFO" },
+    restapi: {
+      listen: `${node.address}:${ports.restApi}`,
+      connect_address: `${node.address}:${ports.restApi}`,
+      certfile: tls(TLS_FILES.cert),
+      keyfile: tls(TLS_FILES.key),
+      cafile: tls(TLS_FILES.ca),
+      // Client certificates are checked when presented (patronictl, peers); HAProxy's checks need none.
+      verify_client: "optional",
+      authentication: { username: ACCOUNTS.patroniRestApi, password: secretRef(SECRET_KEYS.restApi) },
+    },
+    ctl: { cacert: tls(TLS_FILES.ca), certfile: tls(TLS_FILES.cert), keyfile: tls(TLS_FILES.key) },
+    ...dcs,
+    bootstrap: {
+      dcs: renderDynamicConfigObject(settings),
+      initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums", { waldir: paths.walDir }],
+    },
+    postgresql: {
+      listen: `${node.address}:${ports.postgres}`,
+      connect_address: `${node.address}:${ports.postgres}`,
+      data_dir: paths.dataDir,
+      bin_dir: paths.binDir,
+      pgpass: "/tmp/pgpass",
+      use_unix_socket: true,
+      authentication: {
+        superuser: { username: ACCOUNTS.postgresSuperuser, password: secretRef(SECRET_KEYS.superuser) },
+        replication: {
+          username: ACCOUNTS.postgresReplication,
+          password: secretRef(SECRET_KEYS.replication),
+          sslmode: "verify-ca",
+          sslrootcert: tls(TLS_FILES.ca),
+        },
+      },
+      // Replicas put their WAL beside PGDATA on the volume too, like the bootstrap node's initdb.
+      basebackup: [{ waldir: paths.walDir }, { checkpoint: "fast" }],
+      pg_hba: renderPgHba(members, layout),
+      parameters: {
+        ssl: "on",
+        ssl_cert_file: tls(TLS_FILES.cert),
+        ssl_key_file: tls(TLS_FILES.key),
+        ssl_ca_file: tls(TLS_FILES.ca),
+        password_encryption: "scram-sha-256",
+        unix_socket_directories: paths.socketDir,
+        ...SPEC_NODE_PARAMETERS,
+        ...splitOverrides(settings).node,
+      },
+    },
+    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
+  };
+}
+
+/** patroni.yml text of one node (see {@link renderPatroniConfigObject}). */
+export function renderPatroniConfig(input: PatroniRenderInput): string {
+  return `# Rendered by KeyBuzz (components/data/postgres). Do not edit on the host.\n${yaml.dump(renderPatroniConfigObject(input), { lineWidth: -1 })}`;
+}
+
+/** The etcd cluster token: members of another cluster (e.g. a staging copy) never join this one. */
+export function etcdClusterToken(stack: string): string {
+  return `keybuzz-${stack}-postgres`;
+}
+
+/**
+ * The etcd member's settings as a `docker --env-file` (no quotes): mutual TLS for peers and
+ * clients (spec 004). `ETCD_INITIAL_CLUSTER_STATE` is deliberately absent: the run script sets it
+ * (`new` only before the cluster first formed, `existing` afterwards, spec 004's pitfall).
+ */
+export function renderEtcdEnv(
+  node: DbNode,
+  members: readonly DbNode[],
+  stack: string,
+  layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT,
+): string {
+  const { ports, paths } = layout;
+  const tls = (file: string) => path.posix.join(paths.etcdConfigDir, "tls", file);
+  const entries: [string, string][] = [
+    ["ETCD_NAME", node.name],
+    ["ETCD_DATA_DIR", paths.etcdDataDir],
+    ["ETCD_INITIAL_CLUSTER", members.map((member) => `${member.name}=https://${member.address}:${ports.etcdPeer}`).join(",")],
+    ["ETCD_INITIAL_CLUSTER_TOKEN", etcdClusterToken(stack)],
+    ["ETCD_INITIAL_ADVERTISE_PEER_URLS", `https://${node.address}:${ports.etcdPeer}`],
+    ["ETCD_LISTEN_PEER_URLS", `https://${node.address}:${ports.etcdPeer}`],
+    ["ETCD_LISTEN_CLIENT_URLS", `https://${node.address}:${ports.etcdClient}`],
+    ["ETCD_ADVERTISE_CLIENT_URLS", `https://${node.address}:${ports.etcdClient}`],
+    ["ETCD_CLIENT_CERT_AUTH", "true"],
+    ["ETCD_TRUSTED_CA_FILE", tls(TLS_FILES.ca)],
+    ["ETCD_CERT_FILE", tls(TLS_FILES.cert)],
+    ["ETCD_KEY_FILE", tls(TLS_FILES.key)],
+    ["ETCD_PEER_CLIENT_CERT_AUTH", "true"],
+    ["ETCD_PEER_TRUSTED_CA_FILE", tls(TLS_FILES.ca)],
+    ["ETCD_PEER_CERT_FILE", tls(TLS_FILES.cert)],
+    ["ETCD_PEER_KEY_FILE", tls(TLS_FILES.key)],
+    // Patroni writes little; keep one hour of history and a small backend.
+    ["ETCD_AUTO_COMPACTION_MODE", "periodic"],
+    ["ETCD_AUTO_COMPACTION_RETENTION", "1h"],
+    ["ETCD_LOG_LEVEL", "warn"],
+  ];
+  return `# Rendered by KeyBuzz: etcd member ${node.name} (docker --env-file).\n${entries.map(([key, value]) => `${key}=${value}`).join("\n")}\n`;
+}
+
+/** Where HAProxy finds the CA that signed the Patroni REST API certificates (inside its container). */
+export const HAPROXY_POSTGRES_CA = `${HAPROXY_CONTAINER_DIR}/postgres-ca.crt`;
+
+/**
+ * HAProxy health-check timing: a dead or demoted leader is out after `fall × fastinter` = 2 s; a
+ * new leader is in after `rise × downinter` = 2 s; existing sessions to a server marked down are
+ * cut (`on-marked-down shutdown-sessions`), so clients reconnect to the new leader.
+ */
+export const HAPROXY_CHECK_TIMING = "inter 2s fastinter 1s downinter 1s fall 2 rise 2";
+
+/** Options of {@link postgresHaproxyListenersFor}. */
+export interface PostgresListenerOptions {
+  /** Default {@link DEFAULT_POSTGRES_LAYOUT} (ports 5432 and 8008). */
+  readonly layout?: PostgresLayout;
+  /** CA file as HAProxy sees it; default {@link HAPROXY_POSTGRES_CA}. */
+  readonly caFile?: string;
+  /** Ports bound by HAProxy; default write 5432, read 5433. */
+  readonly writePort?: number;
+  readonly readPort?: number;
+}
+
+/** The write (leader) and read (replicas) listeners for the given DB nodes. */
+export function postgresHaproxyListenersFor(
+  members: readonly DbNode[],
+  settings: PostgresSettings,
+  options: PostgresListenerOptions = {},
+): HaproxyListener[] {
+  const layout = options.layout ?? DEFAULT_POSTGRES_LAYOUT;
+  const caFile = options.caFile ?? HAPROXY_POSTGRES_CA;
+  const defaults = `default-server ${HAPROXY_CHECK_TIMING} on-marked-down shutdown-sessions check-ssl verify required ca-file ${caFile} port ${layout.ports.restApi}`;
+  const servers = members.map((member) => `server ${member.name} ${member.address}:${layout.ports.postgres} check`);
+  const common = ["mode tcp", "option tcplog"];
+  return [
+    {
+      name: "postgres-write",
+      port: options.writePort ?? 5432,
+      // Patroni answers 200 on /primary only on the leader (spec 004 §9).
+      lines: [...common, "option httpchk OPTIONS /primary", "http-check expect status 200", defaults, ...servers],
+    },
+    {
+      name: "postgres-read",
+      port: options.readPort ?? 5433,
+      // 200 only on a running replica at most readMaxLagBytes behind the leader.
+      lines: [
+        ...common,
+        "balance roundrobin",
+        `option httpchk OPTIONS /replica?lag=${settings.readMaxLagBytes}`,
+        "http-check expect status 200",
+        defaults,
+        ...servers,
+      ],
+    },
+  ];
+}
+
+/** The PostgreSQL listeners of the shared HAProxy (5432 write → leader, 5433 read → replicas). */
+export function postgresHaproxyListeners(
+  inventory: Inventory,
+  settings: PostgresSettings,
+  options: PostgresListenerOptions = {},
+): HaproxyListener[] {
+  return postgresHaproxyListenersFor(dbNodesOf(inventory), settings, {
+    ...options,
+    layout: options.layout ?? { ...DEFAULT_POSTGRES_LAYOUT, clientCidr: inventory.network.ipRange },
+  });
+}
+
+/** scripts/patroni/Dockerfile, as committed. */
+export const PATRONI_DOCKERFILE = path.join(__dirname, "..", "..", "..", "scripts", "patroni", "Dockerfile");
+
+/** The Dockerfile text the DB hosts build from. */
+export function patroniDockerfile(): string {
+  return fs.readFileSync(PATRONI_DOCKERFILE, "utf8");
+}
+
+/** Build arguments of the Patroni image, from config/versions.yaml. */
+export function patroniBuildArgs(versions: Versions): Record<string, string> {
+  return {
+    POSTGRES_IMAGE: versions.images.postgres,
+    PATRONI_VERSION: versions.packages.patroni,
+    PGVECTOR_VERSION: versions.packages.pgvector,
+  };
+}
+
+/**
+ * Tag of the locally built Patroni image: versions plus a hash of the Dockerfile and the build
+ * arguments, so a host rebuilds exactly when one of them changes.
+ */
+export function patroniImageTag(versions: Versions, dockerfile: string = patroniDockerfile()): string {
+  const args = patroniBuildArgs(versions);
+  const postgresTag = versions.images.postgres.split(":").pop() ?? "unknown";
+  const digest = sha256(dockerfile + JSON.stringify(args)).slice(0, 12);
+  return `keybuzz/patroni:${postgresTag}-patroni${versions.packages.patroni}-${digest}`;
+}
+
+/** Secret key of the CA file the HAProxy layer places beside haproxy.cfg. */
+export const POSTGRES_HAPROXY_CA_KEY = "postgres-ca";
+
+/** The CA file HAProxy verifies the Patroni REST API with ({@link HAPROXY_POSTGRES_CA}). */
+export function postgresHaproxyCaFile(): HaproxyExtraFile {
+  return { name: path.posix.basename(HAPROXY_POSTGRES_CA), content: secretRef(POSTGRES_HAPROXY_CA_KEY) };
+}
+
+/** Client endpoints of the tier, on the internal load balancer in front of haproxy-01/02. */
+export interface PostgresEndpoints {
+  /** Leader, `host:port` (5432). */
+  readonly write: string;
+  /** Replicas (5433). */
+  readonly read: string;
+  /** PgBouncer (6432), transaction pooling. */
+  readonly pooled: string;
+}
+
+/** The endpoints on the load balancer whose targets are the haproxy group (spec: 10.0.0.10). */
+export function postgresEndpointsOf(inventory: Inventory): PostgresEndpoints {
+  const lb = inventory.loadBalancers.find((candidate) => candidate.targetGroup === "haproxy");
+  if (!lb) throw new Error("postgres: no load balancer targets the haproxy group (keybuzz:loadBalancers)");
+  return { write: `${lb.privateIp}:5432`, read: `${lb.privateIp}:5433`, pooled: `${lb.privateIp}:6432` };
+}

@@ -1,0 +1,163 @@
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { ConfigError, formatZodError } from "../../../config";
+
+/**
+ * Operator settings of the PostgreSQL module, read from stack config `keybuzz:postgres`, and the
+ * layout (addresses, ports, paths) its render functions take as inputs. Defaults are production
+ * values; the loopback integration tests pass their own layout (127.0.10.x, temp dirs).
+ */
+
+/**
+ * Patroni timing profiles (seconds). Every profile keeps Patroni's rule
+ * `loop_wait + 2 × retry_timeout ≤ ttl` (Patroni docs, "Dynamic configuration settings"), which the
+ * spec's 30/10/30 broke. RTO is the worst case for a crashed leader: the lease expires after `ttl`,
+ * a replica notices within `loop_wait`, HAProxy's `fastinter × fall` adds a few seconds.
+ * A clean leader stop releases the lease at once (a few seconds).
+ */
+export const TIMING_PROFILES = {
+  /** Default: RTO ≤ ~30 s (20 + 5 + ~3). Tolerates a 5 s DCS or network stall without failover. */
+  fast: { ttl: 20, loopWait: 5, retryTimeout: 5, primaryStartTimeout: 30, rtoSeconds: 30 },
+  /** Patroni's defaults: RTO ≤ ~45 s. */
+  standard: { ttl: 30, loopWait: 10, retryTimeout: 10, primaryStartTimeout: 60, rtoSeconds: 45 },
+  /** For a noisy network: RTO ≤ ~75 s, rides out 25 s DCS stalls. */
+  tolerant: { ttl: 60, loopWait: 10, retryTimeout: 25, primaryStartTimeout: 120, rtoSeconds: 75 },
+} as const;
+
+/** Name of a {@link TIMING_PROFILES} entry. */
+export type TimingProfileName = keyof typeof TIMING_PROFILES;
+/** One timing profile, seconds. */
+export type TimingProfile = (typeof TIMING_PROFILES)[TimingProfileName];
+
+const parameterValue = z.union([z.string(), z.number(), z.boolean()]);
+
+/** Schema of `keybuzz:postgres` (all keys optional). */
+export const postgresSettingsSchema = z.strictObject({
+  /** DCS: `etcd3` (default, DESIGN.md) or Patroni's deprecated `raft` (the spec's first choice). */
+  dcs: z.enum(["etcd3", "raft"]).default("etcd3"),
+  /** Failover timing, see {@link TIMING_PROFILES}. */
+  timingProfile: z.enum(["fast", "standard", "tolerant"]).default("fast"),
+  /** Patroni `synchronous_mode`: on = no acknowledged commit is lost on failover (writes wait for a standby). */
+  synchronousMode: z.boolean().default(false),
+  /** Patroni `maximum_lag_on_failover`, bytes (spec 001: 1048576): a replica further behind is never promoted. */
+  maximumLagOnFailoverBytes: z.number().int().positive().default(1048576),
+  /** HAProxy's read port keeps only replicas whose lag is at most this many bytes (`/replica?lag=`). */
+  readMaxLagBytes: z.number().int().positive().default(1048576),
+  /** Extra PostgreSQL parameters merged over the spec's node parameters (e.g. `shared_buffers: 2GB`). */
+  parameters: z.record(z.string().regex(/^[a-z_][a-z0-9_.]*$/), parameterValue).default({}),
+  /** PgBouncer pools (spec 001, "PgBouncer"). */
+  pgbouncer: z
+    .strictObject({
+      maxClientConn: z.number().int().positive().default(1000),
+      defaultPoolSize: z.number().int().positive().default(25),
+      reservePoolSize: z.number().int().nonnegative().default(5),
+      /** Prepared statements tracked per server connection in transaction mode (PgBouncer ≥ 1.21). */
+      maxPreparedStatements: z.number().int().nonnegative().default(200),
+    })
+    .default({ maxClientConn: 1000, defaultPoolSize: 25, reservePoolSize: 5, maxPreparedStatements: 200 }),
+});
+
+/** Validated `keybuzz:postgres`. */
+export type PostgresSettings = z.infer<typeof postgresSettingsSchema>;
+
+/**
+ * Validates `keybuzz:postgres` (undefined = all defaults).
+ * @throws {ConfigError} naming each bad key, e.g. `keybuzz:postgres.timingProfile: Invalid option …`.
+ */
+export function parsePostgresSettings(raw: unknown): PostgresSettings {
+  const result = postgresSettingsSchema.safeParse(raw ?? {});
+  if (!result.success) throw new ConfigError(formatZodError(result.error, "keybuzz:postgres."));
+  return result.data;
+}
+
+/** Reads and validates `keybuzz:postgres` from the stack config. @throws {ConfigError} */
+export function loadPostgresSettings(): PostgresSettings {
+  return parsePostgresSettings(new pulumi.Config("keybuzz").getObject<unknown>("postgres"));
+}
+
+/** The timing profile the settings select. */
+export function timingOf(settings: PostgresSettings): TimingProfile {
+  return TIMING_PROFILES[settings.timingProfile];
+}
+
+/** Ports of the PostgreSQL tier. */
+export interface PostgresPorts {
+  readonly postgres: number;
+  readonly restApi: number;
+  readonly etcdClient: number;
+  readonly etcdPeer: number;
+  /** Patroni Raft (only with `dcs: raft`); spec 001 uses 5000. */
+  readonly raft: number;
+}
+
+/**
+ * Where things live. Paths are the same on the host and inside the containers (bind mounts keep
+ * them), so one set of paths serves Patroni, the scripts and the loopback tests.
+ */
+export interface PostgresPaths {
+  /** Mount point of the node's XFS volume (spec 001: /opt/keybuzz/postgres). */
+  readonly volumeMount: string;
+  /** PGDATA, on the volume. */
+  readonly dataDir: string;
+  /** WAL directory (initdb/pg_basebackup `--waldir`), on the volume. */
+  readonly walDir: string;
+  /** PostgreSQL binaries inside the Patroni image. */
+  readonly binDir: string;
+  /** patroni.yml, dynamic.yml, secrets (read-only in the container). */
+  readonly configDir: string;
+  /** CA, node certificate and key for Patroni and PostgreSQL, owned by the postgres uid. */
+  readonly tlsDir: string;
+  /** Unix socket directory of PostgreSQL. */
+  readonly socketDir: string;
+  /** Patroni Raft data (only with `dcs: raft`), local disk. */
+  readonly raftDir: string;
+  /** etcd data, local disk (fsync latency matters more than volume durability: 3 copies exist). */
+  readonly etcdDataDir: string;
+  /** etcd env file and its TLS material, owned by the etcd uid. */
+  readonly etcdConfigDir: string;
+}
+
+/** Addresses, ports and paths the render functions take. */
+export interface PostgresLayout {
+  readonly ports: PostgresPorts;
+  readonly paths: PostgresPaths;
+  /** CIDR that may connect as a client (`hostssl all all`): the private network. */
+  readonly clientCidr: string;
+}
+
+/** Production layout (spec 001 module 3 paths; spec 004 ports). */
+export const DEFAULT_POSTGRES_LAYOUT: PostgresLayout = {
+  ports: { postgres: 5432, restApi: 8008, etcdClient: 2379, etcdPeer: 2380, raft: 5000 },
+  paths: {
+    volumeMount: "/opt/keybuzz/postgres",
+    dataDir: "/opt/keybuzz/postgres/data",
+    walDir: "/opt/keybuzz/postgres/wal",
+    binDir: "/usr/lib/postgresql/16/bin",
+    configDir: "/etc/keybuzz/postgres",
+    tlsDir: "/etc/keybuzz/postgres/tls",
+    socketDir: "/var/run/postgresql",
+    raftDir: "/var/lib/keybuzz/patroni-raft",
+    etcdDataDir: "/var/lib/keybuzz/etcd",
+    etcdConfigDir: "/etc/keybuzz/etcd",
+  },
+  clientCidr: "10.0.0.0/16",
+};
+
+/** uid/gid of `postgres` in the official postgres Debian image (and so in the Patroni image). */
+export const POSTGRES_UID = 999;
+/** uid/gid the etcd container runs as (the image needs no passwd entry). */
+export const ETCD_UID = 2379;
+/** Patroni `scope` (cluster name) and etcd key `namespace`, spec 001. */
+export const PATRONI_SCOPE = "keybuzz-postgres";
+export const PATRONI_NAMESPACE = "/keybuzz/";
+
+/** Keys of the secret placeholders the module's files use. */
+export const SECRET_KEYS = {
+  superuser: "postgres-superuser",
+  replication: "postgres-replication",
+  app: "postgres-app",
+  restApi: "patroni-restapi",
+  caCert: "pki-ca-cert",
+  nodeCert: "pki-node-cert",
+  nodeKey: "pki-node-key",
+} as const;
