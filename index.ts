@@ -11,6 +11,17 @@ import { LoadBalancer } from "./components/infra/load-balancer";
 import { PrivateNetwork } from "./components/infra/network";
 import { GaleraCluster, loadGaleraSettings } from "./components/data/galera";
 import { MinioCluster } from "./components/data/minio";
+import { HaproxyLayer } from "./components/data/haproxy";
+import { PgBouncerLayer } from "./components/data/pgbouncer";
+import {
+  appConnectionString,
+  loadPostgresSettings,
+  POSTGRES_HAPROXY_CA_KEY,
+  postgresEndpointsOf,
+  postgresHaproxyCaFile,
+  postgresHaproxyListeners,
+  PostgresCluster,
+} from "./components/data/postgres";
 import { ProxySqlLayer } from "./components/data/proxysql";
 import { RabbitMqCluster } from "./components/data/rabbitmq";
 import { readRedisTuning, RedisCluster } from "./components/data/redis";
@@ -66,6 +77,37 @@ const minio = new MinioCluster("minio", {
   ready: baseOs.ready,
 });
 
+// PostgreSQL HA: etcd + Patroni on the DB nodes, then the shared HAProxy and PgBouncer on haproxy-01/02 (docs/postgres.md).
+const postgresSettings = loadPostgresSettings();
+const postgres = new PostgresCluster("postgres", {
+  stack,
+  inventory,
+  versions,
+  settings: postgresSettings,
+  hosts: fleet.hosts,
+  volumes: fleet.volumes,
+  ready: baseOs.ready,
+  secrets,
+  pki,
+});
+const haproxy = new HaproxyLayer("haproxy", {
+  hosts: hostsOf("haproxy"),
+  listeners: [...postgresHaproxyListeners(inventory, postgresSettings)],
+  secrets: { [POSTGRES_HAPROXY_CA_KEY]: pki.caCertPem },
+  extraFiles: [postgresHaproxyCaFile()],
+  versions,
+  ready: baseOs.ready,
+  dependsOn: [postgres.verified],
+});
+new PgBouncerLayer("pgbouncer", {
+  hosts: hostsOf("haproxy"),
+  settings: postgresSettings,
+  versions,
+  appPassword: secrets.postgres.app,
+  caCertPem: pki.caCertPem,
+  ready: haproxy.ready,
+});
+
 // MariaDB Galera, bootstrapped once, behind ProxySQL and the LB 10.0.0.20:3306 (docs/galera.md, docs/proxysql.md).
 const galera = new GaleraCluster("galera", {
   inventory,
@@ -118,6 +160,10 @@ export const publicIps = fleet.publicIps;
 /** admin.conf for operators (`pulumi stack output --show-secrets kubeconfig`); secret. */
 export const kubeconfig = kubernetes.kubeconfig;
 export const s3Endpoint = minio.s3Endpoint;
+/** PostgreSQL: write (leader), read (replicas), pooled (PgBouncer) on the internal LB. */
+export const postgresEndpoints = postgresEndpointsOf(inventory);
+/** The application's PostgreSQL URL through PgBouncer; secret. */
+export const postgresAppConnectionString = appConnectionString(postgresEndpointsOf(inventory), secrets.postgres.app);
 export const redisSentinels = redis.sentinelEndpoints;
 export const rabbitmqManagement = rabbitmq.managementEndpoints;
 export const loadBalancerIps = Object.fromEntries(Object.entries(loadBalancers).map(([name, lb]) => [name, lb.privateIp]));
