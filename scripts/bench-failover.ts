@@ -1,0 +1,120 @@
+import yargs from "yargs";
+import { hideBin } from "yargs/helpers";
+import { FailoverResult, RedisLoopbackCluster } from "../tests/integration/scenarios/redis";
+
+/**
+ * `npm run bench:failover -- --runs N`: repeats each system's failover scenario N times on the
+ * loopback clusters of tests/integration (same code as the tests) and prints, per system, the
+ * median and max seconds until a write through the HAProxy path succeeds again and the
+ * acknowledged writes lost — as a table, then as JSON.
+ */
+
+/** One system's cluster, as the benchmark drives it. */
+interface BenchTarget {
+  failover(): Promise<FailoverResult>;
+  stop(): Promise<void>;
+}
+
+const SYSTEMS: Readonly<Record<string, () => Promise<BenchTarget>>> = {
+  redis: () => RedisLoopbackCluster.start(),
+};
+
+/** Summary of one system's runs. */
+export interface BenchSummary {
+  readonly system: string;
+  readonly runs: number;
+  readonly medianSecondsToWriteAgain: number;
+  readonly maxSecondsToWriteAgain: number;
+  readonly acknowledgedWrites: number;
+  readonly acknowledgedLost: number;
+  readonly rejoinedAsReplica: string;
+}
+
+/** Median of a non-empty list. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** Folds the runs of one system into its summary line. */
+export function summarize(system: string, results: readonly FailoverResult[]): BenchSummary {
+  const times = results.map((result) => result.secondsToWriteAgain);
+  return {
+    system,
+    runs: results.length,
+    medianSecondsToWriteAgain: Number(median(times).toFixed(2)),
+    maxSecondsToWriteAgain: Number(Math.max(...times).toFixed(2)),
+    acknowledgedWrites: results.reduce((sum, result) => sum + result.acknowledgedWrites, 0),
+    acknowledgedLost: results.reduce((sum, result) => sum + result.acknowledgedLost, 0),
+    rejoinedAsReplica: `${results.filter((result) => result.rejoinedAsReplica).length}/${results.length}`,
+  };
+}
+
+/** The summaries as an aligned text table. */
+export function formatTable(summaries: readonly BenchSummary[]): string {
+  const header = ["system", "runs", "median s", "max s", "acked writes", "acked lost", "rejoined"];
+  const rows = summaries.map((s) => [
+    s.system,
+    String(s.runs),
+    s.medianSecondsToWriteAgain.toFixed(2),
+    s.maxSecondsToWriteAgain.toFixed(2),
+    String(s.acknowledgedWrites),
+    String(s.acknowledgedLost),
+    s.rejoinedAsReplica,
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
+  const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column])).join("  ");
+  return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join("\n");
+}
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .option("runs", { type: "number", default: 3, describe: "failovers per system" })
+    .option("systems", {
+      type: "array",
+      string: true,
+      default: Object.keys(SYSTEMS),
+      choices: Object.keys(SYSTEMS),
+      describe: "systems to measure",
+    })
+    .check((args) => (Number.isInteger(args.runs) && args.runs >= 1 && args.runs <= 50 ? true : "--runs must be an integer from 1 to 50"))
+    .strict()
+    .parse();
+  const summaries: BenchSummary[] = [];
+  const details: Record<string, FailoverResult[]> = {};
+  for (const system of argv.systems) {
+    console.error(`bench-failover: starting the ${system} loopback cluster`);
+    const target = await SYSTEMS[system]();
+    const stopOnSignal = (): void => {
+      void target.stop().finally(() => process.exit(130));
+    };
+    process.once("SIGINT", stopOnSignal);
+    process.once("SIGTERM", stopOnSignal);
+    try {
+      const results: FailoverResult[] = [];
+      for (let run = 1; run <= argv.runs; run++) {
+        const result = await target.failover();
+        console.error(
+          `bench-failover: ${system} run ${run}/${argv.runs}: ${result.secondsToWriteAgain.toFixed(2)} s, ${result.acknowledgedLost} lost`,
+        );
+        results.push(result);
+      }
+      details[system] = results;
+      summaries.push(summarize(system, results));
+    } finally {
+      await target.stop();
+      process.removeListener("SIGINT", stopOnSignal);
+      process.removeListener("SIGTERM", stopOnSignal);
+    }
+  }
+  console.log(formatTable(summaries));
+  console.log(JSON.stringify({ summaries, runs: details }, null, 2));
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : error);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,76 @@
+import { DEFAULT_REDIS_SETTINGS } from "../../components/data/redis";
+import { requireTool, run } from "../support/tools";
+import { FailoverResult, RedisLoopbackCluster } from "./scenarios/redis";
+
+/**
+ * Redis issue-7 suite: 3 redis-server + 3 redis-sentinel + HAProxy from the rendered files, on
+ * 127.0.10.x, run by Debian's daemons. Timings are printed, not asserted (npm run bench:failover).
+ */
+describe("Redis + Sentinel + HAProxy on loopback (rendered configs, Debian daemons)", () => {
+  let cluster: RedisLoopbackCluster | undefined;
+
+  beforeAll(async () => {
+    for (const tool of ["redis-server", "redis-sentinel", "haproxy"]) requireTool(tool);
+    cluster = await RedisLoopbackCluster.start();
+  }, 180_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  }, 60_000);
+
+  const live = (): RedisLoopbackCluster => {
+    if (!cluster) throw new Error("the cluster did not start");
+    return cluster;
+  };
+
+  it("haproxy -c accepts the rendered haproxy.cfg HAProxy runs", () => {
+    const check = run(requireTool("haproxy"), ["-c", "-q", "-f", live().haproxyConfigFile]);
+    expect(check.stderr).toBe("");
+    expect(check.status).toBe(0);
+  });
+
+  it("replication is up: the bootstrap node is master of two linked replicas", async () => {
+    const [bootstrap, ...replicas] = live().nodes;
+    const info = await live().replication(bootstrap);
+    expect(info.role).toBe("master");
+    expect(info.connected_slaves).toBe("2");
+    for (const replica of replicas) {
+      const state = await live().replication(replica);
+      expect(state).toMatchObject({ role: "slave", master_host: bootstrap.address, master_link_status: "up" });
+    }
+  });
+
+  it("the three Sentinels agree on the master and have quorum", async () => {
+    expect((await live().agreedMaster()).name).toBe(live().nodes[0].name);
+    for (const node of live().nodes) {
+      expect(String(await live().sentinel(node, ["SENTINEL", "CKQUORUM", DEFAULT_REDIS_SETTINGS.masterName]))).toMatch(/^OK/);
+    }
+  });
+
+  it("writes through HAProxy reach the master only", async () => {
+    const master = await live().agreedMaster();
+    expect(await live().upServers()).toEqual([master.name]);
+    for (let attempt = 0; attempt < 10; attempt++) {
+      // A fresh connection each time: every one of them must land on the master.
+      expect(await live().throughProxy(["CONFIG", "GET", "bind"])).toEqual(["bind", master.address]);
+    }
+    expect(await live().throughProxy(["SET", "kb:it:through-proxy", "1"])).toBe("OK");
+    expect(await live().redis(master, ["GET", "kb:it:through-proxy"])).toBe("1");
+    // The replicas refuse writes: a write that reached one would fail, not be acknowledged.
+    await expect(live().redis(live().nodes[1], ["SET", "kb:it:direct", "1"])).rejects.toThrow(/READONLY/);
+  });
+
+  it("failover: the master node is killed; writes resume through HAProxy, no acknowledged write is lost, the old master rejoins as a replica", async () => {
+    const result: FailoverResult = await live().failover();
+    console.log(`redis failover: ${JSON.stringify(result)}`);
+    expect(result.newPrimary).not.toBe(result.oldPrimary);
+    expect(result.acknowledgedWrites).toBeGreaterThan(50);
+    expect(result.acknowledgedLost).toBe(0);
+    expect(result.rejoinedAsReplica).toBe(true);
+    const oldNode = live().nodes.find((node) => node.name === result.oldPrimary);
+    const info = await live().replication(oldNode!);
+    expect(info.role).toBe("slave");
+    expect(await live().upServers()).toEqual([result.newPrimary]);
+    expect((await live().agreedMaster()).name).toBe(result.newPrimary);
+  }, 300_000);
+});
