@@ -23,8 +23,14 @@ import {
   PostgresCluster,
 } from "./components/data/postgres";
 import { ProxySqlLayer } from "./components/data/proxysql";
-import { RabbitMqCluster } from "./components/data/rabbitmq";
-import { readRedisTuning, RedisCluster } from "./components/data/redis";
+import {
+  RabbitMqCluster,
+  rabbitmqHaproxyListener,
+  rabbitmqHealthCheckAuthorization,
+  rabbitMqNodes,
+  RABBITMQ_HEALTH_AUTH_KEY,
+} from "./components/data/rabbitmq";
+import { readRedisTuning, RedisCluster, redisHaproxyListener, redisNodes, REDIS_PASSWORD_KEY } from "./components/data/redis";
 import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { loadK8sSettings } from "./components/k8s/settings";
@@ -92,13 +98,28 @@ const postgres = new PostgresCluster("postgres", {
 });
 const haproxy = new HaproxyLayer("haproxy", {
   hosts: hostsOf("haproxy"),
-  listeners: [...postgresHaproxyListeners(inventory, postgresSettings)],
-  secrets: { [POSTGRES_HAPROXY_CA_KEY]: pki.caCertPem },
+  listeners: [
+    ...postgresHaproxyListeners(inventory, postgresSettings),
+    redisHaproxyListener(redisNodes(serversOf(inventory, "redis"))),
+    rabbitmqHaproxyListener(rabbitMqNodes(serversOf(inventory, "rabbitmq"))),
+  ],
+  secrets: {
+    [POSTGRES_HAPROXY_CA_KEY]: pki.caCertPem,
+    [REDIS_PASSWORD_KEY]: secrets.redis.password,
+    [RABBITMQ_HEALTH_AUTH_KEY]: rabbitmqHealthCheckAuthorization(secrets.rabbitmq.password),
+  },
   extraFiles: [postgresHaproxyCaFile()],
   versions,
   ready: baseOs.ready,
-  dependsOn: [postgres.verified],
+  dependsOn: [postgres.verified, redis.ready, rabbitmq.ready],
 });
+// End-to-end: Redis and AMQP answer through the internal load balancer once HAProxy is up.
+const internalLb = inventory.loadBalancers.find((lb) => lb.services.some((service) => service.listenPort === 6379));
+if (internalLb) {
+  const lbReady = [loadBalancers[internalLb.name], ...Object.values(haproxy.ready)];
+  redis.checkThroughLoadBalancer(internalLb.privateIp, 6379, lbReady);
+  rabbitmq.checkThroughLoadBalancer(internalLb.privateIp, 5672, lbReady);
+}
 new PgBouncerLayer("pgbouncer", {
   hosts: hostsOf("haproxy"),
   settings: postgresSettings,

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { Versions } from "../../config";
+import { ServerSpec, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
 import { renderContainerFunctions } from "./container";
@@ -58,6 +58,11 @@ export const DEFAULT_RABBITMQ_SETTINGS: RabbitMqSettings = {
   clusterName: "keybuzz",
   defaultUser: ACCOUNTS.rabbitmqUser,
 };
+
+/** The nodes of a rabbitmq group, as the render functions take them. */
+export function rabbitMqNodes(servers: readonly ServerSpec[]): RabbitMqNode[] {
+  return servers.map((server) => ({ name: server.name, address: server.privateIp }));
+}
 
 /** The Erlang node name of an inventory node. */
 export function erlangNodeName(node: RabbitMqNode): string {
@@ -316,7 +321,7 @@ export class RabbitMqCluster extends pulumi.ComponentResource {
   constructor(name: string, args: RabbitMqClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("keybuzz:data:RabbitMqCluster", name, {}, opts);
     if (args.hosts.length === 0) throw new Error(`RabbitMqCluster ${name}: no hosts`);
-    const nodes: RabbitMqNode[] = args.hosts.map((host) => ({ name: host.spec.name, address: host.spec.privateIp }));
+    const nodes = rabbitMqNodes(args.hosts.map((host) => host.spec));
     const image = args.versions.images.rabbitmq;
     const secrets = {
       [RABBITMQ_PASSWORD_KEY]: args.password,
