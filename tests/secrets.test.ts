@@ -34,7 +34,7 @@ describe("secrets", () => {
         if (pulumi.Output.isInstance(output)) outputs.push([`${area}.${key}`, output as pulumi.Output<string>]);
     }
     expect(outputs.length).toBeGreaterThanOrEqual(17);
-    for (const [key, output] of outputs) expect([key, await output.isSecret]).toEqual([key, true]);
+    for (const [key, output] of outputs) expect([key, await pulumi.isSecret(output)]).toEqual([key, true]);
   });
 
   it.each(["prod", "staging"])("never puts a secret value into a plain input of any resource (%s)", async (stack) => {
