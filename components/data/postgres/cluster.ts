@@ -1,6 +1,7 @@
 import * as command from "@pulumi/command";
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import * as path from "path";
 import { Inventory, Versions } from "../../../config";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../../remote";
@@ -98,7 +99,10 @@ export class PostgresCluster extends pulumi.ComponentResource {
       return ready;
     };
     const pg = args.secrets.postgres;
+    // The pg_rewind role's password: only Patroni uses it, so it is generated here.
+    const rewindPassword = new random.RandomPassword(`${name}-rewind`, { length: 32, special: false }, { parent: this }).result;
     const passwords = {
+      [SECRET_KEYS.rewind]: rewindPassword,
       [SECRET_KEYS.superuser]: pg.superuser,
       [SECRET_KEYS.replication]: pg.replication,
       [SECRET_KEYS.restApi]: pg.restApi,

@@ -29,6 +29,9 @@ export function dbNodesOf(inventory: Inventory): DbNode[] {
   return serversOf(inventory, "postgres").map((server) => ({ name: server.name, address: server.privateIp }));
 }
 
+/** The role pg_rewind connects as (Patroni docs' `rewind_user`); not a superuser. */
+export const REWIND_USER = "rewind_user";
+
 /** TLS file names inside {@link PostgresLayout.paths.tlsDir} and the etcd config dir. */
 export const TLS_FILES = { ca: "ca.crt", cert: "node.crt", key: "node.key" } as const;
 
@@ -192,6 +195,8 @@ export function renderPatroniConfigObject(input: PatroniRenderInput): Record<str
     ...dcs,
     bootstrap: {
       dcs: renderDynamicConfigObject(settings),
+      // Deprecated place of the same lines; kept because Debian bookworm's Patroni 3.0.2 validator requires it.
+      pg_hba: renderPgHba(members, layout),
       initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums", { waldir: paths.walDir }],
     },
     postgresql: {
@@ -209,6 +214,8 @@ export function renderPatroniConfigObject(input: PatroniRenderInput): Record<str
           sslmode: "verify-ca",
           sslrootcert: tls(TLS_FILES.ca),
         },
+        // pg_rewind runs as this non-superuser role (Patroni creates it with the needed grants).
+        rewind: { username: REWIND_USER, password: secretRef(SECRET_KEYS.rewind) },
       },
       // Replicas put their WAL beside PGDATA on the volume too, like the bootstrap node's initdb.
       basebackup: [{ waldir: paths.walDir }, { checkpoint: "fast" }],

@@ -157,6 +157,7 @@ export const SECRET_KEYS = {
   replication: "postgres-replication",
   app: "postgres-app",
   restApi: "patroni-restapi",
+  rewind: "postgres-rewind",
   caCert: "pki-ca-cert",
   nodeCert: "pki-node-cert",
   nodeKey: "pki-node-key",
