@@ -45,7 +45,10 @@ describe("base OS render functions", () => {
     const script = renderBaseOsScript("redis-01", "redis", inventory, versions);
     expect(script).toContain("KB_UFW_RULES='6379/tcp@10.0.0.0/16\n26379/tcp@10.0.0.0/16'");
     expect(script).toContain("KB_UFW_ROUTED='deny'");
-    expect(renderBaseOsScript("k8s-worker-01", "k8s-worker", inventory, versions)).toContain("KB_UFW_ROUTED='allow'");
+    const worker = renderBaseOsScript("k8s-worker-01", "k8s-worker", inventory, versions);
+    expect(worker).toContain("KB_UFW_ROUTED='allow'");
+    expect(worker).toContain(`KB_POD_CIDR='${inventory.kubernetes.podCidr}'`);
+    expect(script).toContain("KB_POD_CIDR=''");
   });
 
   it("pins Docker CE and containerd from versions.yaml", () => {

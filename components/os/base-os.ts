@@ -186,6 +186,7 @@ export function baseOsFiles(inventory: Inventory): HostFile[] {
 
 /** The base OS script body for one server: its variables, then `scripts/base-os/base-os.sh`. */
 export function renderBaseOsScript(hostName: string, group: ServerGroup, inventory: Inventory, versions: Versions): string {
+  const isKubernetesNode = group === "k8s-master" || group === "k8s-worker";
   const rules = ufwRulesFor(group, inventory.network.ipRange).map(
     (rule) => `${rule.port}/${rule.proto}${rule.from ? `@${rule.from}` : ""}`,
   );
@@ -196,8 +197,10 @@ export function renderBaseOsScript(hostName: string, group: ServerGroup, invento
     KB_DOCKER_VERSION: versions.docker.engine,
     KB_CONTAINERD_VERSION: versions.docker.containerd,
     KB_UFW_RULES: rules.join("\n"),
-    // Pods' traffic is routed through the node: Kubernetes nodes must forward it.
-    KB_UFW_ROUTED: group === "k8s-master" || group === "k8s-worker" ? "allow" : "deny",
+    // Pods' traffic is routed through the node: Kubernetes nodes forward it, and accept it from
+    // pods on other nodes (source in the pod CIDR: Prometheus scraping node-exporter, kubelet).
+    KB_UFW_ROUTED: isKubernetesNode ? "allow" : "deny",
+    KB_POD_CIDR: isKubernetesNode ? inventory.kubernetes.podCidr : "",
   });
   return `${preamble}\n${fs.readFileSync(path.join(SCRIPTS, "base-os.sh"), "utf8")}`;
 }

@@ -2,7 +2,7 @@
 # written the managed files (sysctl, docker daemon.json, sshd drop-in, journald, fail2ban, hosts block).
 # Inputs come from the rendered preamble: KB_HOSTNAME, KB_PRIVATE_CIDR, KB_ADMIN_CIDRS (space separated),
 # KB_DOCKER_VERSION, KB_CONTAINERD_VERSION, KB_UFW_RULES (one "port/proto" or "port/proto@source" per line),
-# KB_UFW_ROUTED (allow|deny).
+# KB_UFW_ROUTED (allow|deny), KB_POD_CIDR (Kubernetes nodes only, else empty).
 # Idempotent: a second run on a converged server changes nothing that matters.
 
 # A fresh server is still running cloud-init (and apt) for a while.
@@ -60,6 +60,7 @@ ufw default "$KB_UFW_ROUTED" routed >/dev/null
 for cidr in $KB_ADMIN_CIDRS; do ufw allow from "$cidr" to any port 22 proto tcp >/dev/null; done
 ufw allow from "$KB_PRIVATE_CIDR" to any port 22 proto tcp >/dev/null
 ufw allow from "$KB_PRIVATE_CIDR" >/dev/null
+if [ -n "$KB_POD_CIDR" ]; then ufw allow from "$KB_POD_CIDR" >/dev/null; fi
 while IFS= read -r rule; do
   [ -n "$rule" ] || continue
   port_proto=${rule%@*}
