@@ -194,7 +194,7 @@ describe("etcd member settings", () => {
     const script = renderEtcdRunScript(MEMBERS[0], MEMBERS, versions);
     expect(script).toContain(`KB_ETCD_IMAGE='${versions.images.etcd}'`);
     expect(script).toMatch(
-      /if \[ -d "\$KB_ETCD_DATA_DIR\/member" \]; then\n\s+state=existing\n\s+elif \[ -f "\$marker" \]; then[\s\S]*exit 1\n\s+else\n\s+state=new/,
+      /if \[ -d "\$KB_ETCD_DATA_DIR\/member" \] \|\| \[ "\$1" = rejoin \]; then\n\s+state=existing\n\s+elif \[ -f "\$marker" \]; then[\s\S]*exit 1\n\s+else\n\s+state=new/,
     );
     expect(script).toContain('-e "ETCD_INITIAL_CLUSTER_STATE=$state"');
     // The marker is written only once every member is healthy.

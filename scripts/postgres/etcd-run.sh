@@ -1,5 +1,6 @@
 # (Re)starts this node's etcd member; installed as KB_ETCD_RUN by the etcd step (preamble above).
 #   start                  create or update the container; with state `existing`, wait for health
+#   rejoin                 start an emptied member with `existing` (after `etcdctl member add`, docs/postgres.md)
 #   wait-cluster SECONDS   wait until every member of the cluster is healthy
 # initial-cluster-state is `new` only before the cluster first formed; once the marker exists
 # (written after the whole cluster was healthy) it is `existing`, so a restarted member never
@@ -25,8 +26,8 @@ wait_for() {
   done
 }
 case "${1:-}" in
-  start)
-    if [ -d "$KB_ETCD_DATA_DIR/member" ]; then
+  start | rejoin)
+    if [ -d "$KB_ETCD_DATA_DIR/member" ] || [ "$1" = rejoin ]; then
       state=existing
     elif [ -f "$marker" ]; then
       echo "etcd: $KB_ETCD_DATA_DIR is empty but the cluster formed before: this member lost its data." >&2
@@ -64,7 +65,7 @@ case "${1:-}" in
     touch "$marker"
     ;;
   *)
-    echo "usage: $0 start | wait-cluster SECONDS" >&2
+    echo "usage: $0 start | rejoin | wait-cluster SECONDS" >&2
     exit 2
     ;;
 esac
