@@ -303,7 +303,7 @@ fi
 install -d -m 0755 "$mount_point"
 entry="$device $mount_point xfs defaults,noatime,nofail 0 2"
 if ! grep -qxF "$entry" /etc/fstab; then
-  grep -v "[[:space:]]$mount_point[[:space:]]" /etc/fstab >/etc/fstab.keybuzz || true
+  grep -v "[[:space:]]\${mount_point}[[:space:]]" /etc/fstab >/etc/fstab.keybuzz || true
   echo "$entry" >>/etc/fstab.keybuzz
   mv -f /etc/fstab.keybuzz /etc/fstab
   systemctl daemon-reload

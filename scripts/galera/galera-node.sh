@@ -25,6 +25,7 @@
 #   GALERA_STOP_CMD     stops the server cleanly
 #   GALERA_RUNNING_CMD  exits 0 when the server process runs
 #   GALERA_RECOVER_CMD  runs mariadbd --wsrep-recover on the (stopped) datadir, log on stdout/stderr
+#   GALERA_PEER_ALIVE_CMD  exits 0 when another node answers (default: TCP probe of GALERA_PEERS)
 set -euo pipefail
 
 GALERA_ENV_FILE=${GALERA_ENV_FILE:-/etc/keybuzz/galera.env}
@@ -147,6 +148,10 @@ has_data() { [ -e "$GALERA_DATADIR/grastate.dat" ] || [ -d "$GALERA_DATADIR/mysq
 
 # True when any other node answers on its Galera replication port: a cluster exists somewhere.
 peer_alive() {
+  if [ -n "${GALERA_PEER_ALIVE_CMD:-}" ]; then
+    bash -c "$GALERA_PEER_ALIVE_CMD"
+    return
+  fi
   local peer host port
   for peer in $GALERA_PEERS; do
     host=${peer%:*}
