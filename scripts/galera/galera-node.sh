@@ -118,7 +118,7 @@ galera_recover_log() {
     docker run --rm --network none \
       -v "$GALERA_DATADIR:/var/lib/mysql" \
       -v "$GALERA_CONFDIR/my.cnf:/etc/mysql/mariadb.conf.d/99-keybuzz.cnf:ro" \
-      "$GALERA_IMAGE" mariadbd --user=mysql --wsrep-recover --log-error=/dev/stderr 2>&1
+      --entrypoint mariadbd "$GALERA_IMAGE" --user=mysql --wsrep-recover --log-error=/dev/stderr 2>&1
   fi
 }
 
