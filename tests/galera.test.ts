@@ -1,6 +1,5 @@
-import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import { loadVersions, parseInventory, ServerSpec } from "../config";
+import { loadVersions, parseInventory, serversOf } from "../config";
 import {
   DEFAULT_GALERA_HOST_SETTINGS,
   DEFAULT_GALERA_SERVER_SETTINGS,
@@ -13,9 +12,10 @@ import {
   renderSstAuthCnf,
   renderVolumeMountScript,
 } from "../components/data/galera";
-import { Host, secretKeysIn } from "../components/remote";
+import { secretKeysIn } from "../components/remote";
 import { isSecretValue, reveal, runProgram } from "../scripts/lib/mock-engine";
 import { rawStackConfig } from "./support/stack-config";
+import { declared, mockHosts } from "./support/component-mocks";
 
 const NODES = [
   { name: "maria-01", address: "10.0.0.170" },
@@ -144,55 +144,12 @@ describe("keybuzz:galera settings", () => {
   });
 });
 
-/** Runs `build` on Pulumi's mocks and records each resource's inputs and dependencies (by name). */
-async function declared(build: () => void): Promise<Map<string, { inputs: Record<string, unknown>; deps: string[] }>> {
-  const resources = new Map<string, { inputs: Record<string, unknown>; deps: string[] }>();
-  const deps = new Map<string, string[]>();
-  await pulumi.runtime.setMocks(
-    {
-      newResource: (args) => {
-        resources.set(args.name, { inputs: args.inputs, deps: [] });
-        return { id: `${args.name}-id`, state: args.inputs };
-      },
-      call: (args) => args.inputs,
-    },
-    "keybuzz",
-    "test",
-    false,
-  );
-  type Request = { getName(): string; getDependenciesList(): string[] };
-  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
-  const register = monitor.registerResource.bind(monitor);
-  monitor.registerResource = (request, callback) => {
-    deps.set(
-      request.getName(),
-      request.getDependenciesList().map((urn) => urn.split("::").pop() ?? urn),
-    );
-    return register(request, callback);
-  };
-  build();
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  for (const [name, list] of deps) {
-    const entry = resources.get(name);
-    if (entry) entry.deps = list;
-  }
-  return resources;
-}
-
 describe("GaleraCluster on the mock engine", () => {
   const inventory = parseInventory(rawStackConfig("prod"));
 
   async function build() {
     return declared(() => {
-      const hosts: Record<string, Host> = {};
-      const ready: Record<string, pulumi.Resource> = {};
-      const volumes: Record<string, hcloud.Volume> = {};
-      for (const spec of inventory.servers.filter((server) => server.group === "mariadb")) {
-        const server = new hcloud.Server(spec.name, { serverType: spec.serverType, image: "ubuntu-24.04" });
-        hosts[spec.name] = { spec: spec as ServerSpec, server, connection: { host: "203.0.113.1" } };
-        ready[spec.name] = new hcloud.Server(`${spec.name}-base`, { serverType: "cx23", image: "x" });
-        volumes[spec.name] = new hcloud.Volume(`${spec.name}-data`, { size: 50 });
-      }
+      const { byName: hosts, volumes, ready } = mockHosts(serversOf(inventory, "mariadb"));
       new GaleraCluster("galera", {
         inventory,
         versions: loadVersions(),

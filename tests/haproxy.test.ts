@@ -1,11 +1,12 @@
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import { loadVersions, parseInventory, ServerSpec } from "../config";
+import { loadVersions, parseInventory, serversOf } from "../config";
 import { HAPROXY_HOST_DIR, HaproxyLayer, HaproxyListener, renderHaproxyConfig, renderHaproxyStepScript } from "../components/data/haproxy";
 import { parsePostgresSettings, postgresHaproxyCaFile, postgresHaproxyListeners } from "../components/data/postgres";
-import { Host, plannedSteps, secretRef } from "../components/remote";
+import { plannedSteps, secretRef } from "../components/remote";
 import { isSecretValue, reveal } from "../scripts/lib/mock-engine";
 import { rawStackConfig } from "./support/stack-config";
+import { declared, mockHosts } from "./support/component-mocks";
 
 const inventory = parseInventory(rawStackConfig("prod"));
 const settings = parsePostgresSettings(undefined);
@@ -78,49 +79,22 @@ describe("PostgreSQL listeners", () => {
 
 describe("HaproxyLayer on the mock engine", () => {
   it("runs one step per haproxy host, haproxy-02 after haproxy-01, after the clusters behind it", async () => {
-    const created = new Map<string, { inputs: Record<string, unknown>; deps: string[] }>();
-    await pulumi.runtime.setMocks(
-      {
-        newResource: (args) => {
-          created.set(args.name, { inputs: args.inputs, deps: [] });
-          return { id: `${args.name}-id`, state: args.inputs };
-        },
-        call: (args) => args.inputs,
-      },
-      "keybuzz",
-      "test",
-      false,
-    );
-    type Request = { getName(): string; getDependenciesList(): string[] };
-    const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
-    const register = monitor.registerResource.bind(monitor);
-    const deps = new Map<string, string[]>();
-    monitor.registerResource = (request, callback) => {
-      deps.set(
-        request.getName(),
-        request.getDependenciesList().map((urn) => urn.split("::").pop() ?? urn),
-      );
-      return register(request, callback);
-    };
-    const hosts: Host[] = [];
-    const ready: Record<string, pulumi.Resource> = {};
-    for (const spec of inventory.servers.filter((server) => server.group === "haproxy")) {
-      const server = new hcloud.Server(spec.name, { serverType: spec.serverType, image: "ubuntu-24.04" });
-      hosts.push({ spec: spec as ServerSpec, server, connection: { host: "203.0.113.1" } });
-      ready[spec.name] = new hcloud.Server(`${spec.name}-base`, { serverType: "cx23", image: "x" });
-    }
-    const backend = new hcloud.Server("postgres-verified", { serverType: "cx23", image: "x" });
-    const before = plannedSteps.length;
-    new HaproxyLayer("haproxy", {
-      hosts,
-      listeners: postgres,
-      secrets: { "postgres-ca": pulumi.secret("S3cretCaPem") },
-      extraFiles: [postgresHaproxyCaFile()],
-      versions: loadVersions(),
-      ready,
-      dependsOn: [backend],
+    let before = 0;
+    const created = await declared(() => {
+      const { list: hosts, ready } = mockHosts(serversOf(inventory, "haproxy"));
+      const backend = new hcloud.Server("postgres-verified", { serverType: "cx23", image: "x" });
+      before = plannedSteps.length;
+      new HaproxyLayer("haproxy", {
+        hosts,
+        listeners: postgres,
+        secrets: { "postgres-ca": pulumi.secret("S3cretCaPem") },
+        extraFiles: [postgresHaproxyCaFile()],
+        versions: loadVersions(),
+        ready,
+        dependsOn: [backend],
+      });
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const deps = new Map([...created].map(([name, resource]) => [name, resource.deps]));
     expect(deps.get("haproxy-01-haproxy")?.sort()).toEqual(["haproxy-01-base", "postgres-verified"]);
     expect(deps.get("haproxy-02-haproxy")?.sort()).toEqual(["haproxy-01-haproxy", "haproxy-02-base", "postgres-verified"]);
     const step = created.get("haproxy-01-haproxy")?.inputs ?? {};

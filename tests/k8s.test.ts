@@ -1,26 +1,8 @@
-import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
 import { loadVersions, parseInventory, serversOf } from "../config";
 import { isSecretValue, MockRun, Registration, reveal, runProgram } from "../scripts/lib/mock-engine";
 import { rawStackConfig } from "./support/stack-config";
 
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-/**
- * What the mock engine's registrations do not show: each resource's dependencies and provider, read
- * from the register requests the SDK sends to the (mock) monitor.
- */
-interface Wiring {
-  readonly dependsOn: string[];
-  readonly provider: string;
-}
-const wiring = new Map<string, Wiring>();
-const nameOfUrn = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
-type RegisterRequest = { getName(): string; getType(): string; getDependenciesList(): string[]; getProvider(): string };
-const originalRegister = MockMonitor.prototype.registerResource;
-MockMonitor.prototype.registerResource = function (this: MockMonitor, req: RegisterRequest, callback: unknown) {
-  wiring.set(`${req.getType()}::${req.getName()}`, { dependsOn: req.getDependenciesList().map(nameOfUrn), provider: req.getProvider() });
-  return originalRegister.call(this, req, callback as never);
-} as typeof originalRegister;
 
 const versions = loadVersions();
 const inventory = parseInventory(rawStackConfig("prod"));
@@ -39,7 +21,7 @@ const registration = (type: string, name: string): Registration => {
   if (!found) throw new Error(`no ${type} named ${name}`);
   return found;
 };
-const dependsOn = (type: string, name: string) => wiring.get(`${type}::${name}`)?.dependsOn ?? [];
+const dependsOn = (type: string, name: string) => registration(type, name).dependsOn;
 const release = (name: string) => reveal(registration(RELEASE, `k8s-addons-${name}`).inputs) as Doc;
 
 describe("Kubernetes cluster steps (mock engine, prod)", () => {
@@ -125,7 +107,7 @@ describe("cluster add-ons (mock engine, prod)", () => {
     const pin = versions.charts[key];
     expect(release(name)).toMatchObject({ name, chart: pin.chart, version: pin.version, repositoryOpts: { repo: pin.repo } });
     expect(pin.version).not.toMatch(/latest|[*^~x]/);
-    expect(wiring.get(`${RELEASE}::k8s-addons-${name}`)?.provider).toMatch(/pulumi:providers:kubernetes::k8s-provider::/);
+    expect(registration(RELEASE, `k8s-addons-${name}`).provider).toMatch(/pulumi:providers:kubernetes::k8s-provider::/);
   });
 
   it("declares only pinned helm.v3 releases, every Kubernetes resource on the explicit provider", () => {
@@ -133,10 +115,7 @@ describe("cluster add-ons (mock engine, prod)", () => {
     expect(kubernetesResources.filter((candidate) => candidate.type === RELEASE)).toHaveLength(5);
     expect(kubernetesResources.some((candidate) => candidate.type.startsWith("kubernetes:helm.sh/v4"))).toBe(false);
     for (const resource of kubernetesResources) {
-      expect([resource.name, wiring.get(`${resource.type}::${resource.name}`)?.provider]).toEqual([
-        resource.name,
-        expect.stringContaining("k8s-provider"),
-      ]);
+      expect([resource.name, resource.provider]).toEqual([resource.name, expect.stringContaining("k8s-provider")]);
     }
   });
 

@@ -1,7 +1,6 @@
-import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
-import { ConfigError, loadVersions, parseInventory, ServerSpec } from "../config";
+import { ConfigError, loadVersions, parseInventory, serversOf } from "../config";
 import {
   DbNode,
   dbNodesOf,
@@ -21,11 +20,12 @@ import {
   renderVolumeScript,
   TIMING_PROFILES,
 } from "../components/data/postgres";
-import { Host, secretKeysIn } from "../components/remote";
+import { secretKeysIn } from "../components/remote";
 import { Pki } from "../components/security/pki";
 import { PlatformSecrets } from "../components/security/secrets";
 import { isSecretValue, reveal, runProgram } from "../scripts/lib/mock-engine";
 import { rawStackConfig } from "./support/stack-config";
+import { declared, mockHosts } from "./support/component-mocks";
 
 const inventory = parseInventory(rawStackConfig("prod"));
 const versions = loadVersions();
@@ -240,54 +240,12 @@ describe("host scripts", () => {
   });
 });
 
-/** Runs `build` on Pulumi's mocks and records each resource's inputs and dependencies (by name). */
-async function declared(build: () => void): Promise<Map<string, { inputs: Record<string, unknown>; deps: string[] }>> {
-  const resources = new Map<string, { inputs: Record<string, unknown>; deps: string[] }>();
-  await pulumi.runtime.setMocks(
-    {
-      newResource: (args) => {
-        resources.set(args.name, { inputs: args.inputs, deps: [] });
-        const generated = args.type === "random:index/randomPassword:RandomPassword" ? { result: "S3cretGenerated" } : {};
-        return { id: `${args.name}-id`, state: { ...args.inputs, ...generated } };
-      },
-      call: (args) => args.inputs,
-    },
-    "keybuzz",
-    "test",
-    false,
-  );
-  type Request = { getName(): string; getDependenciesList(): string[] };
-  const deps = new Map<string, string[]>();
-  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
-  const register = monitor.registerResource.bind(monitor);
-  monitor.registerResource = (request, callback) => {
-    deps.set(
-      request.getName(),
-      request.getDependenciesList().map((urn) => urn.split("::").pop() ?? urn),
-    );
-    return register(request, callback);
-  };
-  build();
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  for (const [name, list] of deps) {
-    const entry = resources.get(name);
-    if (entry) entry.deps = list;
-  }
-  return resources;
-}
-
 function buildCluster(settings = defaults): () => void {
   return () => {
-    const hosts: Record<string, Host> = {};
-    const ready: Record<string, pulumi.Resource> = {};
-    const volumes: Record<string, hcloud.Volume> = {};
+    const { byName: hosts, volumes, ready } = mockHosts(serversOf(inventory, "postgres"));
     const nodes: Record<string, { certPem: pulumi.Output<string>; keyPem: pulumi.Output<string> }> = {};
-    for (const spec of inventory.servers.filter((server) => server.group === "postgres")) {
-      const server = new hcloud.Server(spec.name, { serverType: spec.serverType, image: "ubuntu-24.04" });
-      hosts[spec.name] = { spec: spec as ServerSpec, server, connection: { host: "203.0.113.1" } };
-      ready[spec.name] = new hcloud.Server(`${spec.name}-base`, { serverType: "cx23", image: "x" });
-      volumes[spec.name] = new hcloud.Volume(`${spec.name}-data`, { size: 50 });
-      nodes[spec.name] = { certPem: pulumi.output(`CERT-${spec.name}`), keyPem: pulumi.secret(`S3cretKey-${spec.name}`) };
+    for (const name of Object.keys(hosts)) {
+      nodes[name] = { certPem: pulumi.output(`CERT-${name}`), keyPem: pulumi.secret(`S3cretKey-${name}`) };
     }
     const secrets = {
       postgres: {
@@ -345,7 +303,7 @@ describe("PostgresCluster on the mock engine", () => {
     const steps = [...resources.entries()].filter(([name]) => name.startsWith("db-"));
     for (const [name, { inputs }] of steps) {
       if (!("create" in inputs)) continue;
-      expect([name, JSON.stringify(reveal(inputs.create))]).not.toEqual([name, expect.stringMatching(/S3cret/)]);
+      expect([name, JSON.stringify(reveal(inputs.create))]).not.toEqual([name, expect.stringMatching(/S3cret|mock-secret-/)]);
       if (inputs.stdin !== undefined) {
         expect([name, isSecretValue(inputs.stdin)]).toEqual([name, true]);
         expect([name, inputs.logging]).toEqual([name, "none"]);

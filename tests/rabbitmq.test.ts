@@ -1,4 +1,3 @@
-import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import {
   RabbitMqCluster,
@@ -13,6 +12,7 @@ import {
 import { secretKeysIn } from "../components/remote";
 import { loadVersions } from "../config";
 import { isSecretValue, reveal, runProgram } from "../scripts/lib/mock-engine";
+import { declared, mockHosts, testSpec } from "./support/component-mocks";
 
 const NODES = [1, 2, 3].map((n) => ({ name: `queue-0${n}`, address: `10.0.0.${125 + n}` }));
 
@@ -84,54 +84,18 @@ describe("health-check credentials", () => {
 
 describe("RabbitMqCluster on the mock engine", () => {
   it("joins the nodes one at a time, then verifies", async () => {
-    const deps = new Map<string, string[]>();
-    const inputs = new Map<string, Record<string, unknown>>();
-    await pulumi.runtime.setMocks(
-      {
-        newResource: (args) => {
-          inputs.set(args.name, args.inputs);
-          return { id: `${args.name}-id`, state: args.inputs };
-        },
-        call: (args) => args.inputs,
-      },
-      "keybuzz",
-      "test",
-      false,
-    );
-    type Request = { getName(): string; getDependenciesList(): string[] };
-    const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
-    const register = monitor.registerResource.bind(monitor);
-    monitor.registerResource = (request, callback) => {
-      deps.set(
-        request.getName(),
-        request.getDependenciesList().map((urn) => urn.split("::").pop() ?? urn),
-      );
-      return register(request, callback);
-    };
-    const hosts = NODES.map((node) => ({
-      spec: {
-        name: node.name,
-        privateIp: node.address,
-        role: "queue",
-        subrole: "rabbitmq",
-        group: "rabbitmq" as const,
-        serverType: "cx33",
-        memoryGb: 8,
-      },
-      server: new hcloud.Server(node.name, { serverType: "cx33", image: "ubuntu-24.04" }),
-      connection: { host: "203.0.113.1" },
-    }));
-    const ready = Object.fromEntries(
-      NODES.map((node) => [node.name, new hcloud.Server(`${node.name}-base`, { serverType: "cx33", image: "x" })]),
-    );
-    new RabbitMqCluster("rabbitmq", {
-      hosts,
-      ready,
-      versions: loadVersions(),
-      password: pulumi.secret("Adm1nSecretValue"),
-      erlangCookie: pulumi.secret("COOKIE"),
+    const resources = await declared(() => {
+      const { list: hosts, ready } = mockHosts(NODES.map((node) => testSpec(node.name, node.address, "rabbitmq")));
+      new RabbitMqCluster("rabbitmq", {
+        hosts,
+        ready,
+        versions: loadVersions(),
+        password: pulumi.secret("Adm1nSecretValue"),
+        erlangCookie: pulumi.secret("COOKIE"),
+      });
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const deps = new Map([...resources].map(([name, resource]) => [name, resource.deps]));
+    const inputs = new Map([...resources].map(([name, resource]) => [name, resource.inputs]));
     expect(deps.get("queue-01-rabbitmq")).toEqual(["queue-01-base"]);
     expect(deps.get("queue-02-rabbitmq")).toEqual(expect.arrayContaining(["queue-01-rabbitmq"]));
     expect(deps.get("queue-03-rabbitmq")).toEqual(expect.arrayContaining(["queue-02-rabbitmq"]));

@@ -1,4 +1,3 @@
-import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import { renderHaproxyConfig } from "../components/data/haproxy";
 import { rabbitmqHaproxyListener } from "../components/data/rabbitmq";
@@ -12,9 +11,10 @@ import {
   renderRedisConf,
   renderSentinelConf,
 } from "../components/data/redis";
-import { Host, secretKeysIn } from "../components/remote";
-import { loadVersions, ServerSpec } from "../config";
+import { secretKeysIn } from "../components/remote";
+import { loadVersions } from "../config";
 import { isSecretValue, reveal, runProgram } from "../scripts/lib/mock-engine";
+import { declared, mockHosts, testSpec } from "./support/component-mocks";
 
 const NODES = [
   { name: "redis-01", address: "10.0.0.123" },
@@ -121,66 +121,10 @@ describe("Redis HAProxy listener", () => {
   });
 });
 
-/** Runs `build` on Pulumi's mocks and records each resource's dependencies (by resource name). */
-async function declaredWithDependencies(build: () => void): Promise<Map<string, { inputs: Record<string, unknown>; deps: string[] }>> {
-  const resources = new Map<string, { inputs: Record<string, unknown>; deps: string[] }>();
-  const deps = new Map<string, string[]>();
-  await pulumi.runtime.setMocks(
-    {
-      newResource: (args) => {
-        resources.set(args.name, { inputs: args.inputs, deps: [] });
-        return { id: `${args.name}-id`, state: args.inputs };
-      },
-      call: (args) => args.inputs,
-    },
-    "keybuzz",
-    "test",
-    false,
-  );
-  type Request = { getName(): string; getDependenciesList(): string[] };
-  const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
-  const register = monitor.registerResource.bind(monitor);
-  monitor.registerResource = (request, callback) => {
-    deps.set(
-      request.getName(),
-      request.getDependenciesList().map((urn) => urn.split("::").pop() ?? urn),
-    );
-    return register(request, callback);
-  };
-  build();
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  for (const [name, list] of deps) {
-    const entry = resources.get(name);
-    if (entry) entry.deps = list;
-  }
-  return resources;
-}
-
-/** Fake hosts (mocked servers) and base-OS readiness for a group. */
-function fakeHosts(nodes: readonly { name: string; address: string }[]): { hosts: Host[]; ready: Record<string, pulumi.Resource> } {
-  const hosts = nodes.map((node) => {
-    const spec: ServerSpec = {
-      name: node.name,
-      privateIp: node.address,
-      role: "x",
-      subrole: "x",
-      group: "redis",
-      serverType: "cx33",
-      memoryGb: 8,
-    };
-    const server = new hcloud.Server(node.name, { serverType: "cx33", image: "ubuntu-24.04" });
-    return { spec, server, connection: { host: "203.0.113.1" } };
-  });
-  const ready = Object.fromEntries(
-    hosts.map((host) => [host.spec.name, new hcloud.Server(`${host.spec.name}-base`, { serverType: "cx33", image: "x" })]),
-  );
-  return { hosts, ready };
-}
-
 describe("RedisCluster on the mock engine", () => {
   it("starts redis-01 first, each replica after the previous node, then verifies", async () => {
-    const resources = await declaredWithDependencies(() => {
-      const { hosts, ready } = fakeHosts(NODES);
+    const resources = await declared(() => {
+      const { list: hosts, ready } = mockHosts(NODES.map((node) => testSpec(node.name, node.address, "redis")));
       new RedisCluster("redis", {
         hosts,
         ready,

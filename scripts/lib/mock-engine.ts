@@ -25,8 +25,12 @@ export interface Registration {
   readonly custom: boolean;
   /** Declaration order, from 0. */
   readonly index: number;
-  /** The `protect` resource option (set after registration). */
+  /** The `protect` resource option (set once everything has registered). */
   protect: boolean;
+  /** Names of the resources it depends on: its `dependsOn` and those its inputs come from (set likewise). */
+  dependsOn: string[];
+  /** Provider reference (`urn::id`), empty for the default provider (set likewise). */
+  provider: string;
   /** Type token of the top-level component it belongs to (`keybuzz:infra:ServerFleet`), or `stack`. */
   module: string;
 }
@@ -124,13 +128,10 @@ export interface MockRun {
 }
 
 /**
- * Runs `index.ts` for `stack` on the mock engine and waits until it has declared everything.
- *
- * @param configOverride replaces or adds config keys (`keybuzz:servers` → JSON text), for tests.
- * @throws whatever the program throws, e.g. a `ConfigError` for bad configuration.
+ * Sets Pulumi's mocks for `stack` and starts recording: every resource declared from now on is
+ * appended to the returned list, with the faked provider outputs a real engine would return.
  */
-export async function runProgram(stack: string, configOverride: Record<string, string> = {}): Promise<MockRun> {
-  const { config, secretKeys } = readStackConfig(stack);
+async function startRecording(stack: string): Promise<{ registrations: Registration[]; finish: () => Promise<Registration[]> }> {
   const registrations: Registration[] = [];
   await pulumi.runtime.setMocks(
     {
@@ -144,6 +145,8 @@ export async function runProgram(stack: string, configOverride: Record<string, s
           index,
           module: "stack",
           protect: false,
+          dependsOn: [],
+          provider: "",
         });
         // Hetzner ids are numbers; the program converts them with Number().
         return {
@@ -157,7 +160,35 @@ export async function runProgram(stack: string, configOverride: Record<string, s
     stack,
     false,
   );
-  const protectedResources = recordProtect();
+  const wiring = recordWiring();
+  const finish = async () => {
+    await settle(registrations);
+    assignModules(registrations);
+    for (const registration of registrations) Object.assign(registration, wiring.get(`${registration.type}::${registration.name}`));
+    return registrations;
+  };
+  return { registrations, finish };
+}
+
+/**
+ * Runs `build` (which declares resources, e.g. one component with fake hosts) on the mock engine
+ * and returns every resource it declared once they have all registered. For tests of one module.
+ */
+export async function declareResources(build: () => void): Promise<Registration[]> {
+  const { finish } = await startRecording("test");
+  build();
+  return finish();
+}
+
+/**
+ * Runs `index.ts` for `stack` on the mock engine and waits until it has declared everything.
+ *
+ * @param configOverride replaces or adds config keys (`keybuzz:servers` → JSON text), for tests.
+ * @throws whatever the program throws, e.g. a `ConfigError` for bad configuration.
+ */
+export async function runProgram(stack: string, configOverride: Record<string, string> = {}): Promise<MockRun> {
+  const { config, secretKeys } = readStackConfig(stack);
+  const { registrations, finish } = await startRecording(stack);
   pulumi.runtime.setAllConfig({ ...config, ...configOverride }, secretKeys);
 
   let program: Record<string, unknown> = {};
@@ -174,23 +205,28 @@ export async function runProgram(stack: string, configOverride: Record<string, s
   for (const [key, value] of Object.entries(program)) {
     outputs[key] = pulumi.Output.isInstance(value) ? await outputValue(value) : value;
   }
-  await settle(registrations);
-  assignModules(registrations);
-  for (const registration of registrations) registration.protect = protectedResources.has(`${registration.type}::${registration.name}`);
+  await finish();
   return { registrations, outputs, steps };
 }
 
-/** The mock monitor does not pass resource options to the mocks: note `protect` on the way in. */
-function recordProtect(): Set<string> {
-  type Request = { getType(): string; getName(): string; getProtect(): boolean };
+/** The options the mock monitor does not pass to the mocks, noted from each register request. */
+type Wiring = Pick<Registration, "protect" | "dependsOn" | "provider">;
+
+/** Wraps the mock monitor's `registerResource` to note each resource's {@link Wiring} by `type::name`. */
+function recordWiring(): Map<string, Wiring> {
+  type Request = { getType(): string; getName(): string; getProtect(): boolean; getDependenciesList(): string[]; getProvider(): string };
   const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
   const registerResource = monitor.registerResource.bind(monitor);
-  const protectedResources = new Set<string>();
+  const wiring = new Map<string, Wiring>();
   monitor.registerResource = (request, callback) => {
-    if (request.getProtect()) protectedResources.add(`${request.getType()}::${request.getName()}`);
+    wiring.set(`${request.getType()}::${request.getName()}`, {
+      protect: request.getProtect(),
+      dependsOn: request.getDependenciesList().map((urn) => urn.slice(urn.lastIndexOf("::") + 2)),
+      provider: request.getProvider(),
+    });
     return registerResource(request, callback);
   };
-  return protectedResources;
+  return wiring;
 }
 
 /**
