@@ -1,7 +1,7 @@
 import { sha256, shellQuote } from "../remote";
 
 /**
- * How the data modules (Redis, RabbitMQ, MinIO) run one long-lived container on a host: pinned
+ * How the data modules (Redis, RabbitMQ, MinIO, HAProxy, PgBouncer) run one long-lived container on a host: pinned
  * image, host network, restart policy, bounded logs, and a `keybuzz.spec` label holding the hash of
  * everything that defines the container, so a step recreates it only when that changes.
  */

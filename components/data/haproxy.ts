@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { Versions } from "../../config";
 import { Host, HostFile, remoteStep } from "../remote";
+import { ContainerSpec, renderContainerFunctions } from "./container";
 
 /**
  * The shared HAProxy of haproxy-01/02 (spec 001, module 3 "HAProxy"; DESIGN.md, load balancers):
@@ -140,20 +141,18 @@ export interface HaproxyLayerArgs {
  */
 export function renderHaproxyStepScript(image: string, listeners: readonly HaproxyListener[], verifyTimeoutSeconds = 120): string {
   const names = listeners.map((listener) => listener.name).join(" ");
-  const runArgs = `--network host --restart unless-stopped --log-opt max-size=10m --log-opt max-file=3 -v ${HAPROXY_HOST_DIR}:${HAPROXY_CONTAINER_DIR}:ro`;
-  return `image=${image}
-run_args="${runArgs}"
-wanted="$image $run_args"
-docker image inspect "$image" >/dev/null 2>&1 || docker pull "$image"
+  const container: ContainerSpec = {
+    name: "haproxy",
+    image,
+    options: ["-v", `${HAPROXY_HOST_DIR}:${HAPROXY_CONTAINER_DIR}:ro`],
+    command: [],
+  };
+  return `${renderContainerFunctions(container)}
+docker image inspect ${image} >/dev/null 2>&1 || docker pull -q ${image}
 # Reject a bad configuration before it reaches the running proxy.
-docker run --rm --network none -v ${HAPROXY_HOST_DIR}:${HAPROXY_CONTAINER_DIR}:ro "$image" haproxy -c -q -f ${HAPROXY_CONTAINER_DIR}/haproxy.cfg
-current=$(docker inspect -f '{{ index .Config.Labels "keybuzz.spec" }}' haproxy 2>/dev/null || true)
-if [ "$current" != "$wanted" ]; then
-  docker rm -f haproxy >/dev/null 2>&1 || true
-  # shellcheck disable=SC2086 # run_args is a list of options
-  docker run -d --name haproxy --label "keybuzz.spec=$wanted" $run_args "$image"
-elif [ "$(docker inspect -f '{{ .State.Running }}' haproxy)" != "true" ]; then
-  docker start haproxy
+docker run --rm --network none -v ${HAPROXY_HOST_DIR}:${HAPROXY_CONTAINER_DIR}:ro ${image} haproxy -c -q -f ${HAPROXY_CONTAINER_DIR}/haproxy.cfg
+if [ "$(kb_haproxy_state)" != current ]; then
+  kb_haproxy_run >/dev/null
 elif kb_is_changed ${HAPROXY_HOST_DIR}/haproxy.cfg; then
   docker kill -s HUP haproxy
 fi

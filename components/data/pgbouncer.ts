@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { Versions } from "../../config";
 import { Host, HostFile, remoteStep, secretRef } from "../remote";
+import { ContainerSpec, renderContainerFunctions } from "./container";
 import { ACCOUNTS } from "../security/secrets";
 import { PostgresSettings } from "./postgres/settings";
 
@@ -78,18 +79,18 @@ export function renderPgbouncerUserlist(): string {
   return `"${ACCOUNTS.postgresApp}" "${secretRef(PGBOUNCER_SECRET_KEYS.appPassword)}"\n`;
 }
 
-/** Body of the PgBouncer step: (re)create the container when image or files changed, then check the port. */
+/** Body of the PgBouncer step: (re)create the container when its spec or files changed, then check the port. */
 export function renderPgbouncerStepScript(image: string, listenPort = 6432): string {
-  return `image=${image}
-run_args=(--network host --restart unless-stopped --user ${PGBOUNCER_UID}:${PGBOUNCER_UID} --log-opt max-size=10m --log-opt max-file=3 -v ${PGBOUNCER_HOST_DIR}:${PGBOUNCER_CONTAINER_DIR}:ro)
-docker image inspect "$image" >/dev/null 2>&1 || docker pull "$image"
-wanted="$image $(cat ${PGBOUNCER_HOST_DIR}/* | sha256sum | cut -c1-16)"
-current=$(docker inspect -f '{{ index .Config.Labels "keybuzz.spec" }}' pgbouncer 2>/dev/null || true)
-if [ "$current" != "$wanted" ]; then
-  docker rm -f pgbouncer >/dev/null 2>&1 || true
-  docker run -d --name pgbouncer --label "keybuzz.spec=$wanted" "\${run_args[@]}" "$image" >/dev/null
-elif [ "$(docker inspect -f '{{ .State.Running }}' pgbouncer)" != "true" ]; then
-  docker start pgbouncer >/dev/null
+  const container: ContainerSpec = {
+    name: "pgbouncer",
+    image,
+    options: ["--user", `${PGBOUNCER_UID}:${PGBOUNCER_UID}`, "-v", `${PGBOUNCER_HOST_DIR}:${PGBOUNCER_CONTAINER_DIR}:ro`],
+    command: [],
+  };
+  return `${renderContainerFunctions(container)}
+# PgBouncer reads its files at start: recreate it when they changed in this run, too.
+if [ "$(kb_pgbouncer_state)" != current ] || [ "\${#kb_changed[@]}" -gt 0 ]; then
+  kb_pgbouncer_run >/dev/null
 fi
 deadline=$((SECONDS + 60))
 until (exec 3<>/dev/tcp/127.0.0.1/${listenPort}) 2>/dev/null; do
