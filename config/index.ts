@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { Inventory, parseInventory } from "./inventory";
+import { INVENTORY_KEYS, Inventory, parseInventory } from "./inventory";
 import { loadVersions, Versions } from "./versions";
 
 export * from "./errors";
@@ -15,19 +15,6 @@ export interface PlatformConfig {
   /** Private half of the SSH key the remote steps log in with (`keybuzz:sshPrivateKey`, secret). */
   readonly sshPrivateKey: pulumi.Output<string>;
 }
-
-/** The inventory keys read from the `keybuzz:` namespace; each is documented in README.md. */
-const INVENTORY_KEYS = [
-  "location",
-  "network",
-  "adminCidrs",
-  "sshPublicKeys",
-  "internalDomain",
-  "protectData",
-  "servers",
-  "loadBalancers",
-  "kubernetes",
-] as const;
 
 /**
  * Reads the stack's `keybuzz:` config and `config/versions.yaml`, validates both, and returns the

@@ -109,6 +109,9 @@ export const stackConfigSchema = z.strictObject({
 
 export type RawStackConfig = z.input<typeof stackConfigSchema>;
 
+/** The `keybuzz:` keys that make the inventory; the namespace also holds module settings (`keybuzz:redis`, …). */
+export const INVENTORY_KEYS = Object.keys(stackConfigSchema.shape) as (keyof RawStackConfig)[];
+
 /** One server of the inventory, validated. */
 export interface ServerSpec {
   /** Inventory name, also the machine's hostname (e.g. `db-master-01`). */

@@ -1,15 +1,17 @@
+import { INVENTORY_KEYS } from "../../config";
 import { readStackConfig } from "../../scripts/lib/mock-engine";
 
-/** The `keybuzz:` config of a stack file, parsed (as `parseInventory` receives it). */
+/** The inventory keys of a stack file's `keybuzz:` config, parsed (as `parseInventory` receives them). */
 export function rawStackConfig(stack: string): Record<string, unknown> {
   const { config } = readStackConfig(stack);
   const raw: Record<string, unknown> = {};
   for (const [key, text] of Object.entries(config)) {
-    if (!key.startsWith("keybuzz:") || key === "keybuzz:sshPrivateKey") continue;
+    const name = key.slice("keybuzz:".length);
+    if (!key.startsWith("keybuzz:") || !(INVENTORY_KEYS as string[]).includes(name)) continue;
     try {
-      raw[key.slice("keybuzz:".length)] = JSON.parse(text);
+      raw[name] = JSON.parse(text);
     } catch {
-      raw[key.slice("keybuzz:".length)] = text;
+      raw[name] = text;
     }
   }
   return raw;

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
-import { Inventory, parseInventory } from "../../../config";
+import { INVENTORY_KEYS, Inventory, parseInventory } from "../../../config";
 import { assertLoopback } from "./supervisor";
 
 /**
@@ -44,19 +44,8 @@ export function loopbackInventory(stack = "prod"): Inventory {
   raw.network = { ...network, ipRange: "127.0.0.0/8", subnet: LOOPBACK_SUBNET };
   raw.servers = (raw.servers as RawServer[]).map((server) => ({ ...server, privateIp: toLoopback(server.privateIp) }));
   raw.loadBalancers = (raw.loadBalancers as RawServer[]).map((lb) => ({ ...lb, privateIp: toLoopback(lb.privateIp) }));
-  // Only keys parseInventory knows; stack config of modules (keybuzz:redis, ...) is read by each suite.
-  const known = [
-    "location",
-    "network",
-    "adminCidrs",
-    "sshPublicKeys",
-    "internalDomain",
-    "protectData",
-    "servers",
-    "loadBalancers",
-    "kubernetes",
-  ];
-  const inventory = parseInventory(Object.fromEntries(known.map((key) => [key, raw[key]])));
+  // Only the inventory keys; stack config of modules (keybuzz:redis, ...) is read by each suite.
+  const inventory = parseInventory(Object.fromEntries(INVENTORY_KEYS.map((key) => [key, raw[key]])));
   for (const server of inventory.servers) assertLoopback(server.privateIp);
   for (const lb of inventory.loadBalancers) assertLoopback(lb.privateIp);
   return inventory;
