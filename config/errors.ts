@@ -16,6 +16,14 @@ export class ConfigError extends Error {
 }
 
 /**
+ * True for a {@link ConfigError}, also one thrown by another copy of this module (the mock engine
+ * loads the program afresh for each run, so `instanceof` would miss it).
+ */
+export function isConfigError(error: unknown): error is ConfigError {
+  return error instanceof Error && error.name === "ConfigError";
+}
+
+/**
  * Turns a schema error into one line per issue, prefixed with the `keybuzz:` key path
  * (`keybuzz:servers[2].privateIp: must be an IPv4 address …`).
  */

@@ -14,7 +14,7 @@ import * as fs from "fs";
 import * as path from "path";
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { ConfigError } from "../config/errors";
+import { isConfigError } from "../config/errors";
 import { knownStacks, MockRun, mockId, reveal, runProgram } from "./lib/mock-engine";
 
 /** The plan's summary; `--json` prints it as is. */
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
   try {
     run = await runProgram(argv.stack);
   } catch (error) {
-    if (error instanceof ConfigError) {
+    if (isConfigError(error)) {
       process.stderr.write(`${error.message}\n`);
       process.exit(2);
     }

@@ -55,6 +55,11 @@ describe.each(["prod", "staging"])("Hetzner infrastructure (%s)", (stack) => {
       }
       const targets = ofType(run, "hcloud:index/loadBalancerTarget:LoadBalancerTarget").filter(belongs).map(inputs);
       expect(targets.every((target) => target.usePrivateIp === true && target.type === "server")).toBe(true);
+      // A target by private IP needs both ends on the network first.
+      for (const target of ofType(run, "hcloud:index/loadBalancerTarget:LoadBalancerTarget").filter(belongs)) {
+        const server = serverNameById.get(Number(inputs(target).serverId));
+        expect(target.dependsOn).toEqual(expect.arrayContaining([`${spec.name}-private`, `${server}-private`]));
+      }
       expect(targets.map((target) => serverNameById.get(Number(target.serverId))).sort()).toEqual(
         inventory.servers
           .filter((server) => server.group === spec.targetGroup)

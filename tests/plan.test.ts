@@ -46,6 +46,23 @@ describe("offline plan (npm run plan)", () => {
   });
 
   it("exits with status 2 and the validation message on a bad config", () => {
+    // A throwaway stack file beside the real ones: prod with haproxy-02 on haproxy-01's address.
+    const stackFile = path.join(root, "Pulumi.plan-test-bad.yaml");
+    fs.writeFileSync(
+      stackFile,
+      fs.readFileSync(path.join(root, "Pulumi.prod.yaml"), "utf8").replace("privateIp: 10.0.0.12,", "privateIp: 10.0.0.11,"),
+    );
+    try {
+      const result = plan(["--stack", "plan-test-bad"]);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toMatch(/keybuzz:servers\[1\]\.privateIp: 10\.0\.0\.11 is already used by keybuzz:servers\[0\]/);
+      expect(result.stdout).toBe("");
+    } finally {
+      fs.rmSync(stackFile);
+    }
+  });
+
+  it("refuses a stack that has no stack file, listing the known ones", () => {
     const result = plan(["--stack", "no-such-stack"]);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(/Choices: .*"prod"/);
