@@ -1,6 +1,7 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
-import { FailoverResult, RedisLoopbackCluster } from "../tests/integration/scenarios/redis";
+import { RedisLoopbackCluster } from "../tests/integration/scenarios/redis";
+import { FailoverResult } from "../tests/integration/support/failover";
 
 /**
  * `npm run bench:failover -- --runs N`: repeats each system's failover scenario N times on the

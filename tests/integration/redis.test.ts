@@ -1,6 +1,7 @@
 import { DEFAULT_REDIS_SETTINGS } from "../../components/data/redis";
 import { requireTool, run } from "../support/tools";
-import { FailoverResult, RedisLoopbackCluster } from "./scenarios/redis";
+import { FailoverResult } from "./support/failover";
+import { RedisLoopbackCluster } from "./scenarios/redis";
 
 /**
  * Redis issue-7 suite: 3 redis-server + 3 redis-sentinel + HAProxy from the rendered files, on

@@ -19,6 +19,7 @@ import {
 import { fillSecrets } from "../../../components/remote";
 import { clusterDir, loopbackInventory, stackModuleConfig, testPassword } from "../support/loopback";
 import { RespClient, respCall, RespError, RespValue } from "../support/resp";
+import { FailoverResult } from "../support/failover";
 import { assertLoopback, ownedDir, ownedFile, sleep, Supervisor, waitFor, waitForPort } from "../support/supervisor";
 
 /**
@@ -31,23 +32,6 @@ import { assertLoopback, ownedDir, ownedFile, sleep, Supervisor, waitFor, waitFo
 const REDIS_SERVER = "/usr/bin/redis-server";
 const REDIS_SENTINEL = "/usr/bin/redis-sentinel";
 const HAPROXY = "/usr/sbin/haproxy";
-
-/** What one failover measured. */
-export interface FailoverResult {
-  readonly system: string;
-  /** Seconds from the kill of the master node to the first write acknowledged through HAProxy. */
-  readonly secondsToWriteAgain: number;
-  /** Writes acknowledged through HAProxy during the scenario. */
-  readonly acknowledgedWrites: number;
-  /** Acknowledged writes missing from the new master once the old one has rejoined. */
-  readonly acknowledgedLost: number;
-  readonly oldPrimary: string;
-  readonly newPrimary: string;
-  /** Whether the killed node came back as a replica of the new master, in sync. */
-  readonly rejoinedAsReplica: boolean;
-  /** Writes refused with an error reply (e.g. NOREPLICAS, READONLY) after the killed node was started again. */
-  readonly refusedAfterReturn: number;
-}
 
 /** A running loopback Redis cluster. */
 export class RedisLoopbackCluster {
