@@ -17,6 +17,7 @@ import {
   renderPatroniConfig,
   renderPatroniFinishScript,
   renderPatroniNodeScript,
+  renderPgHba,
   renderVolumeScript,
   TIMING_PROFILES,
 } from "../components/data/postgres";
@@ -123,6 +124,13 @@ describe("patroni.yml per node", () => {
       ]),
     );
     expect(hba.filter((line) => /^host\s/.test(line))).toEqual([]);
+  });
+
+  it("takes replication sources from the layout when connections do not leave from the members' own addresses", () => {
+    const hba = renderPgHba(MEMBERS, { ...DEFAULT_POSTGRES_LAYOUT, replicationSourceCidrs: ["127.0.0.1/32"] });
+    expect(hba.filter((line) => line.startsWith("hostssl replication"))).toEqual([
+      "hostssl replication replicator 127.0.0.1/32 scram-sha-256",
+    ]);
   });
 
   it("bootstraps with the spec's DCS parameters, pg_rewind, data checksums, failsafe mode and a short primary_start_timeout", () => {

@@ -128,11 +128,12 @@ export function renderDynamicConfig(settings: PostgresSettings): string {
 /** `pg_hba` lines: TLS only; replication between the DB nodes; clients from the private network. */
 export function renderPgHba(members: readonly DbNode[], layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT): string[] {
   const replication = ACCOUNTS.postgresReplication;
+  const replicationSources = layout.replicationSourceCidrs ?? members.map((member) => `${member.address}/32`);
   return [
     // Operators inside the container (`docker exec -u postgres patroni psql`), and Patroni itself.
     `local all ${ACCOUNTS.postgresSuperuser} peer`,
     "local all all scram-sha-256",
-    ...members.map((member) => `hostssl replication ${replication} ${member.address}/32 scram-sha-256`),
+    ...replicationSources.map((cidr) => `hostssl replication ${replication} ${cidr} scram-sha-256`),
     `hostssl all all 127.0.0.1/32 scram-sha-256`,
     `hostssl all all ${layout.clientCidr} scram-sha-256`,
   ];
@@ -204,7 +205,7 @@ export function renderPatroniConfigObject(input: PatroniRenderInput): Record<str
       connect_address: `${node.address}:${ports.postgres}`,
       data_dir: paths.dataDir,
       bin_dir: paths.binDir,
-      pgpass: "/tmp/pgpass",
+      pgpass: paths.pgpass,
       use_unix_socket: true,
       authentication: {
         superuser: { username: ACCOUNTS.postgresSuperuser, password: secretRef(SECRET_KEYS.superuser) },

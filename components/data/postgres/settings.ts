@@ -115,6 +115,8 @@ export interface PostgresPaths {
   readonly etcdDataDir: string;
   /** etcd env file and its TLS material, owned by the etcd uid. */
   readonly etcdConfigDir: string;
+  /** Patroni's password file for replication and pg_rewind connections (the container's own /tmp in production). */
+  readonly pgpass: string;
 }
 
 /** Addresses, ports and paths the render functions take. */
@@ -123,6 +125,12 @@ export interface PostgresLayout {
   readonly paths: PostgresPaths;
   /** CIDR that may connect as a client (`hostssl all all`): the private network. */
   readonly clientCidr: string;
+  /**
+   * CIDRs replication connections may come from, one `hostssl replication` line each. Default:
+   * each member's own address /32, the source of its connections on the private network. On
+   * loopback every connection leaves from 127.0.0.1 (the kernel's source address on `lo`).
+   */
+  readonly replicationSourceCidrs?: readonly string[];
 }
 
 /** Production layout (spec 001 module 3 paths; spec 004 ports). */
@@ -139,6 +147,7 @@ export const DEFAULT_POSTGRES_LAYOUT: PostgresLayout = {
     raftDir: "/var/lib/keybuzz/patroni-raft",
     etcdDataDir: "/var/lib/keybuzz/etcd",
     etcdConfigDir: "/etc/keybuzz/etcd",
+    pgpass: "/tmp/pgpass",
   },
   clientCidr: "10.0.0.0/16",
 };
