@@ -2,9 +2,9 @@ import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
 import { dbNodesOf, renderPatroniConfig } from "../../components/data/postgres/render";
-import { DEFAULT_POSTGRES_LAYOUT, parsePostgresSettings, PostgresLayout } from "../../components/data/postgres/settings";
+import { DEFAULT_POSTGRES_LAYOUT, parsePostgresSettings } from "../../components/data/postgres/settings";
 import { requireTool, run } from "../support/tools";
-import { clusterDir, loopbackInventory, stackModuleConfig } from "./support/loopback";
+import { clusterDir, loopbackInventory, loopbackPostgresLayout, stackModuleConfig } from "./support/loopback";
 
 /**
  * Static checks of issue 7 not already in tests/tools (shellcheck and `sshd -t` are in
@@ -37,36 +37,10 @@ describe("patroni --validate-config on the rendered patroni.yml (loopback layout
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Debian's newest installed PostgreSQL bin dir (the image pins its own major; see docs/integration.md). */
-  function debianBinDir(): string {
-    const majors = fs
-      .readdirSync("/usr/lib/postgresql")
-      .filter((entry) => fs.existsSync(path.join("/usr/lib/postgresql", entry, "bin", "postgres")))
-      .sort((a, b) => Number(b) - Number(a));
-    if (majors.length === 0) throw new Error("postgresql is not installed: run scripts/install-test-tools.sh");
-    return path.join("/usr/lib/postgresql", majors[0], "bin");
-  }
-
   it.each(members.map((node) => [node.name, node] as const))("patroni --validate-config accepts %s's patroni.yml", (_, node) => {
     const patroni = requireTool("patroni");
     const base = path.join(dir, node.name);
-    const layout: PostgresLayout = {
-      ...DEFAULT_POSTGRES_LAYOUT,
-      clientCidr: "127.0.0.0/8",
-      paths: {
-        ...DEFAULT_POSTGRES_LAYOUT.paths,
-        volumeMount: base,
-        dataDir: path.join(base, "data"),
-        walDir: path.join(base, "wal"),
-        binDir: debianBinDir(),
-        configDir: path.join(base, "config"),
-        tlsDir: path.join(base, "tls"),
-        socketDir: path.join(base, "run"),
-        raftDir: path.join(base, "raft"),
-        etcdDataDir: path.join(base, "etcd"),
-        etcdConfigDir: path.join(base, "etcd-config"),
-      },
-    };
+    const layout = loopbackPostgresLayout(base, path.join(dir, `${node.name}-etcd`));
     fs.mkdirSync(layout.paths.configDir, { recursive: true });
     const settings = parsePostgresSettings(stackModuleConfig("prod", "postgres"));
     const file = path.join(layout.paths.configDir, "patroni.yml");

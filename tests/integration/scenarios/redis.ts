@@ -1,5 +1,4 @@
 import * as fs from "fs";
-import * as http from "http";
 import * as path from "path";
 import { serversOf } from "../../../config";
 import { renderHaproxyConfig } from "../../../components/data/haproxy";
@@ -20,6 +19,7 @@ import { fillSecrets } from "../../../components/remote";
 import { clusterDir, loopbackInventory, stackModuleConfig, testPassword } from "../support/loopback";
 import { RespClient, respCall, RespError, RespValue } from "../support/resp";
 import { FailoverResult } from "../support/failover";
+import { haproxyUpServers } from "../support/haproxy";
 import { assertLoopback, ownedDir, ownedFile, sleep, Supervisor, waitFor, waitForPort } from "../support/supervisor";
 
 /**
@@ -229,25 +229,7 @@ export class RedisLoopbackCluster {
 
   /** Names of the Redis backends HAProxy's stats page shows UP. */
   upServers(): Promise<string[]> {
-    const url = `http://${this.proxy.address}:${this.proxy.statsPort}/stats;csv`;
-    return new Promise((resolve, reject) => {
-      const request = http.get(url, { timeout: 2000, agent: false }, (response) => {
-        let body = "";
-        response.setEncoding("utf8");
-        response.on("data", (chunk: string) => (body += chunk));
-        response.on("end", () =>
-          resolve(
-            body
-              .split("\n")
-              .map((line) => line.split(","))
-              .filter((fields) => fields[0] === "redis" && !["FRONTEND", "BACKEND"].includes(fields[1]) && fields[17]?.startsWith("UP"))
-              .map((fields) => fields[1]),
-          ),
-        );
-      });
-      request.on("timeout", () => request.destroy(new Error("stats: timeout")));
-      request.on("error", reject);
-    });
+    return haproxyUpServers(this.proxy.address, this.proxy.statsPort, "redis");
   }
 
   /**

@@ -17,6 +17,8 @@ export interface FailoverResult {
   readonly newPrimary: string;
   /** Whether the old node came back and rejoined (as a replica, or as a Synced Galera member), in sync. */
   readonly rejoinedAsReplica: boolean;
+  /** How the old node caught up, when the system says (`pg_rewind`, `streaming`, `IST`, `SST`). */
+  readonly rejoinedBy?: string;
   /** Writes refused with an error reply after the killed node was started again. */
   readonly refusedAfterReturn: number;
 }

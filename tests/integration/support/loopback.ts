@@ -4,6 +4,7 @@ import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
 import { INVENTORY_KEYS, Inventory, parseInventory } from "../../../config";
+import { DEFAULT_POSTGRES_LAYOUT, PostgresLayout } from "../../../components/data/postgres/settings";
 import { assertLoopback } from "./supervisor";
 
 /**
@@ -70,4 +71,43 @@ export function testPassword(): string {
 export function stackModuleConfig(stack: string, key: string): unknown {
   const document = yaml.load(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, unknown> };
   return document.config[`keybuzz:${key}`];
+}
+
+/** Debian's newest installed PostgreSQL bin dir (the Patroni image pins its own major; see docs/integration.md). */
+export function debianPostgresBinDir(): string {
+  const root = "/usr/lib/postgresql";
+  const majors = fs.existsSync(root)
+    ? fs
+        .readdirSync(root)
+        .filter((entry) => fs.existsSync(path.join(root, entry, "bin", "postgres")))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (majors.length === 0) throw new Error("integration: PostgreSQL is not installed (run scripts/install-test-tools.sh)");
+  return path.join(root, majors[0], "bin");
+}
+
+/**
+ * The PostgreSQL layout of one loopback node: production ports, Debian's binaries, every path in
+ * `base` (owned by postgres) or `etcdBase` (owned by etcd), clients from 127.0.0.0/8, and
+ * replication from 127.0.0.1 — the source address the kernel gives every loopback connection.
+ */
+export function loopbackPostgresLayout(base: string, etcdBase: string): PostgresLayout {
+  return {
+    ...DEFAULT_POSTGRES_LAYOUT,
+    clientCidr: "127.0.0.0/8",
+    replicationSourceCidrs: ["127.0.0.1/32"],
+    paths: {
+      volumeMount: base,
+      dataDir: path.join(base, "data"),
+      walDir: path.join(base, "wal"),
+      binDir: debianPostgresBinDir(),
+      configDir: path.join(base, "config"),
+      tlsDir: path.join(base, "config", "tls"),
+      socketDir: path.join(base, "run"),
+      raftDir: path.join(base, "raft"),
+      pgpass: path.join(base, "pgpass"),
+      etcdDataDir: path.join(etcdBase, "data"),
+      etcdConfigDir: path.join(etcdBase, "config"),
+    },
+  };
 }

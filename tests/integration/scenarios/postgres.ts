@@ -1,0 +1,626 @@
+import * as fs from "fs";
+import * as https from "https";
+import * as path from "path";
+import { Client, ClientConfig } from "pg";
+import { serversOf } from "../../../config";
+import { renderHaproxyConfig } from "../../../components/data/haproxy";
+import {
+  DbNode,
+  dbNodesOf,
+  postgresHaproxyListenersFor,
+  renderEtcdEnv,
+  renderPatroniConfig,
+} from "../../../components/data/postgres/render";
+import { parsePostgresSettings, PostgresLayout, PostgresSettings, SECRET_KEYS } from "../../../components/data/postgres/settings";
+import { fillSecrets } from "../../../components/remote";
+import { ACCOUNTS } from "../../../components/security/secrets";
+import { FailoverResult } from "../support/failover";
+import { haproxyUpServers } from "../support/haproxy";
+import { clusterDir, loopbackInventory, loopbackPostgresLayout, stackModuleConfig, testPassword } from "../support/loopback";
+import { issueTestPki, TestPki } from "../support/pki";
+import { assertLoopback, ownedDir, ownedFile, sleep, Supervisor, waitFor, waitForPort } from "../support/supervisor";
+
+/**
+ * PostgreSQL HA on loopback: 3 etcd members, 3 Patroni/PostgreSQL nodes and HAProxy, from the
+ * files components/data/postgres and components/data/haproxy render for the stack's own inventory
+ * (moved to 127.0.10.0/24), with mutual TLS, run by Debian's etcd, Patroni and PostgreSQL as the
+ * `etcd` and `postgres` users and HAProxy as `haproxy`. Shared by tests/integration/postgres.test.ts
+ * (correctness) and scripts/bench-failover.ts (timings).
+ *
+ * Synchronous mode is on (Patroni `synchronous_mode`): the property checked is that no commit
+ * acknowledged to a client is lost on failover, which only synchronous replication guarantees.
+ */
+
+const ETCD = "/usr/bin/etcd";
+const PATRONI = "/usr/bin/patroni";
+const HAPROXY = "/usr/sbin/haproxy";
+/** The table the writer fills: one row per write, keyed by run and sequence number. */
+const WRITES_TABLE = "kb_it_writes";
+
+/** A member as Patroni's REST API `/cluster` lists it. */
+interface PatroniMember {
+  readonly name: string;
+  /** `leader`, `replica` or `sync_standby`. */
+  readonly role: string;
+  readonly state: string;
+  readonly timeline?: number;
+}
+
+/** A row of `pg_stat_replication` on the leader. */
+interface ReplicationRow {
+  readonly application_name: string;
+  readonly state: string;
+  readonly sync_state: string;
+}
+
+/** Postmaster pids still alive when the test process exits are killed (Patroni detaches PostgreSQL). */
+const dataDirs = new Set<string>();
+let exitHookInstalled = false;
+
+/** PID of the postmaster running in `dataDir`, from its postmaster.pid. */
+function postmasterPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** SIGKILLs the postmaster of `dataDir` and its session (Patroni starts it with setsid). */
+function killPostmaster(dataDir: string): void {
+  const pid = postmasterPid(dataDir);
+  if (pid === undefined) return;
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once("exit", () => dataDirs.forEach(killPostmaster));
+}
+
+/** A running loopback PostgreSQL cluster. */
+export class PostgresLoopbackCluster {
+  readonly supervisor = new Supervisor();
+  readonly nodes: readonly DbNode[];
+  readonly settings: PostgresSettings;
+  readonly layouts: Readonly<Record<string, PostgresLayout>>;
+  /** Where HAProxy listens (haproxy-01's address; write 5432, read 5433) and its stats page. */
+  readonly proxy: { readonly address: string; readonly writePort: number; readonly readPort: number; readonly statsPort: number };
+  /** The haproxy.cfg HAProxy runs (no secret in it: the CA is public). */
+  readonly haproxyConfigFile: string;
+  private readonly pki: TestPki;
+  private readonly secrets: Record<string, string> = {
+    [SECRET_KEYS.superuser]: testPassword(),
+    [SECRET_KEYS.replication]: testPassword(),
+    [SECRET_KEYS.restApi]: testPassword(),
+    [SECRET_KEYS.rewind]: testPassword(),
+  };
+  private runs = 0;
+
+  private constructor(
+    readonly dir: string,
+    readonly stack: string,
+  ) {
+    const inventory = loopbackInventory(stack);
+    // Synchronous mode on, everything else (timing profile, parameters) as the stack sets it.
+    this.settings = { ...parsePostgresSettings(stackModuleConfig(stack, "postgres")), synchronousMode: true };
+    this.nodes = dbNodesOf(inventory);
+    const layouts: Record<string, PostgresLayout> = {};
+    for (const node of this.nodes)
+      layouts[node.name] = loopbackPostgresLayout(path.join(dir, node.name), path.join(dir, `${node.name}-etcd`));
+    this.layouts = layouts;
+    const haproxyHost = serversOf(inventory, "haproxy")[0];
+    this.proxy = { address: haproxyHost.privateIp, writePort: 5432, readPort: 5433, statsPort: 8404 };
+    this.haproxyConfigFile = path.join(dir, "haproxy", "haproxy.cfg");
+    for (const address of [...this.nodes.map((node) => node.address), this.proxy.address]) assertLoopback(address);
+    this.pki = issueTestPki(path.join(dir, "pki"), this.nodes);
+  }
+
+  /** Issues the TLS material, renders the configs, starts etcd, the bootstrap node, the replicas, then HAProxy. */
+  static async start(stack = "prod"): Promise<PostgresLoopbackCluster> {
+    const cluster = new PostgresLoopbackCluster(clusterDir("postgres"), stack);
+    try {
+      await cluster.boot();
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  private async boot(): Promise<void> {
+    installExitHook();
+    for (const node of this.nodes) {
+      this.writeEtcdFiles(node);
+      this.writePatroniFiles(node);
+      this.startEtcd(node);
+    }
+    await waitFor(
+      "every etcd member to be healthy",
+      async () => (await Promise.all(this.nodes.map((node) => this.etcdHealthy(node)))).every(Boolean),
+      60_000,
+      500,
+    );
+
+    // As scripts/postgres/patroni-node.sh: the bootstrap node first and alone, then the others clone it.
+    const [bootstrap, ...others] = this.nodes;
+    this.startPatroni(bootstrap);
+    await waitFor(
+      `${bootstrap.name} to bootstrap as leader`,
+      async () => (await this.members()).find((member) => member.role === "leader")?.name === bootstrap.name,
+      120_000,
+      500,
+    );
+    for (const node of others) this.startPatroni(node);
+
+    ownedDir(path.dirname(this.haproxyConfigFile), "haproxy");
+    const caFile = ownedFile(
+      path.join(path.dirname(this.haproxyConfigFile), "postgres-ca.crt"),
+      fs.readFileSync(this.pki.caFile, "utf8"),
+      "haproxy",
+      0o644,
+    );
+    const listeners = postgresHaproxyListenersFor(this.nodes, this.settings, {
+      layout: this.layouts[bootstrap.name],
+      caFile,
+      writePort: this.proxy.writePort,
+      readPort: this.proxy.readPort,
+    });
+    const config = renderHaproxyConfig(listeners, {
+      bindAddress: this.proxy.address,
+      statsAddress: this.proxy.address,
+      statsPort: this.proxy.statsPort,
+    });
+    ownedFile(this.haproxyConfigFile, config, "haproxy");
+    this.supervisor.start({
+      name: "haproxy",
+      command: HAPROXY,
+      args: ["-db", "-f", this.haproxyConfigFile],
+      user: "haproxy",
+      logFile: path.join(this.dir, "haproxy.log"),
+    });
+    await waitForPort(this.proxy.address, this.proxy.writePort, 30_000);
+
+    const leader = await this.waitHealthy(180_000);
+    await this.sql(leader, `CREATE TABLE IF NOT EXISTS ${WRITES_TABLE} (run text NOT NULL, seq integer NOT NULL, PRIMARY KEY (run, seq))`);
+  }
+
+  private writeEtcdFiles(node: DbNode): void {
+    const { paths } = this.layouts[node.name];
+    ownedDir(path.dirname(paths.etcdConfigDir), "etcd");
+    ownedDir(paths.etcdConfigDir, "etcd");
+    const tlsDir = ownedDir(path.join(paths.etcdConfigDir, "tls"), "etcd");
+    ownedFile(path.join(tlsDir, "ca.crt"), fs.readFileSync(this.pki.caFile, "utf8"), "etcd");
+    ownedFile(path.join(tlsDir, "node.crt"), fs.readFileSync(this.pki.nodes[node.name].certFile, "utf8"), "etcd");
+    ownedFile(path.join(tlsDir, "node.key"), fs.readFileSync(this.pki.nodes[node.name].keyFile, "utf8"), "etcd");
+    ownedFile(path.join(paths.etcdConfigDir, "etcd.env"), renderEtcdEnv(node, this.nodes, this.stack, this.layouts[node.name]), "etcd");
+  }
+
+  private writePatroniFiles(node: DbNode): void {
+    const layout = this.layouts[node.name];
+    const { paths } = layout;
+    ownedDir(paths.volumeMount, "postgres");
+    ownedDir(paths.configDir, "postgres");
+    ownedDir(paths.socketDir, "postgres");
+    ownedDir(paths.tlsDir, "postgres");
+    ownedFile(path.join(paths.tlsDir, "ca.crt"), fs.readFileSync(this.pki.caFile, "utf8"), "postgres");
+    ownedFile(path.join(paths.tlsDir, "node.crt"), fs.readFileSync(this.pki.nodes[node.name].certFile, "utf8"), "postgres");
+    ownedFile(path.join(paths.tlsDir, "node.key"), fs.readFileSync(this.pki.nodes[node.name].keyFile, "utf8"), "postgres");
+    const patroniYml = fillSecrets(renderPatroniConfig({ node, members: this.nodes, settings: this.settings, layout }), this.secrets);
+    ownedFile(path.join(paths.configDir, "patroni.yml"), patroniYml, "postgres");
+    dataDirs.add(paths.dataDir);
+  }
+
+  /** etcd with the rendered env file; initial-cluster-state as scripts/postgres/etcd-run.sh decides it. */
+  private startEtcd(node: DbNode): void {
+    const { paths } = this.layouts[node.name];
+    const env: Record<string, string> = {};
+    for (const line of fs.readFileSync(path.join(paths.etcdConfigDir, "etcd.env"), "utf8").split("\n")) {
+      const match = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+      if (match) env[match[1]] = match[2];
+    }
+    env.ETCD_INITIAL_CLUSTER_STATE = fs.existsSync(path.join(paths.etcdDataDir, "member")) ? "existing" : "new";
+    this.supervisor.start({
+      name: `${node.name}-etcd`,
+      command: ETCD,
+      args: [],
+      user: "etcd",
+      env,
+      cwd: path.dirname(paths.etcdConfigDir),
+      logFile: this.logFile(`${node.name}-etcd`),
+    });
+  }
+
+  private startPatroni(node: DbNode): void {
+    const { paths } = this.layouts[node.name];
+    this.supervisor.start({
+      name: `${node.name}-patroni`,
+      command: PATRONI,
+      args: [path.join(paths.configDir, "patroni.yml")],
+      user: "postgres",
+      cwd: paths.volumeMount,
+      env: { HOME: paths.volumeMount },
+      logFile: this.logFile(`${node.name}-patroni`),
+    });
+  }
+
+  logFile(daemon: string): string {
+    return path.join(this.dir, `${daemon}.log`);
+  }
+
+  /** Stops HAProxy, Patroni (which stops PostgreSQL) and etcd, kills any postmaster left, removes the directory. */
+  async stop(): Promise<void> {
+    await this.supervisor.stopAll();
+    for (const node of this.nodes) {
+      const { dataDir } = this.layouts[node.name].paths;
+      killPostmaster(dataDir);
+      dataDirs.delete(dataDir);
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** GET or POST on a node's Patroni REST API (TLS verified against the CA; client certificate presented). */
+  rest(node: DbNode, method: "GET" | "POST", urlPath: string, body?: unknown): Promise<{ status: number; body: string }> {
+    return this.https(node.address, this.layouts[node.name].ports.restApi, method, urlPath, node, body);
+  }
+
+  private https(
+    address: string,
+    port: number,
+    method: string,
+    urlPath: string,
+    node: DbNode,
+    body?: unknown,
+  ): Promise<{ status: number; body: string }> {
+    assertLoopback(address);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const auth = `${ACCOUNTS.patroniRestApi}:${this.secrets[SECRET_KEYS.restApi]}`;
+    return new Promise((resolve, reject) => {
+      const request = https.request(
+        {
+          host: address,
+          port,
+          method,
+          path: urlPath,
+          agent: false,
+          timeout: 3000,
+          ca: fs.readFileSync(this.pki.caFile),
+          cert: fs.readFileSync(this.pki.nodes[node.name].certFile),
+          key: fs.readFileSync(this.pki.nodes[node.name].keyFile),
+          headers:
+            payload === undefined
+              ? {}
+              : { "content-type": "application/json", authorization: `Basic ${Buffer.from(auth).toString("base64")}` },
+        },
+        (response) => {
+          let text = "";
+          response.setEncoding("utf8");
+          response.on("data", (chunk: string) => (text += chunk));
+          response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
+        },
+      );
+      request.on("timeout", () => request.destroy(new Error(`${address}:${port}${urlPath}: timeout`)));
+      request.on("error", reject);
+      request.end(payload);
+    });
+  }
+
+  /** Whether a node's etcd member answers healthy on its client URL (mutual TLS). */
+  async etcdHealthy(node: DbNode): Promise<boolean> {
+    try {
+      const reply = await this.https(node.address, this.layouts[node.name].ports.etcdClient, "GET", "/health", node);
+      return reply.status === 200 && (JSON.parse(reply.body) as { health: string }).health === "true";
+    } catch {
+      return false;
+    }
+  }
+
+  /** Cluster members as Patroni sees them, asked of the first node that answers among `askable`. */
+  async members(askable: readonly DbNode[] = this.nodes): Promise<PatroniMember[]> {
+    let lastError: unknown;
+    for (const node of askable) {
+      try {
+        const reply = await this.rest(node, "GET", "/cluster");
+        if (reply.status === 200) return (JSON.parse(reply.body) as { members: PatroniMember[] }).members;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw lastError instanceof Error ? lastError : new Error("postgres: no Patroni REST API answered");
+  }
+
+  node(name: string): DbNode {
+    const node = this.nodes.find((candidate) => candidate.name === name);
+    if (!node) throw new Error(`postgres: no node ${name}`);
+    return node;
+  }
+
+  /** Connection settings to `address:port` as the superuser over TLS, verifying the CA (libpq's verify-ca). */
+  connection(address: string, port: number): ClientConfig {
+    assertLoopback(address);
+    return {
+      host: address,
+      port,
+      user: ACCOUNTS.postgresSuperuser,
+      password: this.secrets[SECRET_KEYS.superuser],
+      database: "postgres",
+      ssl: { ca: fs.readFileSync(this.pki.caFile, "utf8"), checkServerIdentity: () => undefined },
+      connectionTimeoutMillis: 2000,
+      query_timeout: 5000,
+    };
+  }
+
+  /** One statement on a node, directly (not through HAProxy). */
+  async sql<T extends object = Record<string, unknown>>(node: DbNode, text: string, values: unknown[] = []): Promise<T[]> {
+    const client = new Client(this.connection(node.address, this.layouts[node.name].ports.postgres));
+    await client.connect();
+    try {
+      return (await client.query<T>(text, values)).rows;
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** One statement through HAProxy's write (5432) or read (5433) port. */
+  async throughProxy<T extends object = Record<string, unknown>>(port: "write" | "read", text: string): Promise<T[]> {
+    const client = new Client(this.connection(this.proxy.address, port === "write" ? this.proxy.writePort : this.proxy.readPort));
+    await client.connect();
+    try {
+      return (await client.query<T>(text)).rows;
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** The leader's `pg_stat_replication`. */
+  replication(leader: DbNode): Promise<ReplicationRow[]> {
+    return this.sql<ReplicationRow>(
+      leader,
+      "SELECT application_name, state, sync_state FROM pg_stat_replication ORDER BY application_name",
+    );
+  }
+
+  /** Servers HAProxy's stats page shows UP in its write or read proxy. */
+  upServers(proxy: "postgres-write" | "postgres-read"): Promise<string[]> {
+    return haproxyUpServers(this.proxy.address, this.proxy.statsPort, proxy);
+  }
+
+  /**
+   * Waits until the cluster is whole: one leader, every other member a running replica streaming
+   * from it (one of them the synchronous standby), HAProxy's write port on the leader only and its
+   * read port on the replicas only. Returns the leader.
+   */
+  async waitHealthy(timeoutMs: number, askable: readonly DbNode[] = this.nodes): Promise<DbNode> {
+    return waitFor(
+      "1 leader + 2 streaming replicas (one synchronous) behind HAProxy",
+      async () => {
+        const members = await this.members(askable);
+        const leaders = members.filter((member) => member.role === "leader" && member.state === "running");
+        if (leaders.length !== 1 || members.length !== this.nodes.length) return false;
+        // Patroni names its synchronous standby in the DCS only once PostgreSQL reports it in sync.
+        if (!members.some((member) => member.role === "sync_standby" && member.state === "running")) return false;
+        const leader = this.node(leaders[0].name);
+        const replicas = members
+          .filter((member) => member.name !== leader.name)
+          .map((member) => member.name)
+          .sort();
+        const streams = await this.replication(leader);
+        if (streams.filter((row) => row.state === "streaming").length !== replicas.length) return false;
+        if (!streams.some((row) => row.sync_state === "sync")) return false;
+        if ((await this.upServers("postgres-write")).join() !== leader.name) return false;
+        if ((await this.upServers("postgres-read")).join() !== replicas.join()) return false;
+        return leader;
+      },
+      timeoutMs,
+      500,
+    );
+  }
+
+  /** Whether Patroni's log of `node` since byte `offset` shows a pg_rewind run. */
+  private rewoundSince(node: DbNode, offset: number): boolean {
+    const log = fs.readFileSync(this.logFile(`${node.name}-patroni`), "utf8").slice(offset);
+    // Patroni logs "running pg_rewind from <dsn>" before each rewind (patroni/postgresql/rewind.py).
+    return log.includes("running pg_rewind from");
+  }
+
+  private logSize(node: DbNode): number {
+    const file = this.logFile(`${node.name}-patroni`);
+    return fs.existsSync(file) ? fs.statSync(file).size : 0;
+  }
+
+  /** The node crashes: SIGKILL of its Patroni, its PostgreSQL (detached by Patroni) and its etcd member. */
+  async crash(node: DbNode): Promise<void> {
+    const dataDir = this.layouts[node.name].paths.dataDir;
+    const pid = postmasterPid(dataDir);
+    const daemons = Promise.all([this.supervisor.kill(`${node.name}-patroni`), this.supervisor.kill(`${node.name}-etcd`)]);
+    killPostmaster(dataDir);
+    await daemons;
+    await waitFor(`${node.name}'s postmaster to be gone`, async () => pid === undefined || !processAlive(pid), 10_000, 100);
+  }
+
+  /**
+   * Failover: while a client writes through HAProxy 5432 without pause, the leader node crashes
+   * (Patroni, PostgreSQL and etcd SIGKILLed). Measures the time until a write is acknowledged by the
+   * new leader, starts the node again with its unchanged files, waits until it streams from the new
+   * leader, and counts the acknowledged writes the new leader does not have.
+   */
+  async failover(): Promise<FailoverResult> {
+    const old = await this.waitHealthy(120_000);
+    return this.measure("postgres", old, async () => {
+      await this.crash(old);
+      const survivors = this.nodes.filter((node) => node !== old);
+      const fresh = await waitFor(
+        "a new leader among the surviving nodes",
+        async () => {
+          const leader = (await this.members(survivors)).find((member) => member.role === "leader" && member.state === "running");
+          return leader && leader.name !== old.name ? this.node(leader.name) : undefined;
+        },
+        180_000,
+        500,
+      );
+      return {
+        fresh,
+        survivors,
+        restart: () => {
+          this.startEtcd(old);
+          this.startPatroni(old);
+        },
+      };
+    });
+  }
+
+  /**
+   * Switchover (planned): asks the leader's REST API to hand over to the synchronous standby while
+   * the client writes; measures the time until the new leader acknowledges a write and checks that
+   * the old leader streams from it and nothing acknowledged was lost.
+   */
+  async switchover(): Promise<FailoverResult> {
+    const old = await this.waitHealthy(120_000);
+    const standby = (await this.members()).find((member) => member.role === "sync_standby");
+    if (!standby) throw new Error("postgres: no synchronous standby to switch over to");
+    const candidate = this.node(standby.name);
+    return this.measure("postgres-switchover", old, async () => {
+      const reply = await this.rest(old, "POST", "/switchover", { leader: old.name, candidate: candidate.name });
+      if (reply.status !== 200) throw new Error(`postgres: switchover refused (${reply.status}): ${reply.body}`);
+      return { fresh: candidate, survivors: this.nodes };
+    });
+  }
+
+  /**
+   * The common frame of failover and switchover: a writer through HAProxy, the `event` (which
+   * returns the node expected to lead afterwards), the time to the first write that node
+   * acknowledges, the old leader's rejoin, and the acknowledged writes missing on the new leader.
+   */
+  private async measure(
+    system: string,
+    old: DbNode,
+    event: () => Promise<{ fresh: DbNode; survivors: readonly DbNode[]; restart?: () => void }>,
+  ): Promise<FailoverResult> {
+    this.runs += 1;
+    const writer = new SqlWriter(() => this.connection(this.proxy.address, this.proxy.writePort), `${Date.now()}-${this.runs}`);
+    const writing = writer.run();
+    try {
+      await waitFor("writes through HAProxy before the event", async () => writer.acknowledged.length >= 50, 20_000, 100);
+      const logOffset = this.logSize(old);
+      const startedAt = Date.now();
+      const { fresh, survivors, restart } = await event();
+      const firstWrite = await waitFor(
+        `a write acknowledged by ${fresh.name} through HAProxy`,
+        async () => writer.firstAckAfter(startedAt, fresh.address),
+        180_000,
+        50,
+      );
+      const returnedAt = Date.now();
+      restart?.();
+      let rejoined = true;
+      try {
+        const leader = await this.waitHealthy(180_000, survivors);
+        rejoined =
+          leader === fresh && (await this.replication(fresh)).some((row) => row.application_name === old.name && row.state === "streaming");
+      } catch {
+        rejoined = false;
+      }
+      await sleep(500);
+      writer.stop();
+      await writing;
+      const present = new Set(
+        (await this.sql<{ seq: number }>(fresh, `SELECT seq FROM ${WRITES_TABLE} WHERE run = $1`, [writer.runId])).map((row) => row.seq),
+      );
+      return {
+        system,
+        secondsToWriteAgain: (firstWrite - startedAt) / 1000,
+        acknowledgedWrites: writer.acknowledged.length,
+        acknowledgedLost: writer.acknowledged.filter((write) => !present.has(write.seq)).length,
+        oldPrimary: old.name,
+        newPrimary: fresh.name,
+        rejoinedAsReplica: rejoined,
+        rejoinedBy: this.rewoundSince(old, logOffset) ? "pg_rewind" : "streaming",
+        refusedAfterReturn: writer.refusals.filter((time) => time >= returnedAt).length,
+      };
+    } finally {
+      writer.stop();
+      await writing;
+    }
+  }
+}
+
+/** One acknowledged write: its sequence number, when, and which server committed it. */
+interface AcknowledgedWrite {
+  readonly seq: number;
+  readonly at: number;
+  readonly server: string;
+}
+
+/**
+ * A client inserting `(run, n)` through HAProxy without pause, one autocommit INSERT at a time,
+ * opening a new connection after any error. A write counts as acknowledged only when its COMMIT
+ * returned; `inet_server_addr()` tells which node committed it.
+ */
+export class SqlWriter {
+  readonly acknowledged: AcknowledgedWrite[] = [];
+  /** Times (ms epoch) of writes the server refused with an SQL error. */
+  readonly refusals: number[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly connection: () => ClientConfig,
+    readonly runId: string,
+  ) {}
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Time (ms epoch) of the first write acknowledged after `time` by the server at `address`. */
+  firstAckAfter(time: number, address: string): number | undefined {
+    return this.acknowledged.find((write) => write.at > time && write.server === address)?.at;
+  }
+
+  /** Writes until {@link stop}; bounded by a 10-minute safety limit. */
+  async run(): Promise<void> {
+    const limit = Date.now() + 600_000;
+    let client: Client | undefined;
+    let sequence = 0;
+    while (!this.stopped && Date.now() < limit) {
+      try {
+        if (!client) {
+          client = new Client(this.connection());
+          // A connection cut by HAProxy or a dying server emits 'error'; the query then rejects.
+          client.on("error", () => undefined);
+          await client.connect();
+        }
+        sequence += 1;
+        const result = await client.query<{ server: string }>(
+          `INSERT INTO ${WRITES_TABLE} (run, seq) VALUES ($1, $2) RETURNING host(inet_server_addr()) AS server`,
+          [this.runId, sequence],
+        );
+        this.acknowledged.push({ seq: sequence, at: Date.now(), server: result.rows[0].server });
+      } catch (error) {
+        if (typeof (error as { code?: unknown }).code === "string" && /^[0-9A-Z]{5}$/.test((error as { code: string }).code))
+          this.refusals.push(Date.now());
+        const broken = client;
+        client = undefined;
+        void broken?.end().catch(() => undefined);
+        await sleep(50);
+      }
+    }
+    await client?.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,77 @@
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { assertLoopback } from "./supervisor";
+
+/**
+ * The loopback clusters' CA and node certificates, issued with Debian's `openssl` the way
+ * components/security/pki.ts issues them with `@pulumi/tls` (which needs the engine): ECDSA P-256,
+ * one certificate per node valid for both server and client authentication, SANs = the node's
+ * name, `localhost`, its address and 127.0.0.1.
+ */
+
+/** PEM files of one node. */
+export interface NodeTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+/** A CA and the node certificates it signed, as files in `dir`. */
+export interface TestPki {
+  readonly caFile: string;
+  readonly nodes: Readonly<Record<string, NodeTls>>;
+}
+
+function openssl(args: readonly string[]): void {
+  const result = spawnSync("openssl", [...args], { encoding: "utf8", timeout: 30_000 });
+  if (result.status !== 0) throw new Error(`integration: openssl ${args[0]} failed: ${result.stderr || result.error?.message}`);
+}
+
+/** Issues the CA and one certificate per `{name, address}` (addresses must be loopback). */
+export function issueTestPki(dir: string, nodes: readonly { readonly name: string; readonly address: string }[]): TestPki {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const caKey = path.join(dir, "ca.key");
+  const caFile = path.join(dir, "ca.crt");
+  openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", caKey]);
+  openssl(["req", "-x509", "-new", "-key", caKey, "-sha256", "-days", "2", "-subj", "/O=KeyBuzz/CN=KeyBuzz loopback CA", "-out", caFile]);
+  const issued: Record<string, NodeTls> = {};
+  for (const node of nodes) {
+    assertLoopback(node.address);
+    const keyFile = path.join(dir, `${node.name}.key`);
+    const request = path.join(dir, `${node.name}.csr`);
+    const extensions = path.join(dir, `${node.name}.ext`);
+    const certFile = path.join(dir, `${node.name}.crt`);
+    openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", keyFile]);
+    openssl(["req", "-new", "-key", keyFile, "-subj", `/O=KeyBuzz/CN=${node.name}`, "-out", request]);
+    fs.writeFileSync(
+      extensions,
+      [
+        "basicConstraints = critical, CA:FALSE",
+        "keyUsage = critical, digitalSignature, keyEncipherment",
+        "extendedKeyUsage = serverAuth, clientAuth",
+        `subjectAltName = DNS:${node.name}, DNS:localhost, IP:${node.address}, IP:127.0.0.1`,
+        "",
+      ].join("\n"),
+    );
+    openssl([
+      "x509",
+      "-req",
+      "-in",
+      request,
+      "-CA",
+      caFile,
+      "-CAkey",
+      caKey,
+      "-CAcreateserial",
+      "-days",
+      "2",
+      "-sha256",
+      "-extfile",
+      extensions,
+      "-out",
+      certFile,
+    ]);
+    issued[node.name] = { certFile, keyFile };
+  }
+  return { caFile, nodes: issued };
+}
