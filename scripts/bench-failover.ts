@@ -1,5 +1,6 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
+import { PostgresLoopbackCluster } from "../tests/integration/scenarios/postgres";
 import { RedisLoopbackCluster } from "../tests/integration/scenarios/redis";
 import { FailoverResult } from "../tests/integration/support/failover";
 
@@ -18,6 +19,11 @@ interface BenchTarget {
 
 const SYSTEMS: Readonly<Record<string, () => Promise<BenchTarget>>> = {
   redis: () => RedisLoopbackCluster.start(),
+  postgres: () => PostgresLoopbackCluster.start(),
+  "postgres-switchover": async () => {
+    const cluster = await PostgresLoopbackCluster.start();
+    return { failover: () => cluster.switchover(), stop: () => cluster.stop() };
+  },
 };
 
 /** Summary of one system's runs. */
@@ -29,6 +35,8 @@ export interface BenchSummary {
   readonly acknowledgedWrites: number;
   readonly acknowledgedLost: number;
   readonly rejoinedAsReplica: string;
+  /** How the old nodes caught up, counted, e.g. `pg_rewind 2, streaming 1`; `-` when the system does not say. */
+  readonly rejoinedBy: string;
 }
 
 /** Median of a non-empty list. */
@@ -36,6 +44,13 @@ export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** `a 2, b 1` for [a, b, a]; `-` for none. */
+function countsOf(values: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1);
+  return counts.size === 0 ? "-" : [...counts].map(([value, count]) => `${value} ${count}`).join(", ");
 }
 
 /** Folds the runs of one system into its summary line. */
@@ -49,12 +64,13 @@ export function summarize(system: string, results: readonly FailoverResult[]): B
     acknowledgedWrites: results.reduce((sum, result) => sum + result.acknowledgedWrites, 0),
     acknowledgedLost: results.reduce((sum, result) => sum + result.acknowledgedLost, 0),
     rejoinedAsReplica: `${results.filter((result) => result.rejoinedAsReplica).length}/${results.length}`,
+    rejoinedBy: countsOf(results.flatMap((result) => (result.rejoinedBy ? [result.rejoinedBy] : []))),
   };
 }
 
 /** The summaries as an aligned text table. */
 export function formatTable(summaries: readonly BenchSummary[]): string {
-  const header = ["system", "runs", "median s", "max s", "acked writes", "acked lost", "rejoined"];
+  const header = ["system", "runs", "median s", "max s", "acked writes", "acked lost", "rejoined", "caught up by"];
   const rows = summaries.map((s) => [
     s.system,
     String(s.runs),
@@ -63,9 +79,14 @@ export function formatTable(summaries: readonly BenchSummary[]): string {
     String(s.acknowledgedWrites),
     String(s.acknowledgedLost),
     s.rejoinedAsReplica,
+    s.rejoinedBy,
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
-  const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column])).join("  ");
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column]))
+      .join("  ")
+      .trimEnd();
   return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join("\n");
 }
 

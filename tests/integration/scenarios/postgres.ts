@@ -435,7 +435,7 @@ export class PostgresLoopbackCluster {
 
   /** Whether Patroni's log of `node` since byte `offset` shows a pg_rewind run. */
   private rewoundSince(node: DbNode, offset: number): boolean {
-    const log = fs.readFileSync(this.logFile(`${node.name}-patroni`), "utf8").slice(offset);
+    const log = fs.readFileSync(this.logFile(`${node.name}-patroni`)).subarray(offset).toString("utf8");
     // Patroni logs "running pg_rewind from <dsn>" before each rewind (patroni/postgresql/rewind.py).
     return log.includes("running pg_rewind from");
   }
