@@ -44,8 +44,8 @@ function patroniYaml(node: DbNode, settings = defaults): Yaml {
 }
 
 describe("keybuzz:postgres settings", () => {
-  it("defaults to etcd3, the fast profile, synchronous mode off and the spec's pool sizes", () => {
-    expect(defaults).toMatchObject({ dcs: "etcd3", timingProfile: "fast", synchronousMode: false, maximumLagOnFailoverBytes: 1048576 });
+  it("defaults to etcd3, the fast profile, synchronous mode on and the spec's pool sizes", () => {
+    expect(defaults).toMatchObject({ dcs: "etcd3", timingProfile: "fast", synchronousMode: true, maximumLagOnFailoverBytes: 1048576 });
     expect(defaults.pgbouncer).toEqual({ maxClientConn: 1000, defaultPoolSize: 25, reservePoolSize: 5, maxPreparedStatements: 200 });
   });
 
@@ -142,7 +142,7 @@ describe("patroni.yml per node", () => {
       primary_start_timeout: 30,
       maximum_lag_on_failover: 1048576,
       failsafe_mode: true,
-      synchronous_mode: false,
+      synchronous_mode: true,
       postgresql: {
         use_pg_rewind: true,
         use_slots: true,
@@ -154,14 +154,14 @@ describe("patroni.yml per node", () => {
     expect(config.postgresql.parameters.shared_buffers).toBe("256MB");
   });
 
-  it("turns synchronous mode and the timing profile on through settings, and routes DCS-only overrides to the DCS", () => {
+  it("turns synchronous mode off and the timing profile up through settings, and routes DCS-only overrides to the DCS", () => {
     const settings = parsePostgresSettings({
-      synchronousMode: true,
+      synchronousMode: false,
       timingProfile: "tolerant",
       parameters: { max_connections: 400, work_mem: "8MB" },
     });
     const dcs = renderDynamicConfigObject(settings) as Yaml;
-    expect(dcs).toMatchObject({ synchronous_mode: true, ttl: 60, loop_wait: 10, retry_timeout: 25 });
+    expect(dcs).toMatchObject({ synchronous_mode: false, ttl: 60, loop_wait: 10, retry_timeout: 25 });
     expect(dcs.postgresql.parameters.max_connections).toBe(400);
     const config = patroniYaml(MEMBERS[0], settings);
     expect(config.postgresql.parameters.work_mem).toBe("8MB");

@@ -19,3 +19,16 @@ export function run(tool: string, args: readonly string[], options: { input?: st
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `keybuzz-${prefix}-`));
 }
+
+/** Debian's newest installed PostgreSQL bin dir (the Patroni image pins its own major, versions.yaml). */
+export function debianPostgresBinDir(): string {
+  const root = "/usr/lib/postgresql";
+  const majors = fs.existsSync(root)
+    ? fs
+        .readdirSync(root)
+        .filter((entry) => fs.existsSync(path.join(root, entry, "bin", "postgres")))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (majors.length === 0) throw new Error("PostgreSQL is not installed (run scripts/install-test-tools.sh)");
+  return path.join(root, majors[0], "bin");
+}

@@ -13,39 +13,12 @@ import {
 } from "../../components/data/postgres";
 import { fillSecrets } from "../../components/remote";
 import { loadVersions } from "../../config";
+import { loopbackPostgresLayout } from "../integration/support/loopback";
 import { requireTool, run, tempDir } from "../support/tools";
 
 // Addresses of this file only (jest runs tool tests in parallel).
 const MEMBERS: DbNode[] = [1, 2, 3].map((index) => ({ name: `pg-${index}`, address: `127.0.13.${index}` }));
 const SECRETS = { "postgres-superuser": "s1", "postgres-replication": "s2", "patroni-restapi": "s3", "postgres-rewind": "s4" };
-
-/** Debian's PostgreSQL binaries (the Patroni image has /usr/lib/postgresql/16/bin). */
-function debianBinDir(): string {
-  const root = "/usr/lib/postgresql";
-  const versions = fs.existsSync(root)
-    ? fs.readdirSync(root).filter((entry) => fs.existsSync(path.join(root, entry, "bin", "pg_ctl")))
-    : [];
-  if (versions.length === 0) throw new Error("PostgreSQL is not installed: run scripts/install-test-tools.sh");
-  return path.join(root, versions.sort().pop() as string, "bin");
-}
-
-function loopbackLayout(dir: string, binDir = debianBinDir()): PostgresLayout {
-  const paths = DEFAULT_POSTGRES_LAYOUT.paths;
-  return {
-    ...DEFAULT_POSTGRES_LAYOUT,
-    clientCidr: "127.0.0.0/8",
-    paths: {
-      ...paths,
-      binDir,
-      dataDir: `${dir}/data`,
-      walDir: `${dir}/wal`,
-      tlsDir: `${dir}/tls`,
-      raftDir: `${dir}/raft`,
-      configDir: dir,
-      socketDir: dir,
-    },
-  };
-}
 
 /** Patroni's validator requires the DCS peers to be reachable: stand-in listeners on loopback. */
 async function listeners(ports: number[]): Promise<net.Server[]> {
@@ -58,6 +31,13 @@ async function listeners(ports: number[]): Promise<net.Server[]> {
     }
   }
   return servers;
+}
+
+/** The loopback layout in `dir`, its config dir created (the validator reads patroni.yml there). */
+function layoutIn(dir: string): PostgresLayout {
+  const layout = loopbackPostgresLayout(dir, path.join(dir, "etcd"));
+  fs.mkdirSync(layout.paths.configDir, { recursive: true });
+  return layout;
 }
 
 function validate(settings: PostgresSettings, layout: PostgresLayout): ReturnType<typeof run> {
@@ -77,14 +57,15 @@ describe("Patroni's --validate-config on the rendered patroni.yml", () => {
   });
 
   it.each(["etcd3", "raft"] as const)("accepts the %s variant", (dcs) => {
-    const result = validate(parsePostgresSettings({ dcs, synchronousMode: true }), loopbackLayout(tempDir(`patroni-${dcs}`)));
+    const result = validate(parsePostgresSettings({ dcs }), layoutIn(tempDir(`patroni-${dcs}`)));
     expect(result.stderr.trim()).toBe("");
     expect(result.status).toBe(0);
   });
 
   it("rejects a config whose bin_dir lacks PostgreSQL (the check is real)", () => {
     const dir = tempDir("patroni-bad");
-    const result = validate(parsePostgresSettings(undefined), loopbackLayout(dir, dir));
+    const layout = layoutIn(dir);
+    const result = validate(parsePostgresSettings(undefined), { ...layout, paths: { ...layout.paths, binDir: dir } });
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(/bin_dir/);
   });

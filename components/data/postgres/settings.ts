@@ -37,8 +37,12 @@ export const postgresSettingsSchema = z.strictObject({
   dcs: z.enum(["etcd3", "raft"]).default("etcd3"),
   /** Failover timing, see {@link TIMING_PROFILES}. */
   timingProfile: z.enum(["fast", "standard", "tolerant"]).default("fast"),
-  /** Patroni `synchronous_mode`: on = no acknowledged commit is lost on failover (writes wait for a standby). */
-  synchronousMode: z.boolean().default(false),
+  /**
+   * Patroni `synchronous_mode` (spec 004 §16): on = a commit returns once a standby has it, so no
+   * acknowledged commit is lost on failover. Not strict: with no healthy standby the leader keeps
+   * accepting writes, unprotected, until one returns.
+   */
+  synchronousMode: z.boolean().default(true),
   /** Patroni `maximum_lag_on_failover`, bytes (spec 001: 1048576): a replica further behind is never promoted. */
   maximumLagOnFailoverBytes: z.number().int().positive().default(1048576),
   /** HAProxy's read port keeps only replicas whose lag is at most this many bytes (`/replica?lag=`). */

@@ -27,8 +27,8 @@ import { assertLoopback, ownedDir, ownedFile, sleep, Supervisor, waitFor, waitFo
  * `etcd` and `postgres` users and HAProxy as `haproxy`. Shared by tests/integration/postgres.test.ts
  * (correctness) and scripts/bench-failover.ts (timings).
  *
- * Synchronous mode is on (Patroni `synchronous_mode`): the property checked is that no commit
- * acknowledged to a client is lost on failover, which only synchronous replication guarantees.
+ * The property checked on failover — no commit acknowledged to a client is lost — rests on
+ * Patroni's `synchronous_mode`, the module's default.
  */
 
 const ETCD = "/usr/bin/etcd";
@@ -119,8 +119,8 @@ export class PostgresLoopbackCluster {
     readonly stack: string,
   ) {
     const inventory = loopbackInventory(stack);
-    // Synchronous mode on, everything else (timing profile, parameters) as the stack sets it.
-    this.settings = { ...parsePostgresSettings(stackModuleConfig(stack, "postgres")), synchronousMode: true };
+    // The stack's own settings: timing profile, parameters, synchronous mode (on by default).
+    this.settings = parsePostgresSettings(stackModuleConfig(stack, "postgres"));
     this.nodes = dbNodesOf(inventory);
     const layouts: Record<string, PostgresLayout> = {};
     for (const node of this.nodes)
@@ -435,7 +435,10 @@ export class PostgresLoopbackCluster {
 
   /** Whether Patroni's log of `node` since byte `offset` shows a pg_rewind run. */
   private rewoundSince(node: DbNode, offset: number): boolean {
-    const log = fs.readFileSync(this.logFile(`${node.name}-patroni`)).subarray(offset).toString("utf8");
+    const log = fs
+      .readFileSync(this.logFile(`${node.name}-patroni`))
+      .subarray(offset)
+      .toString("utf8");
     // Patroni logs "running pg_rewind from <dsn>" before each rewind (patroni/postgresql/rewind.py).
     return log.includes("running pg_rewind from");
   }

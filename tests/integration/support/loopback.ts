@@ -5,6 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { INVENTORY_KEYS, Inventory, parseInventory } from "../../../config";
 import { DEFAULT_POSTGRES_LAYOUT, PostgresLayout } from "../../../components/data/postgres/settings";
+import { debianPostgresBinDir } from "../../support/tools";
 import { assertLoopback } from "./supervisor";
 
 /**
@@ -71,19 +72,6 @@ export function testPassword(): string {
 export function stackModuleConfig(stack: string, key: string): unknown {
   const document = yaml.load(fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8")) as { config: Record<string, unknown> };
   return document.config[`keybuzz:${key}`];
-}
-
-/** Debian's newest installed PostgreSQL bin dir (the Patroni image pins its own major; see docs/integration.md). */
-export function debianPostgresBinDir(): string {
-  const root = "/usr/lib/postgresql";
-  const majors = fs.existsSync(root)
-    ? fs
-        .readdirSync(root)
-        .filter((entry) => fs.existsSync(path.join(root, entry, "bin", "postgres")))
-        .sort((a, b) => Number(b) - Number(a))
-    : [];
-  if (majors.length === 0) throw new Error("integration: PostgreSQL is not installed (run scripts/install-test-tools.sh)");
-  return path.join(root, majors[0], "bin");
 }
 
 /**
