@@ -88,11 +88,14 @@ init_datadir() {
   rm -f "$sql"
 }
 
-# _start bootstrap|member: as the container the helper runs in production (mode bootstrap adds
-# --wsrep-new-cluster); returns once the server process runs.
+# _start bootstrap|member [MARIADBD_ARGS]: as the container the helper runs in production (mode
+# bootstrap adds --wsrep-new-cluster; further arguments go to mariadbd, as after the image name);
+# returns once the server process runs.
 cmd_start() {
   local mode=${1:-} args=()
+  shift || true
   case "$mode" in bootstrap) args=(--wsrep-new-cluster) ;; member) ;; *) die "_start: mode must be bootstrap or member" ;; esac
+  args+=("$@")
   assert_loopback_config
   ! server_pid >/dev/null || die "_start: $node already runs"
   [ -d "$GALERA_DATADIR/mysql" ] || init_datadir
@@ -119,14 +122,14 @@ cmd_stop() {
 }
 
 case "$1" in
-  _start) cmd_start "${2:-}" ;;
+  _start) cmd_start "${@:2}" ;;
   _stop) cmd_stop ;;
   _running) server_pid >/dev/null ;;
   _sql) mariadb --defaults-file="$GALERA_SECRETDIR/client.cnf" --socket="$(socket)" -N -B ;;
   # As production's one-off container: root, --user=mysql, no network (an empty namespace here).
   _recover) unshare -n "$MARIADBD" --defaults-file="$cnf" --user=mysql --wsrep-recover --log-error=/dev/stderr ;;
   *)
-    export GALERA_START_CMD="'$self' '$node' _start \"\$1\""
+    export GALERA_START_CMD="'$self' '$node' _start \"\$@\""
     export GALERA_STOP_CMD="'$self' '$node' _stop"
     export GALERA_RUNNING_CMD="'$self' '$node' _running"
     export GALERA_SQL_CMD="'$self' '$node' _sql"

@@ -28,7 +28,8 @@ import { assertLoopback, ownedDir, ownedFile, settlesWithin, sleep, waitFor } fr
  * driven by the project's own keybuzz-galera (scripts/galera/galera-node.sh) through
  * galera-node-exec.sh, which replaces only its Docker primitives (start, stop, running, SQL,
  * --wsrep-recover) with local ones; the full-outage recovery runs scripts/galera/recover.sh itself.
- * Shared by tests/integration/galera.test.ts (correctness) and scripts/bench-failover.ts (timings).
+ * Used by tests/integration/galera.test.ts (correctness); `failover()` and `stop()` fit
+ * scripts/bench-failover.ts's targets (timings).
  */
 
 const ROOT = path.join(__dirname, "..", "..", "..");
@@ -176,7 +177,7 @@ export class GaleraLoopbackCluster {
         const target = file.path === GALERA_ENV_PATH ? path.join(nodeDir, "galera.env") : file.path;
         if (!target.startsWith(`${nodeDir}/`)) throw new Error(`galera: ${file.path} (${stack}) is outside the node's test directory`);
         const content = fillSecrets(file.content, this.secrets);
-        if (target.endsWith(".cnf")) assertLoopbackText(target, content);
+        assertLoopbackText(target, content);
         const mode = parseInt(file.mode ?? "0644", 8);
         // The image's mysql uid (999) is Debian's mysql user here.
         if (file.owner !== undefined) ownedFile(target, content, "mysql", mode);
@@ -483,7 +484,7 @@ export class GaleraLoopbackCluster {
   }
 }
 
-/** Throws unless every IPv4 address in a rendered config file is in 127.0.0.0/8. */
+/** Throws unless every IPv4 address in a rendered file (my.cnf, galera.env, …) is in 127.0.0.0/8. */
 function assertLoopbackText(file: string, content: string): void {
   for (const address of content.match(/\b\d{1,3}(?:\.\d{1,3}){3}\b/g) ?? []) {
     try {

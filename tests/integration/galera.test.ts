@@ -1,0 +1,84 @@
+import { requireTool, run } from "../support/tools";
+import { GaleraFailoverResult, GaleraLoopbackCluster, GaleraRecoveryResult } from "./scenarios/galera";
+
+/**
+ * Galera issue-7 suite: 3 MariaDB nodes (Debian's mariadbd 10.11 + galera-4) with the rendered
+ * my.cnf on 127.0.10.170-172, bootstrapped and recovered by the project's keybuzz-galera and
+ * recover.sh. Timings are printed, not asserted (npm run bench:failover).
+ */
+describe("MariaDB Galera on loopback (rendered my.cnf, keybuzz-galera, recover.sh, Debian daemons)", () => {
+  let cluster: GaleraLoopbackCluster | undefined;
+  let failover: GaleraFailoverResult | undefined;
+
+  beforeAll(async () => {
+    for (const tool of ["mariadbd", "mariadb", "mariadb-install-db", "mariabackup", "socat", "setpriv", "unshare"]) requireTool(tool);
+    requireTool("libgalera_smm.so", ["/usr/lib/galera"]);
+    cluster = await GaleraLoopbackCluster.start();
+  }, 240_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  }, 120_000);
+
+  const live = (): GaleraLoopbackCluster => {
+    if (!cluster) throw new Error("the cluster did not start");
+    return cluster;
+  };
+
+  it("the loopback node helper passes shellcheck", () => {
+    const result = run(requireTool("shellcheck"), ["--shell=bash", `${__dirname}/scenarios/galera-node-exec.sh`]);
+    expect(result.stdout).toBe("");
+    expect(result.status).toBe(0);
+  });
+
+  it("three members, every node Synced in the Primary component", async () => {
+    for (const node of live().nodes) {
+      expect(await live().status(node)).toMatchObject({ state: "Synced", clusterStatus: "Primary", clusterSize: 3 });
+      // keybuzz-galera's own check, as the deployment's verify step runs it.
+      await expect(live().helper(node, ["verify"])).resolves.toBeDefined();
+    }
+  });
+
+  it("a write on one node reads on the others", async () => {
+    const [writer, ...readers] = live().nodes;
+    const id = Date.now();
+    await live().writeRow(writer, id);
+    for (const reader of readers) expect([...(await live().presentIds(reader, [id]))]).toEqual([id]);
+  });
+
+  it("kill one node: writes continue on the others, no acknowledged row is lost, the node rejoins Synced", async () => {
+    failover = await live().failover();
+    console.log(`galera failover: ${JSON.stringify(failover)}`);
+    expect(failover.acknowledgedWrites).toBeGreaterThanOrEqual(150);
+    expect(failover.acknowledgedLost).toBe(0);
+    expect(failover.rejoinedAsReplica).toBe(true);
+    // It caught up through a state transfer from a donor (which one: next test).
+    expect(["IST", "SST"]).toContain(failover.stateTransfer);
+    const victim = live().nodes.find((node) => node.name === failover?.oldPrimary);
+    expect(await live().status(victim!)).toMatchObject({ state: "Synced", clusterStatus: "Primary", clusterSize: 3 });
+  }, 300_000);
+
+  // KNOWN GAP (docs/integration.md, "Galera suite"): a node killed by SIGKILL restarts with
+  // seqno -1 in grastate.dat and nothing passes it the position `mariadbd --wsrep-recover` finds
+  // (neither keybuzz-galera's start nor the official image's entrypoint), so it joins by a full
+  // SST. When the start passes --wsrep_start_position, this test fails: make it a plain `it`.
+  it.failing("the killed node rejoins by IST, not SST", () => {
+    expect(failover?.stateTransfer).toBe("IST");
+  });
+
+  it("full outage, then scripts/galera/recover.sh: the cluster comes back from the most advanced node, no committed row lost", async () => {
+    const result: GaleraRecoveryResult = await live().fullOutageRecovery();
+    console.log(`galera full-outage recovery: ${JSON.stringify(result)}`);
+    expect(result.acknowledgedWrites).toBeGreaterThanOrEqual(150);
+    expect(result.acknowledgedLost).toBe(0);
+    // maria-01 died first and missed writes: recover.sh must bootstrap from a node ahead of it.
+    const seqno = (name: string) => Number(/seqno=(-?\d+)/.exec(result.positions[name])?.[1]);
+    expect(result.chosen).not.toBe(result.killedFirst);
+    expect(seqno(result.chosen)).toBeGreaterThan(seqno(result.killedFirst));
+    for (const node of live().nodes) expect(seqno(node.name)).toBeLessThanOrEqual(seqno(result.chosen));
+    expect(Object.values(result.clusterSizes)).toEqual([3, 3, 3]);
+    for (const node of live().nodes) {
+      expect(await live().status(node)).toMatchObject({ state: "Synced", clusterStatus: "Primary", clusterSize: 3 });
+    }
+  }, 360_000);
+});
