@@ -13,6 +13,7 @@ import * as path from "path";
 
 const NODE_SCRIPT = path.join(__dirname, "..", "scripts", "galera", "galera-node.sh");
 const RECOVER_SCRIPT = path.join(__dirname, "..", "scripts", "galera", "recover.sh");
+const START_SCRIPT = path.join(__dirname, "..", "scripts", "galera", "galera-start.sh");
 const NODES = ["maria-01", "maria-02", "maria-03"];
 const UUID = "6c2a3d4e-0000-11ef-9f00-7a9b1c2d3e4f";
 
@@ -56,7 +57,7 @@ export GALERA_PEERS="\${FAKE_PEERS:-}" GALERA_CLUSTER_SIZE=3 GALERA_SYNC_TIMEOUT
 export GALERA_RUNNING_CMD="test -f '$d/running'"
 export GALERA_START_CMD="touch '$d/running'; echo \\"$node start \\$1\\" >>'${root}/log'"
 export GALERA_STOP_CMD="rm -f '$d/running'; echo '$node stop' >>'${root}/log'"
-export GALERA_RECOVER_CMD="cat '$d/recover.log'"
+export GALERA_RECOVER_CMD="cat '$d/recover.log'" GALERA_START_SCRIPT="${START_SCRIPT}"
 export GALERA_SQL_CMD="${sql}"
 if [ -z "\${FAKE_PEERS:-}" ]; then
   export GALERA_PEER_ALIVE_CMD="find '${root}' -mindepth 2 -maxdepth 2 -name running ! -path '$d/*' | grep -q ."
@@ -201,5 +202,45 @@ describe("recover.sh (full outage)", () => {
     expect(result.status).not.toBe(0);
     expect(result.stderr).toMatch(/do not share one history/);
     expect(cluster.log().filter((line) => line.includes("start"))).toEqual([]);
+  });
+});
+
+describe("keybuzz-galera-start (the container's entry point)", () => {
+  /** Runs the entry point with a datadir holding `grastateText` and a fake recovery log; the "server" echoes its arguments. */
+  function start(grastateText: string | undefined, recoveryLog: string, args: string[]) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "keybuzz-galera-start-"));
+    roots.push(dir);
+    if (grastateText !== undefined) fs.writeFileSync(path.join(dir, "grastate.dat"), grastateText);
+    fs.writeFileSync(path.join(dir, "recover.log"), recoveryLog);
+    return run(START_SCRIPT, args, {
+      GALERA_DATADIR: dir,
+      GALERA_SERVER_CMD: "echo server",
+      GALERA_RECOVER_CMD: `cat '${dir}/recover.log'`,
+    });
+  }
+  const RECOVERED = `2026-11-21 [Note] InnoDB: ...\n2026-11-21 [Note] WSREP: Recovered position: ${UUID}:21521\n`;
+
+  it("after an unclean stop (seqno -1) passes the position InnoDB recovered, so the node rejoins by IST", () => {
+    const result = start(grastate(-1, 0), RECOVERED, ["--wsrep-new-cluster"]);
+    expect(result.status).toBe(0);
+    expect(result.stdout.trim()).toBe(`server --wsrep-new-cluster --wsrep_start_position=${UUID}:21521`);
+  });
+
+  it("after a clean stop, or on an empty datadir, starts the server with its arguments only", () => {
+    expect(start(grastate(21521, 0), RECOVERED, []).stdout.trim()).toBe("server");
+    expect(start(undefined, RECOVERED, ["--verbose"]).stdout.trim()).toBe("server --verbose");
+  });
+
+  it("without a usable recovered position starts without one (the node joins by SST) and says so", () => {
+    const result = start(grastate(-1, 0), `WSREP: Recovered position: ${UUID}:-1\n`, []);
+    expect(result.stdout.trim()).toBe("server");
+    expect(result.stderr).toMatch(/joins by SST/);
+  });
+
+  it("--recovered-position prints uuid:seqno, and fails when the recovery printed none", () => {
+    expect(start(grastate(-1, 0), RECOVERED, ["--recovered-position"]).stdout.trim()).toBe(`${UUID}:21521`);
+    const none = start(grastate(-1, 0), "InnoDB: nothing here\n", ["--recovered-position"]);
+    expect(none.status).not.toBe(0);
+    expect(none.stderr).toMatch(/printed no position/);
   });
 });

@@ -18,6 +18,13 @@ const SCRIPTS = path.join(__dirname, "..", "..", "scripts", "galera");
 /** keybuzz-galera, the node-local helper (scripts/galera/galera-node.sh) installed on each node. */
 export const GALERA_NODE_SCRIPT = fs.readFileSync(path.join(SCRIPTS, "galera-node.sh"), "utf8");
 
+/**
+ * keybuzz-galera-start (scripts/galera/galera-start.sh), the container's entry point: after an
+ * unclean stop it passes the position InnoDB recovered, so the node rejoins by IST, not SST.
+ */
+export const GALERA_START_SCRIPT = fs.readFileSync(path.join(SCRIPTS, "galera-start.sh"), "utf8");
+export const GALERA_START_SCRIPT_PATH = "/usr/local/sbin/keybuzz-galera-start";
+
 /** Where the helper lands on the hosts, and where it reads its settings. */
 export const GALERA_HELPER_PATH = "/usr/local/sbin/keybuzz-galera";
 export const GALERA_ENV_PATH = "/etc/keybuzz/galera.env";
@@ -323,6 +330,7 @@ export function galeraNodeFiles(
   const host = input.host ?? DEFAULT_GALERA_HOST_SETTINGS;
   const files: HostFile[] = [
     { path: GALERA_HELPER_PATH, content: GALERA_NODE_SCRIPT, mode: "0755" },
+    { path: GALERA_START_SCRIPT_PATH, content: GALERA_START_SCRIPT, mode: "0755" },
     { path: GALERA_ENV_PATH, content: renderGaleraEnv(input) },
     { path: `${host.configDir}/my.cnf`, content: renderGaleraCnf(input.node, input.members, server) },
     { path: `${host.configDir}/sst-auth.cnf`, content: renderSstAuthCnf(accounts.sstUser), mode: "0600", owner: MYSQL_OWNER },

@@ -25,6 +25,7 @@
 #   GALERA_STOP_CMD     stops the server cleanly
 #   GALERA_RUNNING_CMD  exits 0 when the server process runs
 #   GALERA_RECOVER_CMD  runs mariadbd --wsrep-recover on the (stopped) datadir, log on stdout/stderr
+#                       (then keybuzz-galera-start runs on the host, not in a container)
 #   GALERA_PEER_ALIVE_CMD  exits 0 when another node answers (default: TCP probe of GALERA_PEERS)
 set -euo pipefail
 
@@ -40,6 +41,8 @@ GALERA_DATADIR=${GALERA_DATADIR:-/opt/keybuzz/mariadb/data}
 GALERA_CONFDIR=${GALERA_CONFDIR:-/opt/keybuzz/mariadb/config}
 GALERA_SECRETDIR=${GALERA_SECRETDIR:-/opt/keybuzz/mariadb/secrets}
 GALERA_STATE_FILE=${GALERA_STATE_FILE:-/opt/keybuzz/mariadb/started-as}
+# The container's entry point (scripts/galera/galera-start.sh): IST after an unclean stop.
+GALERA_START_SCRIPT=${GALERA_START_SCRIPT:-/usr/local/sbin/keybuzz-galera-start}
 GALERA_PEERS=${GALERA_PEERS:-}
 GALERA_CLUSTER_SIZE=${GALERA_CLUSTER_SIZE:-3}
 GALERA_SYNC_TIMEOUT=${GALERA_SYNC_TIMEOUT:-1800}
@@ -103,6 +106,8 @@ galera_start() {
       -v "$GALERA_CONFDIR/sst-auth.cnf:/etc/mysql/mariadb.conf.d/99-keybuzz-sst.cnf:ro" \
       -v "$GALERA_SECRETDIR/client.cnf:/run/keybuzz/client.cnf:ro" \
       -v "$GALERA_SECRETDIR/root-password:/run/secrets/mariadb-root-password:ro" \
+      -v "$GALERA_START_SCRIPT:/usr/local/bin/keybuzz-galera-start:ro" \
+      --entrypoint /usr/local/bin/keybuzz-galera-start \
       -e MARIADB_ROOT_PASSWORD_FILE=/run/secrets/mariadb-root-password \
       -e MARIADB_ROOT_HOST=localhost \
       "$GALERA_IMAGE" "${args[@]}" >/dev/null
@@ -110,25 +115,29 @@ galera_start() {
   echo "$mode $(desired_spec)" >"$GALERA_STATE_FILE"
 }
 
-galera_recover_log() {
+# "uuid:seqno" of the stopped node's last committed transaction, recovered from InnoDB by the
+# entry point (in a one-off container without network in production).
+recovered_position() {
   if [ -n "${GALERA_RECOVER_CMD:-}" ]; then
-    bash -c "$GALERA_RECOVER_CMD" 2>&1
+    GALERA_DATADIR="$GALERA_DATADIR" bash "$GALERA_START_SCRIPT" --recovered-position
   else
     [ -n "$GALERA_IMAGE" ] || die "GALERA_IMAGE is not set"
     docker run --rm --network none \
       -v "$GALERA_DATADIR:/var/lib/mysql" \
       -v "$GALERA_CONFDIR/my.cnf:/etc/mysql/mariadb.conf.d/99-keybuzz.cnf:ro" \
-      --entrypoint mariadbd "$GALERA_IMAGE" --user=mysql --wsrep-recover --log-error=/dev/stderr 2>&1
+      -v "$GALERA_START_SCRIPT:/usr/local/bin/keybuzz-galera-start:ro" \
+      --entrypoint /usr/local/bin/keybuzz-galera-start "$GALERA_IMAGE" --recovered-position
   fi
 }
 
 # --- helpers ----------------------------------------------------------------------------------
 
-# What the running server must match: the image and every config file; a change = rolling restart.
+# What the running server must match: the image, every config file and the entry point; a change =
+# rolling restart.
 desired_spec() {
   {
     echo "$GALERA_IMAGE"
-    cat "$GALERA_CONFDIR"/*.cnf 2>/dev/null || true
+    cat "$GALERA_CONFDIR"/*.cnf "$GALERA_START_SCRIPT" 2>/dev/null || true
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -277,10 +286,9 @@ cmd_state() {
   fi
   if [ -z "$seqno" ] || [ "$seqno" = "-1" ]; then
     # Unclean stop: InnoDB knows the last committed position.
-    recovered=$(galera_recover_log | sed -n 's/.*WSREP: Recovered position:[[:space:]]*\([0-9a-f-]*\):\(-\{0,1\}[0-9][0-9]*\).*/\1 \2/p' | tail -n 1)
-    [ -n "$recovered" ] || die "state: no seqno in grastate.dat and mariadbd --wsrep-recover printed no position"
-    uuid=${recovered% *}
-    seqno=${recovered#* }
+    recovered=$(recovered_position) || die "state: no seqno in grastate.dat and mariadbd --wsrep-recover printed no position"
+    uuid=${recovered%:*}
+    seqno=${recovered##*:}
   fi
   echo "uuid=${uuid:-none} seqno=$seqno safe_to_bootstrap=${safe:-0}"
 }

@@ -1,5 +1,6 @@
 import { requireTool, run } from "../support/tools";
-import { GaleraFailoverResult, GaleraLoopbackCluster, GaleraRecoveryResult } from "./scenarios/galera";
+import { FailoverResult } from "./support/failover";
+import { GaleraLoopbackCluster, GaleraRecoveryResult } from "./scenarios/galera";
 
 /**
  * Galera issue-7 suite: 3 MariaDB nodes (Debian's mariadbd 10.11 + galera-4) with the rendered
@@ -8,7 +9,7 @@ import { GaleraFailoverResult, GaleraLoopbackCluster, GaleraRecoveryResult } fro
  */
 describe("MariaDB Galera on loopback (rendered my.cnf, keybuzz-galera, recover.sh, Debian daemons)", () => {
   let cluster: GaleraLoopbackCluster | undefined;
-  let failover: GaleraFailoverResult | undefined;
+  let failover: FailoverResult | undefined;
 
   beforeAll(async () => {
     for (const tool of ["mariadbd", "mariadb", "mariadb-install-db", "mariabackup", "socat", "setpriv", "unshare"]) requireTool(tool);
@@ -53,17 +54,15 @@ describe("MariaDB Galera on loopback (rendered my.cnf, keybuzz-galera, recover.s
     expect(failover.acknowledgedLost).toBe(0);
     expect(failover.rejoinedAsReplica).toBe(true);
     // It caught up through a state transfer from a donor (which one: next test).
-    expect(["IST", "SST"]).toContain(failover.stateTransfer);
+    expect(["IST", "SST"]).toContain(failover.rejoinedBy);
     const victim = live().nodes.find((node) => node.name === failover?.oldPrimary);
     expect(await live().status(victim!)).toMatchObject({ state: "Synced", clusterStatus: "Primary", clusterSize: 3 });
   }, 300_000);
 
-  // KNOWN GAP (docs/integration.md, "Galera suite"): a node killed by SIGKILL restarts with
-  // seqno -1 in grastate.dat and nothing passes it the position `mariadbd --wsrep-recover` finds
-  // (neither keybuzz-galera's start nor the official image's entrypoint), so it joins by a full
-  // SST. When the start passes --wsrep_start_position, this test fails: make it a plain `it`.
-  it.failing("the killed node rejoins by IST, not SST", () => {
-    expect(failover?.stateTransfer).toBe("IST");
+  // A SIGKILLed node restarts with seqno -1 in grastate.dat; the entry point (keybuzz-galera-start)
+  // passes the position InnoDB recovered, so it catches up from a donor's gcache.
+  it("the killed node rejoins by IST, not SST", () => {
+    expect(failover?.rejoinedBy).toBe("IST");
   });
 
   it("full outage, then scripts/galera/recover.sh: the cluster comes back from the most advanced node, no committed row lost", async () => {

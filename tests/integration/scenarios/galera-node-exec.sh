@@ -20,6 +20,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self="$here/$(basename "${BASH_SOURCE[0]}")"
 helper="$here/../../../scripts/galera/galera-node.sh"
+entry_point="$here/../../../scripts/galera/galera-start.sh"
 MARIADBD=/usr/sbin/mariadbd
 
 die() {
@@ -88,9 +89,9 @@ init_datadir() {
   rm -f "$sql"
 }
 
-# _start bootstrap|member [MARIADBD_ARGS]: as the container the helper runs in production (mode
-# bootstrap adds --wsrep-new-cluster; further arguments go to mariadbd, as after the image name);
-# returns once the server process runs.
+# _start bootstrap|member [MARIADBD_ARGS]: as the container the helper runs in production, through
+# the same entry point, keybuzz-galera-start (mode bootstrap adds --wsrep-new-cluster; further
+# arguments go to mariadbd, as after the image name); returns once the server process runs.
 cmd_start() {
   local mode=${1:-} args=()
   shift || true
@@ -101,11 +102,19 @@ cmd_start() {
   [ -d "$GALERA_DATADIR/mysql" ] || init_datadir
   echo "galera-node-exec: starting $node as $mode" >>"$log"
   # setsid: the server leads its own session and process group, so the test can signal it alone.
-  setsid setpriv --reuid=mysql --regid=mysql --init-groups "$MARIADBD" --defaults-file="$cnf" "${args[@]}" \
-    </dev/null >>"$log" 2>&1 &
-  echo "$!" >"$pidfile"
-  sleep 0.2
-  server_pid >/dev/null || die "_start: mariadbd exited at once (see $log)"
+  # The entry point recovers the start position (as root, like the container's) and then execs
+  # mariadbd as mysql in the same process.
+  setsid env GALERA_DATADIR="$GALERA_DATADIR" \
+    GALERA_SERVER_CMD="setpriv --reuid=mysql --regid=mysql --init-groups $MARIADBD --defaults-file=$cnf" \
+    bash "$entry_point" "${args[@]}" </dev/null >>"$log" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$pidfile"
+  for _ in $(seq 1 600); do
+    server_pid >/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || die "_start: mariadbd exited at once (see $log)"
+    sleep 0.2
+  done
+  die "_start: the entry point did not exec mariadbd within 120 s (see $log)"
 }
 
 # _stop: as `docker stop -t`: SIGTERM to the server, SIGKILL of its process group after the timeout.
@@ -134,6 +143,7 @@ case "$1" in
     export GALERA_RUNNING_CMD="'$self' '$node' _running"
     export GALERA_SQL_CMD="'$self' '$node' _sql"
     export GALERA_RECOVER_CMD="'$self' '$node' _recover"
+    export GALERA_START_SCRIPT="$entry_point"
     exec bash "$helper" "$@"
     ;;
 esac

@@ -9,6 +9,7 @@ import {
   DEFAULT_GALERA_SERVER_SETTINGS,
   GALERA_ENV_PATH,
   GALERA_HELPER_PATH,
+  GALERA_START_SCRIPT_PATH,
   GALERA_SECRET_KEYS,
   GaleraHostSettings,
   GaleraNode,
@@ -48,12 +49,6 @@ const SYNC_TIMEOUT_SECONDS = 180;
 
 /** How a node that was started again caught up with the cluster (from its server log). */
 export type StateTransfer = "IST" | "SST" | "none";
-
-/** {@link FailoverResult} of the Galera scenario, with how the killed node caught up. */
-export interface GaleraFailoverResult extends FailoverResult {
-  /** IST (write-sets from a peer's gcache) is expected; SST would mean a full copy of the datadir. */
-  readonly stateTransfer: StateTransfer;
-}
 
 /** What the full-outage recovery through recover.sh found and restored. */
 export interface GaleraRecoveryResult {
@@ -172,8 +167,8 @@ export class GaleraLoopbackCluster {
         DEFAULT_GALERA_ACCOUNTS,
       );
       for (const file of files) {
-        // The helper is run from the repository (galera-node-exec.sh); galera.env goes to the node's directory.
-        if (file.path === GALERA_HELPER_PATH) continue;
+        // keybuzz-galera and its entry point run from the repository (galera-node-exec.sh); galera.env goes to the node's directory.
+        if (file.path === GALERA_HELPER_PATH || file.path === GALERA_START_SCRIPT_PATH) continue;
         const target = file.path === GALERA_ENV_PATH ? path.join(nodeDir, "galera.env") : file.path;
         if (!target.startsWith(`${nodeDir}/`)) throw new Error(`galera: ${file.path} (${stack}) is outside the node's test directory`);
         const content = fillSecrets(file.content, this.secrets);
@@ -377,7 +372,7 @@ export class GaleraLoopbackCluster {
    * own stall: the survivors hold commits until they evict the dead member. ProxySQL's detection
    * of the dead writer adds to it in production.
    */
-  async failover(): Promise<GaleraFailoverResult> {
+  async failover(): Promise<FailoverResult> {
     this.runs += 1;
     const [victim, target] = this.nodes;
     await this.waitSynced(this.nodes, this.nodes.length, 60_000);
@@ -419,7 +414,8 @@ export class GaleraLoopbackCluster {
         newPrimary: target.name,
         rejoinedAsReplica: rejoined,
         refusedAfterReturn: writer.errors.filter((time) => time >= returnedAt).length,
-        stateTransfer: this.stateTransferSince(victim, offset),
+        // IST (write-sets from a peer's gcache) is expected; SST would be a full copy of the datadir.
+        rejoinedBy: this.stateTransferSince(victim, offset),
       };
     } finally {
       writer.stop();
