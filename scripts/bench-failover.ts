@@ -1,5 +1,6 @@
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
+import { GaleraLoopbackCluster } from "../tests/integration/scenarios/galera";
 import { PostgresLoopbackCluster } from "../tests/integration/scenarios/postgres";
 import { RedisLoopbackCluster } from "../tests/integration/scenarios/redis";
 import { FailoverResult } from "../tests/integration/support/failover";
@@ -24,6 +25,7 @@ const SYSTEMS: Readonly<Record<string, () => Promise<BenchTarget>>> = {
     const cluster = await PostgresLoopbackCluster.start();
     return { failover: () => cluster.switchover(), stop: () => cluster.stop() };
   },
+  galera: () => GaleraLoopbackCluster.start(),
 };
 
 /** Summary of one system's runs. */
