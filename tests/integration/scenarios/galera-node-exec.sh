@@ -135,8 +135,13 @@ case "$1" in
   _stop) cmd_stop ;;
   _running) server_pid >/dev/null ;;
   _sql) mariadb --defaults-file="$GALERA_SECRETDIR/client.cnf" --socket="$(socket)" -N -B ;;
-  # As production's one-off container: root, --user=mysql, no network (an empty namespace here).
-  _recover) unshare -n "$MARIADBD" --defaults-file="$cnf" --user=mysql --wsrep-recover --log-error=/dev/stderr ;;
+  # As production's one-off container: root, --user=mysql, no network (an empty namespace here,
+  # when the machine allows one; --wsrep-recover opens no connection either way).
+  _recover)
+    isolate=()
+    if unshare -n true 2>/dev/null; then isolate=(unshare -n); fi
+    "${isolate[@]}" "$MARIADBD" --defaults-file="$cnf" --user=mysql --wsrep-recover --log-error=/dev/stderr
+    ;;
   *)
     export GALERA_START_CMD="'$self' '$node' _start \"\$@\""
     export GALERA_STOP_CMD="'$self' '$node' _stop"
