@@ -158,7 +158,9 @@ describe("the accounts SQL on a real MariaDB 10.11 (socket only, no network)", (
 describe("shellcheck", () => {
   it("passes the recovery script and keybuzz-galera", () => {
     const shellcheck = requireTool("shellcheck");
-    const scripts = ["galera-node.sh", "galera-start.sh", "recover.sh"].map((name) => path.join(__dirname, "..", "..", "scripts", "galera", name));
+    const scripts = ["galera-node.sh", "galera-start.sh", "recover.sh"].map((name) =>
+      path.join(__dirname, "..", "..", "scripts", "galera", name),
+    );
     const result = run(shellcheck, ["--shell=bash", ...scripts]);
     expect(result.stdout).toBe("");
     expect(result.status).toBe(0);
