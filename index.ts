@@ -73,6 +73,7 @@ const rabbitmq = new RabbitMqCluster("rabbitmq", {
   versions,
   password: secrets.rabbitmq.password,
   erlangCookie: secrets.rabbitmq.erlangCookie,
+  monitorPassword: secrets.rabbitmq.monitor,
   ready: baseOs.ready,
 });
 const minio = new MinioCluster("minio", {
@@ -106,7 +107,7 @@ const haproxy = new HaproxyLayer("haproxy", {
   secrets: {
     [POSTGRES_HAPROXY_CA_KEY]: pki.caCertPem,
     [REDIS_PASSWORD_KEY]: secrets.redis.password,
-    [RABBITMQ_HEALTH_AUTH_KEY]: rabbitmqHealthCheckAuthorization(secrets.rabbitmq.password),
+    [RABBITMQ_HEALTH_AUTH_KEY]: rabbitmqHealthCheckAuthorization(secrets.rabbitmq.monitor),
   },
   extraFiles: [postgresHaproxyCaFile()],
   versions,

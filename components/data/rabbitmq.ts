@@ -1,6 +1,5 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { ServerSpec, Versions } from "../../config";
@@ -117,20 +116,10 @@ export function renderEnabledPlugins(): string {
   return "[rabbitmq_management,rabbitmq_prometheus].\n";
 }
 
-/**
- * Password of the health-check user, derived from the administrator's (sha256, 32 hex chars):
- * no extra secret to store, and knowing it reveals nothing about the administrator's.
- */
-export function rabbitmqMonitorPassword(password: pulumi.Input<string>): pulumi.Output<string> {
+/** HAProxy's `Authorization: Basic` value for the health-check user, from its password (secret). */
+export function rabbitmqHealthCheckAuthorization(monitorPassword: pulumi.Input<string>): pulumi.Output<string> {
   return pulumi.secret(
-    pulumi.output(password).apply((value) => createHash("sha256").update(`keybuzz-rabbitmq-monitor:${value}`).digest("hex").slice(0, 32)),
-  );
-}
-
-/** HAProxy's `Authorization: Basic` value for the health-check user (secret). */
-export function rabbitmqHealthCheckAuthorization(password: pulumi.Input<string>): pulumi.Output<string> {
-  return pulumi.secret(
-    rabbitmqMonitorPassword(password).apply((monitor) => Buffer.from(`${RABBITMQ_MONITOR_USER}:${monitor}`).toString("base64")),
+    pulumi.output(monitorPassword).apply((monitor) => Buffer.from(`${RABBITMQ_MONITOR_USER}:${monitor}`).toString("base64")),
   );
 }
 
@@ -298,6 +287,8 @@ export interface RabbitMqClusterArgs {
   readonly password: pulumi.Input<string>;
   /** `PlatformSecrets.rabbitmq.erlangCookie`: the same on every node. */
   readonly erlangCookie: pulumi.Input<string>;
+  /** `PlatformSecrets.rabbitmq.monitor`: password of the health-check user HAProxy logs in as. */
+  readonly monitorPassword: pulumi.Input<string>;
   /** Verified end of the base OS per host name (`BaseOs.ready`). */
   readonly ready: Readonly<Record<string, pulumi.Resource>>;
 }
@@ -326,7 +317,7 @@ export class RabbitMqCluster extends pulumi.ComponentResource {
     const secrets = {
       [RABBITMQ_PASSWORD_KEY]: args.password,
       [ERLANG_COOKIE_KEY]: args.erlangCookie,
-      [RABBITMQ_MONITOR_PASSWORD_KEY]: rabbitmqMonitorPassword(args.password),
+      [RABBITMQ_MONITOR_PASSWORD_KEY]: args.monitorPassword,
     };
     const nodeSteps: Record<string, command.remote.Command> = {};
     const fingerprints: string[] = [];

@@ -43,7 +43,12 @@ export class PlatformSecrets extends pulumi.ComponentResource {
     /** `requirepass` of the Sentinels (their own, not the data password). */
     readonly sentinel: pulumi.Output<string>;
   };
-  public readonly rabbitmq: { readonly password: pulumi.Output<string>; readonly erlangCookie: pulumi.Output<string> };
+  public readonly rabbitmq: {
+    readonly password: pulumi.Output<string>;
+    readonly erlangCookie: pulumi.Output<string>;
+    /** The `monitoring`-tag user HAProxy's health check logs in as (its own, not the administrator's). */
+    readonly monitor: pulumi.Output<string>;
+  };
   public readonly minio: { readonly rootPassword: pulumi.Output<string> };
   public readonly mariadb: {
     readonly root: pulumi.Output<string>;
@@ -74,7 +79,11 @@ export class PlatformSecrets extends pulumi.ComponentResource {
       restApi: password("patroni-restapi"),
     };
     this.redis = { password: password("redis"), sentinel: password("redis-sentinel") };
-    this.rabbitmq = { password: password("rabbitmq"), erlangCookie: password("rabbitmq-erlang-cookie", { length: 48, lower: false }) };
+    this.rabbitmq = {
+      password: password("rabbitmq"),
+      erlangCookie: password("rabbitmq-erlang-cookie", { length: 48, lower: false }),
+      monitor: password("rabbitmq-monitor"),
+    };
     this.minio = { rootPassword: password("minio-root") };
     this.mariadb = {
       root: password("mariadb-root"),
