@@ -1,4 +1,4 @@
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
@@ -237,10 +237,45 @@ describe("keybuzz-galera-start (the container's entry point)", () => {
     expect(result.stderr).toMatch(/joins by SST/);
   });
 
-  it("--recovered-position prints uuid:seqno, and fails when the recovery printed none", () => {
+  it("--recovered-position prints uuid:seqno, and fails with the recovery's own log when it printed none", () => {
     expect(start(grastate(-1, 0), RECOVERED, ["--recovered-position"]).stdout.trim()).toBe(`${UUID}:21521`);
-    const none = start(grastate(-1, 0), "InnoDB: nothing here\n", ["--recovered-position"]);
+    const none = start(grastate(-1, 0), "InnoDB: Corrupted page in tablespace\n", ["--recovered-position"]);
     expect(none.status).not.toBe(0);
+    expect(none.stdout).toBe("");
     expect(none.stderr).toMatch(/printed no position/);
+    expect(none.stderr).toMatch(/Corrupted page in tablespace/);
+  });
+
+  it("does not recover a node that stopped during an SST (partial data): it joins by SST again", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "keybuzz-galera-start-"));
+    roots.push(dir);
+    fs.writeFileSync(path.join(dir, "grastate.dat"), grastate(-1, 0));
+    fs.writeFileSync(path.join(dir, "sst_in_progress"), "");
+    const result = run(START_SCRIPT, [], {
+      GALERA_DATADIR: dir,
+      GALERA_SERVER_CMD: "echo server",
+      GALERA_RECOVER_CMD: "echo recovery-ran >&2",
+    });
+    expect(result.stdout.trim()).toBe("server");
+    expect(result.stderr).not.toMatch(/recovery-ran/);
+    expect(result.stderr).toMatch(/sst_in_progress/);
+  });
+
+  it("ends a running recovery and exits on SIGTERM (docker stop), without starting the server", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "keybuzz-galera-start-"));
+    roots.push(dir);
+    fs.writeFileSync(path.join(dir, "grastate.dat"), grastate(-1, 0));
+    const child = spawn("bash", [START_SCRIPT], {
+      env: { ...process.env, GALERA_DATADIR: dir, GALERA_SERVER_CMD: "echo server", GALERA_RECOVER_CMD: "exec sleep 30" },
+    });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const signalledAt = Date.now();
+    child.kill("SIGTERM");
+    expect(await exited).toBe(143);
+    expect(Date.now() - signalledAt).toBeLessThan(5_000);
+    expect(stdout).toBe("");
   });
 });

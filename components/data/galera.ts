@@ -23,10 +23,12 @@ export const GALERA_NODE_SCRIPT = fs.readFileSync(path.join(SCRIPTS, "galera-nod
  * unclean stop it passes the position InnoDB recovered, so the node rejoins by IST, not SST.
  */
 export const GALERA_START_SCRIPT = fs.readFileSync(path.join(SCRIPTS, "galera-start.sh"), "utf8");
+/** Where the entry point lands on the hosts (mounted read-only into the container). */
 export const GALERA_START_SCRIPT_PATH = "/usr/local/sbin/keybuzz-galera-start";
 
 /** Where the helper lands on the hosts, and where it reads its settings. */
 export const GALERA_HELPER_PATH = "/usr/local/sbin/keybuzz-galera";
+/** keybuzz-galera's settings file, rendered by {@link renderGaleraEnv}. */
 export const GALERA_ENV_PATH = "/etc/keybuzz/galera.env";
 
 /** Keys of the secret placeholders in the Galera files. */

@@ -6,9 +6,11 @@
 #
 # After an unclean stop grastate.dat holds seqno -1, and Galera would ask a donor for a full state
 # snapshot (SST). The node's last committed position is in InnoDB: recover it (mariadbd
-# --wsrep-recover, which exits before any cluster traffic) and pass it as --wsrep_start_position,
-# so the node catches up by IST from a donor's gcache. Debian's mariadb.service does the same with
-# galera_recovery; the official image's entrypoint does not.
+# --wsrep-recover: InnoDB recovery, then exit, without joining the cluster) and pass it as
+# --wsrep_start_position, so the node catches up by IST from a donor's gcache. Debian's
+# mariadb.service does the same with galera_recovery; the official image's entrypoint does not.
+# A node that crashed during an SST (sst_in_progress in the datadir) has partial data: no
+# recovery, it joins by SST again.
 #
 # Usage:
 #   keybuzz-galera-start [MARIADBD_ARGS]    exec the server with MARIADBD_ARGS (+ the start position)
@@ -27,32 +29,46 @@ GALERA_RECOVER_CMD=${GALERA_RECOVER_CMD:-mariadbd --user=mysql --wsrep-recover -
 
 log() { echo "keybuzz-galera-start: $*" >&2; }
 
-# "uuid:seqno" from the "WSREP: Recovered position: uuid:seqno" line of the recovery log.
-recovered_position() {
-  bash -c "$GALERA_RECOVER_CMD" 2>&1 |
-    sed -n 's/.*WSREP: Recovered position:[[:space:]]*\([0-9a-f-]*:-\{0,1\}[0-9][0-9]*\).*/\1/p' | tail -n 1
+recovery_log=$(mktemp)
+recovery_pid=""
+trap 'rm -f "$recovery_log"' EXIT
+# `docker stop` during the recovery: end it and exit (bash as PID 1 would ignore SIGTERM).
+trap 'if [ -n "$recovery_pid" ]; then kill -TERM "$recovery_pid" 2>/dev/null || true; fi; exit 143' TERM INT
+
+# Sets $position to "uuid:seqno" from the "WSREP: Recovered position: uuid:seqno" line of the
+# recovery run; prints the run's whole log on stderr when there is none.
+recover_position() {
+  bash -c "$GALERA_RECOVER_CMD" >"$recovery_log" 2>&1 &
+  recovery_pid=$!
+  wait "$recovery_pid" || true
+  recovery_pid=""
+  position=$(sed -n 's/.*WSREP: Recovered position:[[:space:]]*\([0-9a-f-]*:-\{0,1\}[0-9][0-9]*\).*/\1/p' "$recovery_log" | tail -n 1)
+  if [ -z "$position" ]; then
+    log "mariadbd --wsrep-recover printed no position; its log:"
+    cat "$recovery_log" >&2
+    return 1
+  fi
 }
 
 if [ "${1:-}" = --recovered-position ]; then
-  position=$(recovered_position)
-  if [ -z "$position" ]; then
-    log "mariadbd --wsrep-recover printed no position"
-    exit 1
-  fi
+  recover_position || exit 1
   echo "$position"
   exit 0
 fi
 
 grastate="$GALERA_DATADIR/grastate.dat"
-if [ -f "$grastate" ] && [ "$(sed -n 's/^seqno:[[:space:]]*//p' "$grastate")" = "-1" ]; then
-  position=$(recovered_position || true)
-  if [[ "$position" =~ ^[0-9a-f-]+:[0-9]+$ ]]; then
+if [ -e "$GALERA_DATADIR/sst_in_progress" ]; then
+  log "the node stopped during an SST (sst_in_progress): its data is partial, it joins by SST"
+elif [ -f "$grastate" ] && [ "$(sed -n 's/^seqno:[[:space:]]*//p' "$grastate")" = "-1" ]; then
+  if recover_position && [[ "$position" =~ ^[0-9a-f-]+:[0-9]+$ ]]; then
     log "unclean stop: starting from the recovered position $position (IST from a donor's gcache)"
     set -- "$@" "--wsrep_start_position=$position"
   else
     log "unclean stop and no recovered position (${position:-none}): the node joins by SST"
   fi
 fi
+rm -f "$recovery_log"
+trap - EXIT TERM INT
 # GALERA_SERVER_CMD is a command followed by its leading arguments: split on blanks on purpose.
 # shellcheck disable=SC2086
 exec $GALERA_SERVER_CMD "$@"
