@@ -4,12 +4,15 @@ import { GaleraLoopbackCluster } from "../tests/integration/scenarios/galera";
 import { PostgresLoopbackCluster } from "../tests/integration/scenarios/postgres";
 import { RedisLoopbackCluster } from "../tests/integration/scenarios/redis";
 import { FailoverResult } from "../tests/integration/support/failover";
+import { reapLoopbackDaemons } from "../tests/integration/support/reaper";
 
 /**
- * `npm run bench:failover -- --runs N`: repeats each system's failover scenario N times on the
- * loopback clusters of tests/integration (same code as the tests) and prints, per system, the
- * median and max seconds until a write through the HAProxy path succeeds again and the
- * acknowledged writes lost — as a table, then as JSON.
+ * `npm run bench:failover -- --runs N [--systems …]`: repeats each system's failover scenario N
+ * times on the loopback clusters of tests/integration (same code as the tests) and prints, per
+ * system, the median and max seconds until a write is acknowledged again on the client path
+ * (HAProxy for Redis and PostgreSQL, a surviving node for Galera) and the acknowledged writes
+ * lost — as a table, then as JSON. A system that fails ends the run; the systems measured before
+ * it are still printed. On exit or a signal, every loopback daemon left is killed (the reaper).
  */
 
 /** One system's cluster, as the benchmark drives it. */
@@ -30,12 +33,17 @@ const SYSTEMS: Readonly<Record<string, () => Promise<BenchTarget>>> = {
 
 /** Summary of one system's runs. */
 export interface BenchSummary {
+  /** Key of the system in the benchmark (`redis`, `postgres`, …). */
   readonly system: string;
+  /** Failovers measured. */
   readonly runs: number;
+  /** Seconds from the event to the first write acknowledged again: median and max over the runs. */
   readonly medianSecondsToWriteAgain: number;
   readonly maxSecondsToWriteAgain: number;
+  /** Writes acknowledged over all runs, and how many of them were missing afterwards. */
   readonly acknowledgedWrites: number;
   readonly acknowledgedLost: number;
+  /** Runs whose old node rejoined, as `rejoined/runs`. */
   readonly rejoinedAsReplica: string;
   /** How the old nodes caught up, counted, e.g. `pg_rewind 2, streaming 1`; `-` when the system does not say. */
   readonly rejoinedBy: string;
@@ -105,35 +113,45 @@ async function main(): Promise<void> {
     .check((args) => (Number.isInteger(args.runs) && args.runs >= 1 && args.runs <= 50 ? true : "--runs must be an integer from 1 to 50"))
     .strict()
     .parse();
+  // No daemon outlives the benchmark, however it ends (a cluster still starting included).
+  process.once("exit", () => reapLoopbackDaemons());
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+    ["SIGHUP", 129],
+  ] as const) {
+    process.once(signal, () => {
+      console.error(`bench-failover: ${signal}, stopping every loopback daemon`);
+      process.exit(code);
+    });
+  }
   const summaries: BenchSummary[] = [];
   const details: Record<string, FailoverResult[]> = {};
-  for (const system of argv.systems) {
-    console.error(`bench-failover: starting the ${system} loopback cluster`);
-    const target = await SYSTEMS[system]();
-    const stopOnSignal = (): void => {
-      void target.stop().finally(() => process.exit(130));
-    };
-    process.once("SIGINT", stopOnSignal);
-    process.once("SIGTERM", stopOnSignal);
-    try {
-      const results: FailoverResult[] = [];
-      for (let run = 1; run <= argv.runs; run++) {
-        const result = await target.failover();
-        console.error(
-          `bench-failover: ${system} run ${run}/${argv.runs}: ${result.secondsToWriteAgain.toFixed(2)} s, ${result.acknowledgedLost} lost`,
-        );
-        results.push(result);
+  try {
+    for (const system of argv.systems) {
+      console.error(`bench-failover: starting the ${system} loopback cluster`);
+      const target = await SYSTEMS[system]();
+      try {
+        const results: FailoverResult[] = [];
+        for (let run = 1; run <= argv.runs; run++) {
+          const result = await target.failover();
+          console.error(
+            `bench-failover: ${system} run ${run}/${argv.runs}: ${result.secondsToWriteAgain.toFixed(2)} s, ${result.acknowledgedLost} lost`,
+          );
+          results.push(result);
+        }
+        details[system] = results;
+        summaries.push(summarize(system, results));
+      } finally {
+        await target.stop();
       }
-      details[system] = results;
-      summaries.push(summarize(system, results));
-    } finally {
-      await target.stop();
-      process.removeListener("SIGINT", stopOnSignal);
-      process.removeListener("SIGTERM", stopOnSignal);
+    }
+  } finally {
+    if (summaries.length > 0) {
+      console.log(formatTable(summaries));
+      console.log(JSON.stringify({ summaries, runs: details }, null, 2));
     }
   }
-  console.log(formatTable(summaries));
-  console.log(JSON.stringify({ summaries, runs: details }, null, 2));
 }
 
 if (require.main === module) {

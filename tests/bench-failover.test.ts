@@ -12,7 +12,6 @@ describe("bench-failover summaries", () => {
     newPrimary: "db-slave-01",
     rejoinedAsReplica: rejoined,
     rejoinedBy,
-    refusedAfterReturn: 0,
   });
 
   it("takes the middle value, or the mean of the two middle ones", () => {

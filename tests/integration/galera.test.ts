@@ -76,6 +76,8 @@ describe("MariaDB Galera on loopback (rendered my.cnf, keybuzz-galera, recover.s
     expect(seqno(result.chosen)).toBeGreaterThan(seqno(result.killedFirst));
     for (const node of live().nodes) expect(seqno(node.name)).toBeLessThanOrEqual(seqno(result.chosen));
     expect(Object.values(result.clusterSizes)).toEqual([3, 3, 3]);
+    // The nodes recover.sh starts after the bootstrap node catch up from its gcache (their recovered start position).
+    expect(Object.values(result.stateTransfers)).toEqual(["IST", "IST"]);
     for (const node of live().nodes) {
       expect(await live().status(node)).toMatchObject({ state: "Synced", clusterStatus: "Primary", clusterSize: 3 });
     }

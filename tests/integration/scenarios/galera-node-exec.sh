@@ -43,15 +43,22 @@ export GALERA_ENV_FILE="$nodedir/galera.env"
 # shellcheck source=/dev/null
 . "$GALERA_ENV_FILE"
 
-# Pid of this node's server when it runs (a zombie or another program with a reused pid is not it).
+# Pid of this node's server when it runs: mariadbd on this node's defaults file, or the entry point
+# still recovering this node's position (as a container that runs; a zombie or another program
+# with a reused pid is not it).
 server_pid() {
-  local pid state
+  local pid state cmdline
   [ -f "$pidfile" ] || return 1
   read -r pid <"$pidfile" || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || return 1
   [ -n "$state" ] && [ "$state" != Z ] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--defaults-file=$cnf" || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  case "$cmdline" in
+    *"--defaults-file=$cnf"*) ;;
+    *"$entry_point"*) tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF -- "GALERA_DATADIR=$GALERA_DATADIR" || return 1 ;;
+    *) return 1 ;;
+  esac
   echo "$pid"
 }
 
@@ -107,17 +114,13 @@ cmd_start() {
   setsid env GALERA_DATADIR="$GALERA_DATADIR" \
     GALERA_SERVER_CMD="setpriv --reuid=mysql --regid=mysql --init-groups $MARIADBD --defaults-file=$cnf" \
     bash "$entry_point" "${args[@]}" </dev/null >>"$log" 2>&1 &
-  local pid=$!
-  echo "$pid" >"$pidfile"
-  for _ in $(seq 1 600); do
-    server_pid >/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || die "_start: mariadbd exited at once (see $log)"
-    sleep 0.2
-  done
-  die "_start: the entry point did not exec mariadbd within 120 s (see $log)"
+  echo "$!" >"$pidfile"
+  sleep 0.2
+  server_pid >/dev/null || die "_start: the server exited at once (see $log)"
 }
 
-# _stop: as `docker stop -t`: SIGTERM to the server, SIGKILL of its process group after the timeout.
+# _stop: as `docker stop -t`: SIGTERM to the server (or to the entry point, which then ends its
+# recovery), SIGKILL of its process group after the timeout.
 cmd_stop() {
   local pid
   pid=$(server_pid) || return 0

@@ -20,7 +20,7 @@ import {
 import { fillSecrets } from "../../../components/remote";
 import { clusterDir, loopbackInventory, stackModuleConfig, testPassword } from "../support/loopback";
 import { FailoverResult } from "../support/failover";
-import { assertLoopback, ownedDir, ownedFile, settlesWithin, sleep, waitFor } from "../support/supervisor";
+import { assertLoopback, assertLoopbackText, ownedDir, ownedFile, settlesWithin, sleep, waitFor } from "../support/supervisor";
 
 /**
  * MariaDB Galera on loopback: the my.cnf, sst-auth.cnf, galera.env and secret files that
@@ -81,13 +81,15 @@ export interface GaleraStatus {
   readonly state: string;
   readonly clusterStatus: string;
   readonly clusterSize: number;
-  readonly lastCommitted: number;
 }
 
 /** A running loopback Galera cluster. */
 export class GaleraLoopbackCluster {
+  /** maria-01..03 on their loopback addresses, inventory order (maria-01 bootstraps). */
   readonly nodes: readonly GaleraNode[];
+  /** Each node's render settings: production values, loopback paths and sizes. */
   readonly server: Readonly<Record<string, GaleraServerSettings>>;
+  /** Each node's keybuzz-galera settings: paths in the node's test directory. */
   readonly host: Readonly<Record<string, GaleraHostSettings>>;
   private readonly secrets: Record<string, string> = {
     [GALERA_SECRET_KEYS.root]: testPassword(),
@@ -96,7 +98,6 @@ export class GaleraLoopbackCluster {
     [GALERA_SECRET_KEYS.monitor]: testPassword(),
   };
   private runs = 0;
-  private readonly removeExitHook: () => void;
 
   private constructor(
     readonly dir: string,
@@ -129,7 +130,6 @@ export class GaleraLoopbackCluster {
     }
     this.server = server;
     this.host = host;
-    this.removeExitHook = installExitHook(this);
   }
 
   /** Renders every node's files, then bootstraps the cluster with the program's step commands. */
@@ -198,18 +198,14 @@ export class GaleraLoopbackCluster {
     );
   }
 
-  /** Stops every node (clean stop, then SIGKILL of what is left) and removes the working directory. */
+  /**
+   * Stops every node at once (clean stop bounded by KB_GALERA_STOP_TIMEOUT, then SIGKILL of what is
+   * left) and removes the working directory: at most about 60 s.
+   */
   async stop(): Promise<void> {
-    for (const node of this.nodes) {
-      if (!fs.existsSync(path.join(this.nodeDir(node), "galera.env"))) continue;
-      try {
-        await this.helper(node, ["stop"], 60_000);
-      } catch {
-        // killed below
-      }
-    }
-    for (const node of this.nodes) await this.kill(node);
-    this.removeExitHook();
+    const started = this.nodes.filter((node) => fs.existsSync(path.join(this.nodeDir(node), "galera.env")));
+    await Promise.all(started.map((node) => this.helper(node, ["stop"], 45_000).catch(() => undefined)));
+    await Promise.all(this.nodes.map((node) => this.kill(node)));
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -231,6 +227,8 @@ export class GaleraLoopbackCluster {
       KB_GALERA_LOOPBACK_DIR: this.dir,
       // keybuzz-galera polls every 5 s by default; 1 s keeps the waits short here.
       GALERA_POLL_INTERVAL: "1",
+      // A clean stop of a loopback node takes seconds; SIGKILL after 30 s (production: docker stop -t 600).
+      KB_GALERA_STOP_TIMEOUT: "30",
     };
   }
 
@@ -304,7 +302,6 @@ export class GaleraLoopbackCluster {
       state: value("wsrep_local_state_comment"),
       clusterStatus: value("wsrep_cluster_status"),
       clusterSize: Number(value("wsrep_cluster_size")),
-      lastCommitted: Number(value("wsrep_last_committed")),
     };
   }
 
@@ -376,7 +373,7 @@ export class GaleraLoopbackCluster {
     this.runs += 1;
     const [victim, target] = this.nodes;
     await this.waitSynced(this.nodes, this.nodes.length, 60_000);
-    const writer = new SqlWriter(() => this.connect(target), this.runs);
+    const writer = new GaleraWriter(() => this.connect(target), this.runs);
     const writing = writer.run();
     try {
       await waitFor("writes on the surviving node before the kill", async () => writer.acknowledged.length >= 50, 20_000, 100);
@@ -393,14 +390,14 @@ export class GaleraLoopbackCluster {
       // Let the survivors commit write-sets the returning node has to receive.
       await waitFor("writes while the node is down", async () => writer.ackedAfter(firstWrite) >= 100, 30_000, 100);
       const offset = this.logSize(victim);
-      const returnedAt = Date.now();
-      let rejoined = true;
+      let rejoinFailure: string | undefined;
       try {
         await this.helper(victim, ["converge", "member"], 200_000);
         await this.waitSynced(this.nodes, this.nodes.length, 60_000);
-      } catch {
-        rejoined = false;
+      } catch (error) {
+        rejoinFailure = error instanceof Error ? error.message : String(error);
       }
+      const rejoined = rejoinFailure === undefined;
       await sleep(500);
       writer.stop();
       await writing;
@@ -413,7 +410,7 @@ export class GaleraLoopbackCluster {
         oldPrimary: victim.name,
         newPrimary: target.name,
         rejoinedAsReplica: rejoined,
-        refusedAfterReturn: writer.errors.filter((time) => time >= returnedAt).length,
+        rejoinFailure,
         // IST (write-sets from a peer's gcache) is expected; SST would be a full copy of the datadir.
         rejoinedBy: this.stateTransferSince(victim, offset),
       };
@@ -435,7 +432,7 @@ export class GaleraLoopbackCluster {
     this.runs += 1;
     const [first, target, third] = this.nodes;
     await this.waitSynced(this.nodes, this.nodes.length, 60_000);
-    const writer = new SqlWriter(() => this.connect(target), this.runs);
+    const writer = new GaleraWriter(() => this.connect(target), this.runs);
     const writing = writer.run();
     try {
       await waitFor("writes before the outage", async () => writer.acknowledged.length >= 50, 20_000, 100);
@@ -480,18 +477,7 @@ export class GaleraLoopbackCluster {
   }
 }
 
-/** Throws unless every IPv4 address in a rendered file (my.cnf, galera.env, …) is in 127.0.0.0/8. */
-function assertLoopbackText(file: string, content: string): void {
-  for (const address of content.match(/\b\d{1,3}(?:\.\d{1,3}){3}\b/g) ?? []) {
-    try {
-      assertLoopback(address);
-    } catch {
-      throw new Error(`galera: ${file} names ${address}, not a loopback address; refusing to start mariadbd on it`);
-    }
-  }
-}
-
-/** The pid of the mariadbd galera-node-exec.sh started for the node in `nodeDir`, if it still runs. */
+/** The pid of the server galera-node-exec.sh started for the node in `nodeDir` (mariadbd, or its entry point still recovering), if it runs. */
 function serverPidOf(nodeDir: string): number | undefined {
   const pidFile = path.join(nodeDir, "mariadbd.pid");
   if (!fs.existsSync(pidFile)) return undefined;
@@ -501,27 +487,15 @@ function serverPidOf(nodeDir: string): number | undefined {
     const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
     if (/^State:\s*Z/m.test(status)) return undefined;
     const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    return cmdline.includes(`--defaults-file=${path.join(nodeDir, "defaults.cnf")}`) ? pid : undefined;
+    if (cmdline.includes(`--defaults-file=${path.join(nodeDir, "defaults.cnf")}`)) return pid;
+    // The entry point still recovering this node's position, before it execs mariadbd.
+    const environ = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    const recovering =
+      cmdline.some((arg) => arg.endsWith("galera-start.sh")) && environ.includes(`GALERA_DATADIR=${path.join(nodeDir, "data")}`);
+    return recovering ? pid : undefined;
   } catch {
     return undefined;
   }
-}
-
-/** Last resort if the test process exits without stop(): SIGKILL every node's server still up. */
-function installExitHook(cluster: GaleraLoopbackCluster): () => void {
-  const hook = (): void => {
-    for (const node of cluster.nodes) {
-      const pid = serverPidOf(path.join(cluster.dir, node.name));
-      if (pid === undefined) continue;
-      try {
-        process.kill(-pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  };
-  process.once("exit", hook);
-  return () => process.removeListener("exit", hook);
 }
 
 /** Runs `command` in its own process group; the whole group is killed after `timeoutMs`. */
@@ -562,10 +536,8 @@ interface Write {
  * A client inserting rows one after another without pause (autocommit), reconnecting after any
  * error. A write stalled by Galera is waited for (30 s), so the stall shows in the ack times.
  */
-export class SqlWriter {
+class GaleraWriter {
   private readonly writes: Write[] = [];
-  /** Times (ms epoch) of failed writes and connection attempts. */
-  readonly errors: number[] = [];
   private stopped = false;
 
   constructor(
@@ -615,7 +587,6 @@ export class SqlWriter {
         });
         write.ackedAt = Date.now();
       } catch {
-        this.errors.push(Date.now());
         connection?.destroy();
         connection = undefined;
         await sleep(50);

@@ -18,7 +18,17 @@ import { FailoverResult } from "../support/failover";
 import { haproxyUpServers } from "../support/haproxy";
 import { clusterDir, loopbackInventory, loopbackPostgresLayout, stackModuleConfig, testPassword } from "../support/loopback";
 import { issueTestPki, TestPki } from "../support/pki";
-import { assertLoopback, ownedDir, ownedFile, sleep, Supervisor, waitFor, waitForPort } from "../support/supervisor";
+import {
+  assertLoopback,
+  assertLoopbackText,
+  ownedDir,
+  ownedFile,
+  settlesWithin,
+  sleep,
+  Supervisor,
+  waitFor,
+  waitForPort,
+} from "../support/supervisor";
 
 /**
  * PostgreSQL HA on loopback: 3 etcd members, 3 Patroni/PostgreSQL nodes and HAProxy, from the
@@ -53,15 +63,17 @@ interface ReplicationRow {
   readonly sync_state: string;
 }
 
-/** Postmaster pids still alive when the test process exits are killed (Patroni detaches PostgreSQL). */
-const dataDirs = new Set<string>();
-let exitHookInstalled = false;
-
-/** PID of the postmaster running in `dataDir`, from its postmaster.pid. */
+/**
+ * PID of the postmaster running in `dataDir`: the first line of its postmaster.pid, checked against
+ * /proc (a live `postgres` process on this data dir, not a zombie nor a reused pid).
+ */
 function postmasterPid(dataDir: string): number | undefined {
   try {
     const pid = Number(fs.readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+    if (!Number.isInteger(pid) || pid <= 1) return undefined;
+    if (/^State:\s*Z/m.test(fs.readFileSync(`/proc/${pid}/status`, "utf8"))) return undefined;
+    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return path.basename(cmdline[0]) === "postgres" && cmdline.some((arg) => arg.includes(dataDir)) ? pid : undefined;
   } catch {
     return undefined;
   }
@@ -78,21 +90,6 @@ function killPostmaster(dataDir: string): void {
       // already gone
     }
   }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once("exit", () => dataDirs.forEach(killPostmaster));
 }
 
 /** A running loopback PostgreSQL cluster. */
@@ -146,7 +143,6 @@ export class PostgresLoopbackCluster {
   }
 
   private async boot(): Promise<void> {
-    installExitHook();
     for (const node of this.nodes) {
       this.writeEtcdFiles(node);
       this.writePatroniFiles(node);
@@ -188,6 +184,7 @@ export class PostgresLoopbackCluster {
       statsAddress: this.proxy.address,
       statsPort: this.proxy.statsPort,
     });
+    assertLoopbackText(this.haproxyConfigFile, config);
     ownedFile(this.haproxyConfigFile, config, "haproxy");
     this.supervisor.start({
       name: "haproxy",
@@ -210,7 +207,9 @@ export class PostgresLoopbackCluster {
     ownedFile(path.join(tlsDir, "ca.crt"), fs.readFileSync(this.pki.caFile, "utf8"), "etcd");
     ownedFile(path.join(tlsDir, "node.crt"), fs.readFileSync(this.pki.nodes[node.name].certFile, "utf8"), "etcd");
     ownedFile(path.join(tlsDir, "node.key"), fs.readFileSync(this.pki.nodes[node.name].keyFile, "utf8"), "etcd");
-    ownedFile(path.join(paths.etcdConfigDir, "etcd.env"), renderEtcdEnv(node, this.nodes, this.stack, this.layouts[node.name]), "etcd");
+    const etcdEnv = renderEtcdEnv(node, this.nodes, this.stack, this.layouts[node.name]);
+    assertLoopbackText(`${node.name} etcd.env`, etcdEnv);
+    ownedFile(path.join(paths.etcdConfigDir, "etcd.env"), etcdEnv, "etcd");
   }
 
   private writePatroniFiles(node: DbNode): void {
@@ -224,8 +223,8 @@ export class PostgresLoopbackCluster {
     ownedFile(path.join(paths.tlsDir, "node.crt"), fs.readFileSync(this.pki.nodes[node.name].certFile, "utf8"), "postgres");
     ownedFile(path.join(paths.tlsDir, "node.key"), fs.readFileSync(this.pki.nodes[node.name].keyFile, "utf8"), "postgres");
     const patroniYml = fillSecrets(renderPatroniConfig({ node, members: this.nodes, settings: this.settings, layout }), this.secrets);
+    assertLoopbackText(`${node.name} patroni.yml`, patroniYml);
     ownedFile(path.join(paths.configDir, "patroni.yml"), patroniYml, "postgres");
-    dataDirs.add(paths.dataDir);
   }
 
   /** etcd with the rendered env file; initial-cluster-state as scripts/postgres/etcd-run.sh decides it. */
@@ -261,18 +260,21 @@ export class PostgresLoopbackCluster {
     });
   }
 
+  /** The log file of a daemon of the cluster, e.g. `db-master-01-patroni`. */
   logFile(daemon: string): string {
     return path.join(this.dir, `${daemon}.log`);
   }
 
-  /** Stops HAProxy, Patroni (which stops PostgreSQL) and etcd, kills any postmaster left, removes the directory. */
+  /**
+   * Stops HAProxy, then every Patroni at once (each stops its PostgreSQL while etcd still answers),
+   * then every etcd member; kills any postmaster left and removes the directory. At most about 60 s.
+   */
   async stop(): Promise<void> {
+    await this.supervisor.stop("haproxy");
+    await Promise.all(this.nodes.map((node) => this.supervisor.stop(`${node.name}-patroni`)));
+    await Promise.all(this.nodes.map((node) => this.supervisor.stop(`${node.name}-etcd`)));
     await this.supervisor.stopAll();
-    for (const node of this.nodes) {
-      const { dataDir } = this.layouts[node.name].paths;
-      killPostmaster(dataDir);
-      dataDirs.delete(dataDir);
-    }
+    for (const node of this.nodes) killPostmaster(this.layouts[node.name].paths.dataDir);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -346,6 +348,7 @@ export class PostgresLoopbackCluster {
     throw lastError instanceof Error ? lastError : new Error("postgres: no Patroni REST API answered");
   }
 
+  /** The DB node named `name`; throws for an unknown name. */
   node(name: string): DbNode {
     const node = this.nodes.find((candidate) => candidate.name === name);
     if (!node) throw new Error(`postgres: no node ${name}`);
@@ -455,7 +458,12 @@ export class PostgresLoopbackCluster {
     const daemons = Promise.all([this.supervisor.kill(`${node.name}-patroni`), this.supervisor.kill(`${node.name}-etcd`)]);
     killPostmaster(dataDir);
     await daemons;
-    await waitFor(`${node.name}'s postmaster to be gone`, async () => pid === undefined || !processAlive(pid), 10_000, 100);
+    await waitFor(
+      `${node.name}'s postmaster to be gone`,
+      async () => pid === undefined || postmasterPid(dataDir) === undefined,
+      10_000,
+      100,
+    );
   }
 
   /**
@@ -517,7 +525,7 @@ export class PostgresLoopbackCluster {
     event: () => Promise<{ fresh: DbNode; survivors: readonly DbNode[]; restart?: () => void }>,
   ): Promise<FailoverResult> {
     this.runs += 1;
-    const writer = new SqlWriter(() => this.connection(this.proxy.address, this.proxy.writePort), `${Date.now()}-${this.runs}`);
+    const writer = new PgWriter(() => this.connection(this.proxy.address, this.proxy.writePort), `${Date.now()}-${this.runs}`);
     const writing = writer.run();
     try {
       await waitFor("writes through HAProxy before the event", async () => writer.acknowledged.length >= 50, 20_000, 100);
@@ -530,16 +538,17 @@ export class PostgresLoopbackCluster {
         180_000,
         50,
       );
-      const returnedAt = Date.now();
       restart?.();
-      let rejoined = true;
+      let rejoinFailure: string | undefined;
       try {
         const leader = await this.waitHealthy(180_000, survivors);
-        rejoined =
-          leader === fresh && (await this.replication(fresh)).some((row) => row.application_name === old.name && row.state === "streaming");
-      } catch {
-        rejoined = false;
+        const streaming = (await this.replication(fresh)).some((row) => row.application_name === old.name && row.state === "streaming");
+        if (leader !== fresh) rejoinFailure = `${leader.name} leads, not ${fresh.name}`;
+        else if (!streaming) rejoinFailure = `${old.name} does not stream from ${fresh.name}`;
+      } catch (error) {
+        rejoinFailure = error instanceof Error ? error.message : String(error);
       }
+      const rejoined = rejoinFailure === undefined;
       await sleep(500);
       writer.stop();
       await writing;
@@ -554,8 +563,8 @@ export class PostgresLoopbackCluster {
         oldPrimary: old.name,
         newPrimary: fresh.name,
         rejoinedAsReplica: rejoined,
+        rejoinFailure,
         rejoinedBy: this.rewoundSince(old, logOffset) ? "pg_rewind" : "streaming",
-        refusedAfterReturn: writer.refusals.filter((time) => time >= returnedAt).length,
       };
     } finally {
       writer.stop();
@@ -576,10 +585,8 @@ interface AcknowledgedWrite {
  * opening a new connection after any error. A write counts as acknowledged only when its COMMIT
  * returned; `inet_server_addr()` tells which node committed it.
  */
-export class SqlWriter {
+class PgWriter {
   readonly acknowledged: AcknowledgedWrite[] = [];
-  /** Times (ms epoch) of writes the server refused with an SQL error. */
-  readonly refusals: number[] = [];
   private stopped = false;
 
   constructor(
@@ -615,15 +622,13 @@ export class SqlWriter {
           [this.runId, sequence],
         );
         this.acknowledged.push({ seq: sequence, at: Date.now(), server: result.rows[0].server });
-      } catch (error) {
-        if (typeof (error as { code?: unknown }).code === "string" && /^[0-9A-Z]{5}$/.test((error as { code: string }).code))
-          this.refusals.push(Date.now());
+      } catch {
         const broken = client;
         client = undefined;
         void broken?.end().catch(() => undefined);
         await sleep(50);
       }
     }
-    await client?.end().catch(() => undefined);
+    if (client) await settlesWithin(client.end(), 5_000);
   }
 }

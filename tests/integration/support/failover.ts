@@ -19,6 +19,6 @@ export interface FailoverResult {
   readonly rejoinedAsReplica: boolean;
   /** How the old node caught up, when the system says (`pg_rewind`, `streaming`, `IST`, `SST`). */
   readonly rejoinedBy?: string;
-  /** Writes refused with an error reply after the killed node was started again. */
-  readonly refusedAfterReturn: number;
+  /** Why the old node did not rejoin (the last error seen), when it did not. */
+  readonly rejoinFailure?: string;
 }

@@ -1,11 +1,11 @@
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
-import * as os from "os";
 import * as path from "path";
 import { INVENTORY_KEYS, Inventory, parseInventory } from "../../../config";
 import { DEFAULT_POSTGRES_LAYOUT, PostgresLayout } from "../../../components/data/postgres/settings";
 import { debianPostgresBinDir } from "../../support/tools";
+import { clusterDirPrefix } from "./reaper";
 import { assertLoopback } from "./supervisor";
 
 /**
@@ -58,7 +58,7 @@ export function loopbackInventory(stack = "prod"): Inventory {
  * subdirectory is then made private to it).
  */
 export function clusterDir(prefix: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `keybuzz-it-${prefix}-`));
+  const dir = fs.mkdtempSync(`${clusterDirPrefix()}${prefix}-`);
   fs.chmodSync(dir, 0o711);
   return dir;
 }

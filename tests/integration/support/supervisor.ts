@@ -4,12 +4,27 @@ import * as net from "net";
 
 /**
  * Starts the real Debian daemons of a loopback cluster, each as its own Debian user, and stops
- * every one of them at the end — also when a test fails or the process exits early.
+ * every one of them at the end, also when a test fails (the suites' afterAll); if the run itself
+ * dies, the reaper (support/reaper.ts) kills what is left.
  */
 
 /** Throws unless `address` is in 127.0.0.0/8: the suites never contact anything else. */
 export function assertLoopback(address: string): void {
   if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address)) throw new Error(`integration: ${address} is not a loopback address (127.0.0.0/8)`);
+}
+
+/**
+ * Throws unless every IPv4 address in a rendered file is in 127.0.0.0/8: checked before a daemon
+ * is started on it, so a render that ignored the loopback inventory never reaches the network.
+ */
+export function assertLoopbackText(file: string, content: string): void {
+  for (const address of content.match(/\b\d{1,3}(?:\.\d{1,3}){3}\b/g) ?? []) {
+    try {
+      assertLoopback(address);
+    } catch {
+      throw new Error(`integration: ${file} names ${address}, not a loopback address; refusing to start a daemon on it`);
+    }
+  }
 }
 
 /** uid/gid of a local user from /etc/passwd (the Debian package creates it). */
@@ -41,6 +56,7 @@ export function ownedFile(file: string, content: string, user: string, mode = 0o
   return file;
 }
 
+/** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Resolves true when `promise` settles within `ms`, false otherwise; leaves no timer behind. */
@@ -121,26 +137,6 @@ interface Running {
   readonly exited: Promise<void>;
 }
 
-const everyChild = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-/** Last resort when the test process exits without teardown: SIGKILL every process group still up. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once("exit", () => {
-    for (const child of everyChild) {
-      if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-        try {
-          process.kill(-child.pid, "SIGKILL");
-        } catch {
-          // already gone
-        }
-      }
-    }
-  });
-}
-
 /** Starts daemons (each in its own process group) and stops them all. */
 export class Supervisor {
   private readonly running = new Map<string, Running>();
@@ -148,7 +144,6 @@ export class Supervisor {
 
   /** Starts `spec` (a stopped daemon of the same name may be started again). */
   start(spec: DaemonSpec): void {
-    installExitHook();
     if (this.isRunning(spec.name)) throw new Error(`integration: ${spec.name} is already running`);
     const log = fs.openSync(spec.logFile, "a");
     const ids = spec.user ? userIds(spec.user) : undefined;
@@ -161,12 +156,8 @@ export class Supervisor {
       gid: ids?.gid,
     });
     fs.closeSync(log);
-    everyChild.add(child);
     const exited = new Promise<void>((resolve) => {
-      child.once("exit", () => {
-        everyChild.delete(child);
-        resolve();
-      });
+      child.once("exit", () => resolve());
       child.once("error", () => resolve());
     });
     this.running.set(spec.name, { spec, child, exited });
@@ -180,6 +171,7 @@ export class Supervisor {
     this.start(spec);
   }
 
+  /** Whether the daemon `name` was started and has not exited. */
   isRunning(name: string): boolean {
     const entry = this.running.get(name);
     return entry !== undefined && entry.child.exitCode === null && entry.child.signalCode === null;
