@@ -87,6 +87,27 @@ kb_is_changed() {
     if [ "$changed" = "$1" ]; then return 0; fi
   done
   return 1
+}
+# kb_wait_until [--logs CONTAINER] SECONDS INTERVAL MESSAGE COMMAND [ARGS]: runs COMMAND (output
+# discarded) every INTERVAL seconds until it succeeds. After SECONDS it prints MESSAGE and, with
+# --logs, the container's last 50 log lines on stderr, and returns 1 (which ends the step).
+kb_wait_until() {
+  local logs=""
+  if [ "$1" = --logs ]; then
+    logs=$2
+    shift 2
+  fi
+  local seconds=$1 interval=$2 message=$3
+  shift 3
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "$message (waited \${seconds} s)" >&2
+      if [ -n "$logs" ]; then docker logs --tail 50 "$logs" >&2 || true; fi
+      return 1
+    fi
+    sleep "$interval"
+  done
 }`;
 
 /**

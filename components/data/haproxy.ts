@@ -157,17 +157,12 @@ elif kb_is_changed ${HAPROXY_HOST_DIR}/haproxy.cfg; then
   docker kill -s HUP haproxy
 fi
 # Verification: every listener has a server UP (the stats CSV: pxname,svname,...,status is field 18).
-deadline=$((SECONDS + ${verifyTimeoutSeconds}))
+server_up() {
+  curl -fsS "http://${HAPROXY_STATS.address}:${HAPROXY_STATS.port}${HAPROXY_STATS.uri};csv" |
+    awk -F, -v px="$1" '$1 == px && $2 != "FRONTEND" && $2 != "BACKEND" && $18 ~ /^UP/ { found = 1 } END { exit !found }'
+}
 for listener in ${names}; do
-  until curl -fsS "http://${HAPROXY_STATS.address}:${HAPROXY_STATS.port}${HAPROXY_STATS.uri};csv" 2>/dev/null |
-    awk -F, -v px="$listener" '$1 == px && $2 != "FRONTEND" && $2 != "BACKEND" && $18 ~ /^UP/ { found = 1 } END { exit !found }'; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "HAProxy: listener $listener has no server UP after ${verifyTimeoutSeconds}s" >&2
-      docker logs --tail 50 haproxy >&2 || true
-      exit 1
-    fi
-    sleep 2
-  done
+  kb_wait_until --logs haproxy ${verifyTimeoutSeconds} 2 "HAProxy: listener $listener has no server UP" server_up "$listener"
   echo "HAProxy: listener $listener has a server UP"
 done`;
 }

@@ -141,15 +141,8 @@ export function renderMinioNodeScript(
 /** The verification bash body: `/minio/health/cluster` answers 200 (write quorum) on every node. Pure. */
 export function renderMinioVerifyScript(nodes: readonly MinioNode[], settings: MinioSettings = DEFAULT_MINIO_SETTINGS): string {
   const urls = nodes.map((node) => `http://${node.address}:${settings.apiPort}/minio/health/cluster`).join(" ");
-  return `deadline=$((SECONDS + 300))
-for url in ${urls}; do
-  until curl -fsS -o /dev/null --max-time 5 "$url"; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "minio verify: $url does not answer 200 (no write quorum)" >&2
-      exit 1
-    fi
-    sleep 5
-  done
+  return `for url in ${urls}; do
+  kb_wait_until 300 5 "minio verify: $url does not answer 200 (no write quorum)" curl -fsS -o /dev/null --max-time 5 "$url"
   echo "minio verify: $url answers 200"
 done`;
 }

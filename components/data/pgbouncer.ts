@@ -92,15 +92,8 @@ export function renderPgbouncerStepScript(image: string, listenPort = 6432): str
 if [ "$(kb_pgbouncer_state)" != current ] || [ "\${#kb_changed[@]}" -gt 0 ]; then
   kb_pgbouncer_run >/dev/null
 fi
-deadline=$((SECONDS + 60))
-until (exec 3<>/dev/tcp/127.0.0.1/${listenPort}) 2>/dev/null; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "PgBouncer: port ${listenPort} not listening after 60s" >&2
-    docker logs --tail 30 pgbouncer >&2 || true
-    exit 1
-  fi
-  sleep 2
-done
+listening() { (exec 3<>/dev/tcp/127.0.0.1/${listenPort}); }
+kb_wait_until --logs pgbouncer 60 2 "PgBouncer: port ${listenPort} not listening" listening
 echo "PgBouncer: listening on ${listenPort}"`;
 }
 

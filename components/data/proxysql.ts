@@ -256,15 +256,13 @@ export function renderProxySqlVerifyScript(input: {
   docker run --rm -i --network host -v "${host.secretDir}/$1.cnf:/run/keybuzz/client.cnf:ro" ${input.clientImage} \\
     mariadb --defaults-extra-file=/run/keybuzz/client.cnf -N -B "\${@:2}"
 }
-deadline=$((SECONDS + 300))
-until [ "$(client admin <<<"SELECT COUNT(*) FROM runtime_mysql_servers WHERE hostgroup_id=${settings.hostgroups.writer} AND status='ONLINE';" 2>/dev/null || true)" = 1 ]; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "ProxySQL does not have exactly one ONLINE writer; runtime_mysql_servers:" >&2
-    client admin <<<"SELECT hostgroup_id, hostname, status, weight FROM runtime_mysql_servers ORDER BY hostgroup_id, hostname;" >&2 || true
-    exit 1
-  fi
-  sleep 3
-done
+one_online_writer() {
+  [ "$(client admin <<<"SELECT COUNT(*) FROM runtime_mysql_servers WHERE hostgroup_id=${settings.hostgroups.writer} AND status='ONLINE';")" = 1 ]
+}
+kb_wait_until 300 3 "ProxySQL does not have exactly one ONLINE writer" one_online_writer || {
+  client admin <<<"SELECT hostgroup_id, hostname, status, weight FROM runtime_mysql_servers ORDER BY hostgroup_id, hostname;" >&2 || true
+  exit 1
+}
 token="${input.hostName}-$(date +%s)-$RANDOM"
 client app -D ${input.appDatabase} <<SQL
 CREATE TABLE IF NOT EXISTS keybuzz_healthcheck (probe VARCHAR(64) PRIMARY KEY, token VARCHAR(128) NOT NULL, checked_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP);

@@ -266,14 +266,8 @@ export function renderRabbitMqEndpointCheckScript(address: string, port: number)
   # shellcheck disable=SC2016 # $1/$2 belong to the inner bash
   timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"; printf "AMQP\\x00\\x00\\x09\\x01" >&3; head -c 11 <&3' probe ${address} ${port} 2>/dev/null | od -An -tx1 | tr -d ' \\n'
 }
-deadline=$((SECONDS + 120))
-until [[ "$(probe || true)" =~ ^010000[0-9a-f]{8}000a000a$ ]]; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "rabbitmq endpoint: no AMQP Connection.Start through ${address}:${port} after 120 s" >&2
-    exit 1
-  fi
-  sleep 2
-done
+connection_start() { [[ "$(probe || true)" =~ ^010000[0-9a-f]{8}000a000a$ ]]; }
+kb_wait_until 120 2 "rabbitmq endpoint: no AMQP Connection.Start through ${address}:${port}" connection_start
 echo "rabbitmq endpoint: AMQP answers through ${address}:${port}"`;
 }
 

@@ -319,14 +319,8 @@ export function renderRedisEndpointCheckScript(
 export REDISCLI_AUTH
 rcli() { timeout 10 docker run --rm --network host -e REDISCLI_AUTH ${image} redis-cli --no-auth-warning -h ${address} -p ${port} "$@"; }
 key="keybuzz:endpoint-check:$(hostname):$(date +%s)"
-deadline=$((SECONDS + 120))
-until [ "$(rcli SET "$key" ok EX 300 2>/dev/null)" = "OK" ] && [ "$(rcli GET "$key" 2>/dev/null)" = "ok" ]; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "redis endpoint: a write through ${address}:${port} does not read back after 120 s" >&2
-    exit 1
-  fi
-  sleep 2
-done
+reads_back() { [ "$(rcli SET "$key" ok EX 300)" = "OK" ] && [ "$(rcli GET "$key")" = "ok" ]; }
+kb_wait_until 120 2 "redis endpoint: a write through ${address}:${port} does not read back" reads_back
 echo "redis endpoint: a write through ${address}:${port} reads back"`;
 }
 

@@ -14,14 +14,6 @@ if [ "$state" = "missing" ]; then
 elif [ "$state" != "current" ] || kb_is_changed "$KB_ENV_FILE"; then
   echo "minio: restarting $KB_NODE_IP"
   kb_minio_run
-  deadline=$((SECONDS + 300))
-  until cluster_healthy; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "minio: the cluster has no write quorum 300 s after restarting $KB_NODE_IP" >&2
-      docker logs --tail 50 minio >&2 || true
-      exit 1
-    fi
-    sleep 5
-  done
+  kb_wait_until --logs minio 300 5 "minio: the cluster has no write quorum after restarting $KB_NODE_IP" cluster_healthy
 fi
 echo "minio: container up on $KB_NODE_IP"

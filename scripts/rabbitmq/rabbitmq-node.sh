@@ -7,16 +7,9 @@
 install -d -m 0750 -o "${KB_OWNER%:*}" -g "${KB_OWNER#*:}" "$KB_DATA_DIR" "$KB_CONFIG_DIR"
 rmq() { docker exec rabbitmq "$@"; }
 
-wait_running() {
-  local deadline=$((SECONDS + 300))
-  until rmq rabbitmq-diagnostics -q check_running >/dev/null 2>&1; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "rabbitmq: $KB_NODE is not running after 300 s" >&2
-      docker logs --tail 80 rabbitmq >&2 || true
-      exit 1
-    fi
-    sleep 5
-  done
+in_seed_cluster() {
+  rmq rabbitmq-diagnostics -q cluster_status --formatter json |
+    jq -e --arg self "$KB_NODE" --arg seed "$KB_SEED_NODE" '(.running_nodes | index($self)) and (.running_nodes | index($seed)) and (.partitions | length == 0)'
 }
 
 state=$(kb_rabbitmq_state)
@@ -27,32 +20,22 @@ elif [ "$state" != "current" ] || kb_is_changed "$KB_CONFIG_DIR/rabbitmq.conf" |
   kb_is_changed "$KB_DATA_DIR/.erlang.cookie"; then
   if [ "$state" = "current" ]; then
     # A restart must not take a quorum queue below its majority (rabbitmq.com, upgrade guide).
-    deadline=$((SECONDS + 600))
-    until rmq rabbitmq-diagnostics -q check_if_node_is_quorum_critical >/dev/null 2>&1; do
-      if [ "$SECONDS" -ge "$deadline" ]; then
-        echo "rabbitmq: $KB_NODE stays quorum-critical after 600 s; not restarting it" >&2
-        rmq rabbitmq-diagnostics check_if_node_is_quorum_critical >&2 || true
-        exit 1
-      fi
-      sleep 10
-    done
+    kb_wait_until 600 10 "rabbitmq: $KB_NODE stays quorum-critical; not restarting it" \
+      rmq rabbitmq-diagnostics -q check_if_node_is_quorum_critical || {
+      rmq rabbitmq-diagnostics check_if_node_is_quorum_critical >&2 || true
+      exit 1
+    }
   fi
   echo "rabbitmq: restarting $KB_NODE"
   kb_rabbitmq_run
 fi
-wait_running
+kb_wait_until --logs rabbitmq 300 5 "rabbitmq: $KB_NODE is not running" rmq rabbitmq-diagnostics -q check_running
 
 # The node must be in the seed's cluster (it joined, or it is the seed).
-deadline=$((SECONDS + 300))
-until rmq rabbitmq-diagnostics -q cluster_status --formatter json 2>/dev/null |
-  jq -e --arg self "$KB_NODE" --arg seed "$KB_SEED_NODE" '(.running_nodes | index($self)) and (.running_nodes | index($seed)) and (.partitions | length == 0)' >/dev/null; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "rabbitmq: $KB_NODE did not join $KB_SEED_NODE's cluster" >&2
-    rmq rabbitmq-diagnostics cluster_status >&2 || true
-    exit 1
-  fi
-  sleep 5
-done
+kb_wait_until 300 5 "rabbitmq: $KB_NODE did not join $KB_SEED_NODE's cluster" in_seed_cluster || {
+  rmq rabbitmq-diagnostics cluster_status >&2 || true
+  exit 1
+}
 
 # Accounts: the application's administrator and the health-check user (monitoring tag only),
 # passwords read from root-only files through stdin; no default `guest` account.

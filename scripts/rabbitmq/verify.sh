@@ -3,16 +3,14 @@
 : "${KB_NODE_COUNT:?}" "${KB_NODE_IP:?}" "${KB_MANAGEMENT_PORT:?}" "${KB_ADMIN_USER:?}" "${KB_MANAGED_DIR:?}"
 rmq() { docker exec rabbitmq "$@"; }
 
-deadline=$((SECONDS + 300))
-until rmq rabbitmq-diagnostics -q cluster_status --formatter json 2>/dev/null |
-  jq -e --argjson n "$KB_NODE_COUNT" '(.running_nodes | length == $n) and (.partitions | length == 0) and (.alarms | length == 0)' >/dev/null; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "rabbitmq verify: expected $KB_NODE_COUNT running nodes, no partitions, no alarms" >&2
-    rmq rabbitmq-diagnostics cluster_status >&2 || true
-    exit 1
-  fi
-  sleep 5
-done
+cluster_whole() {
+  rmq rabbitmq-diagnostics -q cluster_status --formatter json |
+    jq -e --argjson n "$KB_NODE_COUNT" '(.running_nodes | length == $n) and (.partitions | length == 0) and (.alarms | length == 0)'
+}
+kb_wait_until 300 5 "rabbitmq verify: expected $KB_NODE_COUNT running nodes, no partitions, no alarms" cluster_whole || {
+  rmq rabbitmq-diagnostics cluster_status >&2 || true
+  exit 1
+}
 echo "rabbitmq verify: $KB_NODE_COUNT nodes running, no partitions, no alarms"
 
 # A quorum queue declared through the management API lands on every node.

@@ -46,11 +46,14 @@ current_master() {
 }
 
 local_role() { rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" ROLE 2>/dev/null | head -n 1 || true; }
+is_replica() { [ "$(local_role)" = "slave" ]; }
+redis_pong() { [ "$(rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" PING)" = "PONG" ]; }
+link_up() { rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication | grep -q '^master_link_status:up'; }
+sentinel_pong() { rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" PING | grep -qx PONG; }
 
 # Before restarting the master, hand its role to a replica through Sentinel so clients see a
 # clean switchover instead of a 5 s outage.
 hand_over_if_master() {
-  local deadline
   [ "$(local_role)" = "master" ] || return 0
   if ! rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication | grep -q '^connected_slaves:[1-9]'; then
     echo "redis: no connected replica, restarting the master in place"
@@ -58,14 +61,7 @@ hand_over_if_master() {
   fi
   echo "redis: switching the master role away before the restart"
   rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" SENTINEL failover "$KB_MASTER_NAME"
-  deadline=$((SECONDS + 90))
-  until [ "$(local_role)" = "slave" ]; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "redis: the switchover did not complete in 90 s" >&2
-      exit 1
-    fi
-    sleep 2
-  done
+  kb_wait_until 90 2 "redis: the switchover did not complete" is_replica
 }
 
 # --- Redis -------------------------------------------------------------------------------------
@@ -85,23 +81,9 @@ if [ "$redis_state" != "current" ] || [ ! -f "$live_redis" ] || kb_is_changed "$
   kb_redis_run
 fi
 
-deadline=$((SECONDS + 120))
-until [ "$(rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" PING 2>/dev/null)" = "PONG" ]; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "redis: no PONG on $KB_NODE_IP:$KB_PORT after 120 s" >&2
-    docker logs --tail 50 redis >&2 || true
-    exit 1
-  fi
-  sleep 2
-done
-if [ "$(local_role)" = "slave" ]; then
-  until rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication | grep -q '^master_link_status:up'; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "redis: replication link to the master is not up" >&2
-      exit 1
-    fi
-    sleep 2
-  done
+kb_wait_until --logs redis 120 2 "redis: no PONG on $KB_NODE_IP:$KB_PORT" redis_pong
+if is_replica; then
+  kb_wait_until 120 2 "redis: replication link to the master is not up" link_up
 fi
 
 # --- Sentinel ----------------------------------------------------------------------------------
@@ -117,13 +99,5 @@ if [ "$sentinel_state" != "current" ] || [ ! -f "$live_sentinel" ] || kb_is_chan
   mv -f "$tmp" "$live_sentinel"
   kb_redis_sentinel_run
 fi
-deadline=$((SECONDS + 60))
-until rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" PING 2>/dev/null | grep -qx PONG; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "sentinel: no PONG on $KB_NODE_IP:$KB_SENTINEL_PORT after 60 s" >&2
-    docker logs --tail 50 redis-sentinel >&2 || true
-    exit 1
-  fi
-  sleep 2
-done
+kb_wait_until --logs redis-sentinel 60 2 "sentinel: no PONG on $KB_NODE_IP:$KB_SENTINEL_PORT" sentinel_pong
 echo "redis: $(local_role) on $KB_NODE_IP, sentinel up"

@@ -13,23 +13,22 @@ rcli() {
 
 read -r -a nodes <<<"$KB_NODE_IPS"
 expected_replicas=$((${#nodes[@]} - 1))
-deadline=$((SECONDS + 180))
-until {
+# Sets $masters (what the Sentinels name) and $master; true once the cluster is whole.
+one_master_in_quorum() {
   masters=$(for ip in "${nodes[@]}"; do
-    rcli SENTINEL_PASS -h "$ip" -p "$KB_SENTINEL_PORT" SENTINEL get-master-addr-by-name "$KB_MASTER_NAME" 2>/dev/null | head -n 1 || true
+    rcli SENTINEL_PASS -h "$ip" -p "$KB_SENTINEL_PORT" SENTINEL get-master-addr-by-name "$KB_MASTER_NAME" | head -n 1 || true
   done | sort -u)
   master=$masters
   [ "$(printf '%s\n' "$masters" | grep -c .)" = "1" ] &&
     rcli REDIS_PASS -h "$master" -p "$KB_PORT" INFO replication | grep -q "^connected_slaves:$expected_replicas" &&
     [ "$(rcli REDIS_PASS -h "$master" -p "$KB_PORT" INFO replication | grep -c 'state=online')" = "$expected_replicas" ] &&
     rcli SENTINEL_PASS -h "${nodes[0]}" -p "$KB_SENTINEL_PORT" SENTINEL ckquorum "$KB_MASTER_NAME" | grep -q '^OK'
-}; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "redis verify: Sentinels report master(s) [$(echo "$masters" | tr '\n' ' ')], expected one master with $expected_replicas online replicas and a Sentinel quorum" >&2
-    exit 1
-  fi
-  sleep 3
-done
+}
+masters=""
+kb_wait_until 180 3 "redis verify: expected one master with $expected_replicas online replicas and a Sentinel quorum" one_master_in_quorum || {
+  echo "redis verify: the Sentinels report master(s) [$(echo "$masters" | tr '\n' ' ')]" >&2
+  exit 1
+}
 echo "redis verify: all ${#nodes[@]} Sentinels agree on master $master with $expected_replicas online replicas"
 
 key="keybuzz:verify:$(date +%s)"
