@@ -15,8 +15,7 @@ import {
   renderEtcdEnv,
   renderEtcdRunScript,
   renderPatroniConfig,
-  renderPatroniFinishScript,
-  renderPatroniNodeScript,
+  renderPatroniStepScript,
   renderPgHba,
   renderVolumeScript,
   TIMING_PROFILES,
@@ -220,13 +219,13 @@ describe("host scripts", () => {
 
   it("restarts a replica at once but defers the leader, and the finish step switches over before restarting it", () => {
     const tag = patroniImageTag(versions);
-    const node = renderPatroniNodeScript(MEMBERS[0], MEMBERS, defaults, tag);
+    const node = renderPatroniStepScript("node", MEMBERS[0], MEMBERS, defaults, tag);
     expect(node).toMatch(
       /if \[ "\$\(patroni_state role\)" = leader \] && patroni_state others-streaming; then\n\s+docker kill -s HUP patroni/,
     );
     expect(node).toMatch(/touch "\$KB_PENDING_MARKER"[\s\S]*else\n\s+patroni_recreate/);
     expect(node.indexOf("patroni_state wait-healthy")).toBeGreaterThan(node.indexOf("patroni_recreate\n"));
-    const finish = renderPatroniFinishScript(MEMBERS[0], MEMBERS, defaults, tag);
+    const finish = renderPatroniStepScript("finish", MEMBERS[0], MEMBERS, defaults, tag);
     const switchover = finish.indexOf("patronictl switchover");
     expect(switchover).toBeGreaterThan(0);
     expect(finish.indexOf("patroni_recreate\n", switchover)).toBeGreaterThan(switchover);

@@ -26,10 +26,8 @@ import {
   renderEtcdRunScript,
   renderEtcdStepScript,
   renderImageBuildScript,
-  renderPatroniFinishScript,
-  renderPatroniNodeScript,
+  renderPatroniStepScript,
   renderVerifyPgpass,
-  renderVerifyScript,
   renderVolumeScript,
 } from "./scripts";
 import { DEFAULT_POSTGRES_LAYOUT, ETCD_UID, POSTGRES_UID, PostgresLayout, PostgresSettings, SECRET_KEYS } from "./settings";
@@ -183,7 +181,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
         { path: path.posix.join(paths.configDir, "patroni_state.py"), content: patroniStateHelper(), mode: "0755" },
         ...tlsFiles(paths.tlsDir, POSTGRES_UID),
       ];
-      const script = renderPatroniNodeScript(node, members, args.settings, imageTag, layout);
+      const script = renderPatroniStepScript("node", node, members, args.settings, imageTag, layout);
       fingerprints.push(sha256(script + files.map((file) => file.content).join("")));
       const previous = nodeSteps[nodeSteps.length - 1];
       nodeSteps.push(
@@ -206,7 +204,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
         `${node.name}-patroni-finish`,
         {
           host: hostOf(node.name),
-          script: renderPatroniFinishScript(node, members, args.settings, imageTag, layout),
+          script: renderPatroniStepScript("finish", node, members, args.settings, imageTag, layout),
           timeoutMinutes: 30,
           triggers: [changeFingerprint],
         },
@@ -224,7 +222,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
           { path: path.posix.join(paths.configDir, "verify.pgpass"), content: renderVerifyPgpass(), mode: "0600", owner },
           { path: path.posix.join(paths.configDir, "app.sql"), content: renderAppSql(), mode: "0600", owner },
         ],
-        script: renderVerifyScript(bootstrap, members, args.settings, imageTag, layout),
+        script: renderPatroniStepScript("verify", bootstrap, members, args.settings, imageTag, layout),
         secrets: { [SECRET_KEYS.superuser]: pg.superuser, [SECRET_KEYS.app]: pg.app },
         timeoutMinutes: 20,
         triggers: [changeFingerprint, etcdClusterToken(args.stack)],

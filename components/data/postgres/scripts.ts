@@ -127,37 +127,31 @@ function patroniPreamble(
   );
 }
 
-/** Body of a node's Patroni step (bootstrap or rolling change, see scripts/postgres/patroni-node.sh). */
-export function renderPatroniNodeScript(
-  node: DbNode,
-  members: readonly DbNode[],
-  settings: PostgresSettings,
-  imageTag: string,
-  layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT,
-): string {
-  return [patroniPreamble(node, members, settings, imageTag, layout), script("patroni-lib.sh"), script("patroni-node.sh")].join("\n");
-}
+/** The Patroni steps and the script in scripts/postgres/ each one ends with. */
+const PATRONI_STEP_SCRIPTS = {
+  /** A node's Patroni step: bootstrap or rolling change. */
+  node: "patroni-node.sh",
+  /** A node's finish step: the deferred leader restart after a switchover. */
+  finish: "patroni-finish.sh",
+  /** The verification step (run on the bootstrap node). */
+  verify: "verify.sh",
+} as const;
 
-/** Body of a node's finish step: the deferred leader restart after a switchover. */
-export function renderPatroniFinishScript(
-  node: DbNode,
-  members: readonly DbNode[],
-  settings: PostgresSettings,
-  imageTag: string,
-  layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT,
-): string {
-  return [patroniPreamble(node, members, settings, imageTag, layout), script("patroni-lib.sh"), script("patroni-finish.sh")].join("\n");
-}
+/** One of {@link PATRONI_STEP_SCRIPTS}. */
+export type PatroniStep = keyof typeof PATRONI_STEP_SCRIPTS;
 
-/** Body of the verification step (run on the bootstrap node). */
-export function renderVerifyScript(
+/** Body of a Patroni step on `node`: the KB_* preamble, patroni-lib.sh, then the step's own script. */
+export function renderPatroniStepScript(
+  step: PatroniStep,
   node: DbNode,
   members: readonly DbNode[],
   settings: PostgresSettings,
   imageTag: string,
   layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT,
 ): string {
-  return [patroniPreamble(node, members, settings, imageTag, layout), script("patroni-lib.sh"), script("verify.sh")].join("\n");
+  return [patroniPreamble(node, members, settings, imageTag, layout), script("patroni-lib.sh"), script(PATRONI_STEP_SCRIPTS[step])].join(
+    "\n",
+  );
 }
 
 /** The REST API state helper the steps call (host python3). */
