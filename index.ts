@@ -4,7 +4,7 @@
  * components/. See README.md and ../shared/DESIGN.md.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { loadPlatformConfig, serversOf } from "./config";
+import { clusterNodes, loadPlatformConfig, serversOf } from "./config";
 import { AdminFirewall } from "./components/infra/firewall";
 import { ServerFleet } from "./components/infra/fleet";
 import { LoadBalancer } from "./components/infra/load-balancer";
@@ -27,10 +27,9 @@ import {
   RabbitMqCluster,
   rabbitmqHaproxyListener,
   rabbitmqHealthCheckAuthorization,
-  rabbitMqNodes,
   RABBITMQ_HEALTH_AUTH_KEY,
 } from "./components/data/rabbitmq";
-import { readRedisTuning, RedisCluster, redisHaproxyListener, redisNodes, REDIS_PASSWORD_KEY } from "./components/data/redis";
+import { readRedisTuning, RedisCluster, redisHaproxyListener, REDIS_PASSWORD_KEY } from "./components/data/redis";
 import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { loadK8sSettings } from "./components/k8s/settings";
@@ -101,8 +100,8 @@ const haproxy = new HaproxyLayer("haproxy", {
   hosts: hostsOf("haproxy"),
   listeners: [
     ...postgresHaproxyListeners(inventory, postgresSettings),
-    redisHaproxyListener(redisNodes(serversOf(inventory, "redis"))),
-    rabbitmqHaproxyListener(rabbitMqNodes(serversOf(inventory, "rabbitmq"))),
+    redisHaproxyListener(clusterNodes(serversOf(inventory, "redis"))),
+    rabbitmqHaproxyListener(clusterNodes(serversOf(inventory, "rabbitmq"))),
   ],
   secrets: {
     [POSTGRES_HAPROXY_CA_KEY]: pki.caCertPem,

@@ -393,3 +393,16 @@ export function parseInventory(raw: unknown): Inventory {
 export function serversOf(inventory: Inventory, group: ServerGroup): ServerSpec[] {
   return inventory.servers.filter((server) => server.group === group);
 }
+
+/** A cluster member as the render functions see it. */
+export interface ClusterNode {
+  /** Inventory name = host name, e.g. `redis-01`. */
+  readonly name: string;
+  /** Address the node's services bind and advertise: the private IP (a 127.x address in the loopback tests). */
+  readonly address: string;
+}
+
+/** The members of a cluster from their servers, in the same (inventory) order: the first bootstraps. */
+export function clusterNodes(servers: readonly ServerSpec[]): ClusterNode[] {
+  return servers.map((server) => ({ name: server.name, address: server.privateIp }));
+}

@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
-import { ConfigError, loadVersions, parseInventory, parseVersions, VERSIONS_FILE } from "../config";
+import { clusterNodes, ConfigError, loadVersions, parseInventory, parseVersions, serversOf, VERSIONS_FILE } from "../config";
 import { rawStackConfig } from "./support/stack-config";
 
 type Raw = Record<string, unknown> & { servers: Record<string, unknown>[]; loadBalancers: Record<string, unknown>[] };
@@ -205,5 +205,16 @@ describe("versions.yaml", () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "versions-")), "versions.yaml");
     fs.writeFileSync(file, "images: [unclosed\n");
     expect(() => loadVersions(file)).toThrow(/versions\.yaml: cannot be read as YAML/);
+  });
+});
+
+describe("cluster members", () => {
+  it("are a group's servers by name and private IP, in inventory order (the first bootstraps)", () => {
+    const inventory = parseInventory(prodConfig());
+    expect(clusterNodes(serversOf(inventory, "redis"))).toEqual([
+      { name: "redis-01", address: "10.0.0.123" },
+      { name: "redis-02", address: "10.0.0.124" },
+      { name: "redis-03", address: "10.0.0.125" },
+    ]);
   });
 });

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { z } from "zod";
-import { ConfigError, formatZodError, Inventory, serversOf, Versions } from "../../config";
+import { ClusterNode, clusterNodes, ConfigError, formatZodError, Inventory, serversOf, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
 
@@ -37,13 +37,8 @@ export const GALERA_SECRET_KEYS = { root: "mariadb-root", app: "mariadb-app", ss
 /** uid:gid of `mysql` in the official image: the server must read the SST file it is given. */
 const MYSQL_OWNER = "999:999";
 
-/** One Galera node as the configuration sees it. */
-export interface GaleraNode {
-  /** `wsrep_node_name` (inventory name, e.g. `maria-01`). */
-  readonly name: string;
-  /** Address the server, Galera replication, IST and SST bind to (private IP; 127.0.10.x in loopback tests). */
-  readonly address: string;
-}
+/** One Galera node: its name is `wsrep_node_name`; the server, replication, IST and SST bind its address. */
+export type GaleraNode = ClusterNode;
 
 /** Server settings of my.cnf; addresses and paths are inputs so loopback tests reuse the render. */
 export interface GaleraServerSettings {
@@ -393,7 +388,7 @@ export class GaleraCluster extends pulumi.ComponentResource {
       maxConnections: stackSettings.maxConnections,
     };
     const host: GaleraHostSettings = { ...DEFAULT_GALERA_HOST_SETTINGS, syncTimeoutSeconds: stackSettings.syncTimeoutSeconds };
-    const members: GaleraNode[] = specs.map((spec) => ({ name: spec.name, address: spec.privateIp }));
+    const members: GaleraNode[] = clusterNodes(specs);
     const secrets = {
       [GALERA_SECRET_KEYS.root]: args.passwords.root,
       [GALERA_SECRET_KEYS.app]: args.passwords.app,

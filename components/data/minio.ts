@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import { Versions } from "../../config";
+import { ClusterNode, clusterNodes, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
 import { renderContainerFunctions } from "./container";
@@ -16,13 +16,8 @@ import { renderContainerFunctions } from "./container";
 /** Placeholder key of the root password. */
 export const MINIO_ROOT_PASSWORD_KEY = "minio-root-password";
 
-/** One MinIO node as the render functions see it. */
-export interface MinioNode {
-  /** Inventory name, e.g. `minio-01`; its host name `<name>.<domain>` is in the managed /etc/hosts. */
-  readonly name: string;
-  /** Address the S3 API and console bind (the private IP; a 127.x address on loopback). */
-  readonly address: string;
-}
+/** One MinIO node: its host name `<name>.<domain>` is in the managed /etc/hosts; S3 API and console bind its address. */
+export type MinioNode = ClusterNode;
 
 /** Ports, domain and paths of the deployment; defaults are production. */
 export interface MinioSettings {
@@ -177,7 +172,7 @@ export class MinioCluster extends pulumi.ComponentResource {
   constructor(name: string, args: MinioClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("keybuzz:data:MinioCluster", name, {}, opts);
     if (args.hosts.length === 0) throw new Error(`MinioCluster ${name}: no hosts`);
-    const nodes: MinioNode[] = args.hosts.map((host) => ({ name: host.spec.name, address: host.spec.privateIp }));
+    const nodes: MinioNode[] = clusterNodes(args.hosts.map((host) => host.spec));
     const settings: MinioSettings = { ...DEFAULT_MINIO_SETTINGS, domain: args.domain };
     const image = args.versions.images.minio;
     const steps: command.remote.Command[] = [];

@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import { ServerSpec, Versions } from "../../config";
+import { ClusterNode, clusterNodes, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
 import { renderContainerFunctions } from "./container";
@@ -27,13 +27,8 @@ export const RABBITMQ_MONITOR_USER = "keybuzz-monitor";
 /** uid:gid of the `rabbitmq` user of the official image. */
 export const RABBITMQ_IMAGE_OWNER = "999:999";
 
-/** One RabbitMQ node as the render functions see it. */
-export interface RabbitMqNode {
-  /** Inventory name = host name, e.g. `queue-01`; the Erlang node is `rabbit@<name>`. */
-  readonly name: string;
-  /** Address the listeners bind (the private IP; a 127.x address on loopback). */
-  readonly address: string;
-}
+/** One RabbitMQ node: its Erlang node is `rabbit@<name>`; the listeners bind its address. */
+export type RabbitMqNode = ClusterNode;
 
 /** Ports and names of a RabbitMQ node; defaults are production. */
 export interface RabbitMqSettings {
@@ -57,11 +52,6 @@ export const DEFAULT_RABBITMQ_SETTINGS: RabbitMqSettings = {
   clusterName: "keybuzz",
   defaultUser: ACCOUNTS.rabbitmqUser,
 };
-
-/** The nodes of a rabbitmq group, as the render functions take them. */
-export function rabbitMqNodes(servers: readonly ServerSpec[]): RabbitMqNode[] {
-  return servers.map((server) => ({ name: server.name, address: server.privateIp }));
-}
 
 /** The Erlang node name of an inventory node. */
 export function erlangNodeName(node: RabbitMqNode): string {
@@ -306,7 +296,7 @@ export class RabbitMqCluster extends pulumi.ComponentResource {
   constructor(name: string, args: RabbitMqClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("keybuzz:data:RabbitMqCluster", name, {}, opts);
     if (args.hosts.length === 0) throw new Error(`RabbitMqCluster ${name}: no hosts`);
-    const nodes = rabbitMqNodes(args.hosts.map((host) => host.spec));
+    const nodes = clusterNodes(args.hosts.map((host) => host.spec));
     const image = args.versions.images.rabbitmq;
     const secrets = {
       [RABBITMQ_PASSWORD_KEY]: args.password,

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { z } from "zod";
-import { ConfigError, formatZodError, ServerSpec, Versions } from "../../config";
+import { ClusterNode, clusterNodes, ConfigError, formatZodError, Versions } from "../../config";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
 import { renderContainerFunctions } from "./container";
 import type { HaproxyListener } from "./haproxy";
@@ -21,13 +21,8 @@ export const SENTINEL_PASSWORD_KEY = "redis-sentinel-password";
 /** uid:gid of the `redis` user of the official alpine image; owns the live configs and data. */
 export const REDIS_IMAGE_OWNER = "999:1000";
 
-/** One Redis node as the render functions see it. */
-export interface RedisNode {
-  /** Inventory name, e.g. `redis-01`. */
-  readonly name: string;
-  /** Address Redis and Sentinel bind and announce (the private IP; a 127.x address on loopback). */
-  readonly address: string;
-}
+/** One Redis node: Redis and Sentinel bind and announce its address. */
+export type RedisNode = ClusterNode;
 
 /** Operator-tunable settings, stack config `keybuzz:redis` (all optional). */
 export interface RedisTuning {
@@ -345,11 +340,6 @@ export interface RedisClusterArgs {
   readonly tuning?: RedisTuning;
 }
 
-/** The nodes of a redis group, as the render functions take them. */
-export function redisNodes(servers: readonly ServerSpec[]): RedisNode[] {
-  return servers.map((server) => ({ name: server.name, address: server.privateIp }));
-}
-
 /**
  * Redis + Sentinel on the redis group (`keybuzz:data:RedisCluster`). Nodes go one at a time in
  * inventory order (redis-01 first, as master; the others join as its replicas); a later change
@@ -372,7 +362,7 @@ export class RedisCluster extends pulumi.ComponentResource {
     super("keybuzz:data:RedisCluster", name, {}, opts);
     if (args.hosts.length === 0) throw new Error(`RedisCluster ${name}: no hosts`);
     const tuning = args.tuning ?? parseRedisTuning(undefined);
-    const nodes = redisNodes(args.hosts.map((host) => host.spec));
+    const nodes = clusterNodes(args.hosts.map((host) => host.spec));
     const image = args.versions.images.redis;
     const secrets = { [REDIS_PASSWORD_KEY]: args.password, [SENTINEL_PASSWORD_KEY]: args.sentinelPassword };
     const nodeSteps: Record<string, command.remote.Command> = {};

@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
-import { Inventory, serversOf, Versions } from "../../../config";
+import { ClusterNode, clusterNodes, Inventory, serversOf, Versions } from "../../../config";
 import { secretRef, sha256 } from "../../remote";
 import { HAPROXY_CONTAINER_DIR, HaproxyExtraFile, HaproxyListener } from "../haproxy";
 import { ACCOUNTS } from "../../security/secrets";
@@ -17,16 +17,12 @@ import {
 
 /** Pure render functions of the PostgreSQL tier: inputs in, text out, no engine. */
 
-/** A DB node as the renders see it. */
-export interface DbNode {
-  readonly name: string;
-  /** Address every service of the node binds and advertises (the private IP in production). */
-  readonly address: string;
-}
+/** A DB node: etcd, Patroni and PostgreSQL bind and advertise its address. */
+export type DbNode = ClusterNode;
 
 /** The DB nodes of the inventory, bootstrap node first. */
 export function dbNodesOf(inventory: Inventory): DbNode[] {
-  return serversOf(inventory, "postgres").map((server) => ({ name: server.name, address: server.privateIp }));
+  return clusterNodes(serversOf(inventory, "postgres"));
 }
 
 /** The role pg_rewind connects as (Patroni docs' `rewind_user`); not a superuser. */

@@ -1,6 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
-import { serversOf } from "../../../config";
+import { clusterNodes, serversOf } from "../../../config";
 import { renderHaproxyConfig } from "../../../components/data/haproxy";
 import {
   DEFAULT_REDIS_SETTINGS,
@@ -8,7 +8,6 @@ import {
   parseRedisTuning,
   redisHaproxyListener,
   RedisNode,
-  redisNodes,
   REDIS_PASSWORD_KEY,
   RedisSettings,
   renderRedisConf,
@@ -53,7 +52,7 @@ export class RedisLoopbackCluster {
     const inventory = loopbackInventory(stack);
     const tuning = parseRedisTuning(stackModuleConfig(stack, "redis"));
     const servers = serversOf(inventory, "redis");
-    this.nodes = redisNodes(servers);
+    this.nodes = clusterNodes(servers);
     const settings: Record<string, RedisSettings> = {};
     for (const server of servers) {
       settings[server.name] = {
