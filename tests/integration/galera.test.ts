@@ -1,5 +1,6 @@
 import { requireTool, run } from "../support/tools";
 import { FailoverResult } from "./support/failover";
+import { clusterForSuite } from "./support/suite";
 import { GaleraLoopbackCluster, GaleraRecoveryResult } from "./scenarios/galera";
 
 /**
@@ -8,23 +9,11 @@ import { GaleraLoopbackCluster, GaleraRecoveryResult } from "./scenarios/galera"
  * recover.sh. Timings are printed, not asserted (npm run bench:failover).
  */
 describe("MariaDB Galera on loopback (rendered my.cnf, keybuzz-galera, recover.sh, Debian daemons)", () => {
-  let cluster: GaleraLoopbackCluster | undefined;
   let failover: FailoverResult | undefined;
-
-  beforeAll(async () => {
-    for (const tool of ["mariadbd", "mariadb", "mariadb-install-db", "mariabackup", "socat", "setpriv", "unshare"]) requireTool(tool);
+  const live = clusterForSuite(["mariadbd", "mariadb", "mariadb-install-db", "mariabackup", "socat", "setpriv", "unshare"], () => {
     requireTool("libgalera_smm.so", ["/usr/lib/galera"]);
-    cluster = await GaleraLoopbackCluster.start();
-  }, 240_000);
-
-  afterAll(async () => {
-    await cluster?.stop();
-  }, 120_000);
-
-  const live = (): GaleraLoopbackCluster => {
-    if (!cluster) throw new Error("the cluster did not start");
-    return cluster;
-  };
+    return GaleraLoopbackCluster.start();
+  });
 
   it("the loopback node helper passes shellcheck", () => {
     const result = run(requireTool("shellcheck"), ["--shell=bash", `${__dirname}/scenarios/galera-node-exec.sh`]);

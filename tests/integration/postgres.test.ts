@@ -1,5 +1,6 @@
 import { requireTool, run } from "../support/tools";
 import { FailoverResult } from "./support/failover";
+import { clusterForSuite } from "./support/suite";
 import { PostgresLoopbackCluster } from "./scenarios/postgres";
 
 /**
@@ -8,21 +9,7 @@ import { PostgresLoopbackCluster } from "./scenarios/postgres";
  * bench:failover).
  */
 describe("etcd + Patroni/PostgreSQL + HAProxy on loopback (rendered configs, TLS, Debian daemons)", () => {
-  let cluster: PostgresLoopbackCluster | undefined;
-
-  beforeAll(async () => {
-    for (const tool of ["etcd", "patroni", "haproxy", "openssl"]) requireTool(tool);
-    cluster = await PostgresLoopbackCluster.start();
-  }, 300_000);
-
-  afterAll(async () => {
-    await cluster?.stop();
-  }, 120_000);
-
-  const live = (): PostgresLoopbackCluster => {
-    if (!cluster) throw new Error("the cluster did not start");
-    return cluster;
-  };
+  const live = clusterForSuite(["etcd", "patroni", "haproxy", "openssl"], () => PostgresLoopbackCluster.start());
 
   it("haproxy -c accepts the rendered haproxy.cfg HAProxy runs", () => {
     const check = run(requireTool("haproxy"), ["-c", "-q", "-f", live().haproxyConfigFile]);

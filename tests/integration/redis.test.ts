@@ -1,6 +1,7 @@
 import { DEFAULT_REDIS_SETTINGS } from "../../components/data/redis";
 import { requireTool, run } from "../support/tools";
 import { FailoverResult } from "./support/failover";
+import { clusterForSuite } from "./support/suite";
 import { RedisLoopbackCluster } from "./scenarios/redis";
 
 /**
@@ -8,21 +9,7 @@ import { RedisLoopbackCluster } from "./scenarios/redis";
  * 127.0.10.x, run by Debian's daemons. Timings are printed, not asserted (npm run bench:failover).
  */
 describe("Redis + Sentinel + HAProxy on loopback (rendered configs, Debian daemons)", () => {
-  let cluster: RedisLoopbackCluster | undefined;
-
-  beforeAll(async () => {
-    for (const tool of ["redis-server", "redis-sentinel", "haproxy"]) requireTool(tool);
-    cluster = await RedisLoopbackCluster.start();
-  }, 180_000);
-
-  afterAll(async () => {
-    await cluster?.stop();
-  }, 60_000);
-
-  const live = (): RedisLoopbackCluster => {
-    if (!cluster) throw new Error("the cluster did not start");
-    return cluster;
-  };
+  const live = clusterForSuite(["redis-server", "redis-sentinel", "haproxy"], () => RedisLoopbackCluster.start());
 
   it("haproxy -c accepts the rendered haproxy.cfg HAProxy runs", () => {
     const check = run(requireTool("haproxy"), ["-c", "-q", "-f", live().haproxyConfigFile]);
