@@ -15,6 +15,7 @@ repo=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)
 commit=$(git -C "$repo" rev-parse "${1:-HEAD}")
 cache=/var/cache/keybuzz-clean-root
 base=$cache/base
+# shellcheck source=/dev/null
 . /etc/os-release
 
 if [ ! -f "$base/.complete" ]; then
