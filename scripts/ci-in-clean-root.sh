@@ -38,6 +38,15 @@ if [ ! -f "$base/.complete" ]; then
   # The machine's apt sources (the Debian mirror, with security updates), in place of debootstrap's.
   rm -f "$base/etc/apt/sources.list"
   cp /etc/apt/sources.list.d/debian.sources "$base/etc/apt/sources.list.d/"
+  # The machine's trust and registry settings (its CA bundle additions, npm's global config), which a
+  # fresh machine of this kind also has: they are setup, not packages.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$base/usr/local/share/ca-certificates/"
+    chroot "$base" update-ca-certificates >/dev/null
+  fi
+  for npmrc in /etc/npmrc /usr/etc/npmrc /root/.npmrc; do
+    if [ -f "$npmrc" ]; then install -D -m 0644 "$npmrc" "$base$npmrc"; fi
+  done
   touch "$base/.complete"
 fi
 
@@ -63,5 +72,7 @@ git clone -q "$repo" "$root/ci/keybuzz"
 git -C "$root/ci/keybuzz" checkout -q "$commit"
 cp -a "$repo/../shared" "$root/ci/shared" 2>/dev/null || true
 echo "ci-in-clean-root: bash .ci/run on $commit in a clean root ($root)"
+# The environment CI gets: the machine's, as on a fresh machine (certificate variables included).
 chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=true \
-  LANG=C.UTF-8 bash -c 'cd /ci/keybuzz && bash .ci/run </dev/null'
+  LANG=C.UTF-8 ${NODE_EXTRA_CA_CERTS:+NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS} ${SSL_CERT_FILE:+SSL_CERT_FILE=$SSL_CERT_FILE} \
+  bash -c 'cd /ci/keybuzz && bash .ci/run </dev/null'
