@@ -55,15 +55,18 @@ root=$run/root
 mkdir -p "$run/upper" "$run/work" "$root"
 cleanup() {
   for mount in "$root/dev/pts" "$root/dev" "$root/proc" "$root/sys" "$root/run" "$root/tmp" "$root"; do
-    if mountpoint -q "$mount"; then umount -l "$mount"; fi
+    if mountpoint -q "$mount"; then umount -R -l "$mount"; fi
   done
   rm -rf "$run"
 }
 trap cleanup EXIT
 mount -t overlay overlay -o "lowerdir=$base,upperdir=$run/upper,workdir=$run/work" "$root"
 mount -t proc proc "$root/proc"
-mount -t sysfs sysfs "$root/sys"
+# /sys with its cgroup tree, for the real-host tier (systemd-nspawn needs the cgroup hierarchy).
+mount --rbind /sys "$root/sys"
+mount --make-rslave "$root/sys"
 mount --rbind /dev "$root/dev"
+mount --make-rslave "$root/dev"
 mount -t tmpfs tmpfs "$root/run"
 mount -t tmpfs -o size=8G tmpfs "$root/tmp"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
