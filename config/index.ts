@@ -3,7 +3,7 @@ import leven from "leven";
 import { ConfigError } from "./errors";
 import { documentationAdminCidrs, INVENTORY_KEYS, Inventory, parseInventory } from "./inventory";
 import { currentOfflinePlan } from "./offline-plan";
-import { collectProblems, ModuleSettings, parseModuleSettings, SETTINGS_KEYS } from "./settings";
+import { collectProblems, ModuleSettings, moduleInventoryProblems, parseModuleSettings, SETTINGS_KEYS } from "./settings";
 import { loadVersions, Versions } from "./versions";
 
 export * from "./errors";
@@ -33,7 +33,8 @@ const RENAMED_KEYS: Readonly<Record<string, string>> = { sshPublicKeys: "sshKeys
 
 /**
  * Reads the stack's `keybuzz:` config and `config/versions.yaml`, validates all of it (inventory,
- * versions, every module's settings, the key names, the secrets' presence) in one pass, and returns
+ * what the modules need of it, versions, every module's settings, the key names, the secrets'
+ * presence) in one pass, and returns
  * the typed result. Call it before declaring any resource.
  *
  * A documentation-range admin CIDR (the shipped placeholder) is a problem in a real `pulumi
@@ -48,6 +49,7 @@ export function loadPlatformConfig(): PlatformConfig {
 
   const rawInventory = rawOf(INVENTORY_KEYS);
   const inventory = collectProblems(() => parseInventory(rawInventory), problems);
+  if (inventory) problems.push(...moduleInventoryProblems(inventory));
   const versions = collectProblems(() => loadVersions(), problems);
   const modules = parseModuleSettings(rawOf(SETTINGS_KEYS));
   problems.push(...modules.problems);

@@ -1,8 +1,11 @@
 import { parseGaleraSettings, type GaleraStackSettings } from "../components/data/galera";
 import { parsePostgresSettings, type PostgresSettings } from "../components/data/postgres/settings";
 import { parseRedisTuning, type RedisTuning } from "../components/data/redis";
+import { backendConfigData } from "../components/k8s/addons";
+import { ingressProxyProtocol } from "../components/k8s/ingress";
 import { parseK8sSettings, type K8sSettings } from "../components/k8s/settings";
 import { isConfigError } from "./errors";
+import type { Inventory } from "./inventory";
 
 /**
  * The modules' operator settings (`keybuzz:redis`, `keybuzz:postgres`, `keybuzz:galera`,
@@ -41,6 +44,27 @@ export function parseModuleSettings(raw: Readonly<Record<string, unknown>>): { s
   const k8s = collectProblems(() => parseK8sSettings(raw.k8s), problems);
   if (redis === undefined || postgres === undefined || galera === undefined || k8s === undefined) return { problems };
   return { settings: { redis, postgres, galera, k8s }, problems };
+}
+
+/**
+ * What the modules need from the inventory beyond its own checks, asked of the modules' pure
+ * functions in the config pass, so a component never discovers it mid-program: the load balancers
+ * of `keybuzz-backend-config` (5432, 6379, 5672, 3306) and a MinIO node, one PROXY-protocol setting
+ * for the ingress services, and a load balancer in front of the haproxy group (the PostgreSQL
+ * endpoints, `postgresEndpointsOf`).
+ *
+ * @returns one line per problem, each naming its key.
+ */
+export function moduleInventoryProblems(inventory: Inventory): string[] {
+  const problems: string[] = [];
+  collectProblems(() => backendConfigData(inventory), problems);
+  collectProblems(() => ingressProxyProtocol(inventory), problems);
+  if (!inventory.loadBalancers.some((lb) => lb.targetGroup === "haproxy")) {
+    problems.push(
+      "keybuzz:loadBalancers: no load balancer targets the haproxy group; the PostgreSQL endpoints (5432, 5433, 6432) need one",
+    );
+  }
+  return problems;
 }
 
 /**

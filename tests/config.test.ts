@@ -367,6 +367,29 @@ describe("the configuration pass (loadPlatformConfig, whole program on the mock 
     expect(declared).toBe(0);
   });
 
+  it.each([
+    [
+      "no ingress load balancer",
+      (lbs: Record<string, unknown>[]) => lbs.filter((lb) => !String(lb.name).startsWith("lb-ingress")),
+      "keybuzz:loadBalancers: no load balancer forwards 80/443 to the k8s-worker group; the ingress controller needs one",
+    ],
+    [
+      "no load balancer serving MariaDB's 3306",
+      (lbs: Record<string, unknown>[]) =>
+        lbs.map((lb) => (lb.name === "lb-mariadb" ? { ...lb, services: [{ name: "mariadb", listenPort: 3307 }] } : lb)),
+      "keybuzz:loadBalancers: no load balancer serves port 3306 (MariaDB); keybuzz-backend-config needs it",
+    ],
+    [
+      "no load balancer in front of the haproxy group",
+      (lbs: Record<string, unknown>[]) => lbs.map((lb) => (lb.name === "lb-internal" ? { ...lb, targets: "k8s-worker" } : lb)),
+      "keybuzz:loadBalancers: no load balancer targets the haproxy group; the PostgreSQL endpoints (5432, 5433, 6432) need one",
+    ],
+  ])("rejects %s in the config pass, not mid-program", async (_, edit, message) => {
+    const { problems, declared } = await programProblems({ "keybuzz:loadBalancers": edit(prodConfig().loadBalancers) });
+    expect(problems).toEqual([message]);
+    expect(declared).toBe(0);
+  });
+
   it("rejects a misspelt keybuzz:* key, naming the nearest one", async () => {
     const { problems, declared } = await programProblems({ "keybuzz:sever": [], "keybuzz:rediss": {} });
     expect(problems).toEqual([
