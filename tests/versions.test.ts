@@ -164,8 +164,11 @@ describe("scripts/patroni/Dockerfile installs the pinned pgvector build", () => 
     ]);
   });
 
-  it("defaults its build argument to the pin of config/versions.yaml", () => {
-    expect(fs.readFileSync(PATRONI_DOCKERFILE, "utf8")).toContain(`ARG PGVECTOR_VERSION=${loadVersions().packages.pgvector}\n`);
-    expect(fs.readFileSync(PATRONI_DOCKERFILE, "utf8")).toContain(`ARG POSTGRES_IMAGE=${loadVersions().images.postgres}\n`);
+  it("defaults its build arguments to the pins of config/versions.yaml", () => {
+    const dockerfile = fs.readFileSync(PATRONI_DOCKERFILE, "utf8");
+    const versions = loadVersions();
+    expect(dockerfile).toContain(`ARG POSTGRES_IMAGE=${versions.images.postgres}\n`);
+    expect(dockerfile).toContain(`ARG PATRONI_VERSION=${versions.packages.patroni}\n`);
+    expect(dockerfile).toContain(`ARG PGVECTOR_VERSION=${versions.packages.pgvector}\n`);
   });
 });
