@@ -29,7 +29,7 @@ const pinnedMinioImage = pinnedImageWith(
  * PGDG's Debian revision suffix per Debian release (`pgdg12+N` on bookworm, `pgdg13+N` on trixie,
  * as in apt.postgresql.org's pool: `postgresql-16-pgvector_0.8.6-1.pgdg12+1`).
  */
-export const PGDG_DEBIAN_RELEASES: Readonly<Record<string, number>> = { bookworm: 12, trixie: 13 };
+const PGDG_DEBIAN_RELEASES: Readonly<Record<string, number>> = { bookworm: 12, trixie: 13 };
 
 /**
  * PostgreSQL numbers its releases major.minor, and the Patroni image installs PGDG packages for the

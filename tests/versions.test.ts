@@ -35,7 +35,7 @@ describe("MinIO release tags", () => {
   });
 
   it.each(["RELEASE.2024-10-02T10-00Z", "RELEASE.2024-10-02", "RELEASE.latest", "RELEASE.2025-09-07T16-13-09Z.hotfix.7aa24e772"])(
-    "refuse %s, which names no release",
+    "refuse %s, which is not a release tag",
     (tag) => {
       expect(problemsAfter((raw) => (raw.images.minio = `quay.io/minio/minio:${tag}`))).toEqual([
         expect.stringMatching(/^versions\.yaml: images\.minio: must name a MinIO release tag RELEASE\.YYYY-MM-DDTHH-MM-SSZ/),
