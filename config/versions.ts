@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
+import * as semver from "semver";
 import { z } from "zod";
 import { ConfigError, formatZodError } from "./errors";
 
@@ -79,6 +80,22 @@ const operatorChartSchema = chartSchema.extend({
   operatorAppVersion: z.string().regex(/^v\d+\.\d+\.\d+$/, "must be the chart's appVersion, the operator release such as v0.85.0"),
 });
 
+/**
+ * Known vulnerabilities fixed in a patch of a pinned release line: a pin on that line below the fix
+ * is refused, so an old pin copied back (or a revert) fails before any resource is declared.
+ */
+const SECURITY_FLOORS: readonly { key: ["images" | "packages", string]; line: string; fixedIn: string; advisory: string }[] = [
+  // Redis 7.2.6 release notes (redis.io): unbounded pattern matching, Lua bit library, ACL selectors.
+  { key: ["images", "redis"], line: "7.2", fixedIn: "7.2.6", advisory: "CVE-2024-31228, CVE-2024-31449, CVE-2024-31227" },
+  // CVE records of the PostgreSQL CNA: affected "through 1.25.2" (unauthenticated crash and DoS).
+  { key: ["packages", "pgbouncer"], line: "1", fixedIn: "1.26.0", advisory: "CVE-2026-19888, CVE-2026-6668, CVE-2026-6669" },
+];
+
+/** The x.y.z a pin carries (`redis:7.2.16-alpine` → 7.2.16), or null. */
+function releaseOf(pin: string): semver.SemVer | null {
+  return semver.coerce(pin.split(":").pop() ?? pin);
+}
+
 const versionsSchema = z
   .strictObject({
     os: z.strictObject({ image: z.string().regex(/^ubuntu-\d\d\.\d\d$/, "must be a Hetzner image name such as ubuntu-24.04") }),
@@ -117,6 +134,18 @@ const versionsSchema = z
         path: ["packages", "pgvector"],
         message: `${versions.packages.pgvector} is PGDG's build for Debian ${pgdg}, but images.postgres (${versions.images.postgres}) is Debian ${expected} (${debian}): pin the .pgdg${expected}+N build`,
       });
+    }
+    for (const floor of SECURITY_FLOORS) {
+      const [section, key] = floor.key;
+      const pin = (versions[section] as Readonly<Record<string, string>>)[key];
+      const release = releaseOf(pin);
+      if (release && semver.satisfies(release, `${floor.line}.x`) && semver.lt(release, floor.fixedIn)) {
+        context.addIssue({
+          code: "custom",
+          path: [section, key],
+          message: `${pin} has ${floor.advisory}, fixed in ${floor.fixedIn}: pin ${floor.fixedIn} or later`,
+        });
+      }
     }
     const { prometheusOperatorCrds: crds, kubePrometheusStack: stack } = versions.charts;
     if (crds.operatorAppVersion !== stack.operatorAppVersion) {

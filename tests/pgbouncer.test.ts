@@ -62,7 +62,7 @@ describe("pgbouncer.ini", () => {
 });
 
 describe("the PgBouncer step checks the release the image runs", () => {
-  const image = "edoburu/pgbouncer:v1.25.2-p0";
+  const image = "edoburu/pgbouncer:v1.26.0-p0";
   let listener: net.Server;
   let port: number;
   beforeAll(async () => {

@@ -97,6 +97,27 @@ describe("the Prometheus operator CRDs and kube-prometheus-stack", () => {
   });
 });
 
+describe("pins with a known vulnerability fixed in a later patch", () => {
+  it("refuse redis 7.2.5 (CVE-2024-31228, fixed in 7.2.6) and accept the fixed patch", () => {
+    expect(problemsAfter((raw) => (raw.images.redis = "redis:7.2.5-alpine"))).toEqual([
+      "versions.yaml: images.redis: redis:7.2.5-alpine has CVE-2024-31228, CVE-2024-31449, CVE-2024-31227, fixed in 7.2.6: pin 7.2.6 or later",
+    ]);
+    expect(problemsAfter((raw) => (raw.images.redis = "redis:7.2.6-alpine"))).toEqual([]);
+  });
+
+  it("refuse PgBouncer through 1.25.2 (unauthenticated crash CVE-2026-19888)", () => {
+    for (const release of ["1.24.1", "1.25.2"]) {
+      expect(problemsAfter((raw) => (raw.packages.pgbouncer = release))).toEqual([
+        expect.stringMatching(/^versions\.yaml: packages\.pgbouncer: .* has CVE-2026-19888.*fixed in 1\.26\.0/),
+      ]);
+    }
+  });
+
+  it("leave other release lines alone", () => {
+    expect(problemsAfter((raw) => (raw.images.redis = "redis:7.4.0-alpine"))).toEqual([]);
+  });
+});
+
 describe("scripts/patroni/Dockerfile installs the pinned pgvector build", () => {
   /**
    * Runs the Dockerfile's RUN instruction that installs pgvector in bash (the Dockerfile's SHELL),

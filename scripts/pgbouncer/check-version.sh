@@ -9,7 +9,7 @@ if ! reported=$(docker run --rm --network none --entrypoint pgbouncer "$KB_PGBOU
   echo "PgBouncer: 'pgbouncer --version' fails in $KB_PGBOUNCER_IMAGE: ${reported%%$'\n'*}" >&2
   exit 1
 fi
-# The first line names the release ("PgBouncer 1.25.2"); libevent, TLS and the rest follow.
+# The first line names the release ("PgBouncer 1.26.0"); libevent, TLS and the rest follow.
 running=${reported%%$'\n'*}
 if [ "$running" != "PgBouncer $KB_PGBOUNCER_VERSION" ]; then
   echo "PgBouncer: $KB_PGBOUNCER_IMAGE runs '$running', not PgBouncer $KB_PGBOUNCER_VERSION (packages.pgbouncer, config/versions.yaml): pin an image that carries that release, or correct the pin" >&2
