@@ -19,12 +19,15 @@ const pinnedImage = pinnedImageWith(/^v?\d+\.\d+\.\d+[\w.+-]*$/);
 
 /**
  * MinIO names its releases by their UTC build time, seconds included (`RELEASE.2025-09-07T16-13-09Z`,
- * the git tags of minio/minio); a tag without seconds names no release.
+ * the git tags of minio/minio); a tag without seconds names no release. Docker Hub's `minio/minio`
+ * no longer exists (deleted by MinIO in September 2026); quay.io keeps the images (docs/minio.md).
  */
 const pinnedMinioImage = pinnedImageWith(
   /^RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$/,
   "must name a MinIO release tag RELEASE.YYYY-MM-DDTHH-MM-SSZ (e.g. RELEASE.2025-09-07T16-13-09Z, seconds included) or a digest",
-);
+).refine((value) => !/^(docker\.io\/)?minio\/minio[:@]/.test(value), {
+  message: "Docker Hub's minio/minio was deleted in September 2026 and no longer pulls: use quay.io/minio/minio",
+});
 
 /**
  * PGDG's Debian revision suffix per Debian release (`pgdg12+N` on bookworm, `pgdg13+N` on trixie,

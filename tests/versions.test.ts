@@ -44,6 +44,14 @@ describe("MinIO release tags", () => {
   );
 });
 
+describe("the MinIO registry", () => {
+  it.each(["minio/minio", "docker.io/minio/minio"])("refuses %s, deleted from Docker Hub", (repository) => {
+    expect(problemsAfter((raw) => (raw.images.minio = `${repository}:RELEASE.2025-09-07T16-13-09Z`))).toEqual([
+      expect.stringMatching(/^versions\.yaml: images\.minio: Docker Hub's minio\/minio was deleted .*use quay\.io\/minio\/minio$/),
+    ]);
+  });
+});
+
 describe("the pgvector pin and the PostgreSQL image's Debian release", () => {
   it("refuse the pre-2025 suffix .pgdg120+1, which PGDG no longer builds for bookworm", () => {
     expect(problemsAfter((raw) => (raw.packages.pgvector = "0.8.1-1.pgdg120+1"))).toEqual([
