@@ -1,0 +1,119 @@
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as net from "net";
+import * as path from "path";
+import { dockerfileBaseImages, readPatroniDockerfile } from "../scripts/preflight/checks";
+import { formatReport, summarizeFacts } from "../scripts/preflight/report";
+import { loadVersions } from "../config/versions";
+import { freePort, LOOPBACK } from "./support/preflight-servers";
+import { tempDir } from "./support/tools";
+
+const ROOT = path.resolve(__dirname, "..");
+
+/** Runs `npm run preflight -- <args>` (its ts-node command) with a clean environment; resolves with status, output, seconds. */
+function preflight(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ status: number | null; stdout: string; stderr: string; seconds: number }> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(path.join(ROOT, "node_modules", ".bin", "ts-node"), ["--transpile-only", "scripts/preflight.ts", ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", ...env },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on("close", (status) => resolve({ status, stdout, stderr, seconds: (Date.now() - started) / 1000 }));
+  });
+}
+
+/** An endpoints file sending every upstream source of versions.yaml to `base` (a loopback address). */
+function endpointsTo(dir: string, base: string): string {
+  const versions = loadVersions();
+  const domains = ["docker.io", "quay.io"];
+  const file = path.join(dir, "endpoints.json");
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      hcloud: `${base}/v1`,
+      registries: Object.fromEntries(domains.map((domain) => [domain, base])),
+      dockerApt: `${base}/docker`,
+      kubernetesApt: `${base}/k8s`,
+      pgdgApt: `${base}/pgdg`,
+      charts: Object.fromEntries(Object.values(versions.charts).map((chart) => [chart.repo, `${base}/charts`])),
+    }),
+  );
+  return file;
+}
+
+describe("npm run preflight", () => {
+  const dir = tempDir("preflight-cli");
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("offline (every source refused) ends quickly with each fact UNREACHABLE and exit status 1", async () => {
+    const port = await freePort(LOOPBACK.dead);
+    const result = await preflight(["--stack", "prod", "--endpoints", endpointsTo(dir, `http://${LOOPBACK.dead}:${port}`)], {
+      HCLOUD_TOKEN: "offline-test",
+    });
+    expect(result.status).toBe(1);
+    expect(result.seconds).toBeLessThan(60);
+    expect(result.stdout).toMatch(
+      new RegExp(
+        `images\\.etcd: quay\\.io/coreos/etcd:v3\\.5\\.21 for linux/amd64 +registry quay\\.io +UNREACHABLE: connection refused \\(${LOOPBACK.dead}:${port}\\)`,
+      ),
+    );
+    expect(result.stdout).toMatch(/token works +Hetzner API \S+ +UNREACHABLE: connection refused/);
+    expect(result.stdout).toMatch(/^FAIL: 23 facts — 1 hold, 0 fail, 22 unreachable, 0 skipped$/m);
+  });
+
+  it("bounds a source that accepts connections but never answers (--timeout)", async () => {
+    const silent = net.createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, LOOPBACK.dead, resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    try {
+      const result = await preflight(
+        ["--stack", "prod", "--json", "--timeout", "1", "--endpoints", endpointsTo(dir, `http://${LOOPBACK.dead}:${port}`)],
+        { HCLOUD_TOKEN: "offline-test" },
+      );
+      expect(result.status).toBe(1);
+      // One timeout per source, sources in parallel: a few seconds, not one timeout per fact.
+      expect(result.seconds).toBeLessThan(30);
+      const report = JSON.parse(result.stdout) as { facts: { status: string; detail: string }[]; summary: { exitCode: number } };
+      expect(report.summary.exitCode).toBe(1);
+      expect(report.facts.filter((fact) => fact.status === "unreachable").map((fact) => fact.detail)).toEqual(
+        Array(22).fill("no answer within 1 s"),
+      );
+    } finally {
+      silent.close();
+    }
+  });
+
+  it("exits 2 on a configuration error, naming the file and key", async () => {
+    const limits = path.join(dir, "limits.yaml");
+    fs.writeFileSync(limits, "servers: 40\nfloating_ips: 3\n");
+    const result = await preflight(["--stack", "prod", "--limits", limits]);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(`--limits ${limits}: `);
+    expect(result.stderr).toContain("floating_ips");
+  });
+});
+
+describe("preflight report and inputs", () => {
+  it("takes the Patroni Dockerfile's base image from its FROM line (ARG default resolved)", () => {
+    expect(dockerfileBaseImages(readPatroniDockerfile())).toEqual([loadVersions().images.postgres]);
+    expect(dockerfileBaseImages("ARG A=redis:7.2.5\nFROM $A AS build\nFROM build\nFROM quay.io/x/y:1.0.0\n")).toEqual([
+      "redis:7.2.5",
+      "quay.io/x/y:1.0.0",
+    ]);
+  });
+
+  it("passes only when no fact fails or is unreachable (skipped rows do not fail)", () => {
+    const ok = { fact: "a", source: "s", status: "ok" as const, detail: "d" };
+    expect(summarizeFacts([ok, { ...ok, status: "skipped" }]).exitCode).toBe(0);
+    expect(summarizeFacts([ok, { ...ok, status: "unreachable" }]).exitCode).toBe(1);
+    expect(summarizeFacts([ok, { ...ok, status: "fail" }]).exitCode).toBe(1);
+    expect(formatReport("prod", [ok])).toMatch(/^PASS: 1 facts — 1 hold, 0 fail, 0 unreachable, 0 skipped$/m);
+  });
+});
