@@ -5,7 +5,9 @@ import * as path from "path";
 import { dockerfileBaseImages, readPatroniDockerfile } from "../scripts/preflight/checks";
 import { formatReport, summarizeFacts } from "../scripts/preflight/report";
 import { loadVersions } from "../config/versions";
-import { freePort, LOOPBACK } from "./support/preflight-servers";
+import { parseImageRef } from "../scripts/preflight/registry";
+import { healthyProject, startFakeHetzner } from "./support/fake-hetzner";
+import { buildDeb, freePort, ftparchive, LOOPBACK, OCI, serveFiles, startRegistry, tinyImage } from "./support/preflight-servers";
 import { tempDir } from "./support/tools";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -97,6 +99,90 @@ describe("npm run preflight", () => {
     expect(result.status).toBe(2);
     expect(result.stderr).toContain(`--limits ${limits}: `);
     expect(result.stderr).toContain("floating_ips");
+  });
+});
+
+describe("npm run preflight against loopback copies of every upstream source", () => {
+  const dir = tempDir("preflight-e2e");
+  const versions = loadVersions();
+  const stops: (() => Promise<void>)[] = [];
+  let endpoints: string;
+  let limits: string;
+  const digests: Record<string, string> = {};
+  const token = "e2e-test-token";
+
+  beforeAll(async () => {
+    // Every image of versions.yaml (and the Dockerfile's FROM), as a one-platform amd64 image.
+    const registry = await startRegistry();
+    stops.push(() => registry.stop());
+    for (const reference of Object.values(versions.images)) {
+      const image = parseImageRef(reference);
+      const built = tinyImage("amd64", `${reference} layer`);
+      digests[reference] = await registry.pushManifest(image.repository, image.tagOrDigest, built.manifest, OCI.manifest, built.blobs);
+    }
+    // The three apt repositories with exactly the pinned packages.
+    const files = path.join(dir, "files");
+    const docker = path.join(files, "docker");
+    for (const name of ["docker-ce", "docker-ce-cli"]) buildDeb(docker, name, versions.docker.engine);
+    buildDeb(docker, "containerd.io", versions.docker.containerd);
+    ftparchive(docker, path.join(docker, "dists", "noble", "stable", "binary-amd64"));
+    const minor = versions.kubernetes.version.split(".").slice(0, 2).join(".");
+    const kubernetes = path.join(files, "k8s", `v${minor}`, "deb");
+    for (const name of ["kubeadm", "kubelet", "kubectl"])
+      buildDeb(kubernetes, name, `${versions.kubernetes.version}-${versions.kubernetes.packageRevision}`);
+    ftparchive(kubernetes, kubernetes);
+    const pgdg = path.join(files, "pgdg");
+    buildDeb(pgdg, "postgresql-16-pgvector", versions.packages.pgvector);
+    ftparchive(pgdg, path.join(pgdg, "dists", "bookworm-pgdg", "main", "binary-amd64"));
+    // One chart index listing every pinned chart.
+    fs.mkdirSync(path.join(files, "charts"), { recursive: true });
+    const entries = Object.fromEntries(
+      Object.values(versions.charts).map((chart) => [chart.chart, [{ name: chart.chart, version: chart.version, apiVersion: "v2" }]]),
+    );
+    fs.writeFileSync(path.join(files, "charts", "index.yaml"), JSON.stringify({ apiVersion: "v1", entries }));
+    const served = await serveFiles(LOOPBACK.files, files);
+    stops.push(() => served.close());
+    const api = await startFakeHetzner(healthyProject(["cx23", "cx33", "cx43"]), token);
+    stops.push(() => api.close());
+    endpoints = path.join(dir, "endpoints.yaml");
+    fs.writeFileSync(
+      endpoints,
+      JSON.stringify({
+        hcloud: api.baseUrl,
+        registries: { "docker.io": registry.base, "quay.io": registry.base },
+        dockerApt: `${served.base}/docker`,
+        kubernetesApt: `${served.base}/k8s`,
+        pgdgApt: `${served.base}/pgdg`,
+        charts: Object.fromEntries(Object.values(versions.charts).map((chart) => [chart.repo, `${served.base}/charts`])),
+      }),
+    );
+    limits = path.join(dir, "limits.yaml");
+    fs.writeFileSync(limits, "servers: 50\nload_balancers: 10\nplacement_groups: 50\nprimary_ips: 100\nvolumes: 20\n");
+  });
+  afterAll(async () => {
+    await Promise.all(stops.map((stop) => stop()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("exits 0 when every fact holds, and records each image's digest", async () => {
+    const result = await preflight(["--stack", "prod", "--json", "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
+    const report = JSON.parse(result.stdout) as {
+      facts: { fact: string; status: string; digest?: string }[];
+      summary: { exitCode: number };
+    };
+    expect(report.facts.filter((fact) => fact.status !== "ok")).toEqual([]);
+    expect(result.status).toBe(0);
+    expect(report.facts).toHaveLength(35);
+    for (const [key, reference] of Object.entries(versions.images)) {
+      expect(report.facts.find((fact) => fact.fact.startsWith(`images.${key}`))?.digest).toBe(digests[reference]);
+    }
+  });
+
+  it("prints the table with a PASS summary", async () => {
+    const result = await preflight(["--stack", "prod", "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^fact +source +result$/m);
+    expect(result.stdout).toMatch(/^PASS: 35 facts — 35 hold, 0 fail, 0 unreachable, 0 skipped$/m);
   });
 });
 

@@ -3,25 +3,9 @@ import { checkHetzner, HetznerPlan, sshFingerprint } from "../scripts/preflight/
 import type { FactResult } from "../scripts/preflight/source";
 import { loadVersions } from "../config/versions";
 import { runProgram } from "../scripts/lib/mock-engine";
-import { FakeProject, loadBalancerType, location, named, serverType, startFakeHetzner, systemImage } from "./support/fake-hetzner";
+import { healthyProject, loadBalancerType, location, named, serverType, startFakeHetzner, systemImage } from "./support/fake-hetzner";
 
 const TOKEN = "test-token-for-the-loopback-fake";
-
-/** A project where everything the prod plan needs holds (the program's own plan, from the mock engine). */
-function healthyProject(plan: HetznerPlan): FakeProject {
-  return {
-    locations: [location(1, "fsn1", "eu-central"), location(2, "nbg1", "eu-central"), location(5, "ash", "us-east")],
-    server_types: plan.serverTypes.map((name, index) => serverType(100 + index, name, [{ name: "fsn1" }, { name: "nbg1" }])),
-    load_balancer_types: [loadBalancerType(1, "lb11", ["fsn1", "nbg1"]), loadBalancerType(2, "lb21", ["fsn1", "nbg1"])],
-    images: [systemImage(161547269, "ubuntu-24.04"), systemImage(67794396, "ubuntu-22.04")],
-    ssh_keys: [],
-    servers: [],
-    load_balancers: [],
-    placement_groups: [],
-    primary_ips: [],
-    volumes: [],
-  };
-}
 
 const LIMITS = { servers: 40, load_balancers: 10, placement_groups: 50, primary_ips: 100, volumes: 20 };
 
@@ -51,7 +35,7 @@ describe("preflight: Hetzner facts against a loopback API with documented respon
   });
 
   it("holds on a project that has everything", async () => {
-    const api = await startFakeHetzner(healthyProject(plan), TOKEN);
+    const api = await startFakeHetzner(healthyProject(plan.serverTypes), TOKEN);
     try {
       const rows = await checkHetzner(plan, { baseUrl: api.baseUrl, token: TOKEN, timeoutMs: 5000, limits: LIMITS });
       expect(rows.filter((row) => row.status !== "ok")).toEqual([]);
@@ -70,7 +54,7 @@ describe("preflight: Hetzner facts against a loopback API with documented respon
   });
 
   it("fails on a missing server type, a deprecated one, an exceeded limit and a duplicate SSH key", async () => {
-    const project = healthyProject(plan);
+    const project = healthyProject(plan.serverTypes);
     project.server_types = [
       serverType(1, "cx23", [{ name: "fsn1" }]),
       serverType(2, "cx33", [
@@ -111,7 +95,7 @@ describe("preflight: Hetzner facts against a loopback API with documented respon
   });
 
   it("fails a location outside the network zone, an LB type not offered there, a missing image", async () => {
-    const project = healthyProject(plan);
+    const project = healthyProject(plan.serverTypes);
     project.locations = [location(1, "fsn1", "us-east")];
     project.load_balancer_types = [loadBalancerType(1, "lb11", ["ash"])];
     project.images = [systemImage(1, "ubuntu-22.04")];
@@ -127,7 +111,7 @@ describe("preflight: Hetzner facts against a loopback API with documented respon
   });
 
   it("counts existing resources of the same name once (a re-run on a deployed stack), and says limits it cannot read", async () => {
-    const project = healthyProject(plan);
+    const project = healthyProject(plan.serverTypes);
     project.servers = plan.names.servers.map((name, index) => named(index + 1, name));
     const api = await startFakeHetzner(project, TOKEN);
     try {
@@ -142,7 +126,7 @@ describe("preflight: Hetzner facts against a loopback API with documented respon
   });
 
   it("fails on a refused token and reads nothing else", async () => {
-    const api = await startFakeHetzner(healthyProject(plan), TOKEN);
+    const api = await startFakeHetzner(healthyProject(plan.serverTypes), TOKEN);
     try {
       const rows = await checkHetzner(plan, { baseUrl: api.baseUrl, token: "wrong", timeoutMs: 5000, limits: LIMITS });
       expect(rows).toEqual([

@@ -1,38 +1,9 @@
 import * as fs from "fs";
 import * as path from "path";
-import { gzipSync } from "zlib";
 import { checkAptPins, parsePackagesIndex } from "../scripts/preflight/apt";
 import { checkCharts } from "../scripts/preflight/helm";
-import { LOOPBACK, serveFiles } from "./support/preflight-servers";
-import { requireTool, run, tempDir } from "./support/tools";
-
-/** Builds a minimal binary package with dpkg-deb (no payload but its control file). */
-function buildDeb(dir: string, name: string, version: string): void {
-  const root = path.join(dir, "build", `${name}_${version}`);
-  fs.mkdirSync(path.join(root, "DEBIAN"), { recursive: true });
-  fs.writeFileSync(
-    path.join(root, "DEBIAN", "control"),
-    `Package: ${name}\nVersion: ${version}\nArchitecture: amd64\nMaintainer: KeyBuzz tests <tests@keybuzz.invalid>\nDescription: preflight test package\n`,
-  );
-  const pool = path.join(dir, "pool");
-  fs.mkdirSync(pool, { recursive: true });
-  const built = run(requireTool("dpkg-deb"), [
-    "--build",
-    "--root-owner-group",
-    root,
-    path.join(pool, `${name}_${version.replace(/:/g, "%3a")}_amd64.deb`),
-  ]);
-  expect(built.status).toBe(0);
-}
-
-/** Lays an index out with apt-ftparchive: `Packages` and, unless `plainOnly`, `Packages.gz`. */
-function ftparchive(repoRoot: string, indexDir: string, plainOnly = false): void {
-  const index = run(requireTool("apt-ftparchive"), ["packages", "pool"], { cwd: repoRoot });
-  expect(index.status).toBe(0);
-  fs.mkdirSync(indexDir, { recursive: true });
-  fs.writeFileSync(path.join(indexDir, "Packages"), index.stdout);
-  if (!plainOnly) fs.writeFileSync(path.join(indexDir, "Packages.gz"), gzipSync(index.stdout));
-}
+import { buildDeb, ftparchive, LOOPBACK, serveFiles } from "./support/preflight-servers";
+import { tempDir } from "./support/tools";
 
 describe("preflight: apt pins against repositories laid out by apt-ftparchive", () => {
   let served: { base: string; close: () => Promise<void> };

@@ -143,3 +143,19 @@ export async function startFakeHetzner(project: FakeProject, token: string) {
   });
   return { ...server, baseUrl: `${server.base}/v1`, requests };
 }
+
+/** A project in fsn1/eu-central where everything a plan with these server types needs holds: nothing in it yet. */
+export function healthyProject(serverTypes: readonly string[]): FakeProject {
+  return {
+    locations: [location(1, "fsn1", "eu-central"), location(2, "nbg1", "eu-central"), location(5, "ash", "us-east")],
+    server_types: serverTypes.map((name, index) => serverType(100 + index, name, [{ name: "fsn1" }, { name: "nbg1" }])),
+    load_balancer_types: [loadBalancerType(1, "lb11", ["fsn1", "nbg1"]), loadBalancerType(2, "lb21", ["fsn1", "nbg1"])],
+    images: [systemImage(161547269, "ubuntu-24.04"), systemImage(67794396, "ubuntu-22.04")],
+    ssh_keys: [],
+    servers: [],
+    load_balancers: [],
+    placement_groups: [],
+    primary_ips: [],
+    volumes: [],
+  };
+}

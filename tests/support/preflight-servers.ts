@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as http from "http";
 import * as net from "net";
 import * as path from "path";
+import { gzipSync } from "zlib";
 import { requireTool, run, tempDir } from "./tools";
 
 /**
@@ -213,4 +214,32 @@ export function tinyImage(architecture: string, layerText: string) {
     layers: [{ mediaType: OCI.layer, digest: sha256(layer), size: layer.length }],
   };
   return { manifest, blobs: [config, layer], digest: sha256(JSON.stringify(manifest)), size: Buffer.byteLength(JSON.stringify(manifest)) };
+}
+
+/** Builds a minimal binary package with dpkg-deb (no payload but its control file). */
+export function buildDeb(dir: string, name: string, version: string): void {
+  const root = path.join(dir, "build", `${name}_${version}`);
+  fs.mkdirSync(path.join(root, "DEBIAN"), { recursive: true });
+  fs.writeFileSync(
+    path.join(root, "DEBIAN", "control"),
+    `Package: ${name}\nVersion: ${version}\nArchitecture: amd64\nMaintainer: KeyBuzz tests <tests@keybuzz.invalid>\nDescription: preflight test package\n`,
+  );
+  const pool = path.join(dir, "pool");
+  fs.mkdirSync(pool, { recursive: true });
+  const built = run(requireTool("dpkg-deb"), [
+    "--build",
+    "--root-owner-group",
+    root,
+    path.join(pool, `${name}_${version.replace(/:/g, "%3a")}_amd64.deb`),
+  ]);
+  if (built.status !== 0) throw new Error(`dpkg-deb: ${built.stderr}`);
+}
+
+/** Lays an index out with apt-ftparchive: `Packages` and, unless `plainOnly`, `Packages.gz`. */
+export function ftparchive(repoRoot: string, indexDir: string, plainOnly = false): void {
+  const index = run(requireTool("apt-ftparchive"), ["packages", "pool"], { cwd: repoRoot });
+  if (index.status !== 0) throw new Error(`apt-ftparchive: ${index.stderr}`);
+  fs.mkdirSync(indexDir, { recursive: true });
+  fs.writeFileSync(path.join(indexDir, "Packages"), index.stdout);
+  if (!plainOnly) fs.writeFileSync(path.join(indexDir, "Packages.gz"), gzipSync(index.stdout));
 }
