@@ -3,7 +3,10 @@
  * created — pinned images (linux/amd64, digests recorded), apt pins, chart versions, Hetzner
  * location, types, image, SSH keys and limits, and the admin CIDRs.
  *
- *   npm run preflight -- --stack prod [--json] [--limits FILE] [--endpoints FILE] [--timeout S]
+ *   npm run preflight -- --stack prod [--json] [--limits FILE] [--endpoints FILE] [--timeout S] [--write-lock]
+ *
+ * Each image's digest is compared with config/versions.lock.yaml (a moved tag fails); `--write-lock`
+ * records the digests resolved, after every fact held.
  *
  * The Hetzner token is read from HCLOUD_TOKEN (as the hcloud CLI reads it), else from the stack's
  * `hcloud:token` through `pulumi config get` when the Pulumi CLI is there.
@@ -21,6 +24,7 @@ import { loadVersions } from "../config/versions";
 import { knownStacks, readStackConfig, runProgram } from "./lib/mock-engine";
 import { DEFAULT_ENDPOINTS, Endpoints, readPatroniDockerfile, runPreflight } from "./preflight/checks";
 import { LIMIT_KINDS, LimitKind } from "./preflight/hetzner";
+import { compareWithLock, LOCK_FILE, readLock, writeLock } from "./preflight/lock";
 import { formatReport, summarizeFacts } from "./preflight/report";
 
 const url = z.string().url();
@@ -82,6 +86,8 @@ async function main(): Promise<void> {
       describe: "YAML file replacing upstream base URLs (hcloud, registries, dockerApt, kubernetesApt, pgdgApt, charts)",
     })
     .option("timeout", { type: "number", default: 10, describe: "bound of one request, seconds" })
+    .option("lock", { type: "string", default: LOCK_FILE, describe: "digest lock the images are compared with" })
+    .option("write-lock", { type: "boolean", default: false, describe: "write the resolved digests to the lock when every fact holds" })
     .strict()
     .help()
     .parse();
@@ -97,12 +103,14 @@ async function main(): Promise<void> {
       charts: { ...DEFAULT_ENDPOINTS.charts, ...endpointOverrides.charts },
     };
     const limits = argv.limits ? readOptionsFile(argv.limits, limitsSchema, "--limits") : {};
+    const lock = argv.writeLock ? {} : readLock(argv.lock);
     const run = await runProgram(argv.stack);
     const adminCidrs = JSON.parse(readStackConfig(argv.stack).config["keybuzz:adminCidrs"] ?? "[]") as string[];
-    facts = await runPreflight(
+    const resolved = await runPreflight(
       { versions, adminCidrs, registrations: run.registrations, dockerfile: readPatroniDockerfile() },
       { endpoints, token: await hetznerToken(argv.stack), timeoutMs: argv.timeout * 1000, limits },
     );
+    facts = compareWithLock(resolved, lock);
   } catch (error) {
     if (isConfigError(error)) {
       process.stderr.write(`${error.message}\n`);
@@ -111,6 +119,12 @@ async function main(): Promise<void> {
     throw error;
   }
   const summary = summarizeFacts(facts);
+  if (argv.writeLock) {
+    if (summary.exitCode === 0) {
+      const images = writeLock(facts, argv.lock);
+      process.stderr.write(`wrote ${Object.keys(images).length} digests to ${argv.lock}\n`);
+    } else process.stderr.write(`lock not written: not every fact holds\n`);
+  }
   process.stdout.write(argv.json ? `${JSON.stringify({ stack: argv.stack, facts, summary }, null, 2)}\n` : formatReport(argv.stack, facts));
   process.exit(summary.exitCode);
 }

@@ -3,11 +3,23 @@ import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
 import { dockerfileBaseImages, readPatroniDockerfile } from "../scripts/preflight/checks";
+import { readLock } from "../scripts/preflight/lock";
 import { formatReport, summarizeFacts } from "../scripts/preflight/report";
 import { loadVersions } from "../config/versions";
 import { parseImageRef } from "../scripts/preflight/registry";
 import { healthyProject, startFakeHetzner } from "./support/fake-hetzner";
-import { buildDeb, freePort, ftparchive, LOOPBACK, OCI, serveFiles, startRegistry, tinyImage } from "./support/preflight-servers";
+import * as yaml from "js-yaml";
+import {
+  buildDeb,
+  freePort,
+  ftparchive,
+  LOOPBACK,
+  OCI,
+  serveFiles,
+  startRegistry,
+  TestRegistry,
+  tinyImage,
+} from "./support/preflight-servers";
 import { tempDir } from "./support/tools";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -110,10 +122,11 @@ describe("npm run preflight against loopback copies of every upstream source", (
   let limits: string;
   const digests: Record<string, string> = {};
   const token = "e2e-test-token";
+  let registry: TestRegistry;
 
   beforeAll(async () => {
     // Every image of versions.yaml (and the Dockerfile's FROM), as a one-platform amd64 image.
-    const registry = await startRegistry();
+    registry = await startRegistry();
     stops.push(() => registry.stop());
     for (const reference of Object.values(versions.images)) {
       const image = parseImageRef(reference);
@@ -184,6 +197,41 @@ describe("npm run preflight against loopback copies of every upstream source", (
     expect(result.stdout).toMatch(/^fact +source +result$/m);
     expect(result.stdout).toMatch(/^PASS: 35 facts — 35 hold, 0 fail, 0 unreachable, 0 skipped$/m);
   });
+  it("writes the digest lock, then holds against it, then fails a tag moved upstream", async () => {
+    const lockFile = path.join(dir, "versions.lock.yaml");
+    const written = await preflight(["--stack", "prod", "--endpoints", endpoints, "--limits", limits, "--lock", lockFile, "--write-lock"], {
+      HCLOUD_TOKEN: token,
+    });
+    expect(written.status).toBe(0);
+    expect(written.stderr).toContain(`wrote 9 digests to ${lockFile}`);
+    expect((yaml.load(fs.readFileSync(lockFile, "utf8")) as { images: Record<string, string> }).images).toEqual(digests);
+
+    const held = await preflight(["--stack", "prod", "--endpoints", endpoints, "--limits", limits, "--lock", lockFile], {
+      HCLOUD_TOKEN: token,
+    });
+    expect(held.status).toBe(0);
+    expect(held.stdout).toMatch(
+      /images\.redis: redis:7\.2\.5-alpine for linux\/amd64 .* ok: sha256:[0-9a-f]{64} \(1 platform\), as locked/,
+    );
+
+    // The same tag now names other content, as when a publisher re-pushes a tag.
+    const moved = tinyImage("amd64", "redis rebuilt upstream");
+    const movedDigest = await registry.pushManifest(
+      "library/redis",
+      versions.images.redis.split(":")[1],
+      moved.manifest,
+      OCI.manifest,
+      moved.blobs,
+    );
+    const failed = await preflight(["--stack", "prod", "--endpoints", endpoints, "--limits", limits, "--lock", lockFile], {
+      HCLOUD_TOKEN: token,
+    });
+    expect(failed.status).toBe(1);
+    expect(failed.stdout).toContain(
+      `FAIL: tag moved upstream: locked ${digests[versions.images.redis]}, the registry now serves ${movedDigest}`,
+    );
+    expect(failed.stdout).toMatch(/^FAIL: 35 facts — 34 hold, 1 fail, 0 unreachable, 0 skipped$/m);
+  });
 });
 
 describe("preflight report and inputs", () => {
@@ -193,6 +241,13 @@ describe("preflight report and inputs", () => {
       "redis:7.2.5",
       "quay.io/x/y:1.0.0",
     ]);
+  });
+
+  it("refuses a lock entry that is not a sha256 digest, naming it", () => {
+    const file = path.join(tempDir("preflight-lock"), "versions.lock.yaml");
+    fs.writeFileSync(file, "images:\n  redis:7.2.5-alpine: sha256:abc\n");
+    expect(() => readLock(file)).toThrow(/versions\.lock\.yaml: images\.redis:7\.2\.5-alpine: must be a sha256:<64 hex> manifest digest/);
+    expect(readLock(path.join(path.dirname(file), "absent.yaml"))).toEqual({});
   });
 
   it("passes only when no fact fails or is unreachable (skipped rows do not fail)", () => {
