@@ -2,7 +2,7 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
-import { dockerfileBaseImages, readPatroniDockerfile } from "../scripts/preflight/checks";
+import { adminCidrFact, dockerfileBaseImages, readPatroniDockerfile } from "../scripts/preflight/checks";
 import { readLock } from "../scripts/preflight/lock";
 import { formatReport, summarizeFacts } from "../scripts/preflight/report";
 import { loadVersions } from "../config/versions";
@@ -241,6 +241,19 @@ describe("preflight report and inputs", () => {
       "redis:7.2.5",
       "quay.io/x/y:1.0.0",
     ]);
+  });
+
+  it("fails world-open and placeholder admin CIDRs", () => {
+    expect(adminCidrFact(["91.98.128.153/32", "10.20.0.0/16"]).status).toBe("ok");
+    expect(adminCidrFact(["91.98.128.153/32", "0.0.0.0/0"])).toMatchObject({
+      status: "fail",
+      detail: expect.stringMatching(/^0\.0\.0\.0\/0 broader than \/16/),
+    });
+    expect(adminCidrFact(["10.0.0.0/8"]).status).toBe("fail");
+    expect(adminCidrFact(["203.0.113.10/32"])).toMatchObject({
+      status: "fail",
+      detail: expect.stringContaining("documentation range (RFC 5737)"),
+    });
   });
 
   it("refuses a lock entry that is not a sha256 digest, naming it", () => {

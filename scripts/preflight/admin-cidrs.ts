@@ -22,3 +22,28 @@ export function worldOpenCidrs(cidrs: readonly string[]): string[] {
     }
   });
 }
+
+/**
+ * Documentation ranges (RFC 5737 §3, TEST-NET-1/2/3): never anyone's egress address, so an admin
+ * CIDR inside one is a placeholder left in the stack file. Merge point: config/inventory.ts is
+ * gaining the same list (`DOCUMENTATION_RANGES`).
+ */
+export const DOCUMENTATION_RANGES: readonly string[] = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"];
+
+/** The CIDRs of `cidrs` that lie inside a documentation range (placeholders). */
+export function placeholderCidrs(cidrs: readonly string[]): string[] {
+  return cidrs.filter((cidr) => {
+    try {
+      const [address, bits] = ipaddr.parseCIDR(cidr);
+      return (
+        address.kind() === "ipv4" &&
+        DOCUMENTATION_RANGES.some((range) => {
+          const [network, rangeBits] = ipaddr.IPv4.parseCIDR(range);
+          return bits >= rangeBits && (address as ipaddr.IPv4).match(network, rangeBits);
+        })
+      );
+    } catch {
+      return false;
+    }
+  });
+}

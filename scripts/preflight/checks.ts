@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import type { Versions } from "../../config/versions";
 import { reveal, type Registration } from "../lib/mock-engine";
-import { worldOpenCidrs, WORLD_OPEN_PREFIX } from "./admin-cidrs";
+import { placeholderCidrs, worldOpenCidrs, WORLD_OPEN_PREFIX } from "./admin-cidrs";
 import { AptPin, checkAptPins } from "./apt";
 import { checkCharts } from "./helm";
 import { checkHetzner, HCLOUD_API, HetznerPlan, LimitKind } from "./hetzner";
@@ -165,18 +165,21 @@ export function hetznerPlan(registrations: readonly Registration[], versions: Ve
   };
 }
 
-/** The admin CIDR fact: none world-open. */
+/** The admin CIDR fact: none world-open, none a documentation-range placeholder. */
 export function adminCidrFact(adminCidrs: readonly string[]): FactResult {
+  const fact = "admin CIDRs not world-open";
+  const source = "stack config keybuzz:adminCidrs";
   const open = worldOpenCidrs(adminCidrs);
-  return {
-    fact: "admin CIDRs not world-open",
-    source: "stack config keybuzz:adminCidrs",
-    status: open.length === 0 ? "ok" : "fail",
-    detail:
-      open.length === 0
-        ? `${adminCidrs.join(", ")} (each /${WORLD_OPEN_PREFIX} or narrower)`
-        : `${open.join(", ")} broader than /${WORLD_OPEN_PREFIX}: SSH and 6443 would face that whole range; list your own egress addresses`,
-  };
+  if (open.length > 0) {
+    const detail = `${open.join(", ")} broader than /${WORLD_OPEN_PREFIX}: SSH and 6443 would face that whole range; list your own egress addresses`;
+    return { fact, source, status: "fail", detail };
+  }
+  const placeholders = placeholderCidrs(adminCidrs);
+  if (placeholders.length > 0) {
+    const detail = `${placeholders.join(", ")} is a documentation range (RFC 5737), a placeholder: put your own egress address(es)`;
+    return { fact, source, status: "fail", detail };
+  }
+  return { fact, source, status: "ok", detail: `${adminCidrs.join(", ")} (each /${WORLD_OPEN_PREFIX} or narrower)` };
 }
 
 /** Runs every check of one stack; sources in parallel, each bounded in time. */
