@@ -33,6 +33,10 @@ export interface Registration {
   dependsOn: string[];
   /** Provider reference (`urn::id`), empty for the default provider (set likewise). */
   provider: string;
+  /** URN of the parent resource, empty for the stack itself (set likewise). */
+  parent: string;
+  /** The `additionalSecretOutputs` resource option (set likewise). */
+  additionalSecretOutputs: string[];
   /** Type token of the top-level component it belongs to (`keybuzz:infra:ServerFleet`), or `stack`. */
   module: string;
 }
@@ -182,6 +186,8 @@ async function startRecording(stack: string): Promise<{ registrations: Registrat
           protect: false,
           dependsOn: [],
           provider: "",
+          parent: "",
+          additionalSecretOutputs: [],
         });
         // Hetzner ids are numbers; the program converts them with Number().
         return {
@@ -277,11 +283,19 @@ async function startProgram(stack: string, configOverride: Record<string, string
 }
 
 /** The options the mock monitor does not pass to the mocks, noted from each register request. */
-type Wiring = Pick<Registration, "protect" | "dependsOn" | "provider">;
+type Wiring = Pick<Registration, "protect" | "dependsOn" | "provider" | "parent" | "additionalSecretOutputs">;
 
 /** Wraps the mock monitor's `registerResource` to note each resource's {@link Wiring} by `type::name`. */
 function recordWiring(): Map<string, Wiring> {
-  type Request = { getType(): string; getName(): string; getProtect(): boolean; getDependenciesList(): string[]; getProvider(): string };
+  type Request = {
+    getType(): string;
+    getName(): string;
+    getProtect(): boolean;
+    getDependenciesList(): string[];
+    getProvider(): string;
+    getParent(): string;
+    getAdditionalsecretoutputsList(): string[];
+  };
   const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
   const registerResource = monitor.registerResource.bind(monitor);
   const wiring = new Map<string, Wiring>();
@@ -290,6 +304,8 @@ function recordWiring(): Map<string, Wiring> {
       protect: request.getProtect(),
       dependsOn: request.getDependenciesList().map((urn) => urn.slice(urn.lastIndexOf("::") + 2)),
       provider: request.getProvider(),
+      parent: request.getParent(),
+      additionalSecretOutputs: request.getAdditionalsecretoutputsList(),
     });
     return registerResource(request, callback);
   };
