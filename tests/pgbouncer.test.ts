@@ -100,7 +100,7 @@ esac
 `,
       { mode: 0o755 },
     );
-    const script = renderStepScript("pgbouncer version test", [], renderPgbouncerStepScript(image, pinned, port));
+    const script = renderStepScript("pgbouncer version test", [], renderPgbouncerStepScript(image, pinned, 2120, port));
     const result = spawnSync("bash", ["-c", script], {
       encoding: "utf8",
       env: {
@@ -108,6 +108,7 @@ esac
         PATH: `${dir}:${process.env.PATH}`,
         FAKE_PGBOUNCER: realPgbouncer().binary,
         FAKE_IMAGE_PRESENT: imagePresent ? "yes" : "no",
+        KB_STEP_LOG_DIR: path.join(dir, "step-logs"),
       },
     });
     const calls = fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [];
@@ -117,7 +118,8 @@ esac
   it("starts the container when the image runs the pinned release", () => {
     const { release } = realPgbouncer();
     const result = runStep(release);
-    expect(result.stderr).toBe("");
+    // The step's only word on stderr is where its log is (components/remote.ts).
+    expect(result.stderr.trim().split("\n")).toEqual([expect.stringMatching(/; log \(root only\): .*step-logs\/pgbouncer-version-test\./)]);
     expect(result.status).toBe(0);
     expect(result.stdout).toContain(`PgBouncer: ${image} runs PgBouncer ${release}`);
     expect(result.calls.some((call) => call.startsWith("run -d --name pgbouncer "))).toBe(true);

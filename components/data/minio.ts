@@ -5,7 +5,7 @@ import * as path from "path";
 import { ClusterNode, clusterNodes, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { renderContainerFunctions } from "./container";
+import { CONTAINER_NOFILE, renderContainerFunctions } from "./container";
 
 /**
  * MinIO distributed on 3 nodes (spec 001 design section B, spec 003; DESIGN.md): one erasure set
@@ -136,6 +136,7 @@ export function renderMinioNodeScript(
         "--console-address",
         `${node.address}:${settings.consolePort}`,
       ],
+      nofile: CONTAINER_NOFILE.minio,
     }),
     `KB_NODE_IP='${node.address}'\nKB_API_PORT='${settings.apiPort}'\nKB_DATA_DIR='${paths.dataDir}'\nKB_ENV_FILE='${paths.envFile}'`,
     fs.readFileSync(path.join(SCRIPTS, "minio-node.sh"), "utf8"),

@@ -6,13 +6,13 @@
 
 docker image inspect "$KB_PGBOUNCER_IMAGE" >/dev/null 2>&1 || docker pull -q "$KB_PGBOUNCER_IMAGE" >/dev/null
 if ! reported=$(docker run --rm --network none --entrypoint pgbouncer "$KB_PGBOUNCER_IMAGE" --version 2>&1); then
-  echo "PgBouncer: 'pgbouncer --version' fails in $KB_PGBOUNCER_IMAGE: ${reported%%$'\n'*}" >&2
+  kb_diagnose "PgBouncer: 'pgbouncer --version' fails in $KB_PGBOUNCER_IMAGE: ${reported%%$'\n'*}"
   exit 1
 fi
 # The first line names the release ("PgBouncer 1.26.0"); libevent, TLS and the rest follow.
 running=${reported%%$'\n'*}
 if [ "$running" != "PgBouncer $KB_PGBOUNCER_VERSION" ]; then
-  echo "PgBouncer: $KB_PGBOUNCER_IMAGE runs '$running', not PgBouncer $KB_PGBOUNCER_VERSION (packages.pgbouncer, config/versions.yaml): pin an image that carries that release, or correct the pin" >&2
+  kb_diagnose "PgBouncer: $KB_PGBOUNCER_IMAGE runs '$running', not PgBouncer $KB_PGBOUNCER_VERSION (packages.pgbouncer, config/versions.yaml): pin an image that carries that release, or correct the pin"
   exit 1
 fi
 echo "PgBouncer: $KB_PGBOUNCER_IMAGE runs PgBouncer $KB_PGBOUNCER_VERSION"

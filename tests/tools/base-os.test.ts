@@ -34,6 +34,8 @@ describe("real tools on the rendered base OS files", () => {
     expect(run(sshd, ["-t", "-f", config]).status).not.toBe(0);
   });
 
+  // The whole plan, then shellcheck on its ~120 step scripts: minutes on a loaded 2-core machine.
+  jest.setTimeout(300_000);
   it.each(["prod", "staging"])("shellcheck passes every rendered step script (%s)", async (stack) => {
     const shellcheck = requireTool("shellcheck");
     const { steps } = await runProgram(stack);
@@ -44,7 +46,8 @@ describe("real tools on the rendered base OS files", () => {
       return file;
     });
     expect(files.length).toBeGreaterThan(0);
-    const result = run(shellcheck, ["--severity=warning", "--shell=bash", ...files]);
+    // Every step carries the step runner and helpers (components/remote.ts): ~0.1 s of CPU per script.
+    const result = run(shellcheck, ["--severity=warning", "--shell=bash", ...files], { timeout: 240_000 });
     expect(result.stdout).toBe("");
     expect(result.status).toBe(0);
   });
