@@ -1,29 +1,82 @@
 import * as fs from "fs";
 import * as path from "path";
-import { renderSshdDropIn } from "../../components/os/base-os";
+import { loadVersions, parseInventory } from "../../config";
+import {
+  OLD_SSHD_DROP_IN,
+  renderBaseOsScript,
+  renderSshdDropIn,
+  renderVerifyScript,
+  SSHD_DROP_IN,
+  sshdEffectiveSettings,
+} from "../../components/os/base-os";
 import { runProgram } from "../../scripts/lib/mock-engine";
+import { runBash } from "../support/bash-fakes";
+import { rawStackConfig } from "../support/stack-config";
 import { requireTool, run, tempDir } from "../support/tools";
 
+/**
+ * An sshd configuration laid out like Ubuntu's: the main file includes `sshd_config.d/*.conf` first,
+ * then sets PasswordAuthentication itself. Returns the main file's path.
+ */
+function ubuntuLikeSshdConfig(dropIns: Readonly<Record<string, string>>): string {
+  const keygen = requireTool("ssh-keygen");
+  const dir = tempDir("sshd");
+  const dropInDir = path.join(dir, "sshd_config.d");
+  fs.mkdirSync(dropInDir);
+  for (const [name, content] of Object.entries(dropIns)) fs.writeFileSync(path.join(dropInDir, name), content);
+  expect(run(keygen, ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "host_key")]).status).toBe(0);
+  const config = path.join(dir, "sshd_config");
+  fs.writeFileSync(
+    config,
+    `Include ${dropInDir}/*.conf\nHostKey ${path.join(dir, "host_key")}\nListenAddress 127.0.0.1:2222\nPasswordAuthentication yes\n`,
+  );
+  fs.mkdirSync("/run/sshd", { recursive: true });
+  return config;
+}
+
+/** What cloud-init writes on a Hetzner image that was given a root password (its ssh_pwauth). */
+const CLOUD_INIT_DROP_IN = "PasswordAuthentication yes\n";
+
 describe("real tools on the rendered base OS files", () => {
-  it("sshd -t accepts the rendered sshd drop-in, and sshd -T shows the hardening", () => {
+  it("sshd -t accepts the rendered sshd drop-in, and sshd -T prints every setting the steps check", () => {
     const sshd = requireTool("sshd");
-    const keygen = requireTool("ssh-keygen");
-    const dir = tempDir("sshd");
-    fs.writeFileSync(path.join(dir, "99-keybuzz.conf"), renderSshdDropIn());
-    expect(run(keygen, ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "host_key")]).status).toBe(0);
-    const config = path.join(dir, "sshd_config");
-    fs.writeFileSync(
-      config,
-      `Include ${path.join(dir, "99-keybuzz.conf")}\nHostKey ${path.join(dir, "host_key")}\nListenAddress 127.0.0.1:2222\n`,
-    );
-    fs.mkdirSync("/run/sshd", { recursive: true });
+    const config = ubuntuLikeSshdConfig({ [path.basename(SSHD_DROP_IN)]: renderSshdDropIn() });
     const test = run(sshd, ["-t", "-f", config]);
     expect(test.stderr).toBe("");
     expect(test.status).toBe(0);
-    const effective = run(sshd, ["-T", "-f", config]).stdout;
-    expect(effective).toMatch(/^passwordauthentication no$/m);
-    expect(effective).toMatch(/^permitrootlogin without-password$/m);
-    expect(effective).toMatch(/^maxauthtries 3$/m);
+    const effective = run(sshd, ["-T", "-f", config]).stdout.split("\n");
+    for (const line of sshdEffectiveSettings()) expect(effective).toContain(line);
+  });
+
+  it("our drop-in wins over cloud-init's 50-cloud-init.conf (sshd keeps the first value it reads)", () => {
+    const sshd = requireTool("sshd");
+    const ours = ubuntuLikeSshdConfig({ "50-cloud-init.conf": CLOUD_INIT_DROP_IN, [path.basename(SSHD_DROP_IN)]: renderSshdDropIn() });
+    expect(run(sshd, ["-T", "-f", ours]).stdout.split("\n")).toContain("passwordauthentication no");
+    // The mechanism, shown with the old name: read after cloud-init's file, it loses.
+    const old = ubuntuLikeSshdConfig({ "50-cloud-init.conf": CLOUD_INIT_DROP_IN, [path.basename(OLD_SSHD_DROP_IN)]: renderSshdDropIn() });
+    expect(run(sshd, ["-T", "-f", old]).stdout.split("\n")).toContain("passwordauthentication yes");
+  });
+
+  it("the base OS step's sshd check fails the step when another drop-in overrides ours", () => {
+    const sshd = requireTool("sshd");
+    const inventory = parseInventory(rawStackConfig("prod"));
+    const script = renderBaseOsScript("redis-01", "redis", inventory, loadVersions());
+    // The step's SSH section, run against a real sshd whose config has cloud-init's file first.
+    const section = script.slice(script.indexOf("# 6. SSH hardening"), script.indexOf("# 7. UFW"));
+    const preamble = script.slice(0, script.indexOf("\n# Base OS hardening"));
+    const check = (dropIns: Readonly<Record<string, string>>) => {
+      const config = ubuntuLikeSshdConfig(dropIns);
+      return runBash(`kb_is_changed() { return 1; }\n${preamble}\n${section}\necho sshd-ok`, {
+        sshd: `exec ${sshd} -f ${config} "$@"`,
+        systemctl: "exit 0",
+      });
+    };
+    const overridden = check({ "00-aaa.conf": CLOUD_INIT_DROP_IN, [path.basename(SSHD_DROP_IN)]: renderSshdDropIn() });
+    expect(overridden.status).toBe(1);
+    expect(overridden.stderr).toContain("sshd does not apply 'passwordauthentication no' (sshd -T)");
+    const applied = check({ "50-cloud-init.conf": CLOUD_INIT_DROP_IN, [path.basename(SSHD_DROP_IN)]: renderSshdDropIn() });
+    expect(applied.stderr).toBe("");
+    expect(applied.stdout).toBe("sshd-ok\n");
   });
 
   it("sshd -t rejects a broken drop-in (the check is real)", () => {
@@ -32,6 +85,60 @@ describe("real tools on the rendered base OS files", () => {
     const config = path.join(dir, "sshd_config");
     fs.writeFileSync(config, `${renderSshdDropIn()}MaxAuthTries many\n`);
     expect(run(sshd, ["-t", "-f", config]).status).not.toBe(0);
+  });
+
+  it("the verification passes under pipefail every time, whatever the length of the checked outputs", () => {
+    // Fakes that print the line a test looks for first, then a long tail: a pipe into grep -q would
+    // SIGPIPE the writer (exit 141) and pipefail would fail the test; captured outputs never do.
+    const versions = loadVersions();
+    const body = renderVerifyScript("redis-01", versions);
+    const longTail = 'for i in $(seq 1 20000); do echo "filler$i value"; done';
+    const fakes = {
+      sshd: `printf '%s\\n' ${sshdEffectiveSettings()
+        .map((line) => `'${line}'`)
+        .join(" ")}\n${longTail}`,
+      ufw: `echo 'Status: active'\n${longTail}`,
+      docker: `echo '${versions.docker.engine.replace(/^\d+:/, "").replace(/-.*$/, "")}'`,
+      "dpkg-query": `echo -n '${versions.docker.engine}'`,
+      swapon: "exit 0",
+      timedatectl: 'case "$*" in *Timezone*) echo Europe/Paris ;; *NTP*) echo yes ;; esac',
+      sysctl: "echo 65535",
+    };
+    const tests = ["docker_pinned", "swap_off", "ufw_active", "ssh_hardened", "timezone_paris", "ntp_active", "sysctl_applied"];
+    const runs = 20;
+    let passing = 0;
+    for (let attempt = 0; attempt < runs; attempt++) {
+      // dns_fixed reads this machine's /etc/resolv.conf: its result is not what this test is about.
+      const stdout = runBash(body, fakes).stdout.split("\n");
+      if (tests.every((test) => stdout.includes(`PASS ${test}`))) passing++;
+    }
+    expect(passing).toBe(runs);
+  });
+
+  it("docker_pinned fails when the installed package or the running daemon is not the pinned one", () => {
+    const versions = loadVersions();
+    const body = renderVerifyScript("redis-01", versions);
+    const verdict = (fakes: Record<string, string>) => runBash(body, fakes).stderr.split("\n").includes("FAIL docker_pinned");
+    const release = "27.5.1";
+    expect(verdict({ docker: `echo ${release}`, "dpkg-query": `echo -n '${versions.docker.engine}'` })).toBe(false);
+    expect(verdict({ docker: "echo 26.1.5", "dpkg-query": `echo -n '${versions.docker.engine}'` })).toBe(true);
+    expect(verdict({ docker: `echo ${release}`, "dpkg-query": "echo -n '5:28.0.0-1~ubuntu.24.04~noble'" })).toBe(true);
+    expect(verdict({ docker: "exit 1", "dpkg-query": `echo -n '${versions.docker.engine}'` })).toBe(true);
+  });
+
+  it("docker_pinned accepts the distribution's docker.io and its repacked release (26.1.5+dfsg1)", () => {
+    const versions = loadVersions();
+    const distribution = {
+      ...versions,
+      docker: { source: "distribution" as const, engine: "26.1.5+dfsg1-9+b9", containerd: "1.7.24~ds1-6+b4" },
+    };
+    const body = renderVerifyScript("redis-01", distribution);
+    expect(body).toContain("KB_DOCKER_PACKAGE='docker.io'");
+    const result = runBash(body, {
+      docker: "echo 26.1.5+dfsg1",
+      "dpkg-query": '[ "$3" = docker.io ] || exit 1; echo -n 26.1.5+dfsg1-9+b9',
+    });
+    expect(result.stdout.split("\n")).toContain("PASS docker_pinned");
   });
 
   it.each(["prod", "staging"])("shellcheck passes every rendered step script (%s)", async (stack) => {
