@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import { Inventory, ServerSpec, Versions } from "../../config";
+import { commonHostScript } from "../os/base-os";
 import { HostFile, secretRef, shellQuote } from "../remote";
 
 /**
@@ -22,10 +23,14 @@ export const CRI_SOCKET = "unix:///run/containerd/containerd.sock";
 /** Pause image of Kubernetes 1.33 (kubeadm's default sandbox image for that minor). */
 export const SANDBOX_IMAGE = "registry.k8s.io/pause:3.10";
 /**
- * Fingerprint of the pkgs.k8s.io signing key ("isv:kubernetes OBS Project"); the downloaded
- * Release.key is refused unless it matches.
+ * Fingerprint of the pkgs.k8s.io signing key ("isv:kubernetes OBS Project <isv:kubernetes@build.opensuse.org>",
+ * the same key for every minor channel; kubernetes/kubernetes#128609 shows `gpg` on the v1.26/v1.27
+ * Release.key, kubernetes/release#3818 its expiry being extended). The Release.key downloaded on every
+ * run is refused unless it matches.
  */
 export const K8S_APT_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436";
+/** Where the pkgs.k8s.io key lives on a node (the `signed-by` of the apt source). */
+export const K8S_APT_KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
 /** Placeholder keys of the module's secret values. */
 export const SECRET_KEYS = {
   token: "kubeadm-token",
@@ -239,7 +244,7 @@ export function renderCrictlConfig(): string {
 
 /** `/etc/apt/sources.list.d/kubernetes.list`: pkgs.k8s.io, the minor channel of the pinned version. */
 export function renderKubernetesAptSource(version: string): string {
-  return `deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v${kubernetesMinor(version)}/deb/ /\n`;
+  return `deb [signed-by=${K8S_APT_KEYRING}] https://pkgs.k8s.io/core:/stable:/v${kubernetesMinor(version)}/deb/ /\n`;
 }
 
 function preamble(variables: Record<string, string>): string {
@@ -263,13 +268,18 @@ export function prepareFiles(versions: Versions): HostFile[] {
   ];
 }
 
-/** Node preparation: kernel, containerd (CRI), pinned and held kubeadm/kubelet/kubectl. */
+/**
+ * Node preparation: kernel, containerd (CRI), pinned and held kubeadm/kubelet/kubectl; the shared apt
+ * helpers (`scripts/common/apt.sh`: lock retries, signing-key check) come before the node script.
+ */
 export function renderPrepareScript(versions: Versions): string {
-  return script("prepare-node.sh", {
+  const variables = preamble({
     KB_K8S_MINOR: kubernetesMinor(versions.kubernetes.version),
     KB_K8S_PACKAGE_VERSION: `${versions.kubernetes.version}-${versions.kubernetes.packageRevision}`,
     KB_K8S_KEY_FINGERPRINT: K8S_APT_KEY_FINGERPRINT,
+    KB_K8S_KEYRING: K8S_APT_KEYRING,
   });
+  return `${variables}\n${commonHostScript("apt.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "prepare-node.sh"), "utf8")}`;
 }
 
 /** `kubeadm init` on the first control plane (skipped once done); prints admin.conf on stdout. */

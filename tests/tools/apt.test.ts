@@ -3,6 +3,7 @@ import * as path from "path";
 import { commonHostScript } from "../../components/os/base-os";
 import { renderStepScript } from "../../components/remote";
 import { runBash } from "../support/bash-fakes";
+import { FAKE_CURL_SERVING_KB_TEST_KEY, testKeyMaker } from "../support/gpg";
 import { requireTool, run, tempDir } from "../support/tools";
 
 /** scripts/common/apt.sh in real bash, with fake apt-get / cloud-init / curl and the real gpg. */
@@ -87,21 +88,10 @@ describe("kb_wait_cloud_init (scripts/common/apt.sh)", () => {
 
 describe("kb_apt_key (scripts/common/apt.sh) with the real gpg", () => {
   const gpg = requireTool("gpg");
-  const home = tempDir("gpg-home");
-  fs.chmodSync(home, 0o700);
-  const generate = (uid: string) => {
-    const created = run(gpg, ["--homedir", home, "--batch", "--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "1d"]);
-    if (created.status !== 0) throw new Error(created.stderr);
-    const listing = run(gpg, ["--homedir", home, "--batch", "--with-colons", "--list-keys", uid]).stdout;
-    const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(listing)?.[1] ?? "";
-    const file = path.join(home, `${fingerprint}.asc`);
-    fs.writeFileSync(file, run(gpg, ["--homedir", home, "--batch", "--armor", "--export", fingerprint]).stdout);
-    return { fingerprint, file };
-  };
-  const repositoryKey = generate("KeyBuzz test repository <repo@keybuzz.invalid>");
-  const otherKey = generate("Someone else <other@keybuzz.invalid>");
-  // A fake curl that serves KB_TEST_KEY as the downloaded file (`-o FILE`).
-  const curl = 'while [ $# -gt 0 ]; do if [ "$1" = -o ]; then cp "$KB_TEST_KEY" "$2"; fi; shift; done';
+  const makeKey = testKeyMaker();
+  const repositoryKey = makeKey("KeyBuzz test repository <repo@keybuzz.invalid>");
+  const otherKey = makeKey("Someone else <other@keybuzz.invalid>");
+  const curl = FAKE_CURL_SERVING_KB_TEST_KEY;
   // Inside the whole step preamble (kb_write, kb_is_changed), as a step runs it (as root, like the tests).
   const keyStep = (keyring: string, expected: string) =>
     renderStepScript(
@@ -117,7 +107,7 @@ describe("kb_apt_key (scripts/common/apt.sh) with the real gpg", () => {
     expect(first.stderr).toBe("");
     expect(first.stdout).toBe("changed=1\n");
     expect((fs.statSync(keyring).mode & 0o777).toString(8)).toBe("644");
-    const shown = run(gpg, ["--homedir", home, "--batch", "--show-keys", "--with-colons", keyring]).stdout;
+    const shown = run(gpg, ["--homedir", tempDir("gpg-show"), "--batch", "--show-keys", "--with-colons", keyring]).stdout;
     expect(shown).toContain(`fpr:::::::::${repositoryKey.fingerprint}:`);
     const second = runBash(keyStep(keyring, repositoryKey.fingerprint), { curl }, { KB_TEST_KEY: repositoryKey.file });
     expect(second.stdout).toBe("changed=0\n");
@@ -133,7 +123,7 @@ describe("kb_apt_key (scripts/common/apt.sh) with the real gpg", () => {
   });
 
   it("refuses a key file that carries a second primary key besides the pinned one", () => {
-    const both = path.join(home, "both.asc");
+    const both = path.join(tempDir("keys"), "both.asc");
     fs.writeFileSync(both, fs.readFileSync(repositoryKey.file, "utf8") + fs.readFileSync(otherKey.file, "utf8"));
     const keyring = path.join(tempDir("keyring"), "repo.gpg");
     const result = runBash(keyStep(keyring, repositoryKey.fingerprint), { curl }, { KB_TEST_KEY: both });

@@ -1,8 +1,18 @@
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
-import { caCertHashFromKubeconfig, renderContainerdConfig } from "../../components/k8s/render";
+import {
+  caCertHashFromKubeconfig,
+  K8S_APT_KEY_FINGERPRINT,
+  K8S_APT_KEYRING,
+  renderContainerdConfig,
+  renderPrepareScript,
+} from "../../components/k8s/render";
+import { renderStepScript } from "../../components/remote";
+import { loadVersions } from "../../config";
 import { MockRun, runProgram } from "../../scripts/lib/mock-engine";
+import { runBash } from "../support/bash-fakes";
+import { FAKE_CURL_SERVING_KB_TEST_KEY, testKeyMaker } from "../support/gpg";
 import { requireTool, run, tempDir } from "../support/tools";
 
 let plan: MockRun;
@@ -88,5 +98,54 @@ describe("real tools on the rendered Kubernetes files", () => {
     expect(run(openssl, ["pkey", "-pubin", "-outform", "der", "-out", der], { input: pubkey }).status).toBe(0);
     const digest = run(openssl, ["dgst", "-sha256", "-hex", der]).stdout.trim().split(" ").pop();
     expect(caCertHashFromKubeconfig(kubeconfig)).toBe(`sha256:${digest}`);
+  });
+
+  describe("the node preparation step and the pkgs.k8s.io key (real gpg, fake curl and node tools)", () => {
+    const makeKey = testKeyMaker();
+    const servedKey = makeKey("Test stand-in for the pkgs.k8s.io key <k8s@keybuzz.invalid>");
+    const versions = loadVersions();
+    const packageVersion = `${versions.kubernetes.version}-${versions.kubernetes.packageRevision}`;
+    // The node's tools, converged: packages at the pinned version, containerd's CRI answering.
+    const nodeTools = {
+      curl: FAKE_CURL_SERVING_KB_TEST_KEY,
+      modprobe: "exit 0",
+      sysctl: "echo 1",
+      "dpkg-query": `echo -n '${packageVersion}'`,
+      "apt-mark": "exit 0",
+      systemctl: "exit 0",
+      crictl: 'case "$*" in *go-template*) echo true ;; esac',
+      kubeadm: `echo v${versions.kubernetes.version}`,
+    };
+    /** The rendered prepare script (keyring in a temp dir), expecting `fingerprint`, inside the step preamble. */
+    const prepareStep = (fingerprint: string, keyring: string) =>
+      renderStepScript(
+        "k8s-prepare test",
+        [],
+        renderPrepareScript(versions)
+          .replace(`KB_K8S_KEY_FINGERPRINT='${K8S_APT_KEY_FINGERPRINT}'`, `KB_K8S_KEY_FINGERPRINT='${fingerprint}'`)
+          .replace(`KB_K8S_KEYRING='${K8S_APT_KEYRING}'`, `KB_K8S_KEYRING='${keyring}'`),
+      );
+
+    it("refuses a Release.key whose fingerprint is not the pinned one, before apt trusts it", () => {
+      const keyring = path.join(tempDir("k8s-keyring"), "kubernetes-apt-keyring.gpg");
+      const result = runBash(prepareStep(K8S_APT_KEY_FINGERPRINT, keyring), nodeTools, { KB_TEST_KEY: servedKey.file });
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain(
+        `https://pkgs.k8s.io/core:/stable:/v1.33/deb/Release.key has the fingerprint(s) '${servedKey.fingerprint}', expected ${K8S_APT_KEY_FINGERPRINT}; refusing it`,
+      );
+      expect(fs.existsSync(keyring)).toBe(false);
+      expect(result.stdout).not.toContain("node prepared");
+    });
+
+    it("installs the key with the expected fingerprint on every run (refreshed, not only the first time), then proceeds", () => {
+      const keyring = path.join(tempDir("k8s-keyring"), "kubernetes-apt-keyring.gpg");
+      fs.writeFileSync(keyring, "an expired copy from an earlier run");
+      const result = runBash(prepareStep(servedKey.fingerprint, keyring), nodeTools, { KB_TEST_KEY: servedKey.file });
+      expect(result.stderr).toBe("");
+      expect(result.status).toBe(0);
+      expect(result.stdout).toContain(`node prepared: kubeadm v${versions.kubernetes.version}`);
+      const shown = run(requireTool("gpg"), ["--homedir", tempDir("gpg-show"), "--batch", "--show-keys", "--with-colons", keyring]);
+      expect(shown.stdout).toContain(`fpr:::::::::${servedKey.fingerprint}:`);
+    });
   });
 });
