@@ -158,6 +158,7 @@ const kubernetes = new KubernetesCluster("k8s", {
   baseReady: baseOs.ready,
   kubeadm: secrets.kubeadm,
   settings: k8sSettings,
+  apiLoadBalancer: loadBalancers[inventory.kubernetes.apiLoadBalancer],
 });
 new ClusterAddons("k8s-addons", {
   inventory,

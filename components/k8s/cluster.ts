@@ -35,6 +35,12 @@ export interface KubernetesClusterArgs {
   readonly kubeadm: { readonly token: pulumi.Input<string>; readonly certificateKey: pulumi.Input<string> };
   /** `keybuzz:k8s` settings (join timeout). */
   readonly settings: K8sSettings;
+  /**
+   * The Kubernetes API load balancer (`kubernetes.apiLoadBalancer`, a `keybuzz:infra:LoadBalancer`:
+   * the LB, its network attachment, its 6443 service and its targets). `kubeadm init` and every join
+   * reach the API through its private IP (the controlPlaneEndpoint), so they wait for all of it.
+   */
+  readonly apiLoadBalancer: pulumi.Resource;
 }
 
 /**
@@ -91,7 +97,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
         secrets: { [SECRET_KEYS.token]: token, [SECRET_KEYS.certificateKey]: certificateKey, ...publicIps },
         timeoutMinutes: 30,
       },
-      { parent: this, dependsOn: [prepared[first.name]] },
+      { parent: this, dependsOn: [prepared[first.name], args.apiLoadBalancer] },
     );
     const adminConf = pulumi.secret(init.stdout);
     const caCertHash = pulumi.secret(adminConf.apply(caCertHashFromKubeconfig));
@@ -135,7 +141,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
           },
           timeoutMinutes: args.settings.joinTimeoutMinutes,
         },
-        { parent: this, dependsOn: [prepared[node.name], after] },
+        { parent: this, dependsOn: [prepared[node.name], after, args.apiLoadBalancer] },
       );
     let previous: pulumi.Resource = credentials;
     for (const node of otherControlPlanes) {
