@@ -68,6 +68,18 @@ describe("Kubernetes cluster steps (mock engine, prod)", () => {
     }
   });
 
+  it("writes each control plane's own etcd metrics patch in its init or join step, none on workers", () => {
+    for (const node of serversOf(inventory, "k8s-master")) {
+      const step = run.steps.find((candidate) => candidate.step === `${node.name}-k8s-init` || candidate.step === `${node.name}-k8s-join`);
+      const patch = step?.files.find((file) => file.path.endsWith("/patches/etcd+json.yaml"));
+      expect(patch?.content).toContain(`http://${node.privateIp}:2381`);
+    }
+    for (const worker of workers) {
+      const step = run.steps.find((candidate) => candidate.step === `${worker}-k8s-join`);
+      expect(step?.files.map((file) => file.path).filter((file) => file.includes("/patches/"))).toEqual([]);
+    }
+  });
+
   it("keeps the token, certificate key and kubeconfig secret everywhere", () => {
     const init = registration(COMMAND, `${controlPlanes[0]}-k8s-init`);
     expect(isSecretValue(init.inputs.stdin)).toBe(true);

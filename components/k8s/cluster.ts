@@ -7,6 +7,7 @@ import {
   caCertHashFromKubeconfig,
   clusterFacts,
   KEYBUZZ_K8S_DIR,
+  kubeadmPatchFiles,
   prepareFiles,
   publicIpKey,
   renderBootstrapTokenSecret,
@@ -92,7 +93,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       `${first.name}-k8s-init`,
       {
         host: host(first),
-        files: [initConfig],
+        files: [initConfig, ...kubeadmPatchFiles(first)],
         script: renderInitScript(),
         secrets: { [SECRET_KEYS.token]: token, [SECRET_KEYS.certificateKey]: certificateKey, ...publicIps },
         timeoutMinutes: 30,
@@ -132,6 +133,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
           host: host(node),
           files: [
             { path: `${KEYBUZZ_K8S_DIR}/kubeadm-join.yaml`, content: renderKubeadmJoinConfig(node, facts, controlPlane), mode: "0600" },
+            ...(controlPlane ? kubeadmPatchFiles(node) : []),
           ],
           script: renderJoinScript(node),
           secrets: {

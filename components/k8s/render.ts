@@ -31,6 +31,13 @@ export const SANDBOX_IMAGE = "registry.k8s.io/pause:3.10";
 export const K8S_APT_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436";
 /** Where the pkgs.k8s.io key lives on a node (the `signed-by` of the apt source). */
 export const K8S_APT_KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
+/** etcd's metrics port (kubeadm's constants.EtcdMetricsPort; its probes use it on 127.0.0.1). */
+export const ETCD_METRICS_PORT = 2381;
+/**
+ * The per-node kubeadm patches of a control plane (`patches.directory` of Init/JoinConfiguration;
+ * kubeadm reads files named `target[suffix][+patchtype].extension`).
+ */
+export const KUBEADM_PATCHES_DIR = `${KEYBUZZ_K8S_DIR}/patches`;
 /** Placeholder keys of the module's secret values. */
 export const SECRET_KEYS = {
   token: "kubeadm-token",
@@ -121,6 +128,7 @@ export function renderKubeadmInitConfig(node: ServerSpec, facts: ClusterFacts): 
     certificateKey: secretRef(SECRET_KEYS.certificateKey),
     localAPIEndpoint: { advertiseAddress: node.privateIp, bindPort: API_SERVER_PORT },
     nodeRegistration: nodeRegistration(node, true),
+    patches: { directory: KUBEADM_PATCHES_DIR },
   };
   const cluster = {
     apiVersion: "kubeadm.k8s.io/v1beta4",
@@ -131,10 +139,10 @@ export function renderKubeadmInitConfig(node: ServerSpec, facts: ClusterFacts): 
     networking: { podSubnet: facts.podCidr, serviceSubnet: facts.serviceCidr, dnsDomain: "cluster.local" },
     apiServer: { certSANs: [...facts.certSans, ...facts.controlPlanes.map((name) => secretRef(publicIpKey(name)))] },
     // Metrics on all interfaces so kube-prometheus-stack can scrape them over the private network;
-    // the Hetzner firewall keeps public interfaces closed (22 and 6443 only).
+    // UFW opens 10257/10259 to the private network only and the Hetzner firewall keeps public
+    // interfaces closed (22 and 6443 only). etcd's metrics are bound per node (renderEtcdMetricsPatch).
     controllerManager: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }] },
     scheduler: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }] },
-    etcd: { local: { extraArgs: [{ name: "listen-metrics-urls", value: "http://0.0.0.0:2381" }] } },
   };
   const kubelet = { apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration", cgroupDriver: "systemd" };
   const kubeProxy = {
@@ -169,10 +177,29 @@ export function renderKubeadmJoinConfig(node: ServerSpec, facts: ClusterFacts, c
             localAPIEndpoint: { advertiseAddress: node.privateIp, bindPort: API_SERVER_PORT },
             certificateKey: secretRef(SECRET_KEYS.certificateKey),
           },
+          patches: { directory: KUBEADM_PATCHES_DIR },
         }
       : {}),
   };
   return dump(join);
+}
+
+/**
+ * `etcd+json.yaml` in {@link KUBEADM_PATCHES_DIR}: a JSON patch (RFC 6902) of this control plane's
+ * etcd static Pod that serves metrics on 127.0.0.1 (kubeadm's probes) and the node's private IP only,
+ * never 0.0.0.0. ClusterConfiguration's `etcd.local.extraArgs` is the same on every node, hence a
+ * per-node patch (kubeadm "Customizing components": patches per node). kubeadm writes its own
+ * `--listen-metrics-urls=http://127.0.0.1:2381` first; this one is appended, and etcd keeps the last
+ * value of a flag (its UniqueURLs flag value replaces the previous one on each Set).
+ */
+export function renderEtcdMetricsPatch(node: ServerSpec): string {
+  const urls = [`http://127.0.0.1:${ETCD_METRICS_PORT}`, `http://${node.privateIp}:${ETCD_METRICS_PORT}`].join(",");
+  return dump([{ op: "add", path: "/spec/containers/0/command/-", value: `--listen-metrics-urls=${urls}` }]);
+}
+
+/** The per-node patch files of a control plane (init and control-plane joins). */
+export function kubeadmPatchFiles(node: ServerSpec): HostFile[] {
+  return [{ path: `${KUBEADM_PATCHES_DIR}/etcd+json.yaml`, content: renderEtcdMetricsPatch(node) }];
 }
 
 /**
