@@ -138,6 +138,9 @@ describe("base OS steps (mock engine)", () => {
       expect(run.steps[verify].script).toContain(
         "for test in docker_pinned swap_off ufw_active dns_fixed ssh_hardened timezone_paris ntp_active sysctl_applied",
       );
+      expect(run.steps[apply].script).toContain(`KB_DOCKER_SOURCE='${versions.docker.source}'`);
+      const daemonJson = run.steps[apply].files.find((file) => file.path === "/etc/docker/daemon.json");
+      expect(JSON.parse(daemonJson?.content ?? "{}")["live-restore"]).toBe(true);
       const paths = run.steps[apply].files.map((file) => file.path);
       expect(paths).toContain(SSHD_DROP_IN);
       expect(paths).not.toContain(OLD_SSHD_DROP_IN);

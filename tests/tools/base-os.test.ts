@@ -92,7 +92,7 @@ describe("real tools on the rendered base OS files", () => {
     // SIGPIPE the writer (exit 141) and pipefail would fail the test; captured outputs never do.
     const versions = loadVersions();
     const body = renderVerifyScript("redis-01", versions);
-    const longTail = 'for i in $(seq 1 20000); do echo "filler$i value"; done';
+    const longTail = 'for i in $(seq 1 5000); do echo "filler$i value"; done';
     const fakes = {
       sshd: `printf '%s\\n' ${sshdEffectiveSettings()
         .map((line) => `'${line}'`)
@@ -154,5 +154,81 @@ describe("real tools on the rendered base OS files", () => {
     const result = run(shellcheck, ["--severity=warning", "--shell=bash", ...files]);
     expect(result.stdout).toBe("");
     expect(result.status).toBe(0);
+  });
+
+  describe("the Docker section of the base OS step (real bash and apt helpers, fake package tools)", () => {
+    const inventory = parseInventory(rawStackConfig("prod"));
+    const versions = loadVersions();
+    /**
+     * Runs the step's Docker section with its variables and the shared apt helpers; package tools,
+     * systemctl and rm only log what they are asked (`installed` = packages dpkg reports installed).
+     */
+    const dockerSection = (docker: typeof versions.docker, installed: readonly string[]) => {
+      const script = renderBaseOsScript("redis-01", "redis", inventory, { ...versions, docker });
+      const head = script.slice(0, script.indexOf("hostnamectl set-hostname"));
+      const section = script.slice(script.indexOf("# 5. Docker pinned"), script.indexOf("# 6. SSH hardening"));
+      const log = path.join(tempDir("docker-section"), "log");
+      const logged = (name: string) => `echo "${name} $*" >>${log}`;
+      const result = runBash(
+        [
+          head.replace("kb_wait_cloud_init\n", ""),
+          // The step preamble's helpers: daemon.json is new in this run, the files go nowhere.
+          'kb_write() { cat >/dev/null; echo "write $1" >>' + log + "; }",
+          'kb_is_changed() { [ "$1" = /etc/docker/daemon.json ]; }',
+          `kb_apt_key() { ${logged("key")}; }`,
+          section,
+        ].join("\n"),
+        {
+          "apt-get": logged("apt-get"),
+          "apt-mark": logged("apt-mark"),
+          systemctl: `${logged("systemctl")}; exit 0`,
+          rm: logged("rm"),
+          "dpkg-query": `case " ${installed.join(" ")} " in *" \${*: -1} "*) echo -n 'install ok installed' ;; *) exit 1 ;; esac`,
+        },
+      );
+      return { result, log: fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [] };
+    };
+    const options = "-o DPkg::Lock::Timeout=120 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -y -qq";
+
+    it("docker-ce: Docker's repository with its checked key, the three pinned packages held, the distribution's removed", () => {
+      const { result, log } = dockerSection(versions.docker, ["docker.io", "runc"]);
+      expect(result.stderr).toBe("");
+      expect(result.status).toBe(0);
+      const { engine, containerd } = versions.docker;
+      expect(log).toEqual([
+        "key https://download.docker.com/linux/ubuntu/gpg 9DC858229FC7DD38854AE2D88D81803C0EBFCD88 /etc/apt/keyrings/docker.gpg",
+        "rm -f /etc/apt/keyrings/docker.asc",
+        "write /etc/apt/sources.list.d/docker.list",
+        `apt-get ${options} remove docker.io runc`,
+        `apt-get ${options} update`,
+        "apt-mark unhold docker-ce containerd.io docker-ce-cli",
+        `apt-get ${options} install --allow-downgrades docker-ce=${engine} containerd.io=${containerd} docker-ce-cli=${engine}`,
+        "apt-mark hold docker-ce containerd.io docker-ce-cli",
+        "systemctl enable docker",
+        // daemon.json changed on a running Docker: reload first (live-restore on), then restart.
+        "systemctl is-active --quiet docker",
+        "systemctl reload docker",
+        "systemctl restart docker",
+      ]);
+    });
+
+    it("distribution: the OS's docker.io and containerd pinned and held, Docker's repository and packages removed", () => {
+      const docker = { source: "distribution" as const, engine: "27.5.1-0ubuntu3~24.04.2", containerd: "1.7.27-0ubuntu1~24.04.1" };
+      const { result, log } = dockerSection(docker, ["docker-ce", "docker-ce-cli", "containerd.io"]);
+      expect(result.stderr).toBe("");
+      expect(result.status).toBe(0);
+      expect(log).toEqual([
+        "rm -f /etc/apt/sources.list.d/docker.list /etc/apt/keyrings/docker.gpg /etc/apt/keyrings/docker.asc",
+        `apt-get ${options} remove docker-ce docker-ce-cli containerd.io`,
+        `apt-get ${options} update`,
+        "apt-mark unhold docker.io containerd",
+        `apt-get ${options} install --allow-downgrades docker.io=${docker.engine} containerd=${docker.containerd}`,
+        "apt-mark hold docker.io containerd",
+        "systemctl enable docker",
+        "systemctl is-active --quiet docker",
+        "systemctl reload docker",
+        "systemctl restart docker",
+      ]);
+    });
   });
 });
