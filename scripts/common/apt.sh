@@ -36,7 +36,14 @@ kb_apt_lock_error() {
 # retries it while another process holds one of apt's locks, KB_APT_ATTEMPTS times at most. Prints
 # the tool's output (stdout on success, stderr on failure) and returns its exit code.
 kb_apt_retry() {
-  local attempts=${KB_APT_ATTEMPTS:-30} delay=${KB_APT_RETRY_SECONDS:-10} attempt=1 output status
+  local attempts=${KB_APT_ATTEMPTS:-30} delay=${KB_APT_RETRY_SECONDS:-10} attempt=1 output status what=$1 arg skip=0
+  # What the messages name: the tool and its operation (the first word that is no option).
+  for arg in "${@:2}"; do
+    if [ "$skip" = 1 ]; then skip=0; elif [ "$arg" = -o ]; then skip=1; elif [ "${arg#-}" = "$arg" ]; then
+      what="$1 $arg"
+      break
+    fi
+  done
   while true; do
     status=0
     output=$(LC_ALL=C "$@" 2>&1) || status=$?
@@ -50,10 +57,10 @@ kb_apt_retry() {
     fi
     if [ "$attempt" -ge "$attempts" ]; then
       printf '%s\n' "$output" >&2
-      echo "$1 $2: an apt lock was still held by another process after ${attempts} attempts, ${delay} s apart" >&2
+      echo "${what}: an apt lock was still held by another process after ${attempts} attempts, ${delay} s apart" >&2
       return "$status"
     fi
-    echo "$1 $2: an apt lock is held by another process (attempt ${attempt}/${attempts}); retrying in ${delay} s" >&2
+    echo "${what}: an apt lock is held by another process (attempt ${attempt}/${attempts}); retrying in ${delay} s" >&2
     attempt=$((attempt + 1))
     sleep "$delay"
   done
