@@ -64,11 +64,13 @@ describe("real tools on the rendered base OS files", () => {
     // The step's SSH section, run against a real sshd whose config has cloud-init's file first.
     const section = script.slice(script.indexOf("# 6. SSH hardening"), script.indexOf("# 7. UFW"));
     const preamble = script.slice(0, script.indexOf("\n# Base OS hardening"));
-    const check = (dropIns: Readonly<Record<string, string>>) => {
+    const log = path.join(tempDir("sshd-step"), "systemctl.log");
+    const check = (dropIns: Readonly<Record<string, string>>, oldDropIn = "/nonexistent/99-keybuzz.conf") => {
       const config = ubuntuLikeSshdConfig(dropIns);
-      return runBash(`kb_is_changed() { return 1; }\n${preamble}\n${section}\necho sshd-ok`, {
+      const variables = preamble.replace(`KB_OLD_SSHD_DROP_IN='${OLD_SSHD_DROP_IN}'`, `KB_OLD_SSHD_DROP_IN='${oldDropIn}'`);
+      return runBash(`kb_is_changed() { return 1; }\n${variables}\n${section}\necho sshd-ok`, {
         sshd: `exec ${sshd} -f ${config} "$@"`,
-        systemctl: "exit 0",
+        systemctl: `echo "systemctl $*" >>${log}`,
       });
     };
     const overridden = check({ "00-aaa.conf": CLOUD_INIT_DROP_IN, [path.basename(SSHD_DROP_IN)]: renderSshdDropIn() });
@@ -77,6 +79,29 @@ describe("real tools on the rendered base OS files", () => {
     const applied = check({ "50-cloud-init.conf": CLOUD_INIT_DROP_IN, [path.basename(SSHD_DROP_IN)]: renderSshdDropIn() });
     expect(applied.stderr).toBe("");
     expect(applied.stdout).toBe("sshd-ok\n");
+    // Unchanged drop-in, no old file: no reload.
+    expect(fs.existsSync(log)).toBe(false);
+  });
+
+  it("the base OS step removes the old 99-keybuzz.conf of an earlier run and reloads sshd", () => {
+    const sshd = requireTool("sshd");
+    const inventory = parseInventory(rawStackConfig("prod"));
+    const script = renderBaseOsScript("redis-01", "redis", inventory, loadVersions());
+    const section = script.slice(script.indexOf("# 6. SSH hardening"), script.indexOf("# 7. UFW"));
+    const preamble = script.slice(0, script.indexOf("\n# Base OS hardening"));
+    const config = ubuntuLikeSshdConfig({ [path.basename(SSHD_DROP_IN)]: renderSshdDropIn() });
+    const oldDropIn = path.join(path.dirname(config), "sshd_config.d", path.basename(OLD_SSHD_DROP_IN));
+    fs.writeFileSync(oldDropIn, renderSshdDropIn());
+    const log = path.join(path.dirname(config), "systemctl.log");
+    const variables = preamble.replace(`KB_OLD_SSHD_DROP_IN='${OLD_SSHD_DROP_IN}'`, `KB_OLD_SSHD_DROP_IN='${oldDropIn}'`);
+    const result = runBash(`kb_is_changed() { return 1; }\n${variables}\n${section}\necho sshd-ok`, {
+      sshd: `exec ${sshd} -f ${config} "$@"`,
+      systemctl: `echo "systemctl $*" >>${log}`,
+    });
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe("sshd-ok\n");
+    expect(fs.existsSync(oldDropIn)).toBe(false);
+    expect(fs.readFileSync(log, "utf8")).toBe("systemctl reload ssh\n");
   });
 
   it("sshd -t rejects a broken drop-in (the check is real)", () => {
