@@ -160,13 +160,14 @@ export function renderSshdDropIn(): string {
 
 /**
  * The lines `sshd -T` must print once {@link renderSshdDropIn} is in force: sshd's own spelling of
- * each setting (lower-case keyword, `prohibit-password` shown as `without-password`,
- * `ChallengeResponseAuthentication` as its newer name `kbdinteractiveauthentication`). The base OS
- * step and the verification step check every one of them.
+ * each setting (lower-case keyword, `ChallengeResponseAuthentication` as its newer name
+ * `kbdinteractiveauthentication`; OpenSSH 9 prints `prohibit-password` as `without-password`, which
+ * `scripts/common/sshd.sh` reads as the same). The base OS step and the verification step check
+ * every one of them.
  */
 export function sshdEffectiveSettings(): string[] {
   return [
-    "permitrootlogin without-password",
+    "permitrootlogin prohibit-password",
     "passwordauthentication no",
     "permitemptypasswords no",
     "kbdinteractiveauthentication no",
@@ -285,7 +286,8 @@ export function renderBaseOsScript(hostName: string, group: ServerGroup, invento
     KB_UFW_ROUTED: isKubernetesNode ? "allow" : "deny",
     KB_POD_CIDR: isKubernetesNode ? inventory.kubernetes.podCidr : "",
   });
-  return `${preamble}\n${commonHostScript("apt.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "base-os.sh"), "utf8")}`;
+  const helpers = [commonHostScript("apt.sh"), commonHostScript("sshd.sh")].join("\n");
+  return `${preamble}\n${helpers}\n${fs.readFileSync(path.join(SCRIPTS, "base-os.sh"), "utf8")}`;
 }
 
 /**
@@ -300,7 +302,7 @@ export function renderVerifyScript(hostName: string, versions: Versions): string
     KB_DOCKER_RELEASE: upstreamRelease(versions.docker.engine),
     KB_SSHD_EXPECTED: sshdEffectiveSettings().join("\n"),
   });
-  return `${preamble}\n${fs.readFileSync(path.join(SCRIPTS, "verify-base-os.sh"), "utf8")}`;
+  return `${preamble}\n${commonHostScript("sshd.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "verify-base-os.sh"), "utf8")}`;
 }
 
 /** Arguments of {@link BaseOs}. */

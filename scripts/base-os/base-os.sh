@@ -6,7 +6,8 @@
 # KB_SSHD_DROP_IN, KB_OLD_SSHD_DROP_IN, KB_SSHD_EXPECTED (lines `sshd -T` must print),
 # KB_UFW_RULES (one "port/proto" or "port/proto@source" per line), KB_UFW_ROUTED (allow|deny),
 # KB_POD_CIDR (Kubernetes nodes only, else empty). The apt helpers (kb_apt_get, kb_apt_retry,
-# kb_apt_key, kb_wait_cloud_init) come from scripts/common/apt.sh, included before this file.
+# kb_apt_key, kb_wait_cloud_init) and kb_sshd_missing_settings come from scripts/common/apt.sh and
+# scripts/common/sshd.sh, included before this file.
 # Idempotent: a second run on a converged server changes nothing that matters.
 
 # A fresh server is still running cloud-init (and apt) for a while.
@@ -83,13 +84,11 @@ if [ -e "$KB_OLD_SSHD_DROP_IN" ]; then
 fi
 sshd -t
 if [ "$sshd_changed" = 1 ]; then systemctl reload ssh; fi
-sshd_effective=$(sshd -T)
-while IFS= read -r expected; do
-  if ! grep -qxF -- "$expected" <<<"$sshd_effective"; then
-    echo "sshd does not apply '${expected}' (sshd -T); an sshd_config.d file read before ${KB_SSHD_DROP_IN} overrides it" >&2
-    exit 1
-  fi
-done <<<"$KB_SSHD_EXPECTED"
+sshd_missing=$(kb_sshd_missing_settings)
+if [ -n "$sshd_missing" ]; then
+  echo "sshd does not apply '${sshd_missing//$'\n'/"', '"}' (sshd -T); an sshd_config.d file read before ${KB_SSHD_DROP_IN} overrides it" >&2
+  exit 1
+fi
 
 # 7. UFW (§7): default deny in, allow out; SSH from admins and the private network; the private
 # network in full (this also lets Calico's IPIP, protocol 4, through); role ports below.

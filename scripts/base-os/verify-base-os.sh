@@ -2,7 +2,8 @@
 # base OS step. Any failure fails the deployment, naming the test.
 # Variables: KB_HOSTNAME, KB_DOCKER_PACKAGE (docker-ce or docker.io), KB_DOCKER_VERSION (its pinned
 # package version), KB_DOCKER_RELEASE (the x.y.z the daemon reports), KB_SSHD_EXPECTED (lines
-# `sshd -T` must print).
+# `sshd -T` must print; kb_sshd_missing_settings comes from scripts/common/sshd.sh, included before
+# this file).
 # Each test captures a command's whole output before it looks at it: under pipefail, a pipe into a
 # reader that stops early (grep -q) fails whenever the writer gets SIGPIPE.
 
@@ -27,11 +28,9 @@ dns_fixed() {
   has_line 'nameserver 1.1.1.1' "$resolv" && has_line 'nameserver 8.8.8.8' "$resolv"
 }
 ssh_hardened() {
-  local effective expected
-  effective=$(sshd -T) || return 1
-  while IFS= read -r expected; do
-    has_line "$expected" "$effective" || return 1
-  done <<<"$KB_SSHD_EXPECTED"
+  local missing
+  missing=$(kb_sshd_missing_settings) || return 1
+  [ -z "$missing" ]
 }
 timezone_paris() { [ "$(timedatectl show -p Timezone --value)" = Europe/Paris ]; }
 ntp_active() { [ "$(timedatectl show -p NTP --value)" = yes ]; }

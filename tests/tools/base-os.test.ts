@@ -2,6 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { loadVersions, parseInventory } from "../../config";
 import {
+  commonHostScript,
   OLD_SSHD_DROP_IN,
   renderBaseOsScript,
   renderSshdDropIn,
@@ -9,6 +10,7 @@ import {
   SSHD_DROP_IN,
   sshdEffectiveSettings,
 } from "../../components/os/base-os";
+import { shellQuote } from "../../components/remote";
 import { runProgram } from "../../scripts/lib/mock-engine";
 import { runBash } from "../support/bash-fakes";
 import { rawStackConfig } from "../support/stack-config";
@@ -38,14 +40,44 @@ function ubuntuLikeSshdConfig(dropIns: Readonly<Record<string, string>>): string
 const CLOUD_INIT_DROP_IN = "PasswordAuthentication yes\n";
 
 describe("real tools on the rendered base OS files", () => {
-  it("sshd -t accepts the rendered sshd drop-in, and sshd -T prints every setting the steps check", () => {
+  it("sshd -t accepts the rendered sshd drop-in, and the steps' check finds every setting in the real sshd -T", () => {
     const sshd = requireTool("sshd");
     const config = ubuntuLikeSshdConfig({ [path.basename(SSHD_DROP_IN)]: renderSshdDropIn() });
     const test = run(sshd, ["-t", "-f", config]);
     expect(test.stderr).toBe("");
     expect(test.status).toBe(0);
-    const effective = run(sshd, ["-T", "-f", config]).stdout.split("\n");
-    for (const line of sshdEffectiveSettings()) expect(effective).toContain(line);
+    const expected = `KB_SSHD_EXPECTED=${shellQuote(sshdEffectiveSettings().join("\n"))}`;
+    const check = runBash(`${expected}\n${commonHostScript("sshd.sh")}\nkb_sshd_missing_settings`, {
+      sshd: `exec ${sshd} -f ${config} "$@"`,
+    });
+    expect(check.stderr).toBe("");
+    expect(check.stdout).toBe("");
+    expect(check.status).toBe(0);
+    // Without our drop-in the same check names what is missing.
+    const bare = ubuntuLikeSshdConfig({});
+    const missing = runBash(`${expected}\n${commonHostScript("sshd.sh")}\nkb_sshd_missing_settings`, {
+      sshd: `exec ${sshd} -f ${bare} "$@"`,
+    });
+    expect(missing.stdout.split("\n")).toEqual(expect.arrayContaining(["passwordauthentication no", "maxauthtries 3", "maxsessions 4"]));
+  });
+
+  it("the sshd check reads OpenSSH 9's `without-password` and later releases' `prohibit-password` as the same setting", () => {
+    const expected = `KB_SSHD_EXPECTED=${shellQuote("port 22\npermitrootlogin prohibit-password\npasswordauthentication no")}`;
+    for (const spelling of ["without-password", "prohibit-password"]) {
+      for (const order of [
+        [`permitrootlogin ${spelling}`, "port 22", "passwordauthentication no"],
+        ["port 22", "passwordauthentication no", `permitrootlogin ${spelling}`],
+      ]) {
+        const check = runBash(`${expected}\n${commonHostScript("sshd.sh")}\nkb_sshd_missing_settings`, {
+          sshd: `printf '%s\\n' ${order.map((line) => shellQuote(line)).join(" ")}`,
+        });
+        expect([spelling, order[0], check.stdout]).toEqual([spelling, order[0], ""]);
+      }
+    }
+    const other = runBash(`${expected}\n${commonHostScript("sshd.sh")}\nkb_sshd_missing_settings`, {
+      sshd: "printf '%s\\n' 'port 22' 'permitrootlogin yes' 'passwordauthentication no'",
+    });
+    expect(other.stdout).toBe("permitrootlogin prohibit-password\n");
   });
 
   it("our drop-in wins over cloud-init's 50-cloud-init.conf (sshd keeps the first value it reads)", () => {
