@@ -153,6 +153,7 @@ const kubernetes = new KubernetesCluster("k8s", {
   baseReady: baseOs.ready,
   kubeadm: secrets.kubeadm,
   settings: settings.k8s,
+  apiLoadBalancer: loadBalancers[inventory.kubernetes.apiLoadBalancer],
 });
 new ClusterAddons("k8s-addons", {
   inventory,

@@ -102,7 +102,16 @@ function releaseOf(pin: string): semver.SemVer | null {
 const versionsSchema = z
   .strictObject({
     os: z.strictObject({ image: z.string().regex(/^ubuntu-\d\d\.\d\d$/, "must be a Hetzner image name such as ubuntu-24.04") }),
-    docker: z.strictObject({ engine: exactVersion, containerd: exactVersion }),
+    docker: z.strictObject({
+      /**
+       * Where Docker comes from (DESIGN.md "Docker source"): `docker-ce`, Docker CE from Docker's apt
+       * repository (`docker-ce`, `docker-ce-cli`, `containerd.io`); `distribution`, the OS's own
+       * `docker.io` and `containerd` packages. `engine` and `containerd` are those packages' versions.
+       */
+      source: z.enum(["docker-ce", "distribution"]).default("docker-ce"),
+      engine: exactVersion,
+      containerd: exactVersion,
+    }),
     images: z.strictObject({
       etcd: pinnedImage,
       postgres: pinnedPostgresImage,

@@ -48,7 +48,7 @@ describe("offline plan (npm run plan)", () => {
     const result = plan(["--stack", "prod", "--out", out]);
     expect(result.status).toBe(0);
     expect(result.stdout).toContain("Load balancers (5)");
-    expect(fs.readFileSync(path.join(out, "redis-01", "etc/ssh/sshd_config.d/99-keybuzz.conf"), "utf8")).toContain(
+    expect(fs.readFileSync(path.join(out, "redis-01", "etc/ssh/sshd_config.d/00-keybuzz.conf"), "utf8")).toContain(
       "PasswordAuthentication no",
     );
     expect(fs.readdirSync(path.join(out, "redis-01", "keybuzz-steps"))).toContain("01-redis-01-base-os.sh");
