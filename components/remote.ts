@@ -20,7 +20,7 @@ export interface Host {
 
 /** A file a step writes on its host. */
 export interface HostFile {
-  /** Absolute path on the host, e.g. `/etc/ssh/sshd_config.d/99-keybuzz.conf`. */
+  /** Absolute path on the host, e.g. `/etc/ssh/sshd_config.d/00-keybuzz.conf`. */
   readonly path: string;
   /**
    * Rendered text. Secret values appear only as {@link secretRef} placeholders; the step replaces
