@@ -42,10 +42,10 @@ describe("policy pack (scripts/policy) on the program's resources", () => {
   it("fails a floating or latest image in a step and a chart range", async () => {
     const variant = copy(prod);
     const step = ofType(variant, "command:remote:Command").find((command) =>
-      String(command.props.create).includes("quay.io/coreos/etcd:v3.5.21"),
+      String(command.props.create).includes(loadVersions().images.etcd),
     )!;
     step.props.create = String(step.props.create)
-      .replace("quay.io/coreos/etcd:v3.5.21", "quay.io/coreos/etcd:latest")
+      .replace(loadVersions().images.etcd, "quay.io/coreos/etcd:latest")
       .concat("\ndocker pull redis:7\n");
     ofType(variant, "kubernetes:helm.sh/v3:Release")[0].props.version = "^4.0.0";
     const violations = await evaluatePolicies(variant, keybuzzPolicies);

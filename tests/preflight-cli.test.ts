@@ -24,6 +24,26 @@ import { tempDir } from "./support/tools";
 
 const ROOT = path.resolve(__dirname, "..");
 
+/** `text` as a literal inside a RegExp. */
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * A stack of the test's own: prod's file with a real-looking admin address in place of the shipped
+ * documentation-range placeholder (which the preflight rightly fails), so every fact can hold.
+ * Written beside the real stack files (the preflight reads `Pulumi.<stack>.yaml` there) and removed after.
+ */
+const E2E_STACK = "preflight-e2e";
+function writeE2eStack(): string {
+  const file = path.join(ROOT, `Pulumi.${E2E_STACK}.yaml`);
+  const prod = fs.readFileSync(path.join(ROOT, "Pulumi.prod.yaml"), "utf8");
+  const replaced = prod.replace(/^(\s*- )192\.0\.2\.\d+\/32\b.*$/m, "$1198.18.7.1/32");
+  if (replaced === prod) throw new Error("Pulumi.prod.yaml no longer holds the 192.0.2.x placeholder this test replaces");
+  fs.writeFileSync(file, replaced);
+  return file;
+}
+
 /** Runs `npm run preflight -- <args>` (its ts-node command) with a clean environment; resolves with status, output, seconds. */
 function preflight(
   args: string[],
@@ -75,11 +95,11 @@ describe("npm run preflight", () => {
     expect(result.seconds).toBeLessThan(60);
     expect(result.stdout).toMatch(
       new RegExp(
-        `images\\.etcd: quay\\.io/coreos/etcd:v3\\.5\\.21 for linux/amd64 +registry quay\\.io +UNREACHABLE: connection refused \\(${LOOPBACK.dead}:${port}\\)`,
+        `images\\.etcd: ${escapeRegExp(loadVersions().images.etcd)} for linux/amd64 +registry quay\\.io +UNREACHABLE: connection refused \\(${LOOPBACK.dead}:${port}\\)`,
       ),
     );
     expect(result.stdout).toMatch(/token works +Hetzner API \S+ +UNREACHABLE: connection refused/);
-    expect(result.stdout).toMatch(/^FAIL: 23 facts — 1 hold, 0 fail, 22 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^FAIL: 23 facts — 0 hold, 1 fail, 22 unreachable, 0 skipped$/m);
   });
 
   it("bounds a source that accepts connections but never answers (--timeout)", async () => {
@@ -125,6 +145,8 @@ describe("npm run preflight against loopback copies of every upstream source", (
   let registry: TestRegistry;
 
   beforeAll(async () => {
+    const e2eStackFile = writeE2eStack();
+    stops.push(async () => fs.rmSync(e2eStackFile, { force: true }));
     // Every image of versions.yaml (and the Dockerfile's FROM), as a one-platform amd64 image.
     registry = await startRegistry();
     stops.push(() => registry.stop());
@@ -178,7 +200,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
   });
 
   it("exits 0 when every fact holds, and records each image's digest", async () => {
-    const result = await preflight(["--stack", "prod", "--json", "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
+    const result = await preflight(["--stack", E2E_STACK, "--json", "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
     const report = JSON.parse(result.stdout) as {
       facts: { fact: string; status: string; digest?: string }[];
       summary: { exitCode: number };
@@ -192,26 +214,31 @@ describe("npm run preflight against loopback copies of every upstream source", (
   });
 
   it("prints the table with a PASS summary", async () => {
-    const result = await preflight(["--stack", "prod", "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
+    const result = await preflight(["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^fact +source +result$/m);
     expect(result.stdout).toMatch(/^PASS: 35 facts — 35 hold, 0 fail, 0 unreachable, 0 skipped$/m);
   });
   it("writes the digest lock, then holds against it, then fails a tag moved upstream", async () => {
     const lockFile = path.join(dir, "versions.lock.yaml");
-    const written = await preflight(["--stack", "prod", "--endpoints", endpoints, "--limits", limits, "--lock", lockFile, "--write-lock"], {
-      HCLOUD_TOKEN: token,
-    });
+    const written = await preflight(
+      ["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits, "--lock", lockFile, "--write-lock"],
+      {
+        HCLOUD_TOKEN: token,
+      },
+    );
     expect(written.status).toBe(0);
     expect(written.stderr).toContain(`wrote 9 digests to ${lockFile}`);
     expect((yaml.load(fs.readFileSync(lockFile, "utf8")) as { images: Record<string, string> }).images).toEqual(digests);
 
-    const held = await preflight(["--stack", "prod", "--endpoints", endpoints, "--limits", limits, "--lock", lockFile], {
+    const held = await preflight(["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits, "--lock", lockFile], {
       HCLOUD_TOKEN: token,
     });
     expect(held.status).toBe(0);
     expect(held.stdout).toMatch(
-      /images\.redis: redis:7\.2\.5-alpine for linux\/amd64 .* ok: sha256:[0-9a-f]{64} \(1 platform\), as locked/,
+      new RegExp(
+        `images\\.redis: ${escapeRegExp(versions.images.redis)} for linux/amd64 .* ok: sha256:[0-9a-f]{64} \\(1 platform\\), as locked`,
+      ),
     );
 
     // The same tag now names other content, as when a publisher re-pushes a tag.
@@ -223,7 +250,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
       OCI.manifest,
       moved.blobs,
     );
-    const failed = await preflight(["--stack", "prod", "--endpoints", endpoints, "--limits", limits, "--lock", lockFile], {
+    const failed = await preflight(["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits, "--lock", lockFile], {
       HCLOUD_TOKEN: token,
     });
     expect(failed.status).toBe(1);

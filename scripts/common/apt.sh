@@ -17,7 +17,7 @@ kb_wait_cloud_init() {
   case "$status" in
     0) ;;
     124)
-      echo "cloud-init has not finished after ${limit} s; see 'cloud-init status --long' on this host" >&2
+      kb_diagnose "cloud-init has not finished after ${limit} s; see 'cloud-init status --long' on this host"
       return 1
       ;;
     *) echo "cloud-init finished with errors (status exit code ${status}); going on (see /var/log/cloud-init.log)" >&2 ;;
@@ -57,7 +57,7 @@ kb_apt_retry() {
     fi
     if [ "$attempt" -ge "$attempts" ]; then
       printf '%s\n' "$output" >&2
-      echo "${what}: an apt lock was still held by another process after ${attempts} attempts, ${delay} s apart" >&2
+      kb_diagnose "${what}: an apt lock was still held by another process after ${attempts} attempts, ${delay} s apart"
       return "$status"
     fi
     echo "${what}: an apt lock is held by another process (attempt ${attempt}/${attempts}); retrying in ${delay} s" >&2
@@ -82,19 +82,19 @@ kb_apt_key() {
   work=$(mktemp -d)
   if ! curl -fsSL --retry 5 --retry-delay 3 "$url" -o "$work/key.asc"; then
     rm -rf "$work"
-    echo "cannot download the apt signing key ${url}" >&2
+    kb_diagnose "cannot download the apt signing key ${url}"
     return 1
   fi
   if ! listing=$(gpg --homedir "$work" --batch --show-keys --with-colons "$work/key.asc" 2>/dev/null); then
     rm -rf "$work"
-    echo "${url} is not an OpenPGP key; refusing it" >&2
+    kb_diagnose "${url} is not an OpenPGP key; refusing it"
     return 1
   fi
   # The fpr record right after a pub record is the primary key's fingerprint (gpg's DETAILS file).
   fingerprints=$(awk -F: '$1 == "pub" { primary = 1; next } $1 == "fpr" && primary { print $10 } { primary = 0 }' <<<"$listing")
   if [ "$fingerprints" != "$expected" ]; then
     rm -rf "$work"
-    echo "the apt signing key from ${url} has the fingerprint(s) '${fingerprints//$'\n'/ }', expected ${expected}; refusing it" >&2
+    kb_diagnose "the apt signing key from ${url} has the fingerprint(s) '${fingerprints//$'\n'/ }', expected ${expected}; refusing it"
     return 1
   fi
   gpg --homedir "$work" --batch --yes --dearmor -o "$work/key.gpg" "$work/key.asc"

@@ -30,6 +30,7 @@ export function runBash(script: string, fakes: Fakes = {}, env: Record<string, s
   return spawnSync("bash", ["-c", `set -euo pipefail\n${script}`], {
     encoding: "utf8",
     timeout: 60_000,
-    env: { ...process.env, ...env, PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}` },
+    // A step's log goes to a scratch directory, never to this machine's /var/log/keybuzz.
+    env: { ...process.env, KB_STEP_LOG_DIR: path.join(bin, "step-logs"), ...env, PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}` },
   });
 }

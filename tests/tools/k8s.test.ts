@@ -151,7 +151,8 @@ describe("real tools on the rendered Kubernetes files", () => {
       const keyring = path.join(tempDir("k8s-keyring"), "kubernetes-apt-keyring.gpg");
       fs.writeFileSync(keyring, "an expired copy from an earlier run");
       const result = runBash(prepareStep(servedKey.fingerprint, keyring), nodeTools, { KB_TEST_KEY: servedKey.file });
-      expect(result.stderr).toBe("");
+      // A step's only word on stderr when it succeeds: where its log is (components/remote.ts).
+      expect(result.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^keybuzz step k8s-prepare test: .* log \(root only\): /)]);
       expect(result.status).toBe(0);
       expect(result.stdout).toContain(`node prepared: kubeadm v${versions.kubernetes.version}`);
       const shown = run(requireTool("gpg"), ["--homedir", tempDir("gpg-show"), "--batch", "--show-keys", "--with-colons", keyring]);
