@@ -135,11 +135,6 @@ export function parseGaleraSettings(raw: unknown): GaleraStackSettings {
   return parsed.data;
 }
 
-/** Reads and validates `keybuzz:galera` from the stack config. @throws {ConfigError} as {@link parseGaleraSettings}. */
-export function loadGaleraSettings(): GaleraStackSettings {
-  return parseGaleraSettings(new pulumi.Config("keybuzz").getObject<unknown>("galera"));
-}
-
 /** `gcomm://` address of the cluster: every member's Galera address, inventory order. Pure. */
 export function galeraClusterAddress(
   members: readonly GaleraNode[],

@@ -51,11 +51,6 @@ export function parseRedisTuning(raw: unknown): RedisTuning {
   return parsed.data;
 }
 
-/** Reads and validates the stack config `keybuzz:redis`. @throws {ConfigError} on a bad value. */
-export function readRedisTuning(): RedisTuning {
-  return parseRedisTuning(new pulumi.Config("keybuzz").getObject<unknown>("redis"));
-}
-
 /** Everything a redis.conf / sentinel.conf depends on besides the node; defaults are production values. */
 export interface RedisSettings {
   /** Redis port. Default 6379. */
@@ -338,7 +333,7 @@ export interface RedisClusterArgs {
   readonly sentinelPassword: pulumi.Input<string>;
   /** Verified end of the base OS per host name (`BaseOs.ready`). */
   readonly ready: Readonly<Record<string, pulumi.Resource>>;
-  /** Stack config `keybuzz:redis` ({@link readRedisTuning}); defaults when omitted. */
+  /** Stack config `keybuzz:redis` (validated by {@link parseRedisTuning} in the config pass, config/settings.ts); defaults when omitted. */
   readonly tuning?: RedisTuning;
 }
 

@@ -1,4 +1,3 @@
-import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { ConfigError, formatZodError } from "../../config/errors";
 
@@ -47,7 +46,3 @@ export function parseK8sSettings(raw: unknown): K8sSettings {
   return parsed.data;
 }
 
-/** Reads and validates `keybuzz:k8s` from the stack config. @throws {ConfigError} as {@link parseK8sSettings}. */
-export function loadK8sSettings(): K8sSettings {
-  return parseK8sSettings(new pulumi.Config("keybuzz").getObject<unknown>("k8s"));
-}

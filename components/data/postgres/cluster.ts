@@ -45,7 +45,7 @@ export interface PostgresClusterArgs {
   readonly inventory: Inventory;
   /** `images.etcd`, `images.postgres`, `packages.patroni`, `packages.pgvector` (config/versions.yaml). */
   readonly versions: Versions;
-  /** Operator settings (`keybuzz:postgres`, {@link loadPostgresSettings}). */
+  /** Operator settings (`keybuzz:postgres`, validated in the config pass, config/settings.ts). */
   readonly settings: PostgresSettings;
   /** Hosts by inventory name (`ServerFleet.hosts`). */
   readonly hosts: Readonly<Record<string, Host>>;

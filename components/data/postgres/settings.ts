@@ -1,4 +1,3 @@
-import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { ConfigError, formatZodError } from "../../../config";
 
@@ -72,11 +71,6 @@ export function parsePostgresSettings(raw: unknown): PostgresSettings {
   const result = postgresSettingsSchema.safeParse(raw ?? {});
   if (!result.success) throw new ConfigError(formatZodError(result.error, "keybuzz:postgres."));
   return result.data;
-}
-
-/** Reads and validates `keybuzz:postgres` from the stack config. @throws {ConfigError} */
-export function loadPostgresSettings(): PostgresSettings {
-  return parsePostgresSettings(new pulumi.Config("keybuzz").getObject<unknown>("postgres"));
 }
 
 /** The timing profile the settings select. */
