@@ -45,4 +45,3 @@ export function parseK8sSettings(raw: unknown): K8sSettings {
   if (!parsed.success) throw new ConfigError(formatZodError(parsed.error, "keybuzz:k8s."));
   return parsed.data;
 }
-
