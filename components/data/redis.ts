@@ -7,6 +7,7 @@ import { ClusterNode, clusterNodes, ConfigError, formatZodError, Versions } from
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
 import { CONTAINER_NOFILE, renderContainerFunctions } from "./container";
 import type { HaproxyListener } from "./haproxy";
+import { commonHostScript } from "../os/base-os";
 
 /**
  * Redis HA with Sentinel (spec 001 module 4 and design section C; spec 003; DESIGN.md "Redis
@@ -276,6 +277,7 @@ export function renderRedisNodeScript(
       KB_DATA_DIR: paths.dataDir,
       KB_SYSCTL_FILE: paths.sysctlFile,
     }),
+    commonHostScript("host.sh"),
     fs.readFileSync(path.join(SCRIPTS, "redis-node.sh"), "utf8"),
   ].join("\n");
 }

@@ -286,7 +286,7 @@ export function renderBaseOsScript(hostName: string, group: ServerGroup, invento
     KB_UFW_ROUTED: isKubernetesNode ? "allow" : "deny",
     KB_POD_CIDR: isKubernetesNode ? inventory.kubernetes.podCidr : "",
   });
-  const helpers = [commonHostScript("apt.sh"), commonHostScript("sshd.sh")].join("\n");
+  const helpers = [commonHostScript("apt.sh"), commonHostScript("sshd.sh"), commonHostScript("host.sh")].join("\n");
   return `${preamble}\n${helpers}\n${fs.readFileSync(path.join(SCRIPTS, "base-os.sh"), "utf8")}`;
 }
 
@@ -302,7 +302,7 @@ export function renderVerifyScript(hostName: string, versions: Versions): string
     KB_DOCKER_RELEASE: upstreamRelease(versions.docker.engine),
     KB_SSHD_EXPECTED: sshdEffectiveSettings().join("\n"),
   });
-  return `${preamble}\n${commonHostScript("sshd.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "verify-base-os.sh"), "utf8")}`;
+  return `${preamble}\n${commonHostScript("sshd.sh")}\n${commonHostScript("host.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "verify-base-os.sh"), "utf8")}`;
 }
 
 /** Arguments of {@link BaseOs}. */

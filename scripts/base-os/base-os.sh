@@ -6,14 +6,21 @@
 # KB_SSHD_DROP_IN, KB_OLD_SSHD_DROP_IN, KB_SSHD_EXPECTED (lines `sshd -T` must print),
 # KB_UFW_RULES (one "port/proto" or "port/proto@source" per line), KB_UFW_ROUTED (allow|deny),
 # KB_POD_CIDR (Kubernetes nodes only, else empty). The apt helpers (kb_apt_get, kb_apt_retry,
-# kb_apt_key, kb_wait_cloud_init) and kb_sshd_missing_settings come from scripts/common/apt.sh and
-# scripts/common/sshd.sh, included before this file.
+# kb_apt_key, kb_wait_cloud_init), kb_sshd_missing_settings and kb_container come from
+# scripts/common/apt.sh, sshd.sh and host.sh, included before this file.
 # Idempotent: a second run on a converged server changes nothing that matters.
 
 # A fresh server is still running cloud-init (and apt) for a while.
 kb_wait_cloud_init
 
-hostnamectl set-hostname "$KB_HOSTNAME"
+# A container (the real-host test tier) cannot change what belongs to its machine: say so once here,
+# and where each such setting is left below. A Hetzner server is never one.
+container=$(kb_container) || container=""
+if [ -n "$container" ]; then
+  echo "base OS: this host is a container (${container}): kernel-wide sysctls, swap, the clock and auditd are its machine's"
+fi
+
+if [ "$(hostname)" != "$KB_HOSTNAME" ]; then hostnamectl set-hostname "$KB_HOSTNAME"; fi
 
 # 1. Packages (spec 000 §1).
 kb_apt_get update
@@ -26,11 +33,22 @@ timedatectl set-timezone Europe/Paris
 timedatectl set-ntp true
 
 # 3. Swap off, now and after reboot (§3).
-swapoff -a
+if [ -z "$container" ]; then
+  swapoff -a
+else
+  echo "base OS: container: swap is the machine's, left as it is"
+fi
 if grep -qE '^[^#].*\sswap\s' /etc/fstab; then sed -i.bak -E '/^[^#].*\sswap\s/d' /etc/fstab; fi
 
 # 4. Kernel settings (§4), file written above.
-sysctl --system >/dev/null
+if [ -z "$container" ]; then
+  sysctl --system >/dev/null
+else
+  # Only the keys of the host's own network namespace can be set from a container.
+  net_settings=$(grep -E '^[[:space:]]*net\.' /etc/sysctl.d/99-keybuzz.conf || true)
+  sysctl -q -p - <<<"$net_settings"
+  echo "base OS: container: applied the net.* keys of /etc/sysctl.d/99-keybuzz.conf only; vm.* and fs.* are the machine's"
+fi
 
 # 5. Docker pinned (DESIGN.md "Docker source"): Docker CE from Docker's apt repository (its signing
 # key refreshed and checked on every run), or the distribution's docker.io. The other source's
@@ -52,7 +70,7 @@ case "$KB_DOCKER_SOURCE" in
     other_packages=(docker-ce docker-ce-cli containerd.io)
     ;;
   *)
-    echo "unknown Docker source '${KB_DOCKER_SOURCE}' (docker-ce or distribution)" >&2
+    kb_diagnose "unknown Docker source '${KB_DOCKER_SOURCE}' (docker-ce or distribution)"
     exit 1
     ;;
 esac
@@ -86,32 +104,41 @@ sshd -t
 if [ "$sshd_changed" = 1 ]; then systemctl reload ssh; fi
 sshd_missing=$(kb_sshd_missing_settings)
 if [ -n "$sshd_missing" ]; then
-  echo "sshd does not apply '${sshd_missing//$'\n'/"', '"}' (sshd -T); an sshd_config.d file read before ${KB_SSHD_DROP_IN} overrides it" >&2
+  kb_diagnose "sshd does not apply '${sshd_missing//$'\n'/"', '"}' (sshd -T); an sshd_config.d file read before ${KB_SSHD_DROP_IN} overrides it"
   exit 1
 fi
 
 # 7. UFW (§7): default deny in, allow out; SSH from admins and the private network; the private
 # network in full (this also lets Calico's IPIP, protocol 4, through); role ports below.
-ufw --force reset >/dev/null
-ufw default deny incoming >/dev/null
-ufw default allow outgoing >/dev/null
-ufw default "$KB_UFW_ROUTED" routed >/dev/null
-for cidr in $KB_ADMIN_CIDRS; do ufw allow from "$cidr" to any port 22 proto tcp >/dev/null; done
-ufw allow from "$KB_PRIVATE_CIDR" to any port 22 proto tcp >/dev/null
-ufw allow from "$KB_PRIVATE_CIDR" >/dev/null
-if [ -n "$KB_POD_CIDR" ]; then ufw allow from "$KB_POD_CIDR" >/dev/null; fi
-while IFS= read -r rule; do
-  [ -n "$rule" ] || continue
-  port_proto=${rule%@*}
-  port=${port_proto%/*}
-  proto=${port_proto#*/}
-  if [ "$rule" = "$port_proto" ]; then
-    ufw allow "${port}/${proto}" >/dev/null
-  else
-    ufw allow from "${rule#*@}" to any port "$port" proto "$proto" >/dev/null
-  fi
-done <<<"$KB_UFW_RULES"
-ufw --force enable >/dev/null
+# Rebuilt only when the wanted rule set differs from the one last applied, or UFW is not active, so
+# a converged host keeps its rule files (a reset rewrites them and leaves backups on every run).
+ufw_wanted=$(printf 'routed %s\nadmin %s\nprivate %s\npods %s\n%s\n' "$KB_UFW_ROUTED" "$KB_ADMIN_CIDRS" "$KB_PRIVATE_CIDR" "$KB_POD_CIDR" "$KB_UFW_RULES")
+ufw_status=$(ufw status) || ufw_status=""
+ufw_applied=$(cat /etc/keybuzz/ufw.applied 2>/dev/null || true)
+if ! grep -qxF 'Status: active' <<<"$ufw_status" || [ "$ufw_applied" != "$ufw_wanted" ]; then
+  ufw --force reset >/dev/null
+  ufw default deny incoming >/dev/null
+  ufw default allow outgoing >/dev/null
+  ufw default "$KB_UFW_ROUTED" routed >/dev/null
+  for cidr in $KB_ADMIN_CIDRS; do ufw allow from "$cidr" to any port 22 proto tcp >/dev/null; done
+  ufw allow from "$KB_PRIVATE_CIDR" to any port 22 proto tcp >/dev/null
+  ufw allow from "$KB_PRIVATE_CIDR" >/dev/null
+  if [ -n "$KB_POD_CIDR" ]; then ufw allow from "$KB_POD_CIDR" >/dev/null; fi
+  while IFS= read -r rule; do
+    [ -n "$rule" ] || continue
+    port_proto=${rule%@*}
+    port=${port_proto%/*}
+    proto=${port_proto#*/}
+    if [ "$rule" = "$port_proto" ]; then
+      ufw allow "${port}/${proto}" >/dev/null
+    else
+      ufw allow from "${rule#*@}" to any port "$port" proto "$proto" >/dev/null
+    fi
+  done <<<"$KB_UFW_RULES"
+  ufw --force enable >/dev/null
+  # Recorded only once the rules are in force, so a failed run rebuilds them on its retry.
+  printf '%s\n' "$ufw_wanted" | kb_write /etc/keybuzz/ufw.applied 0644 root:root
+fi
 
 # 8. DNS fixed and locked (§8). systemd-resolved would rewrite the file: stop it first.
 chattr -i /etc/resolv.conf 2>/dev/null || true
@@ -127,14 +154,23 @@ chattr +i /etc/resolv.conf
 if kb_is_changed /etc/systemd/journald.conf.d/limit.conf; then systemctl restart systemd-journald; fi
 
 # fail2ban (SSH jail) and auditd.
-systemctl enable --now auditd >/dev/null
+if [ -z "$container" ]; then
+  systemctl enable --now auditd >/dev/null
+else
+  systemctl enable auditd >/dev/null
+  echo "base OS: container: auditd enabled, not started (the kernel's audit system is the machine's)"
+fi
 systemctl enable fail2ban >/dev/null
 if kb_is_changed /etc/fail2ban/jail.d/keybuzz.conf || ! systemctl is-active --quiet fail2ban; then systemctl restart fail2ban; fi
 
 # The managed /etc/hosts block: every inventory name, replaced in place between its markers.
 kb_begin='# BEGIN KeyBuzz managed block'
 kb_end='# END KeyBuzz managed block'
-sed -i "/^${kb_begin}\$/,/^${kb_end}\$/d" /etc/hosts
-cat /etc/keybuzz/hosts.block >>/etc/hosts
+hosts_wanted=$(
+  sed "/^${kb_begin}\$/,/^${kb_end}\$/d" /etc/hosts
+  cat /etc/keybuzz/hosts.block
+)
+# Rewritten in place (same inode), and only when it differs.
+if [ "$(cat /etc/hosts)" != "$hosts_wanted" ]; then printf '%s\n' "$hosts_wanted" >/etc/hosts; fi
 
 echo "base OS applied on ${KB_HOSTNAME}"

@@ -11,7 +11,14 @@ managed_sentinel=$KB_MANAGED_DIR/sentinel.conf
 live_redis=$KB_REDIS_DIR/redis.conf
 live_sentinel=$KB_SENTINEL_DIR/sentinel.conf
 install -d -m 0700 -o "${KB_OWNER%:*}" -g "${KB_OWNER#*:}" "$KB_REDIS_DIR" "$KB_SENTINEL_DIR" "$KB_DATA_DIR"
-if kb_is_changed "$KB_SYSCTL_FILE"; then sysctl -q -p "$KB_SYSCTL_FILE"; fi
+if kb_is_changed "$KB_SYSCTL_FILE"; then
+  # kb_container: scripts/common/host.sh. vm.* is kernel-wide: a container's machine owns it.
+  if container=$(kb_container); then
+    echo "redis: this host is a container (${container}): vm.overcommit_memory is its machine's, left as it is"
+  else
+    sysctl -q -p "$KB_SYSCTL_FILE"
+  fi
+fi
 
 # Passwords come from the root-only managed files, never from the command line.
 REDIS_PASS=$(awk '$1 == "requirepass" { print $2 }' "$managed_redis")

@@ -21,12 +21,23 @@ export function fakeBin(fakes: Fakes): string {
 }
 
 /**
- * Runs `script` with `bash -c` under `set -euo pipefail`, the fakes first on PATH.
+ * What every run gets unless a test fakes it otherwise: the host is a VM, as a Hetzner server is
+ * (this test machine may itself be a container), and `kb_diagnose` — the step preamble's function
+ * (components/remote.ts), which shadows this stand-in wherever a whole step is run — reports on stderr.
+ */
+const HOST_DEFAULTS: Fakes = {
+  "systemd-detect-virt": "echo none\nexit 1",
+  kb_diagnose: 'echo "$*" >&2',
+};
+
+/**
+ * Runs `script` with `bash -c` under `set -euo pipefail`, the fakes first on PATH (over
+ * {@link HOST_DEFAULTS}).
  *
  * @param env extra environment variables (PATH is set here).
  */
 export function runBash(script: string, fakes: Fakes = {}, env: Record<string, string> = {}): SpawnSyncReturns<string> {
-  const bin = fakeBin(fakes);
+  const bin = fakeBin({ ...HOST_DEFAULTS, ...fakes });
   return spawnSync("bash", ["-c", `set -euo pipefail\n${script}`], {
     encoding: "utf8",
     timeout: 60_000,

@@ -9,8 +9,6 @@ import { requireTool, run, tempDir } from "../support/tools";
 /** scripts/common/apt.sh in real bash, with fake apt-get / cloud-init / curl and the real gpg. */
 
 const APT = commonHostScript("apt.sh");
-/** apt.sh outside a step: a stand-in for the step preamble's kb_diagnose (components/remote.ts), which reports on stderr. */
-const APT_ALONE = `kb_diagnose() { echo "$*" >&2; }\n${APT}`;
 const LISTS_LOCK_ERROR =
   "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 1234 (apt-get)\nE: Unable to lock directory /var/lib/apt/lists/";
 
@@ -28,7 +26,7 @@ function flakyAptGet(counter: string, failures: number): string {
 describe("kb_apt_get (scripts/common/apt.sh)", () => {
   it("retries while another process holds the lists lock, then succeeds", () => {
     const counter = path.join(tempDir("apt"), "calls");
-    const result = runBash(`${APT_ALONE}\nKB_APT_RETRY_SECONDS=0\nkb_apt_get update`, { "apt-get": flakyAptGet(counter, 2) });
+    const result = runBash(`${APT}\nKB_APT_RETRY_SECONDS=0\nkb_apt_get update`, { "apt-get": flakyAptGet(counter, 2) });
     expect(result.stderr).toContain("apt-get update: an apt lock is held by another process (attempt 2/30); retrying in 0 s");
     expect(result.status).toBe(0);
     expect(fs.readFileSync(counter, "utf8").trim()).toBe("3");
@@ -43,7 +41,7 @@ describe("kb_apt_get (scripts/common/apt.sh)", () => {
 
   it("gives up after KB_APT_ATTEMPTS when the lock is never released, with the reason", () => {
     const counter = path.join(tempDir("apt"), "calls");
-    const result = runBash(`${APT_ALONE}\nKB_APT_RETRY_SECONDS=0 KB_APT_ATTEMPTS=4\nkb_apt_get install curl`, {
+    const result = runBash(`${APT}\nKB_APT_RETRY_SECONDS=0 KB_APT_ATTEMPTS=4\nkb_apt_get install curl`, {
       "apt-get": flakyAptGet(counter, 1000),
     });
     expect(result.status).toBe(100);
@@ -54,7 +52,7 @@ describe("kb_apt_get (scripts/common/apt.sh)", () => {
 
   it("does not retry any other failure", () => {
     const counter = path.join(tempDir("apt"), "calls");
-    const result = runBash(`${APT_ALONE}\nKB_APT_RETRY_SECONDS=0\nkb_apt_get install nosuchpackage`, {
+    const result = runBash(`${APT}\nKB_APT_RETRY_SECONDS=0\nkb_apt_get install nosuchpackage`, {
       "apt-get": `echo x >>${counter}; echo 'E: Unable to locate package nosuchpackage' >&2; exit 100`,
     });
     expect(result.status).toBe(100);
@@ -65,16 +63,16 @@ describe("kb_apt_get (scripts/common/apt.sh)", () => {
 
 describe("kb_wait_cloud_init (scripts/common/apt.sh)", () => {
   it("waits for cloud-init, and goes on when it finished with errors", () => {
-    const ok = runBash(`${APT_ALONE}\nkb_wait_cloud_init\necho after`, { "cloud-init": "sleep 0.2; exit 0" });
+    const ok = runBash(`${APT}\nkb_wait_cloud_init\necho after`, { "cloud-init": "sleep 0.2; exit 0" });
     expect(ok.status).toBe(0);
     expect(ok.stdout).toBe("after\n");
-    const degraded = runBash(`${APT_ALONE}\nkb_wait_cloud_init\necho after`, { "cloud-init": "exit 2" });
+    const degraded = runBash(`${APT}\nkb_wait_cloud_init\necho after`, { "cloud-init": "exit 2" });
     expect(degraded.status).toBe(0);
     expect(degraded.stderr).toContain("cloud-init finished with errors (status exit code 2)");
   });
 
   it("is bounded: a cloud-init that never finishes fails the step with a clear message", () => {
-    const result = runBash(`${APT_ALONE}\nKB_CLOUD_INIT_TIMEOUT_SECONDS=1\nkb_wait_cloud_init\necho after`, { "cloud-init": "sleep 30" });
+    const result = runBash(`${APT}\nKB_CLOUD_INIT_TIMEOUT_SECONDS=1\nkb_wait_cloud_init\necho after`, { "cloud-init": "sleep 30" });
     expect(result.status).toBe(1);
     expect(result.stdout).toBe("");
     expect(result.stderr).toContain("cloud-init has not finished after 1 s");
@@ -82,7 +80,7 @@ describe("kb_wait_cloud_init (scripts/common/apt.sh)", () => {
 
   it("goes on at once on a host without cloud-init", () => {
     // PATH without any cloud-init: only the fakes directory and bash's own tools.
-    const result = runBash(`${APT_ALONE}\nPATH=/nonexistent\nkb_wait_cloud_init\necho after`);
+    const result = runBash(`${APT}\nPATH=/nonexistent\nkb_wait_cloud_init\necho after`);
     expect(result.status).toBe(0);
     expect(result.stdout).toBe("after\n");
   });

@@ -175,6 +175,35 @@ describe("real tools on the rendered base OS files", () => {
     expect(passing).toBe(runs);
   });
 
+  it("in a container (the real-host tier) swap and the clock are reported as skipped, by name; on a VM all 8 run", () => {
+    const versions = loadVersions();
+    const body = renderVerifyScript("redis-01", versions);
+    const fakes = {
+      sshd: `printf '%s\\n' ${sshdEffectiveSettings()
+        .map((line) => `'${line}'`)
+        .join(" ")}`,
+      ufw: "echo 'Status: active'",
+      docker: `echo '${versions.docker.engine.replace(/^\d+:/, "").replace(/-.*$/, "")}'`,
+      "dpkg-query": `echo -n '${versions.docker.engine}'`,
+      // The machine's swap and a clock without NTP, as a container sees them.
+      swapon: "echo '/swapfile file 1G 0B -2'",
+      timedatectl: 'case "$*" in *Timezone*) echo Europe/Paris ;; *NTP*) echo no ;; esac',
+      sysctl: "echo 65535",
+    };
+    const container = runBash(body, { ...fakes, "systemd-detect-virt": "echo systemd-nspawn" }).stdout.split("\n");
+    expect(container).toEqual(
+      expect.arrayContaining([
+        "SKIP swap_off: this host is a container (systemd-nspawn); swap and the clock are its machine's",
+        "SKIP ntp_active: this host is a container (systemd-nspawn); swap and the clock are its machine's",
+        "PASS docker_pinned",
+        "PASS ssh_hardened",
+      ]),
+    );
+    const vm = runBash(body, fakes);
+    expect(vm.status).toBe(1);
+    expect(vm.stderr.split("\n")).toEqual(expect.arrayContaining(["FAIL swap_off", "FAIL ntp_active"]));
+  });
+
   it("docker_pinned fails when the installed package or the running daemon is not the pinned one", () => {
     const versions = loadVersions();
     const body = renderVerifyScript("redis-01", versions);
@@ -226,13 +255,13 @@ describe("real tools on the rendered base OS files", () => {
      */
     const dockerSection = (docker: typeof versions.docker, installed: readonly string[]) => {
       const script = renderBaseOsScript("redis-01", "redis", inventory, { ...versions, docker });
-      const head = script.slice(0, script.indexOf("hostnamectl set-hostname"));
+      const head = script.slice(0, script.indexOf("# A fresh server is still running cloud-init"));
       const section = script.slice(script.indexOf("# 5. Docker pinned"), script.indexOf("# 6. SSH hardening"));
       const log = path.join(tempDir("docker-section"), "log");
       const logged = (name: string) => `echo "${name} $*" >>${log}`;
       const result = runBash(
         [
-          head.replace("kb_wait_cloud_init\n", ""),
+          head,
           // The step preamble's helpers: daemon.json is new in this run, the files go nowhere.
           'kb_write() { cat >/dev/null; echo "write $1" >>' + log + "; }",
           'kb_is_changed() { [ "$1" = /etc/docker/daemon.json ]; }',
