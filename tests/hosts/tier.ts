@@ -1,0 +1,286 @@
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { readStackConfig } from "../../scripts/lib/mock-engine";
+import { HostStep, planHostSteps } from "./plan";
+import { ssh, SshContext } from "./ssh";
+
+/**
+ * `npm run test:hosts` (docs/integration.md, "Real hosts"): boots systemd-nspawn hosts named and
+ * addressed as the staging inventory's servers, runs the program's own base-OS steps on them over
+ * real SSH, twice, asserts the second run changed nothing, checks the firewall and fail2ban from
+ * outside, and prints which step kinds ran for real. Exit status 0 only when every check passed.
+ */
+
+const ROOT = path.resolve(__dirname, "..", "..");
+const HOSTS_SH = path.join(ROOT, "scripts", "hosts", "hosts.sh");
+const GOLDEN_SH = path.join(ROOT, "scripts", "hosts", "golden.sh");
+const NETNS = "kbhosts";
+/** Addresses the runner holds on the test bridge (scripts/hosts/hosts.sh). */
+const ADMIN_ADDRESS = "192.0.2.1";
+const PRIVATE_ADDRESS = "10.0.0.1";
+const STRANGER_ADDRESS = "192.0.2.99";
+/** The stack file the test's stack starts from; admin CIDRs and SSH keys are the test's own. */
+const STACK = "staging";
+/** One host of each kind the base OS treats differently (DB, Redis, Kubernetes worker, HAProxy). */
+const BASE_OS_HOSTS = ["db-master-01", "redis-01", "k8s-worker-01", "haproxy-01"];
+const BASE_OS_KINDS = ["base-os", "base-os-verify"];
+/** Steps run at once, as `pulumi up` runs independent resources in parallel (2 cores here). */
+const PARALLEL = 4;
+/** A port no role opens: a listener there must be reachable from the private network only. */
+const PROBE_PORT = 8089;
+
+/** What one step's run gave. */
+interface StepOutcome {
+  readonly step: HostStep;
+  readonly code: number | null;
+  readonly millis: number;
+  readonly output: string;
+}
+
+const failures: string[] = [];
+function check(condition: boolean, message: string): void {
+  if (!condition) failures.push(message);
+  console.log(`${condition ? "ok  " : "FAIL"} ${message}`);
+}
+
+function log(message: string): void {
+  console.log(`[hosts ${new Date().toISOString().slice(11, 19)}] ${message}`);
+}
+
+/** Inventory addresses of the staging stack's servers, by name. */
+function inventoryAddresses(): Map<string, string> {
+  const servers = JSON.parse(readStackConfig(STACK).config["keybuzz:servers"]) as { name: string; privateIp: string }[];
+  return new Map(servers.map((server) => [server.name, server.privateIp]));
+}
+
+/** Replaces each fresh secret value in `text` (output of a step that read secrets) with `***`. */
+function redact(text: string, secrets: readonly string[]): string {
+  return secrets.reduce((result, secret) => result.split(secret).join("***"), text);
+}
+
+/** Prints the last 40 lines of a failed step's output, fresh secrets masked. */
+function printTail(outcome: StepOutcome, label: string, secrets: readonly string[]): void {
+  const tail = redact(outcome.output, secrets).split("\n").slice(-40).join("\n");
+  console.log(`--- ${outcome.step.name} (${label}) output, last 40 lines:\n${tail}`);
+}
+
+/**
+ * Runs `steps` over SSH from the admin address, each once all its dependencies succeeded, at most
+ * {@link PARALLEL} at a time, each killed at its own create timeout. A failed step fails the run;
+ * the steps after it are not started (as `pulumi up` stops).
+ */
+async function runSteps(
+  context: SshContext,
+  addresses: Map<string, string>,
+  steps: readonly HostStep[],
+  label: string,
+): Promise<StepOutcome[]> {
+  const outcomes = new Map<string, StepOutcome>();
+  const pending = [...steps];
+  const running = new Map<string, Promise<void>>();
+  let stopped = false;
+  while ((pending.length > 0 && !stopped) || running.size > 0) {
+    const ready = stopped ? [] : pending.filter((step) => step.dependsOn.every((dependency) => outcomes.get(dependency)?.code === 0));
+    for (const step of ready.slice(0, PARALLEL - running.size)) {
+      pending.splice(pending.indexOf(step), 1);
+      const address = addresses.get(step.host) as string;
+      running.set(
+        step.name,
+        ssh(context, address, step.command, { from: ADMIN_ADDRESS, stdin: step.stdin, timeoutSeconds: step.timeoutSeconds }).then(
+          (result) => {
+            const outcome = { step, code: result.code, millis: result.millis, output: result.stdout + result.stderr };
+            outcomes.set(step.name, outcome);
+            running.delete(step.name);
+            const status = result.timedOut ? `killed at its ${step.timeoutSeconds} s timeout` : `exit ${result.code}`;
+            log(`${label} ${step.name}: ${status} in ${(result.millis / 1000).toFixed(1)} s`);
+            if (result.code !== 0) stopped = true;
+          },
+        ),
+      );
+    }
+    if (running.size === 0) break;
+    await Promise.race(running.values());
+  }
+  return [...outcomes.values()];
+}
+
+/**
+ * What a second run must leave alone on a host: every file's mtime and size under /etc, /usr,
+ * /opt, /srv, /root, and every service's InvocationID (a new one means it was started again).
+ */
+const SNAPSHOT_COMMAND = `set -euo pipefail
+files=$(find /etc /usr /opt /srv /root -xdev -printf '%p %T@ %s\\n' 2>/dev/null | sort)
+units=$(systemctl list-units --type=service --state=active --no-legend --plain | awk '{ print $1 }')
+services=$(for unit in $units; do printf '%s %s\\n' "$unit" "$(systemctl show -P InvocationID "$unit")"; done)
+printf '%s\\n--services--\\n%s\\n' "$files" "$services"`;
+
+function diffSnapshots(before: string, after: string): string[] {
+  const lines = (text: string) => new Set(text.split("\n"));
+  const old = lines(before);
+  const now = lines(after);
+  return [
+    ...[...old].filter((line) => !now.has(line)).map((line) => `- ${line}`),
+    ...[...now].filter((line) => !old.has(line)).map((line) => `+ ${line}`),
+  ];
+}
+
+async function snapshot(context: SshContext, addresses: Map<string, string>, host: string): Promise<string> {
+  const result = await ssh(context, addresses.get(host) as string, SNAPSHOT_COMMAND, { from: ADMIN_ADDRESS, timeoutSeconds: 60 });
+  if (result.code !== 0) throw new Error(`snapshot of ${host} failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+/**
+ * Checks from outside a hardened host: SSH from the admin and private sources, a probe port open
+ * only from the private network, and fail2ban banning a stranger but never the admin or private
+ * sources after the same failed logins.
+ */
+async function checkFromOutside(context: SshContext, host: string, address: string, wrongKey: string): Promise<void> {
+  const run = (command: string, from = ADMIN_ADDRESS) => ssh(context, address, command, { from, timeoutSeconds: 30 });
+  check((await run("true")).code === 0, `${host}: SSH from the admin address ${ADMIN_ADDRESS} works`);
+  check((await run("true", PRIVATE_ADDRESS)).code === 0, `${host}: SSH from the private network (${PRIVATE_ADDRESS}) works`);
+
+  const probe = await run(`systemd-run --unit=kb-probe --collect python3 -m http.server --bind 0.0.0.0 ${PROBE_PORT} >/dev/null`);
+  check(probe.code === 0, `${host}: probe listener on ${PROBE_PORT} started`);
+  check(
+    tcpFrom(PRIVATE_ADDRESS, address, PROBE_PORT),
+    `${host}: port ${PROBE_PORT} reachable from the private network (the probe listens)`,
+  );
+  check(!tcpFrom(ADMIN_ADDRESS, address, PROBE_PORT), `${host}: port ${PROBE_PORT} (in no role's list) blocked from the admin address`);
+  await run("systemctl stop kb-probe");
+
+  // Six failed logins (maxretry 5) from each source, as an unknown user with a key the host does not know.
+  const failLogins = async (from: string) => {
+    for (let attempt = 0; attempt < 6; attempt++) {
+      await ssh(context, address, "true", { from, user: "kb-no-such-user", keyFile: wrongKey, timeoutSeconds: 15 });
+    }
+  };
+  await failLogins(STRANGER_ADDRESS);
+  await failLogins(ADMIN_ADDRESS);
+  await failLogins(PRIVATE_ADDRESS);
+  let banned = "";
+  for (let wait = 0; wait < 20; wait++) {
+    banned = (await run("fail2ban-client get sshd banned")).stdout;
+    if (banned.includes(STRANGER_ADDRESS)) break;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  check(banned.includes(STRANGER_ADDRESS), `${host}: fail2ban bans a stranger (${STRANGER_ADDRESS}) after 6 failed logins`);
+  check(
+    !banned.includes(ADMIN_ADDRESS) && !banned.includes(PRIVATE_ADDRESS),
+    `${host}: fail2ban bans neither the admin nor the private source`,
+  );
+  check((await run("true")).code === 0, `${host}: SSH from the admin address still works after its failed logins`);
+  check((await run("true", PRIVATE_ADDRESS)).code === 0, `${host}: SSH from the private network still works after its failed logins`);
+}
+
+/** TCP reachability from a given source address of the runner (bash cannot bind, so via python3). */
+function tcpFrom(from: string, address: string, port: number): boolean {
+  const script = `import socket,sys\ns=socket.socket()\ns.settimeout(3)\ns.bind(("${from}",0))\ntry:\n  s.connect(("${address}",${port}))\nexcept OSError:\n  sys.exit(1)\n`;
+  try {
+    execFileSync("ip", ["netns", "exec", NETNS, "python3", "-c", script], { stdio: "ignore", timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What a container cannot do, as each hardened host reports it after the base OS. */
+async function containerLimits(context: SshContext, host: string, address: string): Promise<string> {
+  const command = `printf 'auditd: %s; ' "$(systemctl is-active auditd || true)"
+printf 'vm.swappiness: %s (file asks 10); ' "$(sysctl -n vm.swappiness)"
+printf 'swap devices: %s; ' "$(swapon --show --noheadings | wc -l)"
+printf 'NTP: %s\\n' "$(timedatectl show -P NTP || true)"`;
+  const result = await ssh(context, address, command, { from: ADMIN_ADDRESS, timeoutSeconds: 30 });
+  return `${host}: ${result.stdout.trim()}`;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0)
+    throw new Error("npm run test:hosts needs root (network namespaces, overlay mounts, systemd-nspawn); run it as root");
+  const started = Date.now();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "keybuzz-hosts-"));
+  const keyFile = path.join(work, "id_ed25519");
+  const wrongKey = path.join(work, "stranger_ed25519");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "keybuzz-host-tier", "-f", keyFile]);
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "not-authorized", "-f", wrongKey]);
+  const publicKey = fs.readFileSync(`${keyFile}.pub`, "utf8").trim();
+  const context: SshContext = { netns: NETNS, keyFile, knownHosts: path.join(work, "known_hosts") };
+
+  const goldenStarted = Date.now();
+  const golden = execFileSync("bash", [GOLDEN_SH], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+  log(`golden image ${golden} ready in ${((Date.now() - goldenStarted) / 1000).toFixed(0)} s`);
+
+  const addresses = inventoryAddresses();
+  const hosts = BASE_OS_HOSTS;
+  const plan = await planHostSteps({
+    stack: STACK,
+    configOverride: { "keybuzz:adminCidrs": JSON.stringify([`${ADMIN_ADDRESS}/32`]), "keybuzz:sshPublicKeys": JSON.stringify([publicKey]) },
+    hosts,
+    kinds: BASE_OS_KINDS,
+  });
+  log(
+    `plan: ${plan.steps.length} of the program's ${plan.totalSteps} remote steps run here (${[...new Set(plan.steps.map((s) => s.kind))].join(", ")})`,
+  );
+
+  const cleanup = () => execFileSync("bash", [HOSTS_SH, "down"], { stdio: "inherit" });
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      cleanup();
+      process.exit(130);
+    });
+  }
+  try {
+    const bootStarted = Date.now();
+    execFileSync("bash", [HOSTS_SH, "up", golden, `${keyFile}.pub`, ...hosts.map((host) => `${host}=${addresses.get(host)}`)], {
+      stdio: "inherit",
+    });
+    log(`${hosts.length} hosts booted in ${((Date.now() - bootStarted) / 1000).toFixed(1)} s`);
+
+    const first = await runSteps(context, addresses, plan.steps, "run 1");
+    const failedFirst = first.filter((outcome) => outcome.code !== 0);
+    for (const outcome of failedFirst) printTail(outcome, "run 1", plan.secretValues);
+    check(first.length === plan.steps.length && failedFirst.length === 0, `run 1: all ${plan.steps.length} steps exit 0`);
+
+    if (failedFirst.length === 0) {
+      const before = await Promise.all(hosts.map((host) => snapshot(context, addresses, host)));
+      const second = await runSteps(context, addresses, plan.steps, "run 2");
+      const failedSecond = second.filter((outcome) => outcome.code !== 0);
+      for (const outcome of failedSecond) printTail(outcome, "run 2", plan.secretValues);
+      check(
+        second.length === plan.steps.length && failedSecond.length === 0,
+        `run 2 (converged hosts): all ${plan.steps.length} steps exit 0`,
+      );
+      const after = await Promise.all(hosts.map((host) => snapshot(context, addresses, host)));
+      hosts.forEach((host, index) => {
+        const changes = diffSnapshots(before[index], after[index]);
+        check(
+          changes.length === 0,
+          `${host}: run 2 rewrote no file and restarted no service${changes.length ? `:\n    ${changes.slice(0, 30).join("\n    ")}` : ""}`,
+        );
+      });
+      for (const host of hosts) await checkFromOutside(context, host, addresses.get(host) as string, wrongKey);
+    }
+    for (const host of hosts) console.log(`container limits, ${await containerLimits(context, host, addresses.get(host) as string)}`);
+
+    const ranKinds = [...new Set(first.filter((outcome) => outcome.code === 0).map((outcome) => outcome.step.kind))].sort();
+    console.log("\n=== real-host tier report");
+    console.log(`step kinds run on real hosts: ${ranKinds.length} of ${plan.allKinds.length} (${ranKinds.join(", ")})`);
+    console.log(`not run here: ${plan.allKinds.filter((kind) => !ranKinds.includes(kind)).join(", ")}`);
+    console.log(`steps run: ${first.length} (run 1) + the same again (run 2), of ${plan.totalSteps} in the plan`);
+    console.log(`wall time: ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  } finally {
+    cleanup();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  if (failures.length > 0) {
+    console.log(`\n${failures.length} check(s) failed:\n  ${failures.join("\n  ")}`);
+    process.exit(1);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`test:hosts: ${(error as Error).message}`);
+  process.exit(1);
+});
