@@ -96,6 +96,15 @@ up() {
     install -d -m 0700 "$dir/root/root/.ssh"
     install -m 0600 "$pubkey" "$dir/root/root/.ssh/authorized_keys"
     echo "$name" >"$dir/root/etc/hostname"
+    # Root's user manager (pam_systemd starts it on each SSH login) hangs for minutes at a
+    # container's shutdown; it holds nothing the tier checks. Tier-only: not in the golden image.
+    install -d "$dir/root/etc/systemd/system/user@.service.d"
+    printf '[Service]\nTimeoutStopSec=3s\n' >"$dir/root/etc/systemd/system/user@.service.d/zz-keybuzz-tier.conf"
+    # Debian trixie's OpenSSH 10 logs each login from sshd-session, which Debian's fail2ban jail
+    # (journalmatch _COMM=sshd) never reads; Ubuntu 24.04's OpenSSH 9.6 logs as sshd. Match both,
+    # so fail2ban on these hosts bans as it does on the real servers.
+    sed -i 's/^journalmatch = _SYSTEMD_UNIT=ssh.service + _COMM=sshd$/& + _COMM=sshd-session/' \
+      "$dir/root/etc/fail2ban/jail.d/defaults-debian.conf"
     ip netns add "$hostns"
     ip link add "kbv$index" type veth peer name eth0 netns "$hostns"
     ip link set "kbv$index" netns "$netns"

@@ -99,24 +99,30 @@ export function withFreshSecrets(stdin: string, values: Map<string, string>): st
     .join("\n");
 }
 
+/** Where the patched mock monitor notes create timeouts, for the plan being run. */
+let noteTimeouts: Map<string, string> | undefined;
+
 /**
  * Notes each resource's `customTimeouts.create` (the mock engine does not keep it): the program's
- * steps carry their bound there (components/remote.ts). Returns the map, filled as resources register.
+ * steps carry their bound there (components/remote.ts). Patches the mock monitor once per process.
  */
 function recordCreateTimeouts(): Map<string, string> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const mocks = require("@pulumi/pulumi/runtime/mocks") as {
-    MockMonitor: { prototype: { registerResource(request: unknown, callback: unknown): unknown } };
-  };
-  type Request = { getName(): string; getCustomtimeouts(): { getCreate(): string } | undefined };
   const timeouts = new Map<string, string>();
-  const prototype = mocks.MockMonitor.prototype;
-  const original = prototype.registerResource;
-  prototype.registerResource = function (this: unknown, request: unknown, callback: unknown) {
-    const create = (request as Request).getCustomtimeouts()?.getCreate();
-    if (create) timeouts.set((request as Request).getName(), create);
-    return original.call(this, request, callback);
-  };
+  if (noteTimeouts === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mocks = require("@pulumi/pulumi/runtime/mocks") as {
+      MockMonitor: { prototype: { registerResource(request: unknown, callback: unknown): unknown } };
+    };
+    type Request = { getName(): string; getCustomtimeouts(): { getCreate(): string } | undefined };
+    const prototype = mocks.MockMonitor.prototype;
+    const original = prototype.registerResource;
+    prototype.registerResource = function (this: unknown, request: unknown, callback: unknown) {
+      const create = (request as Request).getCustomtimeouts()?.getCreate();
+      if (create) noteTimeouts?.set((request as Request).getName(), create);
+      return original.call(this, request, callback);
+    };
+  }
+  noteTimeouts = timeouts;
   return timeouts;
 }
 
