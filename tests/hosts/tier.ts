@@ -256,6 +256,9 @@ async function main(): Promise<void> {
       stdio: "inherit",
     });
     log(`${hosts.length} hosts booted in ${((Date.now() - bootStarted) / 1000).toFixed(1)} s`);
+    // Nothing may leave the test network: its namespace has no way out (no default route, no NAT).
+    const routes = execFileSync("ip", ["-n", NETNS, "route", "show", "default"], { encoding: "utf8" });
+    check(routes.trim() === "", `the test network (${NETNS}) has no default route: no packet leaves it`);
 
     const first = await runSteps(context, addresses, plan.steps, "run 1", plan.secretValues);
     const failedFirst = first.filter((outcome) => outcome.code !== 0);
