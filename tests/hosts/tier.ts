@@ -1,7 +1,8 @@
-import { execFileSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { loadVersions } from "../../config/versions";
 import { readStackConfig } from "../../scripts/lib/mock-engine";
 import { HostStep, planHostSteps } from "./plan";
 import { ssh, SshContext } from "./ssh";
@@ -16,6 +17,7 @@ import { ssh, SshContext } from "./ssh";
 const ROOT = path.resolve(__dirname, "..", "..");
 const HOSTS_SH = path.join(ROOT, "scripts", "hosts", "hosts.sh");
 const GOLDEN_SH = path.join(ROOT, "scripts", "hosts", "golden.sh");
+const STANDIN_SH = path.join(ROOT, "scripts", "hosts", "standin-image.sh");
 const NETNS = "kbhosts";
 /** Addresses the runner holds on the test bridge (scripts/hosts/hosts.sh). */
 const ADMIN_ADDRESS = "192.0.2.1";
@@ -25,7 +27,9 @@ const STRANGER_ADDRESS = "192.0.2.99";
 const STACK = "staging";
 /** One host of each kind the base OS treats differently (DB, Redis, Kubernetes worker, HAProxy). */
 const BASE_OS_HOSTS = ["db-master-01", "redis-01", "k8s-worker-01", "haproxy-01"];
-const BASE_OS_KINDS = ["base-os", "base-os-verify"];
+/** The data module run end to end: Redis + Sentinel on the three Redis nodes, stand-in image. */
+const REDIS_HOSTS = ["redis-01", "redis-02", "redis-03"];
+const KINDS = ["base-os", "base-os-verify", "redis", "redis-verify"];
 /** Every step's output (fresh secrets masked), one file per step and run, kept after the run. */
 const LOG_DIR = process.env.KB_HOSTS_LOGS ?? "/var/tmp/keybuzz-hosts-logs";
 /** Steps run at once, as `pulumi up` runs independent resources in parallel (2 cores here). */
@@ -113,13 +117,20 @@ async function runSteps(
 /**
  * What a second run must leave alone on a host: every file's mtime and size under /etc, /usr,
  * /opt, /srv, /root (directories left out: a temporary file compared and removed touches its
- * directory), and every service's InvocationID (a new one means it was started again).
+ * directory; the modules' data directories too: the verify steps write test keys), every active
+ * service's InvocationID (a new one means it was started again; the bus-activated hostnamed,
+ * timedated and localed come and go with each hostnamectl/timedatectl call, root's user manager
+ * with each SSH login) and every
+ * container's start time.
  */
 const SNAPSHOT_COMMAND = `set -euo pipefail
-files=$(find /etc /usr /opt /srv /root -xdev -not -type d -printf '%p %T@ %s\\n' 2>/dev/null | sort)
-units=$(systemctl list-units --type=service --state=active --no-legend --plain | awk '{ print $1 }')
+files=$(find /etc /usr /opt /srv /root -xdev -not -type d -not -path '/opt/keybuzz/*/data/*' -printf '%p %T@ %s\\n' 2>/dev/null | sort)
+units=$(systemctl list-units --type=service --state=active --no-legend --plain | awk '$1 !~ /^(systemd-(hostnamed|timedated|localed)|user@[0-9]+)[.]service$/ { print $1 }')
 services=$(for unit in $units; do printf '%s %s\\n' "$unit" "$(systemctl show -P InvocationID "$unit")"; done)
-printf '%s\\n--services--\\n%s\\n' "$files" "$services"`;
+ids=$(docker ps -q)
+containers=""
+if [ -n "$ids" ]; then containers=$(docker inspect -f '{{.Name}} {{.State.StartedAt}}' $ids | sort); fi
+printf '%s\\n--services--\\n%s\\n--containers--\\n%s\\n' "$files" "$services" "$containers"`;
 
 function diffSnapshots(before: string, after: string): string[] {
   const lines = (text: string) => new Set(text.split("\n"));
@@ -202,6 +213,35 @@ function tcpFrom(from: string, address: string, port: number): boolean {
   }
 }
 
+/**
+ * Loads a stand-in root tarball into the host's Docker as `image` (`docker import` over SSH, the
+ * tarball streamed from disk), as if the image had been pulled. @throws Error when the import fails.
+ */
+function importImage(context: SshContext, address: string, tarball: string, image: string): Promise<void> {
+  const command = `systemctl start docker && docker import - ${image} >/dev/null`;
+  const args = [
+    "netns",
+    "exec",
+    context.netns,
+    "ssh",
+    "-i",
+    context.keyFile,
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=accept-new",
+  ];
+  args.push("-o", `UserKnownHostsFile=${context.knownHosts}`, "-b", ADMIN_ADDRESS, `root@${address}`, command);
+  return new Promise((resolve, reject) => {
+    const child = spawn("ip", args, { stdio: ["pipe", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    fs.createReadStream(tarball).pipe(child.stdin);
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`docker import of ${image} on ${address} failed: ${stderr}`))));
+  });
+}
+
 /** What a container cannot do, as each hardened host reports it after the base OS. */
 async function containerLimits(context: SshContext, host: string, address: string): Promise<string> {
   const command = `printf 'auditd: %s; ' "$(systemctl is-active auditd || true)"
@@ -228,16 +268,17 @@ async function main(): Promise<void> {
   fs.mkdirSync(LOG_DIR, { recursive: true });
   const goldenStarted = Date.now();
   const golden = execFileSync("bash", [GOLDEN_SH], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+  const redisStandin = execFileSync("bash", [STANDIN_SH, "redis"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
   const goldenSeconds = ((Date.now() - goldenStarted) / 1000).toFixed(0);
-  log(`golden image ${golden} ready in ${goldenSeconds} s`);
+  log(`golden image ${golden} and stand-in image ${redisStandin} ready in ${goldenSeconds} s`);
 
   const addresses = inventoryAddresses();
-  const hosts = BASE_OS_HOSTS;
+  const hosts = [...new Set([...BASE_OS_HOSTS, ...REDIS_HOSTS])];
   const plan = await planHostSteps({
     stack: STACK,
     configOverride: { "keybuzz:adminCidrs": JSON.stringify([`${ADMIN_ADDRESS}/32`]), "keybuzz:sshPublicKeys": JSON.stringify([publicKey]) },
     hosts,
-    kinds: BASE_OS_KINDS,
+    kinds: KINDS,
   });
   log(
     `plan: ${plan.steps.length} of the program's ${plan.totalSteps} remote steps run here (${[...new Set(plan.steps.map((s) => s.kind))].join(", ")})`,
@@ -260,6 +301,9 @@ async function main(): Promise<void> {
     const routes = execFileSync("ip", ["-n", NETNS, "route", "show", "default"], { encoding: "utf8" });
     check(routes.trim() === "", `the test network (${NETNS}) has no default route: no packet leaves it`);
 
+    const redisImage = loadVersions().images.redis;
+    await Promise.all(REDIS_HOSTS.map((host) => importImage(context, addresses.get(host) as string, redisStandin, redisImage)));
+    log(`stand-in ${redisImage} (Debian's redis packages) imported on ${REDIS_HOSTS.join(", ")}`);
     const first = await runSteps(context, addresses, plan.steps, "run 1", plan.secretValues);
     const failedFirst = first.filter((outcome) => outcome.code !== 0);
     for (const outcome of failedFirst) printTail(outcome, "run 1", plan.secretValues);
