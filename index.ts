@@ -3,19 +3,17 @@
  * configuration first, then wires the modules in order; every module is a ComponentResource in
  * components/. See README.md and ../shared/DESIGN.md.
  */
-import * as pulumi from "@pulumi/pulumi";
 import { clusterNodes, loadPlatformConfig, serversOf } from "./config";
 import { AdminFirewall } from "./components/infra/firewall";
 import { ServerFleet } from "./components/infra/fleet";
 import { LoadBalancer } from "./components/infra/load-balancer";
 import { PrivateNetwork } from "./components/infra/network";
-import { GaleraCluster, loadGaleraSettings } from "./components/data/galera";
+import { GaleraCluster } from "./components/data/galera";
 import { MinioCluster } from "./components/data/minio";
 import { HaproxyLayer } from "./components/data/haproxy";
 import { PgBouncerLayer } from "./components/data/pgbouncer";
 import {
   appConnectionString,
-  loadPostgresSettings,
   POSTGRES_HAPROXY_CA_KEY,
   postgresEndpointsOf,
   postgresHaproxyCaFile,
@@ -29,16 +27,15 @@ import {
   rabbitmqHealthCheckAuthorization,
   RABBITMQ_HEALTH_AUTH_KEY,
 } from "./components/data/rabbitmq";
-import { readRedisTuning, RedisCluster, redisHaproxyListener, REDIS_PASSWORD_KEY } from "./components/data/redis";
+import { RedisCluster, redisHaproxyListener, REDIS_PASSWORD_KEY } from "./components/data/redis";
 import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
-import { loadK8sSettings } from "./components/k8s/settings";
 import { BaseOs } from "./components/os/base-os";
 import { Pki } from "./components/security/pki";
 import { PlatformSecrets } from "./components/security/secrets";
 
-// 1. Configuration: everything is validated before the first resource is declared.
-const { stack, inventory, versions, sshPrivateKey } = loadPlatformConfig();
+// 1. Configuration: everything (inventory, versions, every module's settings) is validated before the first resource is declared.
+const { stack, inventory, versions, settings, sshPrivateKey, hcloudToken } = loadPlatformConfig();
 
 // 2. Hetzner infrastructure.
 const network = new PrivateNetwork("network", { stack, inventory });
@@ -65,7 +62,7 @@ const redis = new RedisCluster("redis", {
   password: secrets.redis.password,
   sentinelPassword: secrets.redis.sentinel,
   ready: baseOs.ready,
-  tuning: readRedisTuning(),
+  tuning: settings.redis,
 });
 const rabbitmq = new RabbitMqCluster("rabbitmq", {
   hosts: hostsOf("rabbitmq"),
@@ -84,12 +81,11 @@ const minio = new MinioCluster("minio", {
 });
 
 // PostgreSQL HA: etcd + Patroni on the DB nodes, then the shared HAProxy and PgBouncer on haproxy-01/02 (docs/postgres.md).
-const postgresSettings = loadPostgresSettings();
 const postgres = new PostgresCluster("postgres", {
   stack,
   inventory,
   versions,
-  settings: postgresSettings,
+  settings: settings.postgres,
   hosts: fleet.hosts,
   volumes: fleet.volumes,
   ready: baseOs.ready,
@@ -99,7 +95,7 @@ const postgres = new PostgresCluster("postgres", {
 const haproxy = new HaproxyLayer("haproxy", {
   hosts: hostsOf("haproxy"),
   listeners: [
-    ...postgresHaproxyListeners(inventory, postgresSettings),
+    ...postgresHaproxyListeners(inventory, settings.postgres),
     redisHaproxyListener(clusterNodes(serversOf(inventory, "redis"))),
     rabbitmqHaproxyListener(clusterNodes(serversOf(inventory, "rabbitmq"))),
   ],
@@ -122,7 +118,7 @@ if (internalLb) {
 }
 new PgBouncerLayer("pgbouncer", {
   hosts: hostsOf("haproxy"),
-  settings: postgresSettings,
+  settings: settings.postgres,
   versions,
   appPassword: secrets.postgres.app,
   caCertPem: pki.caCertPem,
@@ -137,7 +133,7 @@ const galera = new GaleraCluster("galera", {
   volumes: fleet.volumes,
   ready: baseOs.ready,
   passwords: secrets.mariadb,
-  settings: loadGaleraSettings(),
+  settings: settings.galera,
 });
 new ProxySqlLayer("proxysql", {
   inventory,
@@ -150,22 +146,22 @@ new ProxySqlLayer("proxysql", {
 });
 
 // Kubernetes (kubeadm HA, then Calico, CSI, monitoring, ingress; docs/kubernetes.md).
-const k8sSettings = loadK8sSettings();
 const kubernetes = new KubernetesCluster("k8s", {
   inventory,
   versions,
   hosts: fleet.hosts,
   baseReady: baseOs.ready,
   kubeadm: secrets.kubeadm,
-  settings: k8sSettings,
+  settings: settings.k8s,
+  apiLoadBalancer: loadBalancers[inventory.kubernetes.apiLoadBalancer],
 });
 new ClusterAddons("k8s-addons", {
   inventory,
   versions,
   cluster: kubernetes,
-  settings: k8sSettings,
+  settings: settings.k8s,
   grafanaAdminPassword: secrets.grafana.admin,
-  hcloudToken: new pulumi.Config("hcloud").requireSecret("token"),
+  hcloudToken,
   credentials: {
     postgresPassword: secrets.postgres.app,
     redisPassword: secrets.redis.password,

@@ -1,9 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { INVENTORY_KEYS, Inventory, parseInventory } from "./inventory";
+import leven from "leven";
+import { ConfigError } from "./errors";
+import { documentationAdminCidrs, INVENTORY_KEYS, Inventory, parseInventory } from "./inventory";
+import { currentOfflinePlan } from "./offline-plan";
+import { collectProblems, ModuleSettings, moduleInventoryProblems, parseModuleSettings, SETTINGS_KEYS } from "./settings";
 import { loadVersions, Versions } from "./versions";
 
 export * from "./errors";
 export * from "./inventory";
+export * from "./settings";
 export * from "./versions";
 
 /** Everything the program reads from configuration, validated. */
@@ -12,23 +17,95 @@ export interface PlatformConfig {
   readonly stack: string;
   readonly inventory: Inventory;
   readonly versions: Versions;
+  /** Every module's operator settings (`keybuzz:redis`, `keybuzz:postgres`, `keybuzz:galera`, `keybuzz:k8s`). */
+  readonly settings: ModuleSettings;
   /** Private half of the SSH key the remote steps log in with (`keybuzz:sshPrivateKey`, secret). */
   readonly sshPrivateKey: pulumi.Output<string>;
+  /** The Hetzner API token (`hcloud:token`, secret): the provider's own, also given to the cluster's CSI driver. */
+  readonly hcloudToken: pulumi.Output<string>;
 }
 
+/** Every key of the `keybuzz:` namespace the program reads. */
+export const KNOWN_KEYS: readonly string[] = [...INVENTORY_KEYS, ...SETTINGS_KEYS, "sshPrivateKey"];
+
+/** Keys an earlier version of the stack files used, and their names now. */
+const RENAMED_KEYS: Readonly<Record<string, string>> = { sshPublicKeys: "sshKeys" };
+
 /**
- * Reads the stack's `keybuzz:` config and `config/versions.yaml`, validates both, and returns the
- * typed result. Call it before declaring any resource.
+ * Reads the stack's `keybuzz:` config and `config/versions.yaml`, validates all of it (inventory,
+ * what the modules need of it, versions, every module's settings, the key names, the secrets'
+ * presence) in one pass, and returns
+ * the typed result. Call it before declaring any resource.
  *
- * @throws {ConfigError} naming each bad key and its fix.
- * @throws {pulumi.RunError} (from Pulumi) when the secret `keybuzz:sshPrivateKey` is not set.
+ * A documentation-range admin CIDR (the shipped placeholder) is a problem in a real `pulumi
+ * preview` / `up` and a warning in the offline plan (config/offline-plan.ts tells them apart).
+ *
+ * @throws {ConfigError} listing every problem found, each naming its key and the fix.
  */
 export function loadPlatformConfig(): PlatformConfig {
   const config = new pulumi.Config("keybuzz");
-  const raw = Object.fromEntries(INVENTORY_KEYS.map((key) => [key, structuredValue(config.get(key))]));
-  const inventory = parseInventory(raw);
-  const versions = loadVersions();
-  return { stack: pulumi.getStack(), inventory, versions, sshPrivateKey: config.requireSecret("sshPrivateKey") };
+  const problems: string[] = [...unknownKeyProblems(Object.keys(pulumi.runtime.allConfig()))];
+  const rawOf = (keys: readonly string[]) => Object.fromEntries(keys.map((key) => [key, structuredValue(config.get(key))]));
+
+  const rawInventory = rawOf(INVENTORY_KEYS);
+  const inventory = collectProblems(() => parseInventory(rawInventory), problems);
+  if (inventory) problems.push(...moduleInventoryProblems(inventory));
+  const versions = collectProblems(() => loadVersions(), problems);
+  const modules = parseModuleSettings(rawOf(SETTINGS_KEYS));
+  problems.push(...modules.problems);
+
+  const adminCidrs = Array.isArray(rawInventory.adminCidrs)
+    ? rawInventory.adminCidrs.filter((cidr): cidr is string => typeof cidr === "string")
+    : [];
+  const offlinePlan = currentOfflinePlan();
+  for (const { key, cidr } of documentationAdminCidrs(adminCidrs)) {
+    if (offlinePlan) {
+      offlinePlan.warnings.push(
+        `${key}: ${cidr} is the shipped placeholder (a documentation range, RFC 5737); the offline plan accepts it, a real pulumi preview/up refuses it until you put your own egress address`,
+      );
+    } else {
+      problems.push(
+        `${key}: ${cidr} is a documentation address (RFC 5737), the placeholder of the shipped stack files; put your own egress address (the public IPv4 you run pulumi from, as x.y.z.w/32). install-01 is created by this stack, so it cannot be the admin address of its own first deploy`,
+      );
+    }
+  }
+
+  const sshPrivateKey = config.getSecret("sshPrivateKey");
+  if (sshPrivateKey === undefined) {
+    problems.push('keybuzz:sshPrivateKey: not set; pulumi config set --secret keybuzz:sshPrivateKey -- "$(cat ~/.ssh/id_ed25519)"');
+  }
+  const hcloudToken = new pulumi.Config("hcloud").getSecret("token");
+  if (hcloudToken === undefined) problems.push("hcloud:token: not set; pulumi config set --secret hcloud:token <hetzner-api-token>");
+
+  if (problems.length > 0 || !inventory || !versions || !modules.settings || !sshPrivateKey || !hcloudToken) {
+    throw new ConfigError(problems);
+  }
+  return { stack: pulumi.getStack(), inventory, versions, settings: modules.settings, sshPrivateKey, hcloudToken };
+}
+
+/**
+ * One problem per `keybuzz:` key that the program does not read (a misspelling such as
+ * `keybuzz:sever`), naming the nearest known key when one is close (Levenshtein distance, `leven`).
+ *
+ * @param configKeys every config key of the stack (`keybuzz:servers`, `hcloud:token`, …); other
+ *   namespaces are ignored.
+ */
+export function unknownKeyProblems(configKeys: readonly string[]): string[] {
+  const prefix = "keybuzz:";
+  return configKeys
+    .filter((key) => key.startsWith(prefix) && !KNOWN_KEYS.includes(key.slice(prefix.length)))
+    .map((key) => {
+      const name = key.slice(prefix.length);
+      const renamed = RENAMED_KEYS[name];
+      if (renamed) return `${key}: renamed; use keybuzz:${renamed}`;
+      const [nearest] = KNOWN_KEYS.map((known) => ({ known, distance: leven(name.toLowerCase(), known.toLowerCase()) })).sort(
+        (a, b) => a.distance - b.distance,
+      );
+      const close = nearest.distance <= Math.max(2, Math.floor(name.length / 3));
+      return close
+        ? `${key}: not a KeyBuzz setting; did you mean keybuzz:${nearest.known}?`
+        : `${key}: not a KeyBuzz setting; the settings are ${KNOWN_KEYS.map((known) => prefix + known).join(", ")}`;
+    });
 }
 
 /** A config value as Pulumi stores it: objects, lists and booleans as JSON text, strings as is. */

@@ -54,6 +54,14 @@ const cidr = z.string().refine((value) => isIpv4Cidr(value), {
   message: "must be an IPv4 CIDR such as 10.0.0.0/16",
 });
 const hostName = z.string().regex(/^[a-z][a-z0-9-]{0,40}[a-z0-9]$/, "must be a lowercase host name such as db-master-01");
+/** An OpenSSH public key line: `<type> <base64 key> [comment]`. */
+const publicKeyLine = z
+  .string()
+  .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, "must be an OpenSSH public key line or { existing: <name> }");
+/** A key already in the Hetzner project, by its name there (Hetzner refuses a second key with one fingerprint). */
+const existingSshKey = z.strictObject({
+  existing: z.string().min(1, "must name an SSH key of the Hetzner project"),
+});
 
 const serverSchema = z.strictObject({
   name: hostName,
@@ -97,20 +105,68 @@ export const stackConfigSchema = z.strictObject({
   location: z.enum(["fsn1", "nbg1", "hel1", "ash", "hil", "sin"]),
   network: networkSchema,
   adminCidrs: z.array(cidr).min(1, "must list at least one admin CIDR (the operators' public addresses)"),
-  sshPublicKeys: z
-    .array(z.string().regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, "must be an OpenSSH public key line"))
-    .min(1, "must list at least one SSH public key"),
+  sshKeys: z.array(z.union([publicKeyLine, existingSshKey])).min(1, "must list at least one SSH key"),
   internalDomain: z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/, "must be a DNS domain such as keybuzz.io"),
   protectData: z.boolean(),
   servers: z.array(serverSchema).min(1),
   loadBalancers: z.array(loadBalancerSchema).min(1),
   kubernetes: kubernetesSchema,
+  /** Opt-in for admin CIDRs shorter than {@link BROAD_ADMIN_PREFIX} (they reach SSH and 6443 and escape fail2ban). */
+  allowBroadAdminCidrs: z.boolean().optional(),
 });
 
 export type RawStackConfig = z.input<typeof stackConfigSchema>;
 
 /** The `keybuzz:` keys that make the inventory; the namespace also holds module settings (`keybuzz:redis`, …). */
 export const INVENTORY_KEYS = Object.keys(stackConfigSchema.shape) as (keyof RawStackConfig)[];
+
+/**
+ * An SSH key installed for root on every server: a public key the stack uploads to Hetzner, or a
+ * key already in the Hetzner project, by name (`{ existing: <name> }` in the stack file).
+ */
+export type SshKeySpec = { readonly publicKey: string } | { readonly existing: string };
+
+/** Admin CIDRs with a prefix shorter than this are "broad" and need `keybuzz:allowBroadAdminCidrs: true`. */
+export const BROAD_ADMIN_PREFIX = 16;
+
+/**
+ * Documentation ranges (RFC 5737 §3, TEST-NET-1/2/3): never a real egress address, so the
+ * placeholder admin CIDR of the shipped stack files is taken from them.
+ */
+export const DOCUMENTATION_RANGES: readonly string[] = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"];
+
+/**
+ * Ports that must never face the internet through a public load balancer: a Hetzner load balancer
+ * has no source filter, so it would bypass `keybuzz:adminCidrs`. Data ports from spec 001 (modules
+ * 3–7) and DESIGN.md "Load balancers"; 6443 is the Kubernetes API (admin CIDRs only, spec 000).
+ */
+export const PRIVATE_ONLY_PORTS: Readonly<Record<number, string>> = {
+  22: "SSH",
+  2379: "etcd",
+  2380: "etcd peers",
+  3306: "MariaDB",
+  5432: "PostgreSQL",
+  5433: "PostgreSQL replicas",
+  5672: "RabbitMQ",
+  6379: "Redis",
+  6432: "PgBouncer",
+  6443: "the Kubernetes API",
+  8008: "the Patroni REST API",
+  9000: "MinIO",
+  26379: "Redis Sentinel",
+};
+
+/** Groups whose services stay on the private network: never behind a public load balancer. */
+export const PRIVATE_ONLY_GROUPS: readonly ServerGroup[] = [
+  "haproxy",
+  "postgres",
+  "mariadb",
+  "proxysql",
+  "redis",
+  "rabbitmq",
+  "minio",
+  "k8s-master",
+];
 
 /** One server of the inventory, validated. */
 export interface ServerSpec {
@@ -160,7 +216,7 @@ export interface Inventory {
   readonly location: string;
   readonly network: { readonly ipRange: string; readonly subnet: string; readonly zone: string; readonly gateway: string };
   readonly adminCidrs: readonly string[];
-  readonly sshPublicKeys: readonly string[];
+  readonly sshKeys: readonly SshKeySpec[];
   readonly internalDomain: string;
   /** `protect` + Hetzner `deleteProtection` on data volumes (true in prod). */
   readonly protectData: boolean;
@@ -187,6 +243,46 @@ function cidrsOverlap(a: string, b: string): boolean {
   const [bAddress, bBits] = ipaddr.IPv4.parseCIDR(b);
   const shorter = Math.min(aBits, bBits);
   return aAddress.match(bAddress, shorter);
+}
+
+/** `network/bits` of a CIDR, e.g. `10.0.0.0/24` for `10.0.0.5/24`. */
+function canonicalCidr(value: string): string {
+  const [, bits] = ipaddr.IPv4.parseCIDR(value);
+  return `${ipaddr.IPv4.networkAddressFromCIDR(value).toString()}/${bits}`;
+}
+
+/** A problem when `value` has host bits set (`10.0.0.5/24`), naming the CIDR it probably means. */
+function hostBitsProblem(value: string, where: string, problems: string[], alternative = ""): void {
+  const canonical = canonicalCidr(value);
+  if (canonical !== value) problems.push(`${where}: ${value} has host bits set; write ${canonical}${alternative}`);
+}
+
+/** True when CIDR `inner` lies wholly inside CIDR `outer`. */
+function cidrInside(inner: string, outer: string): boolean {
+  const [innerAddress, innerBits] = ipaddr.IPv4.parseCIDR(inner);
+  const [outerAddress, outerBits] = ipaddr.IPv4.parseCIDR(outer);
+  return innerBits >= outerBits && innerAddress.match(outerAddress, outerBits);
+}
+
+/** True when `range` lies wholly inside one RFC 1918 block (10/8, 172.16/12, 192.168/16; ipaddr.js's `private` ranges). */
+function isRfc1918(range: string): boolean {
+  return ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].some((block) => cidrInside(range, block));
+}
+
+/**
+ * The admin CIDRs that lie in a documentation range ({@link DOCUMENTATION_RANGES}): the shipped
+ * placeholder, or an example copied from a document. The offline plan accepts them with a warning;
+ * a real preview/up refuses them (config/index.ts).
+ */
+export function documentationAdminCidrs(adminCidrs: readonly string[]): { key: string; cidr: string }[] {
+  return adminCidrs
+    .map((cidr, index) => ({ key: `keybuzz:adminCidrs[${index}]`, cidr }))
+    .filter(({ cidr }) => isIpv4Cidr(cidr) && DOCUMENTATION_RANGES.some((range) => cidrInside(cidr, range)));
+}
+
+/** The key material of an OpenSSH public key line (type and base64 blob), which Hetzner's fingerprint covers; the comment is not part of it. */
+function keyMaterial(line: string): string {
+  return line.split(" ").slice(0, 2).join(" ");
 }
 
 /** First usable address of a subnet: Hetzner's gateway (e.g. `10.0.0.1`). */
@@ -229,10 +325,14 @@ function checkServerType(serverType: string, where: string, problems: string[]):
  * @param raw the config values as read from `Pulumi.<stack>.yaml` (objects already parsed).
  * @throws {ConfigError} listing every problem found, each naming its key (e.g.
  *   `keybuzz:servers[3].privateIp`) and the fix: schema errors, duplicate names or IPs, an IP
- *   outside the subnet or on the gateway or on a load balancer's IP, a quorum group with an even or
- *   too small count, an even number of control planes, a missing group, an unknown or retired
- *   server type, a volume on a group that has none (or none where one is required), more services
- *   or targets than the load balancer type holds, overlapping Kubernetes CIDRs.
+ *   outside the subnet or on its gateway, network or broadcast address or on a load balancer's IP,
+ *   a quorum group with an even or too small count, an even number of control planes, a missing
+ *   group, an unknown or retired server type, a volume on a group that has none (or none where one
+ *   is required), more services or targets than the load balancer type holds, a load balancer
+ *   whose target group is empty, a public load balancer in front of the data tier or the
+ *   Kubernetes API, overlapping Kubernetes CIDRs, a CIDR with host bits set, a network range
+ *   outside RFC 1918, an admin CIDR broader than /16 without `allowBroadAdminCidrs`, the same SSH
+ *   key listed twice (Hetzner's `uniqueness_error`).
  */
 export function parseInventory(raw: unknown): Inventory {
   const parsed = stackConfigSchema.safeParse(raw);
@@ -240,10 +340,56 @@ export function parseInventory(raw: unknown): Inventory {
   const config = parsed.data;
   const problems: string[] = [];
 
-  if (!inCidr(ipaddr.IPv4.parseCIDR(config.network.subnet)[0].toString(), config.network.ipRange)) {
+  hostBitsProblem(config.network.ipRange, "keybuzz:network.ipRange", problems);
+  hostBitsProblem(config.network.subnet, "keybuzz:network.subnet", problems);
+  if (!isRfc1918(config.network.ipRange)) {
+    problems.push(
+      `keybuzz:network.ipRange: ${config.network.ipRange} is not a private (RFC 1918) range; Hetzner networks use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (e.g. 10.0.0.0/16)`,
+    );
+  } else if (ipaddr.IPv4.parseCIDR(config.network.ipRange)[1] > 24) {
+    problems.push(
+      `keybuzz:network.ipRange: ${config.network.ipRange} is smaller than a Hetzner network's minimum /24; use a /16 such as 10.0.0.0/16`,
+    );
+  }
+  if (!cidrInside(config.network.subnet, config.network.ipRange)) {
     problems.push(`keybuzz:network.subnet: ${config.network.subnet} must lie inside ipRange ${config.network.ipRange}`);
   }
   const gateway = gatewayOf(config.network.subnet);
+  const networkAddress = ipaddr.IPv4.networkAddressFromCIDR(config.network.subnet).toString();
+  const broadcastAddress = ipaddr.IPv4.broadcastAddressFromCIDR(config.network.subnet).toString();
+  /** Why `ip` cannot be a host's address in the subnet, or undefined when it can. */
+  const reservedAddress = (ip: string): string | undefined => {
+    if (ip === gateway) return "the network gateway";
+    if (ip === networkAddress) return `the subnet's network address (${config.network.subnet})`;
+    if (ip === broadcastAddress) return `the subnet's broadcast address (${config.network.subnet})`;
+    return undefined;
+  };
+
+  config.adminCidrs.forEach((cidr, index) => {
+    const where = `keybuzz:adminCidrs[${index}]`;
+    hostBitsProblem(cidr, where, problems, ` (or ${ipaddr.IPv4.parseCIDR(cidr)[0].toString()}/32 for that one address)`);
+    const bits = ipaddr.IPv4.parseCIDR(cidr)[1];
+    if (bits < BROAD_ADMIN_PREFIX && config.allowBroadAdminCidrs !== true) {
+      problems.push(
+        `${where}: ${cidr} is broader than /${BROAD_ADMIN_PREFIX} (${2 ** (32 - bits)} addresses): it would open SSH (22) and the Kubernetes API (6443) to all of them and exempt them from fail2ban; list your own egress addresses (x.y.z.w/32), or set keybuzz:allowBroadAdminCidrs: true if you mean it`,
+      );
+    }
+  });
+
+  const seenKeys = new Map<string, string>();
+  config.sshKeys.forEach((entry, index) => {
+    const where = `keybuzz:sshKeys[${index}]`;
+    const identity = typeof entry === "string" ? `key ${keyMaterial(entry)}` : `existing ${entry.existing}`;
+    const previous = seenKeys.get(identity);
+    if (previous) {
+      problems.push(
+        typeof entry === "string"
+          ? `${where}: the same public key as ${previous}; Hetzner refuses a second key with one fingerprint (uniqueness_error): list it once`
+          : `${where}: "${entry.existing}" is already listed at ${previous}; list it once`,
+      );
+    }
+    seenKeys.set(identity, where);
+  });
   const lbIps = new Map(config.loadBalancers.map((lb) => [lb.privateIp, lb.name]));
 
   const servers: ServerSpec[] = [];
@@ -261,8 +407,8 @@ export function parseInventory(raw: unknown): Inventory {
     seenIps.set(server.privateIp, `${where} (${server.name})`);
     if (!inCidr(server.privateIp, config.network.subnet)) {
       problems.push(`${where}.privateIp: ${server.privateIp} is outside the subnet ${config.network.subnet}; pick an address inside it`);
-    } else if (server.privateIp === gateway) {
-      problems.push(`${where}.privateIp: ${server.privateIp} is the network gateway; pick another address`);
+    } else if (reservedAddress(server.privateIp)) {
+      problems.push(`${where}.privateIp: ${server.privateIp} is ${reservedAddress(server.privateIp)}; pick another address`);
     }
     const lbName = lbIps.get(server.privateIp);
     if (lbName) problems.push(`${where}.privateIp: ${server.privateIp} belongs to load balancer ${lbName}; pick another address`);
@@ -315,8 +461,8 @@ export function parseInventory(raw: unknown): Inventory {
     seenLbIps.add(lb.privateIp);
     if (!inCidr(lb.privateIp, config.network.subnet)) {
       problems.push(`${where}.privateIp: ${lb.privateIp} is outside the subnet ${config.network.subnet}; pick an address inside it`);
-    } else if (lb.privateIp === gateway) {
-      problems.push(`${where}.privateIp: ${lb.privateIp} is the network gateway; pick another address`);
+    } else if (reservedAddress(lb.privateIp)) {
+      problems.push(`${where}.privateIp: ${lb.privateIp} is ${reservedAddress(lb.privateIp)}; pick another address`);
     }
     const limits = LOAD_BALANCER_LIMITS[lb.type];
     if (!limits) {
@@ -336,8 +482,29 @@ export function parseInventory(raw: unknown): Inventory {
       problems.push(`${where}.targets: "${lb.targets}" is not a server group; use one of ${REQUIRED_GROUPS.join(", ")}`);
       return;
     }
-    if (limits && countOf(targetGroup) > limits.targets) {
+    if (countOf(targetGroup) === 0) {
+      problems.push(
+        `${where}.targets: no server is in the ${targetGroup} group, so ${lb.name} would have no target; add servers to it or target another group`,
+      );
+    } else if (limits && countOf(targetGroup) > limits.targets) {
       problems.push(`${where}.targets: ${countOf(targetGroup)} targets but ${lb.type} holds ${limits.targets}; use a larger type`);
+    }
+    if (lb.public) {
+      const privatePorts = lb.services
+        .flatMap((service) => [service.listenPort, service.destinationPort ?? service.listenPort])
+        .filter((port, portIndex, all) => PRIVATE_ONLY_PORTS[port] !== undefined && all.indexOf(port) === portIndex)
+        .map((port) => `${port} (${PRIVATE_ONLY_PORTS[port]})`);
+      const why =
+        privatePorts.length > 0
+          ? `serves ${privatePorts.join(", ")}`
+          : PRIVATE_ONLY_GROUPS.includes(targetGroup)
+            ? `targets the ${targetGroup} group`
+            : undefined;
+      if (why) {
+        problems.push(
+          `${where}.public: ${lb.name} ${why}, which must stay on the private network (a public load balancer has no source filter, it bypasses keybuzz:adminCidrs); set public: false`,
+        );
+      }
     }
     loadBalancers.push({
       name: lb.name,
@@ -363,6 +530,7 @@ export function parseInventory(raw: unknown): Inventory {
     problems.push(`keybuzz:kubernetes.apiLoadBalancer: ${apiLb.name} has no service on port 6443; add one`);
   }
   for (const key of ["podCidr", "serviceCidr"] as const) {
+    hostBitsProblem(config.kubernetes[key], `keybuzz:kubernetes.${key}`, problems);
     if (cidrsOverlap(config.kubernetes[key], config.network.ipRange)) {
       problems.push(
         `keybuzz:kubernetes.${key}: ${config.kubernetes[key]} overlaps the private network ${config.network.ipRange}; pick a range outside it`,
@@ -380,7 +548,7 @@ export function parseInventory(raw: unknown): Inventory {
     location: config.location,
     network: { ...config.network, gateway },
     adminCidrs: config.adminCidrs,
-    sshPublicKeys: config.sshPublicKeys,
+    sshKeys: config.sshKeys.map((entry) => (typeof entry === "string" ? { publicKey: entry } : { existing: entry.existing })),
     internalDomain: config.internalDomain,
     protectData: config.protectData,
     servers,

@@ -1,6 +1,7 @@
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
+import * as semver from "semver";
 import { z } from "zod";
 import { ConfigError, formatZodError } from "./errors";
 
@@ -11,23 +12,53 @@ const notLatest = (value: string) => !/(^|[:/@\s])latest$/i.test(value) && !/^la
 
 /**
  * A container image reference pinned to a release: a tag that carries a full version
- * (`haproxy:2.8.15`, `minio/minio:RELEASE.2024-10-02T10-00Z`) or a digest. Floating tags such as
- * `redis:7` or `rabbitmq:3.13-management` are refused.
+ * (`haproxy:2.8.27`, `redis:7.2.16-alpine`) or a digest. Floating tags such as `redis:7` or
+ * `rabbitmq:3.13-management` are refused.
  */
-const pinnedImage = pinnedImageWith(/^v?\d+\.\d+\.\d+[\w.+-]*$|^RELEASE\.[\w-]+$/);
+const pinnedImage = pinnedImageWith(/^v?\d+\.\d+\.\d+[\w.+-]*$/);
 
-/** PostgreSQL numbers its releases major.minor: `postgres:16.10-bookworm` is exact, `postgres:16` floats. */
-const pinnedPostgresImage = pinnedImageWith(/^\d+\.\d+(-[a-z]+)?$/);
+/**
+ * MinIO names its releases by their UTC build time, seconds included (`RELEASE.2025-09-07T16-13-09Z`,
+ * the git tags of minio/minio); a tag without seconds names no release. Docker Hub's `minio/minio`
+ * no longer exists (deleted by MinIO in September 2026); quay.io keeps the images (docs/minio.md).
+ */
+const pinnedMinioImage = pinnedImageWith(
+  /^RELEASE\.\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$/,
+  "must name a MinIO release tag RELEASE.YYYY-MM-DDTHH-MM-SSZ (e.g. RELEASE.2025-09-07T16-13-09Z, seconds included) or a digest",
+).refine((value) => !/^(docker\.io\/)?minio\/minio[:@]/.test(value), {
+  message: "Docker Hub's minio/minio was deleted in September 2026 and no longer pulls: use quay.io/minio/minio",
+});
 
-function pinnedImageWith(tagPattern: RegExp) {
+/**
+ * PGDG's Debian revision suffix per Debian release (`pgdg12+N` on bookworm, `pgdg13+N` on trixie,
+ * as in apt.postgresql.org's pool: `postgresql-16-pgvector_0.8.6-1.pgdg12+1`).
+ */
+const PGDG_DEBIAN_RELEASES: Readonly<Record<string, number>> = { bookworm: 12, trixie: 13 };
+
+/**
+ * PostgreSQL numbers its releases major.minor, and the Patroni image installs PGDG packages for the
+ * base image's Debian release, so the tag names both: `postgres:16.15-bookworm` is exact,
+ * `postgres:16` floats and `postgres:16.15` hides which Debian (and so which PGDG suffix) it is.
+ */
+const pinnedPostgresImage = pinnedImageWith(
+  new RegExp(`^\\d+\\.\\d+-(${Object.keys(PGDG_DEBIAN_RELEASES).join("|")})$`),
+  `must name a release tag with its Debian base, e.g. postgres:16.15-bookworm (${Object.keys(PGDG_DEBIAN_RELEASES).join(" or ")}); a floating tag such as postgres:16 is not pinned`,
+);
+
+function pinnedImageWith(
+  tagPattern: RegExp,
+  message = "must name a release tag with its full version (e.g. haproxy:2.8.27) or a digest; a floating tag such as redis:7 is not pinned",
+) {
   return z
     .string()
     .refine(notLatest, { message: "`latest` is not a version; pin a release tag" })
-    .refine((value) => /@sha256:[0-9a-f]{64}$/.test(value) || tagPattern.test(value.split(":").pop() ?? ""), {
-      message:
-        "must name a release tag with its full version (e.g. haproxy:2.8.15) or a digest; a floating tag such as redis:7 is not pinned",
-    });
+    .refine((value) => /@sha256:[0-9a-f]{64}$/.test(value) || tagPattern.test(value.split(":").pop() ?? ""), { message });
 }
+
+/** A PGDG package version with its Debian revision: `0.8.6-1.pgdg12+1`. */
+const pgdgPackageVersion = z
+  .string()
+  .regex(/^\d+\.\d+\.\d+-\d+\.pgdg\d+\+\d+$/, "must be a PGDG package version with its Debian revision, e.g. 0.8.6-1.pgdg12+1");
 
 /** An exact package or chart version (`1.33.5`, `v3.30.3`, `5:27.5.1-1~ubuntu.24.04~noble`). */
 const exactVersion = z
@@ -43,38 +74,105 @@ const chartSchema = z.strictObject({
   version: exactVersion,
 });
 
-const versionsSchema = z.strictObject({
-  os: z.strictObject({ image: z.string().regex(/^ubuntu-\d\d\.\d\d$/, "must be a Hetzner image name such as ubuntu-24.04") }),
-  docker: z.strictObject({ engine: exactVersion, containerd: exactVersion }),
-  images: z.strictObject({
-    etcd: pinnedImage,
-    postgres: pinnedPostgresImage,
-    haproxy: pinnedImage,
-    pgbouncer: pinnedImage,
-    redis: pinnedImage,
-    rabbitmq: pinnedImage,
-    minio: pinnedImage,
-    mariadb: pinnedImage,
-    proxysql: pinnedImage,
-  }),
-  packages: z.strictObject({ patroni: exactVersion, pgvector: exactVersion }),
-  kubernetes: z.strictObject({
-    version: exactVersion,
-    packageRevision: z.string().regex(/^\d+\.\d+$/, "must be the pkgs.k8s.io revision such as 1.1"),
-  }),
-  charts: z.strictObject({
-    tigeraOperator: chartSchema,
-    ingressNginx: chartSchema,
-    prometheusOperatorCrds: chartSchema,
-    kubePrometheusStack: chartSchema,
-    hcloudCsi: chartSchema,
-  }),
+/**
+ * A chart that ships or runs the Prometheus operator: `operatorAppVersion` is the `appVersion` of
+ * the chart's Chart.yaml at that version (prometheus-community/helm-charts), written down so the
+ * CRD chart and the stack can be checked against each other offline.
+ */
+const operatorChartSchema = chartSchema.extend({
+  operatorAppVersion: z.string().regex(/^v\d+\.\d+\.\d+$/, "must be the chart's appVersion, the operator release such as v0.85.0"),
 });
+
+/**
+ * Known vulnerabilities fixed in a patch of a pinned release line: a pin on that line below the fix
+ * is refused, so an old pin copied back (or a revert) fails before any resource is declared.
+ */
+const SECURITY_FLOORS: readonly { key: ["images" | "packages", string]; line: string; fixedIn: string; advisory: string }[] = [
+  // Redis 7.2.6 release notes (redis.io): unbounded pattern matching, Lua bit library, ACL selectors.
+  { key: ["images", "redis"], line: "7.2", fixedIn: "7.2.6", advisory: "CVE-2024-31228, CVE-2024-31449, CVE-2024-31227" },
+  // CVE records of the PostgreSQL CNA: affected "through 1.25.2" (unauthenticated crash and DoS).
+  { key: ["packages", "pgbouncer"], line: "1", fixedIn: "1.26.0", advisory: "CVE-2026-19888, CVE-2026-6668, CVE-2026-6669" },
+];
+
+/** The x.y.z a pin carries (`redis:7.2.16-alpine` → 7.2.16), or null. */
+function releaseOf(pin: string): semver.SemVer | null {
+  return semver.coerce(pin.split(":").pop() ?? pin);
+}
+
+const versionsSchema = z
+  .strictObject({
+    os: z.strictObject({ image: z.string().regex(/^ubuntu-\d\d\.\d\d$/, "must be a Hetzner image name such as ubuntu-24.04") }),
+    docker: z.strictObject({
+      /**
+       * Where Docker comes from (DESIGN.md "Docker source"): `docker-ce`, Docker CE from Docker's apt
+       * repository (`docker-ce`, `docker-ce-cli`, `containerd.io`); `distribution`, the OS's own
+       * `docker.io` and `containerd` packages. `engine` and `containerd` are those packages' versions.
+       */
+      source: z.enum(["docker-ce", "distribution"]).default("docker-ce"),
+      engine: exactVersion,
+      containerd: exactVersion,
+    }),
+    images: z.strictObject({
+      etcd: pinnedImage,
+      postgres: pinnedPostgresImage,
+      haproxy: pinnedImage,
+      pgbouncer: pinnedImage,
+      redis: pinnedImage,
+      rabbitmq: pinnedImage,
+      minio: pinnedMinioImage,
+      mariadb: pinnedImage,
+      proxysql: pinnedImage,
+    }),
+    packages: z.strictObject({ patroni: exactVersion, pgvector: pgdgPackageVersion, pgbouncer: exactVersion }),
+    kubernetes: z.strictObject({
+      version: exactVersion,
+      packageRevision: z.string().regex(/^\d+\.\d+$/, "must be the pkgs.k8s.io revision such as 1.1"),
+    }),
+    charts: z.strictObject({
+      tigeraOperator: chartSchema,
+      ingressNginx: chartSchema,
+      prometheusOperatorCrds: operatorChartSchema,
+      kubePrometheusStack: operatorChartSchema,
+      hcloudCsi: chartSchema,
+    }),
+  })
+  .superRefine((versions, context) => {
+    const debian = versions.images.postgres.split(":").pop()?.split("-").pop() ?? "";
+    const pgdg = /\.pgdg(\d+)\+/.exec(versions.packages.pgvector)?.[1];
+    const expected = PGDG_DEBIAN_RELEASES[debian];
+    if (expected !== undefined && pgdg !== undefined && Number(pgdg) !== expected) {
+      context.addIssue({
+        code: "custom",
+        path: ["packages", "pgvector"],
+        message: `${versions.packages.pgvector} is PGDG's build for Debian ${pgdg}, but images.postgres (${versions.images.postgres}) is Debian ${expected} (${debian}): pin the .pgdg${expected}+N build`,
+      });
+    }
+    for (const floor of SECURITY_FLOORS) {
+      const [section, key] = floor.key;
+      const pin = (versions[section] as Readonly<Record<string, string>>)[key];
+      const release = releaseOf(pin);
+      if (release && semver.satisfies(release, `${floor.line}.x`) && semver.lt(release, floor.fixedIn)) {
+        context.addIssue({
+          code: "custom",
+          path: [section, key],
+          message: `${pin} has ${floor.advisory}, fixed in ${floor.fixedIn}: pin ${floor.fixedIn} or later`,
+        });
+      }
+    }
+    const { prometheusOperatorCrds: crds, kubePrometheusStack: stack } = versions.charts;
+    if (crds.operatorAppVersion !== stack.operatorAppVersion) {
+      context.addIssue({
+        code: "custom",
+        path: ["charts", "prometheusOperatorCrds"],
+        message: `prometheus-operator-crds ${crds.version} carries the CRDs of operator ${crds.operatorAppVersion}, but kube-prometheus-stack ${stack.version} runs operator ${stack.operatorAppVersion}: pin the CRD chart whose appVersion is ${stack.operatorAppVersion}`,
+      });
+    }
+  });
 
 /** Every pinned version of the platform, as validated from `config/versions.yaml`. */
 export type Versions = z.infer<typeof versionsSchema>;
 
-/** A Helm chart pin: repository URL, chart name, exact version. */
+/** A Helm chart pin: repository URL, chart name, exact version (and, for the operator charts, its appVersion). */
 export type ChartPin = Versions["charts"][keyof Versions["charts"]];
 
 /**

@@ -8,7 +8,7 @@ if [ "${KEYBUZZ_SKIP_TOOL_INSTALL:-0}" = "1" ]; then exit 0; fi
 mapfile -t wanted < <(grep -vE '^\s*(#|$)' tests/tools/packages.txt)
 missing=()
 for package in "${wanted[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+  if [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)" != "install ok installed" ]; then
     missing+=("$package")
   fi
 done

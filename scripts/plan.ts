@@ -3,12 +3,15 @@
  * cloud token, no network) and prints what `pulumi up` would declare.
  *
  *   npm run plan -- --stack prod [--json] [--out DIR]
+ *   npm run --silent plan -- --stack prod --json > plan.json   (--silent: no npm banner, pure JSON)
  *
- * --json   the summary as JSON (stack, resources, modules, servers, loadBalancers, steps, charts)
+ * --json   the summary as JSON (stack, resources, modules, servers, loadBalancers, steps, charts, warnings)
  * --out    writes every file the remote steps would land to DIR/<host>/<absolute path>, and each
  *          step's full script to DIR/<host>/keybuzz-steps/NN-<step>.sh; secrets appear only as
  *          `{{secret:<key>}}` placeholders.
- * A configuration error exits with status 2 and the validation message.
+ * Warnings (what a real preview/up would refuse, e.g. the placeholder admin CIDR) go to stderr.
+ * A configuration error, including a stack file that is not valid YAML, exits with status 2 and the
+ * validation message, before any resource is declared.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -36,6 +39,8 @@ export interface PlanSummary {
   /** Remote steps in declaration order (each module declares its steps in the order they run). */
   readonly steps: { host: string; step: string }[];
   readonly charts: { name: string; chart: string; version: string; namespace: string }[];
+  /** What a real `pulumi preview`/`up` would refuse but the offline plan accepts (the placeholder admin CIDR). */
+  readonly warnings: readonly string[];
 }
 
 type Inputs = Record<string, unknown>;
@@ -97,7 +102,8 @@ export function summarize(stack: string, run: MockRun): PlanSummary {
     version: String(inputs.version),
     namespace: String(inputs.namespace ?? "default"),
   }));
-  return { stack, resources, modules, servers, loadBalancers, steps: run.steps.map(({ host, step }) => ({ host, step })), charts };
+  const steps = run.steps.map(({ host, step }) => ({ host, step }));
+  return { stack, resources, modules, servers, loadBalancers, steps, charts, warnings: run.warnings };
 }
 
 /** Numeric order of a dotted IPv4 address. */
@@ -176,6 +182,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const summary = summarize(argv.stack, run);
+  for (const warning of summary.warnings) process.stderr.write(`warning: ${warning}\n`);
   process.stdout.write(argv.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
   if (argv.out) {
     const count = writeHostFiles(run, path.resolve(argv.out));

@@ -1,10 +1,13 @@
 import { parseInventory, ServerGroup } from "../config";
 import {
+  OLD_SSHD_DROP_IN,
   renderBaseOsScript,
   renderDockerDaemonJson,
   renderHostsBlock,
   renderSshdDropIn,
   renderSysctl,
+  renderVerifyScript,
+  SSHD_DROP_IN,
   ufwRulesFor,
   upstreamRelease,
 } from "../components/os/base-os";
@@ -29,15 +32,40 @@ const SPEC_000_PORTS: Partial<Record<ServerGroup, string[]>> = {
 
 describe("base OS render functions", () => {
   it.each(Object.entries(SPEC_000_PORTS))("UFW opens spec 000's ports for %s, and documents every addition", (group, ports) => {
-    const rules = ufwRulesFor(group as ServerGroup, "10.0.0.0/16");
+    const rules = ufwRulesFor(group as ServerGroup, "10.0.0.0/16", ["192.0.2.10/32"]);
     const opened = rules.map((rule) => `${rule.port}/${rule.proto}`);
     expect(opened.slice(0, ports.length)).toEqual(ports);
     for (const extra of rules.slice(ports.length)) expect(extra.purpose).toMatch(/addition/);
   });
 
-  it("restricts database ports to the private network", () => {
-    for (const group of ["postgres", "mariadb", "redis", "rabbitmq", "minio", "haproxy", "proxysql"] as ServerGroup[]) {
-      for (const rule of ufwRulesFor(group, "10.0.0.0/16")) expect(rule.from).toBe("10.0.0.0/16");
+  it("opens every role port to the private network only; 6443 also to the admin CIDRs", () => {
+    const admins = ["192.0.2.10/32", "198.51.100.0/28"];
+    for (const group of Object.keys(SPEC_000_PORTS) as ServerGroup[]) {
+      for (const rule of ufwRulesFor(group, "10.0.0.0/16", admins)) {
+        expect(rule.from).toBeDefined();
+        if (rule.from !== "10.0.0.0/16")
+          expect({ port: rule.port, admin: admins.includes(rule.from ?? "") }).toEqual({ port: "6443", admin: true });
+      }
+    }
+    const apiSources = ufwRulesFor("k8s-master", "10.0.0.0/16", admins)
+      .filter((rule) => rule.port === "6443")
+      .map((rule) => rule.from);
+    expect(apiSources).toEqual(["10.0.0.0/16", ...admins]);
+  });
+
+  it("renders the Kubernetes nodes' UFW rules with a source on every line (no port open to any source)", () => {
+    for (const [name, group] of [
+      ["k8s-master-01", "k8s-master"],
+      ["k8s-worker-01", "k8s-worker"],
+    ] as const) {
+      const script = renderBaseOsScript(name, group, inventory, versions);
+      const rules = /^KB_UFW_RULES='([^']*)'$/m.exec(script)?.[1].split("\n") ?? [];
+      expect(rules.length).toBeGreaterThan(2);
+      for (const rule of rules) expect(rule).toMatch(/^\d+(:\d+)?\/tcp@\d+\.\d+\.\d+\.\d+\/\d+$/);
+      for (const port of ["10250", "2379:2380", "30000:32767", "10257", "10259"]) {
+        for (const rule of rules.filter((line) => line.startsWith(`${port}/`)))
+          expect(rule).toBe(`${port}/tcp@${inventory.network.ipRange}`);
+      }
     }
   });
 
@@ -51,11 +79,30 @@ describe("base OS render functions", () => {
     expect(script).toContain("KB_POD_CIDR=''");
   });
 
-  it("pins Docker CE and containerd from versions.yaml", () => {
+  it("pins Docker CE and containerd from versions.yaml (the default source)", () => {
     const script = renderBaseOsScript("db-master-01", "postgres", inventory, versions);
+    expect(versions.docker.source).toBe("docker-ce");
+    expect(script).toContain("KB_DOCKER_SOURCE='docker-ce'");
+    expect(script).toContain("KB_DOCKER_PACKAGE='docker-ce'\nKB_DOCKER_CLI_PACKAGE='docker-ce-cli'\nKB_CONTAINERD_PACKAGE='containerd.io'");
     expect(script).toContain(`KB_DOCKER_VERSION='${versions.docker.engine}'`);
     expect(script).toContain(`KB_CONTAINERD_VERSION='${versions.docker.containerd}'`);
     expect(upstreamRelease("5:27.5.1-1~ubuntu.24.04~noble")).toBe("27.5.1");
+    expect(upstreamRelease("27.5.1-0ubuntu3~24.04.2")).toBe("27.5.1");
+    expect(upstreamRelease("26.1.5+dfsg1-9+b9")).toBe("26.1.5");
+    expect(() => upstreamRelease("latest")).toThrow(/no x.y.z release/);
+  });
+
+  it("installs the distribution's docker.io and containerd when versions.yaml says source: distribution", () => {
+    const distribution = {
+      ...versions,
+      docker: { source: "distribution" as const, engine: "26.1.5+dfsg1-9+b9", containerd: "1.7.24~ds1-6+b4" },
+    };
+    const script = renderBaseOsScript("db-master-01", "postgres", inventory, distribution);
+    expect(script).toContain("KB_DOCKER_SOURCE='distribution'");
+    expect(script).toContain("KB_DOCKER_PACKAGE='docker.io'\nKB_DOCKER_CLI_PACKAGE=''\nKB_CONTAINERD_PACKAGE='containerd'");
+    expect(script).toContain("KB_DOCKER_VERSION='26.1.5+dfsg1-9+b9'");
+    const verify = renderVerifyScript("db-master-01", distribution);
+    expect(verify).toContain("KB_DOCKER_PACKAGE='docker.io'\nKB_DOCKER_VERSION='26.1.5+dfsg1-9+b9'\nKB_DOCKER_RELEASE='26.1.5'");
   });
 
   it("writes spec 000's kernel, SSH and Docker settings", () => {
@@ -67,6 +114,7 @@ describe("base OS render functions", () => {
       "exec-opts": ["native.cgroupdriver=systemd"],
       "storage-driver": "overlay2",
       mtu: 1450,
+      "live-restore": true,
     });
   });
 
@@ -90,7 +138,15 @@ describe("base OS steps (mock engine)", () => {
       expect(run.steps[verify].script).toContain(
         "for test in docker_pinned swap_off ufw_active dns_fixed ssh_hardened timezone_paris ntp_active sysctl_applied",
       );
-      expect(run.steps[apply].files.map((file) => file.path)).toContain("/etc/ssh/sshd_config.d/99-keybuzz.conf");
+      expect(run.steps[apply].script).toContain(`KB_DOCKER_SOURCE='${versions.docker.source}'`);
+      const daemonJson = run.steps[apply].files.find((file) => file.path === "/etc/docker/daemon.json");
+      expect(JSON.parse(daemonJson?.content ?? "{}")["live-restore"]).toBe(true);
+      const paths = run.steps[apply].files.map((file) => file.path);
+      expect(paths).toContain(SSHD_DROP_IN);
+      expect(paths).not.toContain(OLD_SSHD_DROP_IN);
+      // The shared apt helpers are in the step, before the base OS script that uses them.
+      expect(run.steps[apply].script.indexOf("kb_apt_get() {")).toBeGreaterThan(0);
+      expect(run.steps[apply].script.indexOf("kb_apt_get() {")).toBeLessThan(run.steps[apply].script.indexOf("kb_apt_get update"));
     }
   });
 });

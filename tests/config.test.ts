@@ -2,7 +2,18 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as os from "os";
 import * as path from "path";
-import { clusterNodes, ConfigError, loadVersions, parseInventory, parseVersions, serversOf, VERSIONS_FILE } from "../config";
+import {
+  clusterNodes,
+  ConfigError,
+  isConfigError,
+  loadVersions,
+  parseInventory,
+  parseVersions,
+  serversOf,
+  unknownKeyProblems,
+  VERSIONS_FILE,
+} from "../config";
+import { runFailingProgram, runProgram } from "../scripts/lib/mock-engine";
 import { rawStackConfig } from "./support/stack-config";
 
 type Raw = Record<string, unknown> & { servers: Record<string, unknown>[]; loadBalancers: Record<string, unknown>[] };
@@ -23,6 +34,21 @@ function problemsOf(raw: unknown): string[] {
 
 function serverIndex(raw: Raw, name: string): number {
   return raw.servers.findIndex((server) => server.name === name);
+}
+
+function lbIndex(raw: Raw, name: string): number {
+  return raw.loadBalancers.findIndex((lb) => lb.name === name);
+}
+
+/** The problems of a whole-program run on the mock engine that must fail, and how many resources it declared first. */
+async function programProblems(
+  overrides: Record<string, unknown>,
+  offlinePlan = true,
+): Promise<{ problems: readonly string[]; declared: number }> {
+  const override = Object.fromEntries(Object.entries(overrides).map(([key, value]) => [key, JSON.stringify(value)]));
+  const { error, registrations } = await runFailingProgram("prod", override, { offlinePlan });
+  if (!isConfigError(error)) throw error;
+  return { problems: error.problems, declared: registrations.length };
 }
 
 describe("stack configuration", () => {
@@ -156,6 +182,148 @@ describe("stack configuration", () => {
     );
   });
 
+  it.each([
+    ["network", "10.0.0.0", "the subnet's network address (10.0.0.0/24)"],
+    ["broadcast", "10.0.0.255", "the subnet's broadcast address (10.0.0.0/24)"],
+  ])("rejects a server or load balancer at the subnet's %s address", (_, address, why) => {
+    const raw = prodConfig();
+    raw.servers[0].privateIp = address;
+    raw.loadBalancers[lbIndex(raw, "lb-mariadb")].privateIp = address;
+    const problems = problemsOf(raw);
+    expect(problems).toContainEqual(`keybuzz:servers[0].privateIp: ${address} is ${why}; pick another address`);
+    expect(problems).toContainEqual(
+      `keybuzz:loadBalancers[${lbIndex(raw, "lb-mariadb")}].privateIp: ${address} is ${why}; pick another address`,
+    );
+  });
+
+  it.each(["0.0.0.0/0", "10.0.0.0/8", "91.0.0.0/15"])(
+    "rejects the broad admin CIDR %s unless keybuzz:allowBroadAdminCidrs says so",
+    (cidr) => {
+      const raw = prodConfig();
+      raw.adminCidrs = ["198.51.100.7/32", cidr];
+      expect(problemsOf(raw)).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `^keybuzz:adminCidrs\\[1\\]: ${cidr.replace(/\./g, "\\.")} is broader than /16 .*SSH \\(22\\) and the Kubernetes API \\(6443\\).*fail2ban.*keybuzz:allowBroadAdminCidrs: true`,
+          ),
+        ),
+      ]);
+      raw.allowBroadAdminCidrs = true;
+      expect(parseInventory(raw).adminCidrs).toEqual(["198.51.100.7/32", cidr]);
+    },
+  );
+
+  it("accepts a /16 admin range without the opt-in", () => {
+    const raw = prodConfig();
+    raw.adminCidrs = ["91.98.0.0/16"];
+    expect(parseInventory(raw).adminCidrs).toEqual(["91.98.0.0/16"]);
+  });
+
+  it.each([
+    [
+      "adminCidrs",
+      ["91.98.128.153/24"],
+      "keybuzz:adminCidrs[0]: 91.98.128.153/24 has host bits set; write 91.98.128.0/24 (or 91.98.128.153/32 for that one address)",
+    ],
+    ["kubernetes.podCidr", "10.244.1.0/16", "keybuzz:kubernetes.podCidr: 10.244.1.0/16 has host bits set; write 10.244.0.0/16"],
+    ["network.subnet", "10.0.0.7/24", "keybuzz:network.subnet: 10.0.0.7/24 has host bits set; write 10.0.0.0/24"],
+  ])("rejects a CIDR with host bits set (%s)", (key, value, message) => {
+    const raw = prodConfig();
+    const [section, field] = key.split(".");
+    if (field) (raw[section] as Record<string, unknown>)[field] = value;
+    else raw[section] = value;
+    expect(problemsOf(raw)).toContainEqual(message);
+  });
+
+  it("rejects a load balancer whose target group has no server", () => {
+    const raw = prodConfig();
+    raw.servers.splice(serverIndex(raw, "backup-01"), 1);
+    const index = lbIndex(raw, "lb-mariadb");
+    raw.loadBalancers[index].targets = "backup";
+    expect(problemsOf(raw)).toEqual([
+      `keybuzz:loadBalancers[${index}].targets: no server is in the backup group, so lb-mariadb would have no target; add servers to it or target another group`,
+    ]);
+  });
+
+  it.each([
+    ["100.64.0.0/16", "100.64.0.0/24", /^keybuzz:network\.ipRange: 100\.64\.0\.0\/16 is not a private \(RFC 1918\) range/],
+    ["8.0.0.0/7", "10.0.0.0/24", /^keybuzz:network\.ipRange: 8\.0\.0\.0\/7 is not a private \(RFC 1918\) range/],
+    ["10.0.0.0/25", "10.0.0.0/25", /^keybuzz:network\.ipRange: 10\.0\.0\.0\/25 is smaller than a Hetzner network's minimum \/24/],
+  ])("rejects the network range %s", (ipRange, subnet, message) => {
+    const raw = prodConfig();
+    raw.network = { ...(raw.network as object), ipRange, subnet };
+    expect(problemsOf(raw)).toContainEqual(expect.stringMatching(message));
+  });
+
+  it.each([
+    ["lb-internal", /serves 5432 \(PostgreSQL\), 5433 \(PostgreSQL replicas\), 6432 \(PgBouncer\), 6379 \(Redis\), 5672 \(RabbitMQ\)/],
+    ["lb-mariadb", /serves 3306 \(MariaDB\)/],
+    ["lb-k8s-api", /serves 6443 \(the Kubernetes API\)/],
+  ])("rejects %s with public: true", (name, served) => {
+    const raw = prodConfig();
+    const index = lbIndex(raw, name);
+    raw.loadBalancers[index].public = true;
+    expect(problemsOf(raw)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^keybuzz:loadBalancers\\[${index}\\]\\.public: ${name} ${served.source}, which must stay on the private network.*set public: false$`,
+        ),
+      ),
+    ]);
+  });
+
+  it("rejects a public load balancer in front of a data group even on another port", () => {
+    const raw = prodConfig();
+    const index = lbIndex(raw, "lb-mariadb");
+    raw.loadBalancers[index] = {
+      ...raw.loadBalancers[index],
+      public: true,
+      services: [{ name: "custom", listenPort: 13306, destinationPort: 13306 }],
+    };
+    expect(problemsOf(raw)).toContainEqual(
+      expect.stringMatching(/^keybuzz:loadBalancers\[\d+\]\.public: lb-mariadb targets the proxysql group/),
+    );
+  });
+
+  it("rejects the same SSH public key listed twice (Hetzner's uniqueness_error), whatever its comment", () => {
+    const raw = prodConfig();
+    const [key] = raw.sshKeys as string[];
+    raw.sshKeys = [key, `${key.split(" ").slice(0, 2).join(" ")} another-comment`, { existing: "ops" }, { existing: "ops" }];
+    expect(problemsOf(raw)).toEqual([
+      "keybuzz:sshKeys[1]: the same public key as keybuzz:sshKeys[0]; Hetzner refuses a second key with one fingerprint (uniqueness_error): list it once",
+      'keybuzz:sshKeys[3]: "ops" is already listed at keybuzz:sshKeys[2]; list it once',
+    ]);
+  });
+
+  it("takes SSH keys as public key lines to upload or existing Hetzner keys by name", () => {
+    const raw = prodConfig();
+    const [key] = raw.sshKeys as string[];
+    raw.sshKeys = [key, { existing: "keybuzz-operator-1" }];
+    expect(parseInventory(raw).sshKeys).toEqual([{ publicKey: key }, { existing: "keybuzz-operator-1" }]);
+    raw.sshKeys = [{ name: "typo" }];
+    expect(problemsOf(raw)).toContainEqual(expect.stringMatching(/^keybuzz:sshKeys\[0\]/));
+  });
+
+  it("names the nearest known key of a misspelt keybuzz:* key", () => {
+    expect(
+      unknownKeyProblems([
+        "keybuzz:sever",
+        "keybuzz:rediss",
+        "keybuzz:servers",
+        "hcloud:token",
+        "keybuzz:sshPublicKeys",
+        "keybuzz:zzzzzzzzzzzz",
+      ]),
+    ).toEqual([
+      "keybuzz:sever: not a KeyBuzz setting; did you mean keybuzz:servers?",
+      "keybuzz:rediss: not a KeyBuzz setting; did you mean keybuzz:redis?",
+      "keybuzz:sshPublicKeys: renamed; use keybuzz:sshKeys",
+      expect.stringMatching(
+        /^keybuzz:zzzzzzzzzzzz: not a KeyBuzz setting; the settings are keybuzz:location, .*keybuzz:k8s, keybuzz:sshPrivateKey$/,
+      ),
+    ]);
+  });
+
   it("reports every problem at once, not just the first", () => {
     const raw = prodConfig();
     raw.servers[0].privateIp = "10.0.0.1";
@@ -170,6 +338,87 @@ describe("stack configuration", () => {
     const raw = prodConfig();
     raw.adminCidrs = ["not-a-cidr"];
     expect(problemsOf(raw)).toEqual([expect.stringMatching(/^keybuzz:adminCidrs\[0\]: must be an IPv4 CIDR/)]);
+  });
+});
+
+describe("the configuration pass (loadPlatformConfig, whole program on the mock engine)", () => {
+  it("reports module settings and inventory problems together, before any resource is declared", async () => {
+    const servers = prodConfig().servers;
+    servers[0].privateIp = "10.0.0.1";
+    const { problems, declared } = await programProblems({
+      "keybuzz:servers": servers,
+      "keybuzz:redis": { maxmemoryPercent: 95 },
+      "keybuzz:galera": { gcacheSize: "lots" },
+    });
+    expect(problems).toEqual([
+      expect.stringMatching(/^keybuzz:servers\[0\]\.privateIp: 10\.0\.0\.1 is the network gateway/),
+      expect.stringMatching(/^keybuzz:redis\.maxmemoryPercent: /),
+      expect.stringMatching(/^keybuzz:galera\.gcacheSize: must be a size such as 2G/),
+    ]);
+    expect(declared).toBe(0);
+  });
+
+  it.each([
+    ["keybuzz:postgres", { timingProfile: "instant" }, /^keybuzz:postgres\.timingProfile: /],
+    ["keybuzz:k8s", { calicoMtu: 9000 }, /^keybuzz:k8s\.calicoMtu: /],
+  ])("rejects a bad %s alone before any resource", async (key, value, message) => {
+    const { problems, declared } = await programProblems({ [key]: value });
+    expect(problems).toEqual([expect.stringMatching(message)]);
+    expect(declared).toBe(0);
+  });
+
+  it.each([
+    [
+      "no ingress load balancer",
+      (lbs: Record<string, unknown>[]) => lbs.filter((lb) => !String(lb.name).startsWith("lb-ingress")),
+      "keybuzz:loadBalancers: no load balancer forwards 80/443 to the k8s-worker group; the ingress controller needs one",
+    ],
+    [
+      "no load balancer serving MariaDB's 3306",
+      (lbs: Record<string, unknown>[]) =>
+        lbs.map((lb) => (lb.name === "lb-mariadb" ? { ...lb, services: [{ name: "mariadb", listenPort: 3307 }] } : lb)),
+      "keybuzz:loadBalancers: no load balancer serves port 3306 (MariaDB); keybuzz-backend-config needs it",
+    ],
+    [
+      "no load balancer in front of the haproxy group",
+      (lbs: Record<string, unknown>[]) => lbs.map((lb) => (lb.name === "lb-internal" ? { ...lb, targets: "k8s-worker" } : lb)),
+      "keybuzz:loadBalancers: no load balancer targets the haproxy group; the PostgreSQL endpoints (5432, 5433, 6432) need one",
+    ],
+  ])("rejects %s in the config pass, not mid-program", async (_, edit, message) => {
+    const { problems, declared } = await programProblems({ "keybuzz:loadBalancers": edit(prodConfig().loadBalancers) });
+    expect(problems).toEqual([message]);
+    expect(declared).toBe(0);
+  });
+
+  it("rejects a misspelt keybuzz:* key, naming the nearest one", async () => {
+    const { problems, declared } = await programProblems({ "keybuzz:sever": [], "keybuzz:rediss": {} });
+    expect(problems).toEqual([
+      "keybuzz:sever: not a KeyBuzz setting; did you mean keybuzz:servers?",
+      "keybuzz:rediss: not a KeyBuzz setting; did you mean keybuzz:redis?",
+    ]);
+    expect(declared).toBe(0);
+  });
+
+  it("refuses the shipped placeholder admin CIDR in a real preview/up, telling the operator to put their own", async () => {
+    const { problems, declared } = await programProblems({}, false);
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^keybuzz:adminCidrs\[0\]: 192\.0\.2\.10\/32 is a documentation address \(RFC 5737\).*put your own egress address/,
+      ),
+    ]);
+    expect(declared).toBe(0);
+  });
+
+  it("accepts an operator's own admin address in a real run (the offline plan's warning: tests/plan.test.ts)", async () => {
+    const real = await runProgram("prod", { "keybuzz:adminCidrs": JSON.stringify(["91.98.128.200/32"]) }, { offlinePlan: false });
+    expect(real.warnings).toEqual([]);
+    expect(real.registrations.length).toBeGreaterThan(200);
+  });
+
+  it("names a missing secret instead of failing mid-program", async () => {
+    const { problems, declared } = await programProblems({ "keybuzz:sshPrivateKey": undefined });
+    expect(problems).toEqual([expect.stringMatching(/^keybuzz:sshPrivateKey: not set; pulumi config set --secret keybuzz:sshPrivateKey/)]);
+    expect(declared).toBe(0);
   });
 });
 

@@ -5,9 +5,12 @@ import { ingressController, ingressProxyProtocol } from "../components/k8s/ingre
 import {
   caCertHashFromKubeconfig,
   clusterFacts,
+  kubeadmPatchFiles,
+  KUBEADM_PATCHES_DIR,
   kubernetesMinor,
   renderBootstrapTokenSecret,
   renderContainerdConfig,
+  renderEtcdMetricsPatch,
   renderKubeadmInitConfig,
   renderKubeadmJoinConfig,
   renderKubernetesAptSource,
@@ -70,6 +73,35 @@ describe("kubeadm init config", () => {
     expect(init.certificateKey).toBe("{{secret:kubeadm-certificate-key}}");
     expect(init.localAPIEndpoint.advertiseAddress).toBe(master1.privateIp);
     expect(init.nodeRegistration.kubeletExtraArgs).toEqual([{ name: "node-ip", value: master1.privateIp }]);
+  });
+});
+
+describe("etcd metrics, per control plane", () => {
+  it("are never bound to 0.0.0.0: no cluster-wide etcd metrics address, a per-node patch instead", () => {
+    const text = renderKubeadmInitConfig(master1, facts);
+    const [init, cluster] = docs(text);
+    expect(text).not.toContain("0.0.0.0:2381");
+    expect(cluster.etcd).toBeUndefined();
+    expect(init.patches).toEqual({ directory: KUBEADM_PATCHES_DIR });
+  });
+
+  it("appends the node's own listen-metrics-urls (localhost for kubeadm's probes, then its private IP) to the etcd Pod", () => {
+    for (const node of [master1, master2]) {
+      expect(yaml.load(renderEtcdMetricsPatch(node))).toEqual([
+        {
+          op: "add",
+          path: "/spec/containers/0/command/-",
+          value: `--listen-metrics-urls=http://127.0.0.1:2381,http://${node.privateIp}:2381`,
+        },
+      ]);
+      // kubeadm reads `target[suffix][+patchtype].extension`: target etcd, JSON patch, YAML.
+      expect(kubeadmPatchFiles(node).map((file) => file.path)).toEqual([`${KUBEADM_PATCHES_DIR}/etcd+json.yaml`]);
+    }
+  });
+
+  it("are applied by control-plane joins, not by worker joins", () => {
+    expect(docs(renderKubeadmJoinConfig(master2, facts, true))[0].patches).toEqual({ directory: KUBEADM_PATCHES_DIR });
+    expect(docs(renderKubeadmJoinConfig(worker1, facts, false))[0].patches).toBeUndefined();
   });
 });
 

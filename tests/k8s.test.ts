@@ -48,6 +48,38 @@ describe("Kubernetes cluster steps (mock engine, prod)", () => {
     }
   });
 
+  it("runs kubeadm init and every join only once the API load balancer, its targets and attachment exist", () => {
+    const lbName = inventory.kubernetes.apiLoadBalancer;
+    const lbResources = run.registrations.filter(
+      (candidate) =>
+        candidate.custom && (candidate.name === lbName || candidate.name.startsWith(`${lbName}-`)) && candidate.type.startsWith("hcloud:"),
+    );
+    const types = new Set(lbResources.map((resource) => resource.type));
+    expect(types).toEqual(
+      new Set([
+        "hcloud:index/loadBalancer:LoadBalancer",
+        "hcloud:index/loadBalancerNetwork:LoadBalancerNetwork",
+        "hcloud:index/loadBalancerService:LoadBalancerService",
+        "hcloud:index/loadBalancerTarget:LoadBalancerTarget",
+      ]),
+    );
+    for (const step of [`${controlPlanes[0]}-k8s-init`, ...[...controlPlanes.slice(1), ...workers].map((node) => `${node}-k8s-join`)]) {
+      expect(dependsOn(COMMAND, step)).toEqual(expect.arrayContaining(lbResources.map((resource) => resource.name)));
+    }
+  });
+
+  it("writes each control plane's own etcd metrics patch in its init or join step, none on workers", () => {
+    for (const node of serversOf(inventory, "k8s-master")) {
+      const step = run.steps.find((candidate) => candidate.step === `${node.name}-k8s-init` || candidate.step === `${node.name}-k8s-join`);
+      const patch = step?.files.find((file) => file.path.endsWith("/patches/etcd+json.yaml"));
+      expect(patch?.content).toContain(`http://${node.privateIp}:2381`);
+    }
+    for (const worker of workers) {
+      const step = run.steps.find((candidate) => candidate.step === `${worker}-k8s-join`);
+      expect(step?.files.map((file) => file.path).filter((file) => file.includes("/patches/"))).toEqual([]);
+    }
+  });
+
   it("keeps the token, certificate key and kubeconfig secret everywhere", () => {
     const init = registration(COMMAND, `${controlPlanes[0]}-k8s-init`);
     expect(isSecretValue(init.inputs.stdin)).toBe(true);

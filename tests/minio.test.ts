@@ -29,20 +29,28 @@ describe("MINIO_VOLUMES", () => {
   });
 });
 
+/** Every `MINIO_*` variable a node's server sees: the env file's lines and the container's `-e` options. */
+function minioVariablesOf(envFile: string, nodeScript: string): Record<string, string> {
+  const fromFile = envFile
+    .split("\n")
+    .filter((line) => line.startsWith("MINIO_"))
+    .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]);
+  const fromOptions = [...nodeScript.matchAll(/ -e (MINIO_\w+)=(\S+)/g)].map((match) => [match[1], match[2]]);
+  return Object.fromEntries([...fromFile, ...fromOptions]);
+}
+
 describe("MinIO environment", () => {
-  const env = renderMinioEnv(NODES[1], NODES);
+  const env = renderMinioEnv(NODES);
   it("gives every node the same pool and root user, the password as a placeholder", () => {
     expect(env).toContain('MINIO_VOLUMES="http://minio-0{1...3}.keybuzz.io:9000/data"');
     expect(env).toContain('MINIO_ROOT_USER="keybuzz-root"');
     expect(secretKeysIn(env)).toEqual(["minio-root-password"]);
-    expect(
-      renderMinioEnv(NODES[2], NODES)
-        .split("\n")
-        .filter((line) => line.startsWith("MINIO_VOLUMES")),
-    ).toEqual(env.split("\n").filter((line) => line.startsWith("MINIO_VOLUMES")));
+  });
+  it("redirects the browser to the first node's console, the same URL on every node", () => {
+    expect(env).toContain('MINIO_BROWSER_REDIRECT_URL="http://10.0.0.134:9001"');
   });
   it("binds the API and the console (9001) on the node's private IP", () => {
-    const script = renderMinioNodeScript(NODES[1], "minio/minio:RELEASE.2024-10-02T10-00Z");
+    const script = renderMinioNodeScript(NODES[1], "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z");
     expect(script).toContain("--address 10.0.0.131:9000 --console-address 10.0.0.131:9001");
     expect(script).toContain("MINIO_CONFIG_ENV_FILE=/etc/minio/config.env");
   });
@@ -53,8 +61,13 @@ describe("MinIO environment", () => {
 });
 
 describe("the program (prod)", () => {
-  it("lands the environment on each MinIO node, one after the other, and exports the S3 endpoint", async () => {
-    const { steps, registrations, outputs } = await runProgram("prod");
+  let program: Awaited<ReturnType<typeof runProgram>>;
+  beforeAll(async () => {
+    program = await runProgram("prod");
+  });
+
+  it("lands the environment on each MinIO node, one after the other, and exports the S3 endpoint", () => {
+    const { steps, registrations, outputs } = program;
     const order = ["minio-01", "minio-02", "minio-03"].map((name) => steps.findIndex((step) => step.step === `${name}-minio`));
     expect(order.every((index, position) => index >= 0 && (position === 0 || index > order[position - 1]))).toBe(true);
     for (const name of ["minio-01", "minio-02", "minio-03"]) {
@@ -65,5 +78,19 @@ describe("the program (prod)", () => {
     }
     expect(steps.some((step) => step.step === "minio-verify")).toBe(true);
     expect(outputs.s3Endpoint).toBe("http://s3.keybuzz.io:9000");
+  });
+
+  it("gives the three servers the same MINIO_* variables, so MinIO's bootstrap check lets them form the cluster", () => {
+    const { steps } = program;
+    const variables = ["minio-01", "minio-02", "minio-03"].map((name) => {
+      const step = steps.find((candidate) => candidate.step === `${name}-minio`);
+      if (!step) throw new Error(`no step ${name}-minio`);
+      return minioVariablesOf(step.files[0].content, step.script);
+    });
+    expect(Object.keys(variables[0])).toEqual(
+      expect.arrayContaining(["MINIO_VOLUMES", "MINIO_ROOT_USER", "MINIO_BROWSER_REDIRECT_URL", "MINIO_CONFIG_ENV_FILE"]),
+    );
+    expect(variables[1]).toEqual(variables[0]);
+    expect(variables[2]).toEqual(variables[0]);
   });
 });

@@ -1,9 +1,14 @@
-import { parseInventory } from "../config";
-import { renderPgbouncerIni, renderPgbouncerUserlist } from "../components/data/pgbouncer";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as net from "net";
+import * as path from "path";
+import { loadVersions, parseInventory } from "../config";
+import { renderPgbouncerIni, renderPgbouncerStepScript, renderPgbouncerUserlist } from "../components/data/pgbouncer";
 import { parsePostgresSettings } from "../components/data/postgres";
-import { secretKeysIn } from "../components/remote";
+import { renderStepScript, secretKeysIn } from "../components/remote";
 import { runProgram } from "../scripts/lib/mock-engine";
 import { rawStackConfig } from "./support/stack-config";
+import { requireTool, run, tempDir } from "./support/tools";
 
 /** `key = value` pairs of one ini section. */
 function iniSection(text: string, name: string): Record<string, string> {
@@ -56,8 +61,90 @@ describe("pgbouncer.ini", () => {
   });
 });
 
+describe("the PgBouncer step checks the release the image runs", () => {
+  const image = "edoburu/pgbouncer:v1.26.0-p0";
+  let listener: net.Server;
+  let port: number;
+  beforeAll(async () => {
+    // Something listening on loopback, so the step's port check passes once the container "runs".
+    listener = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    port = (listener.address() as net.AddressInfo).port;
+  });
+  afterAll(() => listener.close());
+
+  /** Debian's real pgbouncer, and the release it reports on its first line ("PgBouncer 1.18.0"). */
+  function realPgbouncer(): { binary: string; release: string } {
+    const binary = requireTool("pgbouncer");
+    const release = /^PgBouncer (\S+)$/m.exec(run(binary, ["--version"]).stdout)?.[1];
+    if (!release) throw new Error(`${binary} --version names no release`);
+    return { binary, release };
+  }
+
+  /**
+   * Runs the whole step script in bash against a fake docker: `docker run --rm … --version` runs
+   * Debian's real pgbouncer (standing in for the image's binary); every other call is logged.
+   */
+  function runStep(pinned: string, imagePresent = true): { status: number | null; stdout: string; stderr: string; calls: string[] } {
+    const dir = tempDir("pgbouncer-step");
+    const log = path.join(dir, "calls.log");
+    fs.writeFileSync(
+      path.join(dir, "docker"),
+      `#!/usr/bin/env bash
+printf '%s\\n' "$*" >>"${log}"
+case "$*" in
+  "image inspect ${image}") [ "$FAKE_IMAGE_PRESENT" = yes ] ;;
+  "run --rm --network none --entrypoint pgbouncer ${image} --version") exec "$FAKE_PGBOUNCER" --version ;;
+  inspect*) exit 1 ;;
+esac
+`,
+      { mode: 0o755 },
+    );
+    const script = renderStepScript("pgbouncer version test", [], renderPgbouncerStepScript(image, pinned, 2120, port));
+    const result = spawnSync("bash", ["-c", script], {
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        PATH: `${dir}:${process.env.PATH}`,
+        FAKE_PGBOUNCER: realPgbouncer().binary,
+        FAKE_IMAGE_PRESENT: imagePresent ? "yes" : "no",
+        KB_STEP_LOG_DIR: path.join(dir, "step-logs"),
+      },
+    });
+    const calls = fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [];
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr, calls };
+  }
+
+  it("starts the container when the image runs the pinned release", () => {
+    const { release } = realPgbouncer();
+    const result = runStep(release);
+    // The step's only word on stderr is where its log is (components/remote.ts).
+    expect(result.stderr.trim().split("\n")).toEqual([expect.stringMatching(/; log \(root only\): .*step-logs\/pgbouncer-version-test\./)]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain(`PgBouncer: ${image} runs PgBouncer ${release}`);
+    expect(result.calls.some((call) => call.startsWith("run -d --name pgbouncer "))).toBe(true);
+  });
+
+  it("stops before touching the container when the image runs another release, naming both", () => {
+    const { release } = realPgbouncer();
+    const result = runStep("1.25.2-not-this-one");
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(`${image} runs 'PgBouncer ${release}', not PgBouncer 1.25.2-not-this-one (packages.pgbouncer`);
+    expect(result.calls.filter((call) => call.startsWith("run -d") || call.startsWith("rm "))).toEqual([]);
+  });
+
+  it("pulls an absent image before asking it", () => {
+    const result = runStep(realPgbouncer().release, false);
+    expect(result.status).toBe(0);
+    expect(result.calls.indexOf(`pull -q ${image}`)).toBeLessThan(
+      result.calls.indexOf(`run --rm --network none --entrypoint pgbouncer ${image} --version`),
+    );
+    expect(result.calls.indexOf(`pull -q ${image}`)).toBeGreaterThan(-1);
+  });
+});
+
 describe("the program (prod)", () => {
-  it("writes haproxy.cfg and pgbouncer.ini on each haproxy node, PgBouncer after HAProxy", async () => {
+  it("writes haproxy.cfg and pgbouncer.ini on each haproxy node, PgBouncer after HAProxy, checking the pinned PgBouncer", async () => {
     const { steps } = await runProgram("prod");
     const inventory = parseInventory(rawStackConfig("prod"));
     for (const server of inventory.servers.filter((candidate) => candidate.group === "haproxy")) {
@@ -73,6 +160,8 @@ describe("the program (prod)", () => {
         ]),
       );
       for (const file of mine.flatMap((step) => step.files)) expect(file.content).not.toMatch(/mock-secret/);
+      const pgbouncer = mine.find((step) => step.step === `${server.name}-pgbouncer`);
+      expect(pgbouncer?.script).toContain(`KB_PGBOUNCER_VERSION='${loadVersions().packages.pgbouncer}'`);
     }
   });
 });

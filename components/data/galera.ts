@@ -6,6 +6,7 @@ import { z } from "zod";
 import { ClusterNode, clusterNodes, ConfigError, formatZodError, Inventory, serversOf, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
+import { CONTAINER_NOFILE } from "./container";
 
 /**
  * MariaDB Galera (spec 001, module 7; DESIGN.md decisions): three nodes running the official pinned
@@ -266,6 +267,7 @@ export function renderGaleraEnv(input: GaleraEnvInput): string {
   const values: Record<string, string> = {
     GALERA_NODE_NAME: input.node.name,
     GALERA_IMAGE: input.image,
+    GALERA_NOFILE: String(CONTAINER_NOFILE.mariadb),
     GALERA_CONTAINER: host.container,
     GALERA_DATADIR: host.dataDir,
     GALERA_CONFDIR: host.configDir,

@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { Versions } from "../../config";
 import { Host, HostFile, remoteStep } from "../remote";
-import { ContainerSpec, renderContainerFunctions } from "./container";
+import { ContainerSpec, haproxyNofile, renderContainerFunctions } from "./container";
 
 /**
  * The shared HAProxy of haproxy-01/02 (spec 001, module 3 "HAProxy"; DESIGN.md, load balancers):
@@ -30,6 +30,9 @@ export const HAPROXY_IMAGE_UID = 99;
 /** Stats page, HTTP on loopback only (`curl http://127.0.0.1:8404/stats`). */
 export const HAPROXY_STATS = { address: "127.0.0.1", port: 8404, uri: "/stats" } as const;
 
+/** Global `maxconn` of the HAProxy process (the container's `nofile` follows it). */
+export const HAPROXY_MAXCONN = 4096;
+
 /** Options of {@link renderHaproxyConfig}; defaults are production values. */
 export interface HaproxyRenderOptions {
   /** Address of the stats listener; loopback only. Default 127.0.0.1. */
@@ -38,7 +41,7 @@ export interface HaproxyRenderOptions {
   readonly statsPort?: number;
   /** Address every listener binds. Default `0.0.0.0` (never the LB IP, which is not on the host). */
   readonly bindAddress?: string;
-  /** `maxconn` of the process. Default 4096. */
+  /** `maxconn` of the process. Default {@link HAPROXY_MAXCONN}. */
   readonly maxconn?: number;
 }
 
@@ -71,7 +74,7 @@ export function renderHaproxyConfig(listeners: readonly HaproxyListener[], optio
       "# Rendered by KeyBuzz (components/data/haproxy.ts). Do not edit on the host.",
       "global",
       "    log stdout format raw local0 info",
-      `    maxconn ${options.maxconn ?? 4096}`,
+      `    maxconn ${options.maxconn ?? HAPROXY_MAXCONN}`,
       "    hard-stop-after 30s",
     ],
     [
@@ -146,6 +149,7 @@ export function renderHaproxyStepScript(image: string, listeners: readonly Hapro
     image,
     options: ["-v", `${HAPROXY_HOST_DIR}:${HAPROXY_CONTAINER_DIR}:ro`],
     command: [],
+    nofile: haproxyNofile(HAPROXY_MAXCONN),
   };
   return `${renderContainerFunctions(container)}
 docker image inspect ${image} >/dev/null 2>&1 || docker pull -q ${image}

@@ -5,12 +5,12 @@ import * as path from "path";
 import { ClusterNode, clusterNodes, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { renderContainerFunctions } from "./container";
+import { CONTAINER_NOFILE, renderContainerFunctions } from "./container";
 
 /**
  * MinIO distributed on 3 nodes (spec 001 design section B, spec 003; DESIGN.md): one erasure set
  * over one drive per node (EC:1 — any one node may be lost), pinned release, host network, the
- * same root credentials everywhere, `http://s3.<domain>:9000` as the S3 endpoint.
+ * same `MINIO_*` environment everywhere, `http://s3.<domain>:9000` as the S3 endpoint.
  */
 
 /** Placeholder key of the root password. */
@@ -71,17 +71,26 @@ export function minioVolumes(nodes: readonly MinioNode[], settings: MinioSetting
   return `http://${prefix}${range}.${settings.domain}:${settings.apiPort}${settings.dataPath}`;
 }
 
+/** The console behind {@link MinioSettings.consolePort} of the first node (spec 001: minio-01's console). Pure. */
+export function minioConsoleUrl(nodes: readonly MinioNode[], settings: MinioSettings = DEFAULT_MINIO_SETTINGS): string {
+  if (nodes.length === 0) throw new Error("MinIO: no nodes");
+  return `http://${nodes[0].address}:${settings.consolePort}`;
+}
+
 /**
- * Renders the MinIO environment file of one node (read through `MINIO_CONFIG_ENV_FILE`): the pool,
- * the root credentials (password as a placeholder), the console redirect. Pure.
+ * Renders the MinIO environment file (read through `MINIO_CONFIG_ENV_FILE`): the pool, the root
+ * credentials (password as a placeholder), the console redirect. The same text for every node: at
+ * startup MinIO compares every `MINIO_*` variable across the servers and refuses to form the
+ * cluster on a difference (minio cmd/bootstrap-peer-server.go, `ServerSystemConfig.Diff`; only a
+ * few such as the root credentials are exempt). Pure.
  */
-export function renderMinioEnv(node: MinioNode, nodes: readonly MinioNode[], settings: MinioSettings = DEFAULT_MINIO_SETTINGS): string {
+export function renderMinioEnv(nodes: readonly MinioNode[], settings: MinioSettings = DEFAULT_MINIO_SETTINGS): string {
   return [
-    `# Managed by KeyBuzz (components/data/minio.ts) for ${node.name}.`,
+    "# Managed by KeyBuzz (components/data/minio.ts); identical on every node (MinIO refuses a MINIO_* mismatch).",
     `MINIO_VOLUMES="${minioVolumes(nodes, settings)}"`,
     `MINIO_ROOT_USER="${settings.rootUser}"`,
     `MINIO_ROOT_PASSWORD="${secretRef(MINIO_ROOT_PASSWORD_KEY)}"`,
-    `MINIO_BROWSER_REDIRECT_URL="http://${node.address}:${settings.consolePort}"`,
+    `MINIO_BROWSER_REDIRECT_URL="${minioConsoleUrl(nodes, settings)}"`,
     "",
   ].join("\n");
 }
@@ -127,6 +136,7 @@ export function renderMinioNodeScript(
         "--console-address",
         `${node.address}:${settings.consolePort}`,
       ],
+      nofile: CONTAINER_NOFILE.minio,
     }),
     `KB_NODE_IP='${node.address}'\nKB_API_PORT='${settings.apiPort}'\nKB_DATA_DIR='${paths.dataDir}'\nKB_ENV_FILE='${paths.envFile}'`,
     fs.readFileSync(path.join(SCRIPTS, "minio-node.sh"), "utf8"),
@@ -177,11 +187,12 @@ export class MinioCluster extends pulumi.ComponentResource {
     const image = args.versions.images.minio;
     const steps: command.remote.Command[] = [];
     const fingerprints: string[] = [];
+    const envFile: HostFile = { path: MINIO_HOST_PATHS.envFile, content: renderMinioEnv(nodes, settings), mode: "0600" };
     args.hosts.forEach((host, index) => {
       const node = nodes[index];
       const baseReady = args.ready[node.name];
       if (!baseReady) throw new Error(`MinioCluster ${name}: no base OS readiness for ${node.name}`);
-      const files: HostFile[] = [{ path: MINIO_HOST_PATHS.envFile, content: renderMinioEnv(node, nodes, settings), mode: "0600" }];
+      const files: HostFile[] = [envFile];
       const script = renderMinioNodeScript(node, image, settings);
       fingerprints.push(sha256(script + files[0].content));
       steps.push(
@@ -199,7 +210,7 @@ export class MinioCluster extends pulumi.ComponentResource {
       { parent: this, dependsOn: steps },
     );
     this.s3Endpoint = `http://s3.${args.domain}:${settings.apiPort}`;
-    this.consoleUrl = `http://${nodes[0].address}:${settings.consolePort}`;
+    this.consoleUrl = minioConsoleUrl(nodes, settings);
     this.registerOutputs({ s3Endpoint: this.s3Endpoint, consoleUrl: this.consoleUrl });
   }
 }

@@ -1,8 +1,10 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
 import { Versions } from "../../config";
-import { Host, HostFile, remoteStep, secretRef } from "../remote";
-import { ContainerSpec, renderContainerFunctions } from "./container";
+import { Host, HostFile, remoteStep, secretRef, shellQuote } from "../remote";
+import { ContainerSpec, pgbouncerNofile, renderContainerFunctions } from "./container";
 import { ACCOUNTS } from "../security/secrets";
 import { PostgresSettings } from "./postgres/settings";
 
@@ -79,15 +81,39 @@ export function renderPgbouncerUserlist(): string {
   return `"${ACCOUNTS.postgresApp}" "${secretRef(PGBOUNCER_SECRET_KEYS.appPassword)}"\n`;
 }
 
-/** Body of the PgBouncer step: (re)create the container when its spec or files changed, then check the port. */
-export function renderPgbouncerStepScript(image: string, listenPort = 6432): string {
+/**
+ * The PgBouncer container's `nofile` for its rendered pgbouncer.ini and userlist.txt
+ * ({@link pgbouncerNofile}: the entries of `[databases]` and the users are counted from the files).
+ */
+export function renderedPgbouncerNofile(settings: PostgresSettings, ini: string, userlist: string): number {
+  const databases = (/^\[databases\]\n([\s\S]*?)^\[/m.exec(ini)?.[1] ?? "").split("\n").filter((line) => /^[^;\s]\S* = /.test(line)).length;
+  const users = userlist.split("\n").filter((line) => line.startsWith('"')).length;
+  return pgbouncerNofile(settings.pgbouncer, databases, users);
+}
+
+/** scripts/pgbouncer/check-version.sh: the step stops when the image does not run the pinned PgBouncer. */
+const CHECK_VERSION_SCRIPT = path.join(__dirname, "..", "..", "scripts", "pgbouncer", "check-version.sh");
+
+/**
+ * Body of the PgBouncer step: check that the image runs the pinned PgBouncer release, (re)create the
+ * container when its spec or files changed, then check the port.
+ *
+ * @param image `images.pgbouncer` (config/versions.yaml).
+ * @param version `packages.pgbouncer`: the release `pgbouncer --version` must name inside the image.
+ * @param nofile the container's open-files limit ({@link renderedPgbouncerNofile}).
+ */
+export function renderPgbouncerStepScript(image: string, version: string, nofile: number, listenPort = 6432): string {
   const container: ContainerSpec = {
     name: "pgbouncer",
     image,
     options: ["--user", `${PGBOUNCER_UID}:${PGBOUNCER_UID}`, "-v", `${PGBOUNCER_HOST_DIR}:${PGBOUNCER_CONTAINER_DIR}:ro`],
     command: [],
+    nofile,
   };
   return `${renderContainerFunctions(container)}
+KB_PGBOUNCER_IMAGE=${shellQuote(image)}
+KB_PGBOUNCER_VERSION=${shellQuote(version)}
+${fs.readFileSync(CHECK_VERSION_SCRIPT, "utf8")}
 # PgBouncer reads its files at start: recreate it when they changed in this run, too.
 if [ "$(kb_pgbouncer_state)" != current ] || [ "\${#kb_changed[@]}" -gt 0 ]; then
   kb_pgbouncer_run >/dev/null
@@ -102,7 +128,7 @@ export interface PgBouncerLayerArgs {
   /** The haproxy group's hosts, in inventory order (changes roll in this order). */
   readonly hosts: readonly Host[];
   readonly settings: PostgresSettings;
-  /** `images.pgbouncer` (config/versions.yaml). */
+  /** `images.pgbouncer` and the release it must run, `packages.pgbouncer` (config/versions.yaml). */
   readonly versions: Versions;
   /** The application user's password (`PlatformSecrets.postgres.app`). */
   readonly appPassword: pulumi.Input<string>;
@@ -120,12 +146,18 @@ export class PgBouncerLayer extends pulumi.ComponentResource {
   constructor(name: string, args: PgBouncerLayerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("keybuzz:data:PgBouncerLayer", name, {}, opts);
     const owner = `${PGBOUNCER_UID}:${PGBOUNCER_UID}`;
+    const ini = renderPgbouncerIni({ settings: args.settings });
+    const userlist = renderPgbouncerUserlist();
     const files: HostFile[] = [
-      { path: `${PGBOUNCER_HOST_DIR}/pgbouncer.ini`, content: renderPgbouncerIni({ settings: args.settings }), owner },
-      { path: `${PGBOUNCER_HOST_DIR}/userlist.txt`, content: renderPgbouncerUserlist(), mode: "0600", owner },
+      { path: `${PGBOUNCER_HOST_DIR}/pgbouncer.ini`, content: ini, owner },
+      { path: `${PGBOUNCER_HOST_DIR}/userlist.txt`, content: userlist, mode: "0600", owner },
       { path: `${PGBOUNCER_HOST_DIR}/ca.crt`, content: secretRef(PGBOUNCER_SECRET_KEYS.caCert), mode: "0600", owner },
     ];
-    const script = renderPgbouncerStepScript(args.versions.images.pgbouncer);
+    const script = renderPgbouncerStepScript(
+      args.versions.images.pgbouncer,
+      args.versions.packages.pgbouncer,
+      renderedPgbouncerNofile(args.settings, ini, userlist),
+    );
     const secrets = { [PGBOUNCER_SECRET_KEYS.appPassword]: args.appPassword, [PGBOUNCER_SECRET_KEYS.caCert]: args.caCertPem };
     const ready: Record<string, command.remote.Command> = {};
     let previous: pulumi.Resource | undefined;

@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, Inventory, serversOf, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
+import { CONTAINER_NOFILE } from "./container";
 
 /**
  * ProxySQL in front of Galera (spec 001, module 8; DESIGN.md decisions): `mysql_galera_hostgroups`
@@ -222,8 +223,9 @@ export function renderProxySqlClientCnf(user: string, secretKey: string, port: n
 export function renderProxySqlRunScript(image: string, host: ProxySqlHostSettings = DEFAULT_PROXYSQL_HOST_SETTINGS): string {
   return `image=${image}
 container=${host.container}
+nofile=${CONTAINER_NOFILE.proxysql}
 install -d -m 0755 ${host.dataDir}
-spec=$( { echo "$image"; sha256sum ${host.configFile}; } | sha256sum | cut -d' ' -f1)
+spec=$( { echo "$image nofile=$nofile"; sha256sum ${host.configFile}; } | sha256sum | cut -d' ' -f1)
 current=$(docker inspect -f '{{ index .Config.Labels "keybuzz.spec" }}' "$container" 2>/dev/null || true)
 running=$(docker inspect -f '{{ .State.Running }}' "$container" 2>/dev/null || true)
 if [ "$current" != "$spec" ] || [ "$running" != true ]; then
@@ -231,7 +233,7 @@ if [ "$current" != "$spec" ] || [ "$running" != true ]; then
   docker rm -f "$container" >/dev/null 2>&1 || true
   # --initial: the rendered file is the whole configuration at every start (no drift in proxysql.db).
   docker run -d --name "$container" --label "keybuzz.spec=$spec" \\
-    --network host --restart unless-stopped --log-opt max-size=10m --log-opt max-file=3 \\
+    --network host --restart unless-stopped --log-opt max-size=10m --log-opt max-file=3 --ulimit "nofile=$nofile:$nofile" \\
     -v ${host.configFile}:/etc/proxysql.cnf:ro -v ${host.dataDir}:/var/lib/proxysql \\
     --entrypoint proxysql "$image" -f --idle-threads -c /etc/proxysql.cnf -D /var/lib/proxysql --initial >/dev/null
   echo "proxysql (re)started with configuration $spec"

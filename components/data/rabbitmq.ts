@@ -5,7 +5,7 @@ import * as path from "path";
 import { ClusterNode, clusterNodes, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { renderContainerFunctions } from "./container";
+import { CONTAINER_NOFILE, renderContainerFunctions } from "./container";
 import type { HaproxyListener } from "./haproxy";
 
 /**
@@ -212,6 +212,7 @@ export function renderRabbitMqNodeScript(
         `${paths.configDir}:/etc/rabbitmq:ro`,
       ],
       command: [],
+      nofile: CONTAINER_NOFILE.rabbitmq,
     }),
     shellAssignments({
       KB_NODE: erlangNodeName(node),

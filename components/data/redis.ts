@@ -5,7 +5,7 @@ import * as path from "path";
 import { z } from "zod";
 import { ClusterNode, clusterNodes, ConfigError, formatZodError, Versions } from "../../config";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { renderContainerFunctions } from "./container";
+import { CONTAINER_NOFILE, renderContainerFunctions } from "./container";
 import type { HaproxyListener } from "./haproxy";
 
 /**
@@ -256,12 +256,14 @@ export function renderRedisNodeScript(
       image,
       options: [...user, "-v", `${paths.redisDir}:${REDIS_CONTAINER_CONF}`, "-v", `${paths.dataDir}:${settings.dataDir}`],
       command: ["redis-server", `${REDIS_CONTAINER_CONF}/redis.conf`],
+      nofile: CONTAINER_NOFILE.redis,
     }),
     renderContainerFunctions({
       name: "redis-sentinel",
       image,
       options: [...user, "-v", `${paths.sentinelDir}:${SENTINEL_CONTAINER_CONF}`],
       command: ["redis-sentinel", `${SENTINEL_CONTAINER_CONF}/sentinel.conf`],
+      nofile: CONTAINER_NOFILE.redis,
     }),
     shellAssignments({
       KB_NODE_IP: node.address,

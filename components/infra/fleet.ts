@@ -34,7 +34,7 @@ export interface ServerFleetArgs {
 }
 
 /**
- * Every server of the inventory: SSH keys, one spread placement group per cluster group (so no two
+ * Every server of the inventory: SSH keys (uploaded, or existing ones looked up by name), one spread placement group per cluster group (so no two
  * nodes of a quorum share a physical host), the servers with their firewall, the private network
  * attachment at the inventory's fixed IP (`subnetId`, so it waits for the subnet), and the XFS data
  * volumes of PostgreSQL and MariaDB nodes (`protect` + `deleteProtection` when
@@ -55,13 +55,16 @@ export class ServerFleet extends pulumi.ComponentResource {
     const { inventory, stack } = args;
     const labels = { stack };
 
-    const sshKeys = inventory.sshPublicKeys.map(
-      (publicKey, index) =>
-        new hcloud.SshKey(
-          `${name}-ssh-key-${index + 1}`,
-          { name: hetznerName(stack, `keybuzz-operator-${index + 1}`), publicKey, labels },
-          { parent: this },
-        ),
+    // Hetzner refuses a second key with the same fingerprint in one project (uniqueness_error), so a
+    // key another stack already uploaded is looked up by name instead of created again.
+    const sshKeyIds = inventory.sshKeys.map((entry, index) =>
+      "existing" in entry
+        ? hcloud.getSshKeyOutput({ name: entry.existing }, { parent: this }).apply((key) => String(key.id))
+        : new hcloud.SshKey(
+            `${name}-ssh-key-${index + 1}`,
+            { name: hetznerName(stack, `keybuzz-operator-${index + 1}`), publicKey: entry.publicKey, labels },
+            { parent: this },
+          ).id,
     );
 
     const placementGroupOf = new Map<string, hcloud.PlacementGroup>();
@@ -92,7 +95,7 @@ export class ServerFleet extends pulumi.ComponentResource {
           serverType: spec.serverType,
           image: args.versions.os.image,
           location: inventory.location,
-          sshKeys: sshKeys.map((key) => key.id),
+          sshKeys: sshKeyIds,
           placementGroupId: placementGroupOf.get(spec.name)?.id.apply(Number),
           firewallIds: [firewall.id.apply(Number)],
           publicNets: [{ ipv4Enabled: true, ipv6Enabled: true }],

@@ -7,6 +7,7 @@ import {
   caCertHashFromKubeconfig,
   clusterFacts,
   KEYBUZZ_K8S_DIR,
+  kubeadmPatchFiles,
   prepareFiles,
   publicIpKey,
   renderBootstrapTokenSecret,
@@ -35,6 +36,12 @@ export interface KubernetesClusterArgs {
   readonly kubeadm: { readonly token: pulumi.Input<string>; readonly certificateKey: pulumi.Input<string> };
   /** `keybuzz:k8s` settings (join timeout). */
   readonly settings: K8sSettings;
+  /**
+   * The Kubernetes API load balancer (`kubernetes.apiLoadBalancer`, a `keybuzz:infra:LoadBalancer`:
+   * the LB, its network attachment, its 6443 service and its targets). `kubeadm init` and every join
+   * reach the API through its private IP (the controlPlaneEndpoint), so they wait for all of it.
+   */
+  readonly apiLoadBalancer: pulumi.Resource;
 }
 
 /**
@@ -86,12 +93,12 @@ export class KubernetesCluster extends pulumi.ComponentResource {
       `${first.name}-k8s-init`,
       {
         host: host(first),
-        files: [initConfig],
+        files: [initConfig, ...kubeadmPatchFiles(first)],
         script: renderInitScript(),
         secrets: { [SECRET_KEYS.token]: token, [SECRET_KEYS.certificateKey]: certificateKey, ...publicIps },
         timeoutMinutes: 30,
       },
-      { parent: this, dependsOn: [prepared[first.name]] },
+      { parent: this, dependsOn: [prepared[first.name], args.apiLoadBalancer] },
     );
     const adminConf = pulumi.secret(init.stdout);
     const caCertHash = pulumi.secret(adminConf.apply(caCertHashFromKubeconfig));
@@ -126,6 +133,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
           host: host(node),
           files: [
             { path: `${KEYBUZZ_K8S_DIR}/kubeadm-join.yaml`, content: renderKubeadmJoinConfig(node, facts, controlPlane), mode: "0600" },
+            ...(controlPlane ? kubeadmPatchFiles(node) : []),
           ],
           script: renderJoinScript(node),
           secrets: {
@@ -135,7 +143,7 @@ export class KubernetesCluster extends pulumi.ComponentResource {
           },
           timeoutMinutes: args.settings.joinTimeoutMinutes,
         },
-        { parent: this, dependsOn: [prepared[node.name], after] },
+        { parent: this, dependsOn: [prepared[node.name], after, args.apiLoadBalancer] },
       );
     let previous: pulumi.Resource = credentials;
     for (const node of otherControlPlanes) {

@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import { Inventory, ServerSpec, Versions } from "../../config";
+import { commonHostScript } from "../os/base-os";
 import { HostFile, secretRef, shellQuote } from "../remote";
 
 /**
@@ -22,10 +23,21 @@ export const CRI_SOCKET = "unix:///run/containerd/containerd.sock";
 /** Pause image of Kubernetes 1.33 (kubeadm's default sandbox image for that minor). */
 export const SANDBOX_IMAGE = "registry.k8s.io/pause:3.10";
 /**
- * Fingerprint of the pkgs.k8s.io signing key ("isv:kubernetes OBS Project"); the downloaded
- * Release.key is refused unless it matches.
+ * Fingerprint of the pkgs.k8s.io signing key ("isv:kubernetes OBS Project <isv:kubernetes@build.opensuse.org>",
+ * the same key for every minor channel; kubernetes/kubernetes#128609 shows `gpg` on the v1.26/v1.27
+ * Release.key, kubernetes/release#3818 its expiry being extended). The Release.key downloaded on every
+ * run is refused unless it matches.
  */
 export const K8S_APT_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436";
+/** Where the pkgs.k8s.io key lives on a node (the `signed-by` of the apt source). */
+export const K8S_APT_KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
+/** etcd's metrics port (kubeadm's constants.EtcdMetricsPort; its probes use it on 127.0.0.1). */
+export const ETCD_METRICS_PORT = 2381;
+/**
+ * The per-node kubeadm patches of a control plane (`patches.directory` of Init/JoinConfiguration;
+ * kubeadm reads files named `target[suffix][+patchtype].extension`).
+ */
+export const KUBEADM_PATCHES_DIR = `${KEYBUZZ_K8S_DIR}/patches`;
 /** Placeholder keys of the module's secret values. */
 export const SECRET_KEYS = {
   token: "kubeadm-token",
@@ -116,6 +128,7 @@ export function renderKubeadmInitConfig(node: ServerSpec, facts: ClusterFacts): 
     certificateKey: secretRef(SECRET_KEYS.certificateKey),
     localAPIEndpoint: { advertiseAddress: node.privateIp, bindPort: API_SERVER_PORT },
     nodeRegistration: nodeRegistration(node, true),
+    patches: { directory: KUBEADM_PATCHES_DIR },
   };
   const cluster = {
     apiVersion: "kubeadm.k8s.io/v1beta4",
@@ -126,10 +139,10 @@ export function renderKubeadmInitConfig(node: ServerSpec, facts: ClusterFacts): 
     networking: { podSubnet: facts.podCidr, serviceSubnet: facts.serviceCidr, dnsDomain: "cluster.local" },
     apiServer: { certSANs: [...facts.certSans, ...facts.controlPlanes.map((name) => secretRef(publicIpKey(name)))] },
     // Metrics on all interfaces so kube-prometheus-stack can scrape them over the private network;
-    // the Hetzner firewall keeps public interfaces closed (22 and 6443 only).
+    // UFW opens 10257/10259 to the private network only and the Hetzner firewall keeps public
+    // interfaces closed (22 and 6443 only). etcd's metrics are bound per node (renderEtcdMetricsPatch).
     controllerManager: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }] },
     scheduler: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }] },
-    etcd: { local: { extraArgs: [{ name: "listen-metrics-urls", value: "http://0.0.0.0:2381" }] } },
   };
   const kubelet = { apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration", cgroupDriver: "systemd" };
   const kubeProxy = {
@@ -164,10 +177,29 @@ export function renderKubeadmJoinConfig(node: ServerSpec, facts: ClusterFacts, c
             localAPIEndpoint: { advertiseAddress: node.privateIp, bindPort: API_SERVER_PORT },
             certificateKey: secretRef(SECRET_KEYS.certificateKey),
           },
+          patches: { directory: KUBEADM_PATCHES_DIR },
         }
       : {}),
   };
   return dump(join);
+}
+
+/**
+ * `etcd+json.yaml` in {@link KUBEADM_PATCHES_DIR}: a JSON patch (RFC 6902) of this control plane's
+ * etcd static Pod that serves metrics on 127.0.0.1 (kubeadm's probes) and the node's private IP only,
+ * never 0.0.0.0. ClusterConfiguration's `etcd.local.extraArgs` is the same on every node, hence a
+ * per-node patch (kubeadm "Customizing components": patches per node). kubeadm writes its own
+ * `--listen-metrics-urls=http://127.0.0.1:2381` first; this one is appended, and etcd keeps the last
+ * value of a flag (its UniqueURLs flag value replaces the previous one on each Set).
+ */
+export function renderEtcdMetricsPatch(node: ServerSpec): string {
+  const urls = [`http://127.0.0.1:${ETCD_METRICS_PORT}`, `http://${node.privateIp}:${ETCD_METRICS_PORT}`].join(",");
+  return dump([{ op: "add", path: "/spec/containers/0/command/-", value: `--listen-metrics-urls=${urls}` }]);
+}
+
+/** The per-node patch files of a control plane (init and control-plane joins). */
+export function kubeadmPatchFiles(node: ServerSpec): HostFile[] {
+  return [{ path: `${KUBEADM_PATCHES_DIR}/etcd+json.yaml`, content: renderEtcdMetricsPatch(node) }];
 }
 
 /**
@@ -239,7 +271,7 @@ export function renderCrictlConfig(): string {
 
 /** `/etc/apt/sources.list.d/kubernetes.list`: pkgs.k8s.io, the minor channel of the pinned version. */
 export function renderKubernetesAptSource(version: string): string {
-  return `deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v${kubernetesMinor(version)}/deb/ /\n`;
+  return `deb [signed-by=${K8S_APT_KEYRING}] https://pkgs.k8s.io/core:/stable:/v${kubernetesMinor(version)}/deb/ /\n`;
 }
 
 function preamble(variables: Record<string, string>): string {
@@ -263,13 +295,18 @@ export function prepareFiles(versions: Versions): HostFile[] {
   ];
 }
 
-/** Node preparation: kernel, containerd (CRI), pinned and held kubeadm/kubelet/kubectl. */
+/**
+ * Node preparation: kernel, containerd (CRI), pinned and held kubeadm/kubelet/kubectl; the shared apt
+ * helpers (`scripts/common/apt.sh`: lock retries, signing-key check) come before the node script.
+ */
 export function renderPrepareScript(versions: Versions): string {
-  return script("prepare-node.sh", {
+  const variables = preamble({
     KB_K8S_MINOR: kubernetesMinor(versions.kubernetes.version),
     KB_K8S_PACKAGE_VERSION: `${versions.kubernetes.version}-${versions.kubernetes.packageRevision}`,
     KB_K8S_KEY_FINGERPRINT: K8S_APT_KEY_FINGERPRINT,
+    KB_K8S_KEYRING: K8S_APT_KEYRING,
   });
+  return `${variables}\n${commonHostScript("apt.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "prepare-node.sh"), "utf8")}`;
 }
 
 /** `kubeadm init` on the first control plane (skipped once done); prints admin.conf on stdout. */

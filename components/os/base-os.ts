@@ -6,12 +6,36 @@ import { Host, HostFile, remoteStep, sha256, shellQuote } from "../remote";
 
 /**
  * Base OS & security (spec 000, "Module 2"), on every server before anything else: packages,
- * Europe/Paris + NTP, swap off, kernel settings, Docker CE pinned, SSH hardening, UFW per role,
+ * Europe/Paris + NTP, swap off, kernel settings, Docker pinned, SSH hardening, UFW per role,
  * fixed DNS, journald limits, fail2ban, auditd and the managed /etc/hosts block; then the spec's
  * 8 validation tests.
  */
 
 const SCRIPTS = path.join(__dirname, "..", "..", "scripts", "base-os");
+const COMMON_SCRIPTS = path.join(__dirname, "..", "..", "scripts", "common");
+
+/**
+ * A shared host helper from `scripts/common/` (e.g. `apt.sh`: the apt lock retries, the cloud-init
+ * wait, the signing-key check), included in a step's script before the step's own file.
+ */
+export function commonHostScript(file: string): string {
+  return fs.readFileSync(path.join(COMMON_SCRIPTS, file), "utf8");
+}
+
+/**
+ * Where the SSH hardening lands. sshd keeps the first value it reads for each keyword (sshd_config(5):
+ * "the first obtained value will be used") and Ubuntu's sshd_config includes `sshd_config.d/*.conf`
+ * first, in name order, so `00-` is read before cloud-init's `50-cloud-init.conf`.
+ */
+export const SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-keybuzz.conf";
+/** Earlier name of {@link SSHD_DROP_IN}, read after cloud-init's file; the step removes it. */
+export const OLD_SSHD_DROP_IN = "/etc/ssh/sshd_config.d/99-keybuzz.conf";
+
+/**
+ * Fingerprint of Docker's apt signing key ("Docker Release (CE deb)", docs.docker.com engine install
+ * guide: 9DC8 5822 9FC7 DD38 854A E2D8 8D81 803C 0EBF CD88); the downloaded key is refused otherwise.
+ */
+export const DOCKER_APT_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88";
 
 /** One UFW rule: a port or range and protocol, from anywhere or from one source CIDR. */
 export interface UfwRule {
@@ -27,10 +51,12 @@ export interface UfwRule {
 /**
  * Ports UFW opens per server group, on top of SSH and the private network (spec 000 §7, "Ouverture
  * des ports par rôle", adapted to K8s). Each entry names the spec's port; additions beyond the
- * spec's table say so. Sources are the private network, except the Kubernetes ports the spec opens
- * to any source (the Hetzner firewall limits public 6443 to the admin CIDRs).
+ * spec's table say so. Every source is the private network, except the Kubernetes API (6443), which
+ * the admin CIDRs reach too (the Hetzner firewall also limits public 6443 to them): etcd, the kubelet,
+ * the scheduler, the controller manager and NodePorts are never open to the internet, even if the
+ * Hetzner firewall were detached.
  */
-export function ufwRulesFor(group: ServerGroup, privateCidr: string): UfwRule[] {
+export function ufwRulesFor(group: ServerGroup, privateCidr: string, adminCidrs: readonly string[]): UfwRule[] {
   const fromPrivate = (port: string, purpose: string): UfwRule => ({ port, proto: "tcp", from: privateCidr, purpose });
   switch (group) {
     case "postgres":
@@ -47,17 +73,23 @@ export function ufwRulesFor(group: ServerGroup, privateCidr: string): UfwRule[] 
       return [fromPrivate("9000", "MinIO S3 API"), fromPrivate("9001", "MinIO console")];
     case "k8s-master":
       return [
-        { port: "6443", proto: "tcp", purpose: "Kubernetes API server" },
-        { port: "10250", proto: "tcp", purpose: "kubelet API" },
-        { port: "2379:2380", proto: "tcp", purpose: "etcd client/peer" },
-        { port: "10259", proto: "tcp", purpose: "kube-scheduler" },
-        { port: "10257", proto: "tcp", purpose: "kube-controller-manager" },
+        fromPrivate("6443", "Kubernetes API server"),
+        fromPrivate("10250", "kubelet API"),
+        fromPrivate("2379:2380", "etcd client/peer"),
+        fromPrivate("10259", "kube-scheduler"),
+        fromPrivate("10257", "kube-controller-manager"),
         fromPrivate("179", "Calico BGP (addition: DESIGN.md)"),
+        ...adminCidrs.map((cidr) => ({
+          port: "6443",
+          proto: "tcp" as const,
+          from: cidr,
+          purpose: "Kubernetes API server, admin CIDRs (addition)",
+        })),
       ];
     case "k8s-worker":
       return [
-        { port: "10250", proto: "tcp", purpose: "kubelet API" },
-        { port: "30000:32767", proto: "tcp", purpose: "NodePort services" },
+        fromPrivate("10250", "kubelet API"),
+        fromPrivate("30000:32767", "NodePort services"),
         fromPrivate("179", "Calico BGP (addition: DESIGN.md)"),
       ];
     case "haproxy":
@@ -92,7 +124,9 @@ export function renderSysctl(): string {
 
 /**
  * `/etc/docker/daemon.json`: spec 000 §5 plus `mtu: 1450`, the MTU of the Hetzner private
- * network (DESIGN.md), so bridged containers never send oversized packets over it.
+ * network (DESIGN.md), so bridged containers never send oversized packets over it, and
+ * `live-restore: true` (docs.docker.com "Live restore"), so a Docker upgrade or restart does not stop
+ * the data containers.
  */
 export function renderDockerDaemonJson(): string {
   const daemon = {
@@ -101,11 +135,12 @@ export function renderDockerDaemonJson(): string {
     "storage-driver": "overlay2",
     "exec-opts": ["native.cgroupdriver=systemd"],
     mtu: 1450,
+    "live-restore": true,
   };
   return `${JSON.stringify(daemon, null, 2)}\n`;
 }
 
-/** `/etc/ssh/sshd_config.d/99-keybuzz.conf`, spec 000 §6 verbatim (key-only root login). */
+/** {@link SSHD_DROP_IN}, spec 000 §6 verbatim (key-only root login). */
 export function renderSshdDropIn(): string {
   return [
     "PermitRootLogin prohibit-password",
@@ -121,6 +156,29 @@ export function renderSshdDropIn(): string {
     "MaxSessions 4",
     "",
   ].join("\n");
+}
+
+/**
+ * The lines `sshd -T` must print once {@link renderSshdDropIn} is in force: sshd's own spelling of
+ * each setting (lower-case keyword, `ChallengeResponseAuthentication` as its newer name
+ * `kbdinteractiveauthentication`; OpenSSH 9 prints `prohibit-password` as `without-password`, which
+ * `scripts/common/sshd.sh` reads as the same). The base OS step and the verification step check
+ * every one of them.
+ */
+export function sshdEffectiveSettings(): string[] {
+  return [
+    "permitrootlogin prohibit-password",
+    "passwordauthentication no",
+    "permitemptypasswords no",
+    "kbdinteractiveauthentication no",
+    "allowtcpforwarding no",
+    "x11forwarding no",
+    "usedns no",
+    "clientaliveinterval 300",
+    "clientalivecountmax 2",
+    "maxauthtries 3",
+    "maxsessions 4",
+  ];
 }
 
 /** `/etc/systemd/journald.conf.d/limit.conf`, spec 000 §9. */
@@ -160,10 +218,24 @@ export function renderHostsBlock(inventory: Inventory): string {
   return ["# BEGIN KeyBuzz managed block", ...lines, "# END KeyBuzz managed block", ""].join("\n");
 }
 
-/** Upstream release of a Debian package version: `5:27.5.1-1~ubuntu.24.04~noble` → `27.5.1`. */
+/**
+ * The `x.y.z` release inside a Debian package version, as `docker version` reports it:
+ * `5:27.5.1-1~ubuntu.24.04~noble` (Docker CE), `27.5.1-0ubuntu3~24.04.2` (Ubuntu's docker.io) and
+ * `26.1.5+dfsg1-9+b9` (Debian's) → `27.5.1` / `26.1.5`.
+ *
+ * @throws Error when the version carries no `x.y.z`.
+ */
 export function upstreamRelease(packageVersion: string): string {
-  return packageVersion.replace(/^\d+:/, "").replace(/-.*$/, "");
+  const match = /^(?:\d+:)?(\d+\.\d+\.\d+)/.exec(packageVersion);
+  if (!match) throw new Error(`no x.y.z release in the package version ${packageVersion}`);
+  return match[1];
 }
+
+/** The Debian packages of each Docker source (versions.yaml `docker.source`): engine, CLI, containerd. */
+export const DOCKER_PACKAGES = {
+  "docker-ce": { engine: "docker-ce", cli: "docker-ce-cli", containerd: "containerd.io" },
+  distribution: { engine: "docker.io", cli: "", containerd: "containerd" },
+} as const;
 
 /** Shell preamble that sets the variables the static scripts read. */
 function renderPreamble(variables: Record<string, string>): string {
@@ -177,44 +249,66 @@ export function baseOsFiles(inventory: Inventory): HostFile[] {
   return [
     { path: "/etc/sysctl.d/99-keybuzz.conf", content: renderSysctl() },
     { path: "/etc/docker/daemon.json", content: renderDockerDaemonJson() },
-    { path: "/etc/ssh/sshd_config.d/99-keybuzz.conf", content: renderSshdDropIn() },
+    { path: SSHD_DROP_IN, content: renderSshdDropIn() },
     { path: "/etc/systemd/journald.conf.d/limit.conf", content: renderJournaldLimits() },
     { path: "/etc/fail2ban/jail.d/keybuzz.conf", content: renderFail2banJail(inventory.adminCidrs, inventory.network.ipRange) },
     { path: "/etc/keybuzz/hosts.block", content: renderHostsBlock(inventory) },
   ];
 }
 
-/** The base OS script body for one server: its variables, then `scripts/base-os/base-os.sh`. */
+/**
+ * The base OS script body for one server: its variables, the shared apt helpers
+ * (`scripts/common/apt.sh`), then `scripts/base-os/base-os.sh`.
+ */
 export function renderBaseOsScript(hostName: string, group: ServerGroup, inventory: Inventory, versions: Versions): string {
   const isKubernetesNode = group === "k8s-master" || group === "k8s-worker";
-  const rules = ufwRulesFor(group, inventory.network.ipRange).map(
+  const dockerPackages = DOCKER_PACKAGES[versions.docker.source];
+  const rules = ufwRulesFor(group, inventory.network.ipRange, inventory.adminCidrs).map(
     (rule) => `${rule.port}/${rule.proto}${rule.from ? `@${rule.from}` : ""}`,
   );
   const preamble = renderPreamble({
     KB_HOSTNAME: hostName,
     KB_PRIVATE_CIDR: inventory.network.ipRange,
     KB_ADMIN_CIDRS: inventory.adminCidrs.join(" "),
+    KB_DOCKER_SOURCE: versions.docker.source,
+    KB_DOCKER_PACKAGE: dockerPackages.engine,
+    KB_DOCKER_CLI_PACKAGE: dockerPackages.cli,
+    KB_CONTAINERD_PACKAGE: dockerPackages.containerd,
     KB_DOCKER_VERSION: versions.docker.engine,
     KB_CONTAINERD_VERSION: versions.docker.containerd,
+    KB_DOCKER_KEY_FINGERPRINT: DOCKER_APT_KEY_FINGERPRINT,
+    KB_SSHD_DROP_IN: SSHD_DROP_IN,
+    KB_OLD_SSHD_DROP_IN: OLD_SSHD_DROP_IN,
+    KB_SSHD_EXPECTED: sshdEffectiveSettings().join("\n"),
     KB_UFW_RULES: rules.join("\n"),
     // Pods' traffic is routed through the node: Kubernetes nodes forward it, and accept it from
     // pods on other nodes (source in the pod CIDR: Prometheus scraping node-exporter, kubelet).
     KB_UFW_ROUTED: isKubernetesNode ? "allow" : "deny",
     KB_POD_CIDR: isKubernetesNode ? inventory.kubernetes.podCidr : "",
   });
-  return `${preamble}\n${fs.readFileSync(path.join(SCRIPTS, "base-os.sh"), "utf8")}`;
+  const helpers = [commonHostScript("apt.sh"), commonHostScript("sshd.sh")].join("\n");
+  return `${preamble}\n${helpers}\n${fs.readFileSync(path.join(SCRIPTS, "base-os.sh"), "utf8")}`;
 }
 
-/** The verification script for one server: spec 000's 8 tests. */
+/**
+ * The verification script for one server: spec 000's 8 tests. `docker_pinned` checks the pinned
+ * package of the configured Docker source and the release the running daemon reports.
+ */
 export function renderVerifyScript(hostName: string, versions: Versions): string {
-  const preamble = renderPreamble({ KB_HOSTNAME: hostName, KB_DOCKER_RELEASE: upstreamRelease(versions.docker.engine) });
-  return `${preamble}\n${fs.readFileSync(path.join(SCRIPTS, "verify-base-os.sh"), "utf8")}`;
+  const preamble = renderPreamble({
+    KB_HOSTNAME: hostName,
+    KB_DOCKER_PACKAGE: DOCKER_PACKAGES[versions.docker.source].engine,
+    KB_DOCKER_VERSION: versions.docker.engine,
+    KB_DOCKER_RELEASE: upstreamRelease(versions.docker.engine),
+    KB_SSHD_EXPECTED: sshdEffectiveSettings().join("\n"),
+  });
+  return `${preamble}\n${commonHostScript("sshd.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "verify-base-os.sh"), "utf8")}`;
 }
 
 /** Arguments of {@link BaseOs}. */
 export interface BaseOsArgs {
   readonly inventory: Inventory;
-  /** `docker.engine` / `docker.containerd` package versions. */
+  /** `docker.source` and its `docker.engine` / `docker.containerd` package versions. */
   readonly versions: Versions;
   /** Every server, by inventory name (from `ServerFleet.hosts`). */
   readonly hosts: Readonly<Record<string, Host>>;

@@ -1,20 +1,24 @@
 # Base OS hardening (spec 000, module 2), run as root on every server after the step helper has
 # written the managed files (sysctl, docker daemon.json, sshd drop-in, journald, fail2ban, hosts block).
 # Inputs come from the rendered preamble: KB_HOSTNAME, KB_PRIVATE_CIDR, KB_ADMIN_CIDRS (space separated),
-# KB_DOCKER_VERSION, KB_CONTAINERD_VERSION, KB_UFW_RULES (one "port/proto" or "port/proto@source" per line),
-# KB_UFW_ROUTED (allow|deny), KB_POD_CIDR (Kubernetes nodes only, else empty).
+# KB_DOCKER_SOURCE (docker-ce|distribution), KB_DOCKER_PACKAGE, KB_DOCKER_CLI_PACKAGE (may be empty),
+# KB_CONTAINERD_PACKAGE, KB_DOCKER_VERSION, KB_CONTAINERD_VERSION, KB_DOCKER_KEY_FINGERPRINT,
+# KB_SSHD_DROP_IN, KB_OLD_SSHD_DROP_IN, KB_SSHD_EXPECTED (lines `sshd -T` must print),
+# KB_UFW_RULES (one "port/proto" or "port/proto@source" per line), KB_UFW_ROUTED (allow|deny),
+# KB_POD_CIDR (Kubernetes nodes only, else empty). The apt helpers (kb_apt_get, kb_apt_retry,
+# kb_apt_key, kb_wait_cloud_init) and kb_sshd_missing_settings come from scripts/common/apt.sh and
+# scripts/common/sshd.sh, included before this file.
 # Idempotent: a second run on a converged server changes nothing that matters.
 
 # A fresh server is still running cloud-init (and apt) for a while.
-cloud-init status --wait >/dev/null 2>&1 || true
-apt_get() { apt-get -o DPkg::Lock::Timeout=600 -y -qq "$@"; }
+kb_wait_cloud_init
 
 hostnamectl set-hostname "$KB_HOSTNAME"
 
 # 1. Packages (spec 000 §1).
-apt_get update
-apt_get upgrade
-apt_get install curl wget jq unzip gnupg htop net-tools git ca-certificates \
+kb_apt_get update
+kb_apt_get upgrade
+kb_apt_get install curl wget jq unzip gnupg htop net-tools git ca-certificates \
   software-properties-common ufw fail2ban auditd xfsprogs
 
 # 2. Timezone and NTP (§2): time drift breaks Patroni, Sentinel, RabbitMQ, Galera and Kubernetes.
@@ -28,28 +32,63 @@ if grep -qE '^[^#].*\sswap\s' /etc/fstab; then sed -i.bak -E '/^[^#].*\sswap\s/d
 # 4. Kernel settings (§4), file written above.
 sysctl --system >/dev/null
 
-# 5. Docker CE pinned, from Docker's apt repository (DESIGN.md: 24.x has no noble packages).
-install -m 0755 -d /etc/apt/keyrings
-if [ ! -s /etc/apt/keyrings/docker.asc ]; then
-  curl -fsSL https://download.docker.com/linux/ubuntu/gpg -o /etc/apt/keyrings/docker.asc
-  chmod a+r /etc/apt/keyrings/docker.asc
-fi
-# shellcheck source=/dev/null
-. /etc/os-release
-echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/ubuntu ${VERSION_CODENAME} stable" |
-  kb_write /etc/apt/sources.list.d/docker.list 0644 root:root
-apt_get remove docker.io docker-doc docker-compose podman-docker containerd runc >/dev/null 2>&1 || true
-apt_get update
-apt-mark unhold docker-ce docker-ce-cli containerd.io >/dev/null
-apt_get install --allow-downgrades "docker-ce=${KB_DOCKER_VERSION}" "docker-ce-cli=${KB_DOCKER_VERSION}" \
-  "containerd.io=${KB_CONTAINERD_VERSION}"
-apt-mark hold docker-ce docker-ce-cli containerd.io >/dev/null
+# 5. Docker pinned (DESIGN.md "Docker source"): Docker CE from Docker's apt repository (its signing
+# key refreshed and checked on every run), or the distribution's docker.io. The other source's
+# packages and apt source are removed.
+docker_packages=("${KB_DOCKER_PACKAGE}=${KB_DOCKER_VERSION}" "${KB_CONTAINERD_PACKAGE}=${KB_CONTAINERD_VERSION}")
+if [ -n "$KB_DOCKER_CLI_PACKAGE" ]; then docker_packages+=("${KB_DOCKER_CLI_PACKAGE}=${KB_DOCKER_VERSION}"); fi
+case "$KB_DOCKER_SOURCE" in
+  docker-ce)
+    kb_apt_key https://download.docker.com/linux/ubuntu/gpg "$KB_DOCKER_KEY_FINGERPRINT" /etc/apt/keyrings/docker.gpg
+    rm -f /etc/apt/keyrings/docker.asc
+    # shellcheck source=/dev/null
+    . /etc/os-release
+    echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.gpg] https://download.docker.com/linux/ubuntu ${VERSION_CODENAME} stable" |
+      kb_write /etc/apt/sources.list.d/docker.list 0644 root:root
+    other_packages=(docker.io docker-doc docker-compose podman-docker containerd runc)
+    ;;
+  distribution)
+    rm -f /etc/apt/sources.list.d/docker.list /etc/apt/keyrings/docker.gpg /etc/apt/keyrings/docker.asc
+    other_packages=(docker-ce docker-ce-cli containerd.io)
+    ;;
+  *)
+    echo "unknown Docker source '${KB_DOCKER_SOURCE}' (docker-ce or distribution)" >&2
+    exit 1
+    ;;
+esac
+installed_others=()
+for package in "${other_packages[@]}"; do
+  if [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)" = "install ok installed" ]; then installed_others+=("$package"); fi
+done
+if [ "${#installed_others[@]}" -gt 0 ]; then kb_apt_get remove "${installed_others[@]}" >/dev/null; fi
+kb_apt_get update
+held=("${docker_packages[@]%%=*}")
+kb_apt_retry apt-mark unhold "${held[@]}" >/dev/null
+kb_apt_get install --allow-downgrades "${docker_packages[@]}"
+kb_apt_retry apt-mark hold "${held[@]}" >/dev/null
 systemctl enable docker >/dev/null
+if kb_is_changed /etc/docker/daemon.json && systemctl is-active --quiet docker; then
+  # live-restore is reloadable (docs.docker.com "Live restore"): turn it on in the running daemon
+  # first, so the restart below keeps the containers running.
+  systemctl reload docker
+fi
 if kb_is_changed /etc/docker/daemon.json || ! systemctl is-active --quiet docker; then systemctl restart docker; fi
 
-# 6. SSH hardening (§6): validate before reloading, so a bad drop-in never locks us out.
+# 6. SSH hardening (§6): validate before reloading, so a bad drop-in never locks us out; then check
+# the settings sshd really applies (an earlier drop-in would win over ours: sshd keeps the first value).
+sshd_changed=0
+if kb_is_changed "$KB_SSHD_DROP_IN"; then sshd_changed=1; fi
+if [ -e "$KB_OLD_SSHD_DROP_IN" ]; then
+  rm -f "$KB_OLD_SSHD_DROP_IN"
+  sshd_changed=1
+fi
 sshd -t
-if kb_is_changed /etc/ssh/sshd_config.d/99-keybuzz.conf; then systemctl reload ssh; fi
+if [ "$sshd_changed" = 1 ]; then systemctl reload ssh; fi
+sshd_missing=$(kb_sshd_missing_settings)
+if [ -n "$sshd_missing" ]; then
+  echo "sshd does not apply '${sshd_missing//$'\n'/"', '"}' (sshd -T); an sshd_config.d file read before ${KB_SSHD_DROP_IN} overrides it" >&2
+  exit 1
+fi
 
 # 7. UFW (§7): default deny in, allow out; SSH from admins and the private network; the private
 # network in full (this also lets Calico's IPIP, protocol 4, through); role ports below.

@@ -1,12 +1,39 @@
 # The 8 validation tests of spec 000 ("Tests de Validation"), run on the server itself after the
 # base OS step. Any failure fails the deployment, naming the test.
-docker_pinned() { docker version --format '{{.Server.Version}}' | grep -qx "$KB_DOCKER_RELEASE"; }
+# Variables: KB_HOSTNAME, KB_DOCKER_PACKAGE (docker-ce or docker.io), KB_DOCKER_VERSION (its pinned
+# package version), KB_DOCKER_RELEASE (the x.y.z the daemon reports), KB_SSHD_EXPECTED (lines
+# `sshd -T` must print; kb_sshd_missing_settings comes from scripts/common/sshd.sh, included before
+# this file).
+# Each test captures a command's whole output before it looks at it: under pipefail, a pipe into a
+# reader that stops early (grep -q) fails whenever the writer gets SIGPIPE.
+
+# has_line LINE TEXT: TEXT holds LINE as a whole line.
+has_line() { grep -qxF -- "$1" <<<"$2"; }
+
+docker_pinned() {
+  local package server
+  package=$(dpkg-query -W -f='${Version}' "$KB_DOCKER_PACKAGE") || return 1
+  server=$(docker version --format '{{.Server.Version}}') || return 1
+  [ "$package" = "$KB_DOCKER_VERSION" ] && [ "${server%%[+~-]*}" = "$KB_DOCKER_RELEASE" ]
+}
 swap_off() { [ -z "$(swapon --summary --noheadings)" ]; }
-ufw_active() { ufw status | grep -q '^Status: active'; }
-dns_fixed() { grep -q '^nameserver 1.1.1.1' /etc/resolv.conf && grep -q '^nameserver 8.8.8.8' /etc/resolv.conf; }
-ssh_hardened() { sshd -T | grep -qx 'passwordauthentication no'; }
-timezone_paris() { timedatectl show -p Timezone --value | grep -qx 'Europe/Paris'; }
-ntp_active() { timedatectl show -p NTP --value | grep -qx yes; }
+ufw_active() {
+  local status
+  status=$(ufw status) || return 1
+  has_line 'Status: active' "$status"
+}
+dns_fixed() {
+  local resolv
+  resolv=$(cat /etc/resolv.conf) || return 1
+  has_line 'nameserver 1.1.1.1' "$resolv" && has_line 'nameserver 8.8.8.8' "$resolv"
+}
+ssh_hardened() {
+  local missing
+  missing=$(kb_sshd_missing_settings) || return 1
+  [ -z "$missing" ]
+}
+timezone_paris() { [ "$(timedatectl show -p Timezone --value)" = Europe/Paris ]; }
+ntp_active() { [ "$(timedatectl show -p NTP --value)" = yes ]; }
 sysctl_applied() { [ "$(sysctl -n net.core.somaxconn)" = 65535 ]; }
 
 failures=0

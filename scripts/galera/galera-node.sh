@@ -36,6 +36,7 @@ if [ -f "$GALERA_ENV_FILE" ]; then
 fi
 GALERA_NODE_NAME=${GALERA_NODE_NAME:-$(hostname -s)}
 GALERA_IMAGE=${GALERA_IMAGE:-}
+GALERA_NOFILE=${GALERA_NOFILE:-}
 GALERA_CONTAINER=${GALERA_CONTAINER:-mariadb}
 GALERA_DATADIR=${GALERA_DATADIR:-/opt/keybuzz/mariadb/data}
 GALERA_CONFDIR=${GALERA_CONFDIR:-/opt/keybuzz/mariadb/config}
@@ -89,6 +90,7 @@ galera_start() {
     bash -c "$GALERA_START_CMD" _ "$mode"
   else
     [ -n "$GALERA_IMAGE" ] || die "GALERA_IMAGE is not set"
+    [ -n "$GALERA_NOFILE" ] || die "GALERA_NOFILE is not set"
     local restart=unless-stopped args=()
     if [ "$mode" = bootstrap ]; then
       # Never restarted by Docker: a reboot must not start a second cluster from this container.
@@ -99,7 +101,7 @@ galera_start() {
     docker rm -f "$GALERA_CONTAINER" >/dev/null 2>&1 || true
     docker run -d --name "$GALERA_CONTAINER" \
       --network host --restart "$restart" --stop-timeout 600 \
-      --log-opt max-size=10m --log-opt max-file=3 \
+      --log-opt max-size=10m --log-opt max-file=3 --ulimit "nofile=$GALERA_NOFILE:$GALERA_NOFILE" \
       --label "keybuzz.galera.mode=$mode" \
       -v "$GALERA_DATADIR:/var/lib/mysql" \
       -v "$GALERA_CONFDIR/my.cnf:/etc/mysql/mariadb.conf.d/99-keybuzz.cnf:ro" \
@@ -122,7 +124,7 @@ recovered_position() {
     GALERA_DATADIR="$GALERA_DATADIR" bash "$GALERA_START_SCRIPT" --recovered-position
   else
     [ -n "$GALERA_IMAGE" ] || die "GALERA_IMAGE is not set"
-    docker run --rm --network none \
+    docker run --rm --network none --ulimit "nofile=$GALERA_NOFILE:$GALERA_NOFILE" \
       -v "$GALERA_DATADIR:/var/lib/mysql" \
       -v "$GALERA_CONFDIR/my.cnf:/etc/mysql/mariadb.conf.d/99-keybuzz.cnf:ro" \
       -v "$GALERA_START_SCRIPT:/usr/local/bin/keybuzz-galera-start:ro" \
@@ -136,7 +138,7 @@ recovered_position() {
 # rolling restart.
 desired_spec() {
   {
-    echo "$GALERA_IMAGE"
+    echo "$GALERA_IMAGE nofile=$GALERA_NOFILE"
     cat "$GALERA_CONFDIR"/*.cnf "$GALERA_START_SCRIPT" 2>/dev/null || true
   } | sha256sum | cut -d' ' -f1
 }

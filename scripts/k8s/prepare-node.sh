@@ -1,7 +1,11 @@
 # Prepares a Kubernetes node (spec 002 module 9, DESIGN.md "Kubernetes"): kernel modules and sysctls
 # for bridged traffic, containerd's CRI plugin with systemd cgroups, and kubeadm/kubelet/kubectl
 # pinned from pkgs.k8s.io and held. Idempotent: a converged node is left as it is.
-# Variables: KB_K8S_MINOR (1.33), KB_K8S_PACKAGE_VERSION (1.33.5-1.1), KB_K8S_KEY_FINGERPRINT.
+# Variables: KB_K8S_MINOR (1.33), KB_K8S_PACKAGE_VERSION (1.33.5-1.1), KB_K8S_KEY_FINGERPRINT,
+# KB_K8S_KEYRING. The apt helpers (kb_wait_cloud_init, kb_apt_get, kb_apt_retry, kb_apt_key) come
+# from scripts/common/apt.sh, included before this file.
+
+kb_wait_cloud_init
 
 # Kernel: the modules now and at boot (modules-load.d), the sysctls when their file changed.
 for module in overlay br_netfilter ipip; do modprobe "$module"; done
@@ -9,25 +13,11 @@ if kb_is_changed /etc/sysctl.d/90-kubernetes.conf || [ "$(sysctl -n net.ipv4.ip_
   sysctl --system >/dev/null
 fi
 
-# The pkgs.k8s.io signing key, checked against its known fingerprint before apt trusts it.
-keyring=/etc/apt/keyrings/kubernetes-apt-keyring.gpg
+# The pkgs.k8s.io signing key, downloaded on every run (its expiry is extended under the same
+# fingerprint: a stored copy expires) and checked against its known fingerprint before apt trusts it.
+kb_apt_key "https://pkgs.k8s.io/core:/stable:/v${KB_K8S_MINOR}/deb/Release.key" "$KB_K8S_KEY_FINGERPRINT" "$KB_K8S_KEYRING"
 refresh_index=0
-if [ ! -s "$keyring" ] || kb_is_changed /etc/apt/sources.list.d/kubernetes.list; then
-  key=$(mktemp)
-  curl -fsSL --retry 5 --retry-delay 3 "https://pkgs.k8s.io/core:/stable:/v${KB_K8S_MINOR}/deb/Release.key" -o "$key"
-  fingerprint=$(gpg --batch --show-keys --with-colons "$key" | awk -F: '$1 == "fpr" { print $10; exit }')
-  if [ "$fingerprint" != "$KB_K8S_KEY_FINGERPRINT" ]; then
-    echo "pkgs.k8s.io key fingerprint is '${fingerprint}', expected ${KB_K8S_KEY_FINGERPRINT}; refusing it" >&2
-    rm -f "$key"
-    exit 1
-  fi
-  install -d -m 0755 /etc/apt/keyrings
-  gpg --batch --yes --dearmor -o "$keyring.new" "$key"
-  chmod 0644 "$keyring.new"
-  mv -f "$keyring.new" "$keyring"
-  rm -f "$key"
-  refresh_index=1
-fi
+if kb_is_changed "$KB_K8S_KEYRING" || kb_is_changed /etc/apt/sources.list.d/kubernetes.list; then refresh_index=1; fi
 
 # kubeadm, kubelet, kubectl at the pinned version, held. A node that already joined is never moved
 # to another version here: upgrades go through `kubeadm upgrade` (docs/kubernetes.md).
@@ -44,11 +34,11 @@ for package in kubeadm kubelet kubectl; do
 done
 if [ "${#pending[@]}" -gt 0 ]; then
   if [ "$refresh_index" = 1 ] || ! apt-cache show "kubeadm=${KB_K8S_PACKAGE_VERSION}" >/dev/null 2>&1; then
-    apt-get update -qq
+    kb_apt_get update
   fi
-  apt-get install -y -qq --allow-change-held-packages "${pending[@]}" >/dev/null
+  kb_apt_get install --allow-change-held-packages "${pending[@]}" >/dev/null
 fi
-apt-mark hold kubeadm kubelet kubectl >/dev/null
+kb_apt_retry apt-mark hold kubeadm kubelet kubectl >/dev/null
 systemctl enable kubelet >/dev/null 2>&1
 
 # containerd: restart only when its configuration changed (Docker keeps running on it).

@@ -3,6 +3,8 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import type { PlannedStep } from "../../components/remote";
+import { ConfigError } from "../../config/errors";
+import { asOfflinePlan } from "../../config/offline-plan";
 
 /**
  * Runs the real program on Pulumi's mock engine: no CLI, no cloud, no network. Shared by the
@@ -31,6 +33,10 @@ export interface Registration {
   dependsOn: string[];
   /** Provider reference (`urn::id`), empty for the default provider (set likewise). */
   provider: string;
+  /** URN of the parent resource, empty for the stack itself (set likewise). */
+  parent: string;
+  /** The `additionalSecretOutputs` resource option (set likewise). */
+  additionalSecretOutputs: string[];
   /** Type token of the top-level component it belongs to (`keybuzz:infra:ServerFleet`), or `stack`. */
   module: string;
 }
@@ -96,11 +102,33 @@ function fakeOutputs(type: string, name: string, index: number): Record<string, 
   }
 }
 
-/** Reads `Pulumi.<stack>.yaml` as the config map the engine would pass (objects as JSON text). */
+/** Results of the provider functions (invokes) the program calls, faked per token. */
+function fakeInvoke(token: string, inputs: Record<string, unknown>): Record<string, unknown> {
+  switch (token) {
+    case "hcloud:index/getSshKey:getSshKey":
+      // An SSH key already in the project (`keybuzz:sshKeys: [{ existing: <name> }]`): a numeric id, like Hetzner's.
+      return { ...inputs, id: 900000 + [...String(inputs.name)].reduce((sum, char) => sum + char.charCodeAt(0), 0), labels: {} };
+    default:
+      return inputs;
+  }
+}
+
+/**
+ * Reads `Pulumi.<stack>.yaml` as the config map the engine would pass (objects as JSON text).
+ *
+ * @throws {ConfigError} with one line naming the file, line and column when it is not valid YAML.
+ */
 export function readStackConfig(stack: string): { config: Record<string, string>; secretKeys: string[] } {
   const file = path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`);
   if (!fs.existsSync(file)) throw new Error(`no stack file ${file}; known stacks: ${knownStacks().join(", ")}`);
-  const document = (yaml.load(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
+  let document: { config?: Record<string, unknown> };
+  try {
+    document = (yaml.load(fs.readFileSync(file, "utf8")) ?? {}) as typeof document;
+  } catch (error) {
+    if (!(error instanceof yaml.YAMLException)) throw error;
+    const where = error.mark ? `:${error.mark.line + 1}:${error.mark.column + 1}` : "";
+    throw new ConfigError([`${path.basename(file)}${where}: not valid YAML (${error.reason}); fix the stack file`]);
+  }
   const config: Record<string, string> = {};
   for (const [key, value] of Object.entries(document.config ?? {})) {
     if (typeof value === "object" && value !== null && "secure" in value) continue;
@@ -125,6 +153,17 @@ export interface MockRun {
   readonly outputs: Record<string, unknown>;
   /** Every remote step with its rendered script and files (secrets as placeholders), in order. */
   readonly steps: readonly PlannedStep[];
+  /** What a real `pulumi preview`/`up` would refuse but the offline plan accepts (the placeholder admin CIDR). */
+  readonly warnings: readonly string[];
+}
+
+/** How {@link runProgram} runs the program. */
+export interface RunOptions {
+  /**
+   * Run as the offline plan (default): the config loader accepts the shipped placeholders with a
+   * warning. `false` runs it as a real `pulumi preview`/`up` would, for the tests of that refusal.
+   */
+  readonly offlinePlan?: boolean;
 }
 
 /**
@@ -147,6 +186,8 @@ async function startRecording(stack: string): Promise<{ registrations: Registrat
           protect: false,
           dependsOn: [],
           provider: "",
+          parent: "",
+          additionalSecretOutputs: [],
         });
         // Hetzner ids are numbers; the program converts them with Number().
         return {
@@ -154,7 +195,7 @@ async function startRecording(stack: string): Promise<{ registrations: Registrat
           state: { ...args.inputs, ...fakeOutputs(args.type, args.name, index) },
         };
       },
-      call: (args) => args.inputs,
+      call: (args) => fakeInvoke(args.token, args.inputs),
     },
     "keybuzz",
     stack,
@@ -186,7 +227,36 @@ export async function declareResources(build: () => void): Promise<Registration[
  * @param configOverride replaces or adds config keys (`keybuzz:servers` → JSON text), for tests.
  * @throws whatever the program throws, e.g. a `ConfigError` for bad configuration.
  */
-export async function runProgram(stack: string, configOverride: Record<string, string> = {}): Promise<MockRun> {
+export async function runProgram(stack: string, configOverride: Record<string, string> = {}, options: RunOptions = {}): Promise<MockRun> {
+  const { registrations, finish, outcome } = await startProgram(stack, configOverride, options);
+  if ("error" in outcome) throw outcome.error;
+  const outputs: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(outcome.program)) {
+    outputs[key] = pulumi.Output.isInstance(value) ? await outputValue(value) : value;
+  }
+  await finish();
+  return { registrations, outputs, steps: outcome.steps, warnings: outcome.warnings };
+}
+
+/**
+ * Runs `index.ts` for `stack` like {@link runProgram}, for a configuration the program must refuse:
+ * returns its error and every resource it had declared by then (after they all registered).
+ *
+ * @throws {Error} when the program ran to the end.
+ */
+export async function runFailingProgram(
+  stack: string,
+  configOverride: Record<string, string> = {},
+  options: RunOptions = {},
+): Promise<{ error: unknown; registrations: Registration[] }> {
+  const { finish, outcome } = await startProgram(stack, configOverride, options);
+  const registrations = await finish();
+  if (!("error" in outcome)) throw new Error(`the ${stack} program ran to the end; it was expected to fail`);
+  return { error: outcome.error, registrations };
+}
+
+/** Sets the mocks and config for `stack` and executes `index.ts` once, catching what it throws. */
+async function startProgram(stack: string, configOverride: Record<string, string>, options: RunOptions) {
   const { config, secretKeys } = readStackConfig(stack);
   const { registrations, finish } = await startRecording(stack);
   pulumi.runtime.setAllConfig({ ...config, ...configOverride }, secretKeys);
@@ -194,27 +264,38 @@ export async function runProgram(stack: string, configOverride: Record<string, s
   let program: Record<string, unknown> = {};
   let steps: PlannedStep[] = [];
   // A fresh module registry per run, so index.ts executes again for each stack and test.
-  isolated(() => {
-    // The program must run on each call, after the mocks are set: a static import would run it once.
-    /* eslint-disable @typescript-eslint/no-require-imports */
-    program = require(path.join(PROJECT_ROOT, "index"));
-    steps = (require(path.join(PROJECT_ROOT, "components", "remote")) as typeof import("../../components/remote")).plannedSteps;
-    /* eslint-enable @typescript-eslint/no-require-imports */
-  });
-  const outputs: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(program)) {
-    outputs[key] = pulumi.Output.isInstance(value) ? await outputValue(value) : value;
+  const load = () =>
+    isolated(() => {
+      // The program must run on each call, after the mocks are set: a static import would run it once.
+      /* eslint-disable @typescript-eslint/no-require-imports */
+      program = require(path.join(PROJECT_ROOT, "index"));
+      steps = (require(path.join(PROJECT_ROOT, "components", "remote")) as typeof import("../../components/remote")).plannedSteps;
+      /* eslint-enable @typescript-eslint/no-require-imports */
+    });
+  let warnings: readonly string[] = [];
+  try {
+    if (options.offlinePlan === false) load();
+    else warnings = asOfflinePlan(load).plan.warnings;
+  } catch (error) {
+    return { registrations, finish, outcome: { error } };
   }
-  await finish();
-  return { registrations, outputs, steps };
+  return { registrations, finish, outcome: { program, steps, warnings } };
 }
 
 /** The options the mock monitor does not pass to the mocks, noted from each register request. */
-type Wiring = Pick<Registration, "protect" | "dependsOn" | "provider">;
+type Wiring = Pick<Registration, "protect" | "dependsOn" | "provider" | "parent" | "additionalSecretOutputs">;
 
 /** Wraps the mock monitor's `registerResource` to note each resource's {@link Wiring} by `type::name`. */
 function recordWiring(): Map<string, Wiring> {
-  type Request = { getType(): string; getName(): string; getProtect(): boolean; getDependenciesList(): string[]; getProvider(): string };
+  type Request = {
+    getType(): string;
+    getName(): string;
+    getProtect(): boolean;
+    getDependenciesList(): string[];
+    getProvider(): string;
+    getParent(): string;
+    getAdditionalsecretoutputsList(): string[];
+  };
   const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
   const registerResource = monitor.registerResource.bind(monitor);
   const wiring = new Map<string, Wiring>();
@@ -223,6 +304,8 @@ function recordWiring(): Map<string, Wiring> {
       protect: request.getProtect(),
       dependsOn: request.getDependenciesList().map((urn) => urn.slice(urn.lastIndexOf("::") + 2)),
       provider: request.getProvider(),
+      parent: request.getParent(),
+      additionalSecretOutputs: request.getAdditionalsecretoutputsList(),
     });
     return registerResource(request, callback);
   };

@@ -39,11 +39,11 @@ case "${1:-}" in
     install -d -m 0700 -o "$KB_ETCD_UID" -g "$KB_ETCD_UID" "$KB_ETCD_DATA_DIR"
     docker image inspect "$KB_ETCD_IMAGE" >/dev/null 2>&1 || docker pull "$KB_ETCD_IMAGE"
     run_args=(--network host --restart unless-stopped --user "$KB_ETCD_UID:$KB_ETCD_UID"
-      --log-opt max-size=10m --log-opt max-file=3
+      --log-opt max-size=10m --log-opt max-file=3 --ulimit "nofile=$KB_ETCD_NOFILE:$KB_ETCD_NOFILE"
       -v "$KB_ETCD_DATA_DIR:$KB_ETCD_DATA_DIR" -v "$KB_ETCD_CONFIG_DIR:$KB_ETCD_CONFIG_DIR:ro"
       --env-file "$KB_ETCD_CONFIG_DIR/etcd.env" -e "ETCD_INITIAL_CLUSTER_STATE=$state")
     files_hash=$(cat "$KB_ETCD_CONFIG_DIR/etcd.env" "$KB_ETCD_CONFIG_DIR"/tls/* | sha256sum | cut -c1-16)
-    wanted="$KB_ETCD_IMAGE $state $files_hash"
+    wanted="$KB_ETCD_IMAGE $state $files_hash nofile=$KB_ETCD_NOFILE"
     current=$(docker inspect -f '{{ index .Config.Labels "keybuzz.spec" }}' etcd 2>/dev/null || true)
     if [ "$current" != "$wanted" ]; then
       docker rm -f etcd >/dev/null 2>&1 || true

@@ -9,7 +9,7 @@ patronictl() {
 patroni_wanted() {
   local files_hash
   files_hash=$(cat "$KB_CONFIG_DIR/patroni.yml" "$KB_TLS_DIR"/* | sha256sum | cut -c1-16)
-  echo "$KB_IMAGE_TAG $files_hash"
+  echo "$KB_IMAGE_TAG $files_hash nofile=$KB_PATRONI_NOFILE"
 }
 patroni_current() {
   docker inspect -f '{{ index .Config.Labels "keybuzz.spec" }}' patroni 2>/dev/null || true
@@ -20,7 +20,7 @@ patroni_running() {
 # (Re)creates the container; Patroni stops PostgreSQL cleanly on SIGTERM (up to 120 s).
 patroni_recreate() {
   local run_args=(--network host --restart unless-stopped --shm-size 1g --stop-timeout 120
-    --log-opt max-size=50m --log-opt max-file=5
+    --log-opt max-size=50m --log-opt max-file=5 --ulimit "nofile=$KB_PATRONI_NOFILE:$KB_PATRONI_NOFILE"
     -v "$KB_VOLUME_MOUNT:$KB_VOLUME_MOUNT" -v "$KB_CONFIG_DIR:$KB_CONFIG_DIR:ro")
   if [ "$KB_DCS" = raft ]; then
     install -d -m 0700 -o "$KB_POSTGRES_UID" -g "$KB_POSTGRES_UID" "$KB_RAFT_DIR"

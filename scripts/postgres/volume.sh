@@ -31,7 +31,9 @@ if ! mountpoint -q "$KB_VOLUME_MOUNT"; then
 fi
 install -d -m 0700 -o "$KB_POSTGRES_UID" -g "$KB_POSTGRES_UID" "$KB_DATA_DIR" "$KB_WAL_DIR"
 # Verification: the right filesystem, mounted with noatime, directories as PostgreSQL requires.
-findmnt -no FSTYPE,OPTIONS "$KB_VOLUME_MOUNT" | grep -q '^xfs .*noatime'
+# (captured first: a pipe into grep -q fails under pipefail whenever findmnt gets SIGPIPE)
+mounted=$(findmnt -no FSTYPE,OPTIONS "$KB_VOLUME_MOUNT")
+grep -q '^xfs .*noatime' <<<"$mounted"
 for dir in "$KB_DATA_DIR" "$KB_WAL_DIR"; do
   test "$(stat -c '%u %a' "$dir")" = "$KB_POSTGRES_UID 700"
 done

@@ -30,14 +30,16 @@ rcli() {
 current_master() {
   local ip answer
   for ip in $KB_PEER_IPS; do
-    answer=$(rcli SENTINEL_PASS -h "$ip" -p "$KB_SENTINEL_PORT" SENTINEL get-master-addr-by-name "$KB_MASTER_NAME" 2>/dev/null | head -n 1 || true)
+    answer=$(rcli SENTINEL_PASS -h "$ip" -p "$KB_SENTINEL_PORT" SENTINEL get-master-addr-by-name "$KB_MASTER_NAME" 2>/dev/null || true)
+    answer=${answer%%$'\n'*}
     if [[ $answer =~ ^[0-9.]+$ ]]; then
       echo "$answer"
       return
     fi
   done
   for ip in $KB_PEER_IPS; do
-    if rcli REDIS_PASS -h "$ip" -p "$KB_PORT" ROLE 2>/dev/null | head -n 1 | grep -qx master; then
+    answer=$(rcli REDIS_PASS -h "$ip" -p "$KB_PORT" ROLE 2>/dev/null || true)
+    if [ "${answer%%$'\n'*}" = master ]; then
       echo "$ip"
       return
     fi
@@ -45,17 +47,29 @@ current_master() {
   echo "$KB_BOOT_MASTER_IP"
 }
 
-local_role() { rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" ROLE 2>/dev/null | head -n 1 || true; }
+# Whole outputs are captured before they are read: under pipefail a pipe into a reader that stops
+# early (head, grep -q) fails whenever the writer gets SIGPIPE.
+local_role() {
+  local role
+  role=$(rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" ROLE 2>/dev/null || true)
+  echo "${role%%$'\n'*}"
+}
 is_replica() { [ "$(local_role)" = "slave" ]; }
 redis_pong() { [ "$(rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" PING)" = "PONG" ]; }
-link_up() { rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication | grep -q '^master_link_status:up'; }
-sentinel_pong() { rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" PING | grep -qx PONG; }
+link_up() {
+  local info
+  info=$(rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication) || return 1
+  grep -q '^master_link_status:up' <<<"$info"
+}
+sentinel_pong() { [ "$(rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" PING)" = "PONG" ]; }
 
 # Before restarting the master, hand its role to a replica through Sentinel so clients see a
 # clean switchover instead of a 5 s outage.
 hand_over_if_master() {
   [ "$(local_role)" = "master" ] || return 0
-  if ! rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication | grep -q '^connected_slaves:[1-9]'; then
+  local info
+  info=$(rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication || true)
+  if ! grep -q '^connected_slaves:[1-9]' <<<"$info"; then
     echo "redis: no connected replica, restarting the master in place"
     return 0
   fi

@@ -14,15 +14,21 @@ rcli() {
 read -r -a nodes <<<"$KB_NODE_IPS"
 expected_replicas=$((${#nodes[@]} - 1))
 # Sets $masters (what the Sentinels name) and $master; true once the cluster is whole.
+# Outputs are captured whole before they are read (a pipe into head or grep -q fails under pipefail
+# whenever the writer gets SIGPIPE).
 one_master_in_quorum() {
+  local ip answer info quorum
   masters=$(for ip in "${nodes[@]}"; do
-    rcli SENTINEL_PASS -h "$ip" -p "$KB_SENTINEL_PORT" SENTINEL get-master-addr-by-name "$KB_MASTER_NAME" | head -n 1 || true
+    answer=$(rcli SENTINEL_PASS -h "$ip" -p "$KB_SENTINEL_PORT" SENTINEL get-master-addr-by-name "$KB_MASTER_NAME" || true)
+    printf '%s\n' "${answer%%$'\n'*}"
   done | sort -u)
   master=$masters
-  [ "$(printf '%s\n' "$masters" | grep -c .)" = "1" ] &&
-    rcli REDIS_PASS -h "$master" -p "$KB_PORT" INFO replication | grep -q "^connected_slaves:$expected_replicas" &&
-    [ "$(rcli REDIS_PASS -h "$master" -p "$KB_PORT" INFO replication | grep -c 'state=online')" = "$expected_replicas" ] &&
-    rcli SENTINEL_PASS -h "${nodes[0]}" -p "$KB_SENTINEL_PORT" SENTINEL ckquorum "$KB_MASTER_NAME" | grep -q '^OK'
+  [ "$(printf '%s\n' "$masters" | grep -c .)" = "1" ] || return 1
+  info=$(rcli REDIS_PASS -h "$master" -p "$KB_PORT" INFO replication) || return 1
+  quorum=$(rcli SENTINEL_PASS -h "${nodes[0]}" -p "$KB_SENTINEL_PORT" SENTINEL ckquorum "$KB_MASTER_NAME") || return 1
+  grep -q "^connected_slaves:$expected_replicas" <<<"$info" &&
+    [ "$(grep -c 'state=online' <<<"$info")" = "$expected_replicas" ] &&
+    grep -q '^OK' <<<"$quorum"
 }
 masters=""
 kb_wait_until 180 3 "redis verify: expected one master with $expected_replicas online replicas and a Sentinel quorum" one_master_in_quorum || {

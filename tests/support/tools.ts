@@ -10,8 +10,12 @@ export function requireTool(name: string, searchPath = ["/usr/sbin", "/usr/bin",
   return found;
 }
 
-/** Runs a tool and returns its result; stdout/stderr as text. */
-export function run(tool: string, args: readonly string[], options: { input?: string; cwd?: string } = {}): SpawnSyncReturns<string> {
+/** Runs a tool and returns its result; stdout/stderr as text. `timeout` in ms, default 60 s. */
+export function run(
+  tool: string,
+  args: readonly string[],
+  options: { input?: string; cwd?: string; timeout?: number } = {},
+): SpawnSyncReturns<string> {
   return spawnSync(tool, args, { encoding: "utf8", timeout: 60_000, ...options });
 }
 

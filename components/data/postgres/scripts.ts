@@ -2,6 +2,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Versions } from "../../../config";
 import { secretRef, shellQuote } from "../../remote";
+import { CONTAINER_NOFILE } from "../container";
 import { ACCOUNTS } from "../../security/secrets";
 import { DbNode, patroniBuildArgs } from "./render";
 import {
@@ -67,6 +68,7 @@ export function renderEtcdRunScript(
   const { ports, paths } = layout;
   return `#!/usr/bin/env bash\n${renderPreamble({
     KB_ETCD_IMAGE: versions.images.etcd,
+    KB_ETCD_NOFILE: CONTAINER_NOFILE.etcd,
     KB_ETCD_UID: ETCD_UID,
     KB_ETCD_DATA_DIR: paths.etcdDataDir,
     KB_ETCD_CONFIG_DIR: paths.etcdConfigDir,
@@ -112,6 +114,7 @@ function patroniPreamble(
       KB_SCOPE: PATRONI_SCOPE,
       KB_DCS: settings.dcs,
       KB_IMAGE_TAG: imageTag,
+      KB_PATRONI_NOFILE: CONTAINER_NOFILE.patroni,
       KB_CONFIG_DIR: paths.configDir,
       KB_TLS_DIR: paths.tlsDir,
       KB_VOLUME_MOUNT: paths.volumeMount,

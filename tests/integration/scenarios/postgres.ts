@@ -163,7 +163,10 @@ export class PostgresLoopbackCluster {
       async () => (await this.members()).find((member) => member.role === "leader")?.name === bootstrap.name,
       120_000,
       500,
-    );
+    ).catch((error: unknown) => {
+      // Why Patroni never answered (a missing Python module, a bad setting) is in its own log.
+      throw new Error(`${error instanceof Error ? error.message : String(error)}\n${this.supervisor.log(`${bootstrap.name}-patroni`)}`);
+    });
     for (const node of others) this.startPatroni(node);
 
     ownedDir(path.dirname(this.haproxyConfigFile), "haproxy");

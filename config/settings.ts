@@ -1,0 +1,82 @@
+import { parseGaleraSettings, type GaleraStackSettings } from "../components/data/galera";
+import { parsePostgresSettings, type PostgresSettings } from "../components/data/postgres/settings";
+import { parseRedisTuning, type RedisTuning } from "../components/data/redis";
+import { backendConfigData } from "../components/k8s/addons";
+import { ingressProxyProtocol } from "../components/k8s/ingress";
+import { parseK8sSettings, type K8sSettings } from "../components/k8s/settings";
+import { isConfigError } from "./errors";
+import type { Inventory } from "./inventory";
+
+/**
+ * The modules' operator settings (`keybuzz:redis`, `keybuzz:postgres`, `keybuzz:galera`,
+ * `keybuzz:k8s`), validated in the same first pass as the inventory. The schemas and their parse
+ * functions stay with their modules; this file only calls them and gathers their problems.
+ */
+
+/** Every module's validated settings (defaults where a key is omitted). */
+export interface ModuleSettings {
+  /** `keybuzz:redis` (components/data/redis.ts). */
+  readonly redis: RedisTuning;
+  /** `keybuzz:postgres` (components/data/postgres/settings.ts). */
+  readonly postgres: PostgresSettings;
+  /** `keybuzz:galera` (components/data/galera.ts). */
+  readonly galera: GaleraStackSettings;
+  /** `keybuzz:k8s` (components/k8s/settings.ts). */
+  readonly k8s: K8sSettings;
+}
+
+/** The `keybuzz:` keys that hold module settings. */
+export const SETTINGS_KEYS: readonly (keyof ModuleSettings)[] = ["redis", "postgres", "galera", "k8s"];
+
+/**
+ * Validates every module's settings and returns them, or the problems of all of them together.
+ *
+ * @param raw the parsed values of the {@link SETTINGS_KEYS} (undefined = the module's defaults).
+ * @returns `settings` when every module accepted its value, else `problems` (one line per problem,
+ *   each naming its key, e.g. `keybuzz:redis.maxmemoryPercent: …`).
+ * @throws whatever a parse function throws other than a ConfigError (a bug, not a bad value).
+ */
+export function parseModuleSettings(raw: Readonly<Record<string, unknown>>): { settings?: ModuleSettings; problems: string[] } {
+  const problems: string[] = [];
+  const redis = collectProblems(() => parseRedisTuning(raw.redis), problems);
+  const postgres = collectProblems(() => parsePostgresSettings(raw.postgres), problems);
+  const galera = collectProblems(() => parseGaleraSettings(raw.galera), problems);
+  const k8s = collectProblems(() => parseK8sSettings(raw.k8s), problems);
+  if (redis === undefined || postgres === undefined || galera === undefined || k8s === undefined) return { problems };
+  return { settings: { redis, postgres, galera, k8s }, problems };
+}
+
+/**
+ * What the modules need from the inventory beyond its own checks, asked of the modules' pure
+ * functions in the config pass, so a component never discovers it mid-program: the load balancers
+ * of `keybuzz-backend-config` (5432, 6379, 5672, 3306) and a MinIO node, one PROXY-protocol setting
+ * for the ingress services, and a load balancer in front of the haproxy group (the PostgreSQL
+ * endpoints, `postgresEndpointsOf`).
+ *
+ * @returns one line per problem, each naming its key.
+ */
+export function moduleInventoryProblems(inventory: Inventory): string[] {
+  const problems: string[] = [];
+  collectProblems(() => backendConfigData(inventory), problems);
+  collectProblems(() => ingressProxyProtocol(inventory), problems);
+  if (!inventory.loadBalancers.some((lb) => lb.targetGroup === "haproxy")) {
+    problems.push(
+      "keybuzz:loadBalancers: no load balancer targets the haproxy group; the PostgreSQL endpoints (5432, 5433, 6432) need one",
+    );
+  }
+  return problems;
+}
+
+/**
+ * Runs `parse`; a ConfigError's problems are appended to `problems` (and undefined returned),
+ * anything else is rethrown.
+ */
+export function collectProblems<T>(parse: () => T, problems: string[]): T | undefined {
+  try {
+    return parse();
+  } catch (error) {
+    if (!isConfigError(error)) throw error;
+    problems.push(...error.problems);
+    return undefined;
+  }
+}
