@@ -5,7 +5,8 @@
 #   hosts.sh down                                      stop every host, remove mounts and namespaces
 #
 # Network: one namespace ($KB_HOSTS_NETNS, default kbhosts) holds the bridge kbbr0 with the private
-# network's gateway 10.0.0.1/24 and the test's admin and stranger addresses (TEST-NET-1, 192.0.2.x);
+# network's gateway 10.0.0.1/24, the test's admin address 100.64.0.1 and a stranger 100.64.0.99 (RFC 6598;
+# the program refuses documentation ranges as admin CIDRs);
 # each host has its own namespace kbh-NAME with eth0 (its inventory address) on a veth to that
 # bridge, default route via the gateway. No namespace has a route out: nothing leaves them.
 # Each host: an overlayfs on the golden image, fresh SSH host keys, the test's public key for root,
@@ -21,8 +22,8 @@ data=${KB_HOSTS_DATA:-/var/lib/keybuzz-hosts}
 logs=${KB_HOSTS_LOGS:-/var/tmp/keybuzz-hosts-logs}
 bridge=kbbr0
 gateway=10.0.0.1/24
-admin_address=192.0.2.1/32
-stranger_address=192.0.2.99/32
+admin_address=100.64.0.1/32
+stranger_address=100.64.0.99/32
 
 in_ns() { ip netns exec "$netns" "$@"; }
 

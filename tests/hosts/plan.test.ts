@@ -8,7 +8,7 @@ describe("real-host tier: steps taken from the program's plan", () => {
   it("keeps the plan's dependency order, timeouts and commands, and replaces every mock secret by one fresh value per secret", async () => {
     const plan = await planHostSteps({
       stack: "staging",
-      configOverride: { "keybuzz:adminCidrs": JSON.stringify(["192.0.2.1/32"]) },
+      configOverride: { "keybuzz:adminCidrs": JSON.stringify(["100.64.0.1/32"]) },
       hosts: redisHosts,
       kinds: ["base-os", "base-os-verify", "redis"],
     });
@@ -24,7 +24,8 @@ describe("real-host tier: steps taken from the program's plan", () => {
     expect(byName.get("redis-01-base-os")?.timeoutSeconds).toBe(30 * 60);
     expect(byName.get("redis-01-base-os-verify")?.timeoutSeconds).toBe(5 * 60);
     expect(byName.get("redis-01-base-os")?.command).toMatch(/^bash -c '#!\/usr\/bin\/env bash\n/);
-    expect(byName.get("redis-01-base-os")?.command).toContain("192.0.2.1/32");
+    expect(byName.get("redis-01-base-os")?.command).toContain("100.64.0.1/32");
+    expect(byName.get("redis-01-base-os")?.command).toContain("KB_DOCKER_SOURCE='\\''docker-ce'\\''");
 
     const stdinText = (name: string) =>
       (byName.get(name)?.stdin ?? "")
@@ -57,9 +58,13 @@ describe("real-host tier: steps taken from the program's plan", () => {
       configOverride: {},
       hosts: ["redis-02"],
       kinds: ["base-os", "base-os-verify", "redis"],
+      docker: { source: "distribution", engine: "26.1.5+dfsg1-9+deb13u1+b1", containerd: "1.7.24~ds1-6+deb13u1" },
     });
     // redis-02-redis waits for redis-01-redis, which is not on a booted host.
     expect(plan.steps.map((step) => step.name)).toEqual(["redis-02-base-os", "redis-02-base-os-verify"]);
+    // The test stack's Docker pins reach the rendered step (the program's default is Docker CE).
+    expect(plan.steps[0].command).toContain("KB_DOCKER_SOURCE='\\''distribution'\\''");
+    expect(plan.steps[0].command).toContain("KB_DOCKER_VERSION='\\''26.1.5+dfsg1-9+deb13u1+b1'\\''");
   });
 
   it("names step kinds without their host, wherever the host name sits", () => {

@@ -1,4 +1,8 @@
 import { randomBytes } from "crypto";
+import * as fs from "fs";
+import * as yaml from "js-yaml";
+import * as path from "path";
+import { VERSIONS_FILE } from "../../config/versions";
 import { isSecretValue, Registration, reveal, runProgram } from "../../scripts/lib/mock-engine";
 
 /**
@@ -136,6 +140,35 @@ export interface PlanArgs {
   readonly hosts: readonly string[];
   /** Step kinds to run (e.g. `base-os`); a step of another kind is left out, and so is every step after it. */
   readonly kinds: readonly string[];
+  /**
+   * The test stack's Docker source, over `config/versions.yaml`'s `docker` block (the hosts are
+   * Debian: the distribution's docker.io, at the versions the golden image holds).
+   */
+  readonly docker?: { readonly source: string; readonly engine: string; readonly containerd: string };
+}
+
+/**
+ * Runs `load` while reads of `config/versions.yaml` return it with `docker` replaced: the test
+ * stack's own pins, as an operator would set them in that file. Restores the reader afterwards.
+ */
+async function withDockerPins<T>(docker: PlanArgs["docker"], load: () => Promise<T>): Promise<T> {
+  if (docker === undefined) return load();
+  // The module object itself: config/versions.ts reads through it at call time.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fsModule = require("fs") as { readFileSync: typeof fs.readFileSync };
+  const original = fsModule.readFileSync;
+  const patched = ((file: fs.PathOrFileDescriptor, options?: unknown) => {
+    const content = original(file, options as BufferEncoding);
+    if (typeof file !== "string" || path.resolve(file) !== VERSIONS_FILE) return content;
+    const versions = yaml.load(String(content)) as Record<string, unknown>;
+    return yaml.dump({ ...versions, docker: { ...(versions.docker as object), ...docker } });
+  }) as typeof fs.readFileSync;
+  fsModule.readFileSync = patched;
+  try {
+    return await load();
+  } finally {
+    fsModule.readFileSync = original;
+  }
 }
 
 /**
@@ -146,7 +179,7 @@ export interface PlanArgs {
  */
 export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
   const timeouts = recordCreateTimeouts();
-  const run = await runProgram(args.stack, args.configOverride);
+  const run = await withDockerPins(args.docker, () => runProgram(args.stack, args.configOverride));
   const hostOf = new Map(run.steps.map((step) => [step.step, step.host]));
   const commands = run.registrations.filter((registration) => registration.type === COMMAND_TYPE);
   const names = new Set(commands.map((registration) => registration.name));

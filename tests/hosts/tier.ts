@@ -20,9 +20,9 @@ const GOLDEN_SH = path.join(ROOT, "scripts", "hosts", "golden.sh");
 const STANDIN_SH = path.join(ROOT, "scripts", "hosts", "standin-image.sh");
 const NETNS = "kbhosts";
 /** Addresses the runner holds on the test bridge (scripts/hosts/hosts.sh). */
-const ADMIN_ADDRESS = "192.0.2.1";
+const ADMIN_ADDRESS = "100.64.0.1";
 const PRIVATE_ADDRESS = "10.0.0.1";
-const STRANGER_ADDRESS = "192.0.2.99";
+const STRANGER_ADDRESS = "100.64.0.99";
 /** The stack file the test's stack starts from; admin CIDRs and SSH keys are the test's own. */
 const STACK = "staging";
 /** One host of each kind the base OS treats differently (DB, Redis, Kubernetes worker, HAProxy). */
@@ -53,6 +53,12 @@ function check(condition: boolean, message: string): void {
 
 function log(message: string): void {
   console.log(`[hosts ${new Date().toISOString().slice(11, 19)}] ${message}`);
+}
+
+/** The version of a Debian package installed in the golden image (its dpkg database). */
+function debianVersion(rootfs: string, pkg: string): string {
+  const admindir = path.join(rootfs, "var", "lib", "dpkg");
+  return execFileSync("dpkg-query", [`--admindir=${admindir}`, "-W", "-f=${Version}", pkg], { encoding: "utf8" }).trim();
 }
 
 /** Inventory addresses of the staging stack's servers, by name. */
@@ -276,9 +282,10 @@ async function main(): Promise<void> {
   const hosts = [...new Set([...BASE_OS_HOSTS, ...REDIS_HOSTS])];
   const plan = await planHostSteps({
     stack: STACK,
-    configOverride: { "keybuzz:adminCidrs": JSON.stringify([`${ADMIN_ADDRESS}/32`]), "keybuzz:sshPublicKeys": JSON.stringify([publicKey]) },
+    configOverride: { "keybuzz:adminCidrs": JSON.stringify([`${ADMIN_ADDRESS}/32`]), "keybuzz:sshKeys": JSON.stringify([publicKey]) },
     hosts,
     kinds: KINDS,
+    docker: { source: "distribution", engine: debianVersion(golden, "docker.io"), containerd: debianVersion(golden, "containerd") },
   });
   log(
     `plan: ${plan.steps.length} of the program's ${plan.totalSteps} remote steps run here (${[...new Set(plan.steps.map((s) => s.kind))].join(", ")})`,
