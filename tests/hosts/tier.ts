@@ -102,8 +102,15 @@ async function runSteps(
       running.set(
         step.name,
         ssh(context, address, step.command, { from: ADMIN_ADDRESS, stdin: step.stdin, timeoutSeconds: step.timeoutSeconds }).then(
-          (result) => {
-            const outcome = { step, code: result.code, millis: result.millis, output: result.stdout + result.stderr };
+          async (result) => {
+            let output = result.stdout + result.stderr;
+            // A failed step prints only a short diagnosis; its full log stays on the host (root only).
+            const hostLog = /full log \(root only\): (\/var\/log\/keybuzz\/\S+)/.exec(output)?.[1];
+            if (result.code !== 0 && hostLog) {
+              const tail = await ssh(context, address, `tail -n 60 ${hostLog}`, { from: ADMIN_ADDRESS, timeoutSeconds: 30 });
+              output += `\n--- ${hostLog} (last 60 lines)\n${tail.stdout}`;
+            }
+            const outcome = { step, code: result.code, millis: result.millis, output };
             outcomes.set(step.name, outcome);
             fs.writeFileSync(path.join(LOG_DIR, `${label.replace(/ /g, "")}-${step.name}.log`), redact(outcome.output, secrets));
             running.delete(step.name);
