@@ -1,0 +1,221 @@
+import { randomBytes } from "crypto";
+import * as fs from "fs";
+import * as yaml from "js-yaml";
+import * as path from "path";
+import { VERSIONS_FILE } from "../../config/versions";
+import { isSecretValue, Registration, reveal, runProgram } from "../../scripts/lib/mock-engine";
+
+/**
+ * The steps the real-host tier runs: the program's own `remote.Command`s (the `create` command and
+ * stdin that `pulumi up` sends) from a mock-engine run of the test's stack, on the hosts it boots.
+ */
+
+/** One remote step as `pulumi up` would run it. */
+export interface HostStep {
+  /** Resource name, e.g. `redis-01-base-os`. */
+  readonly name: string;
+  /** Inventory name of the host it runs on. */
+  readonly host: string;
+  /** The step's kind: its name without the host prefix (`base-os`, `base-os-verify`). */
+  readonly kind: string;
+  /** The command sent over SSH (`bash -c '<rendered script>'`). */
+  readonly command: string;
+  /** What the step reads on stdin (secret-bearing files, base64 lines), with fresh test secrets. */
+  readonly stdin: string;
+  /** The step's create timeout (its `customTimeouts.create`), seconds. */
+  readonly timeoutSeconds: number;
+  /** Names of the steps it depends on (directly), among the selected ones. */
+  readonly dependsOn: readonly string[];
+}
+
+/** What {@link planHostSteps} returns. */
+export interface HostPlan {
+  /** The selected steps, in an order that respects every dependency. */
+  readonly steps: readonly HostStep[];
+  /** Every step kind the whole plan has (on every host), sorted. */
+  readonly allKinds: readonly string[];
+  /** Number of remote steps in the whole plan. */
+  readonly totalSteps: number;
+  /** The fresh secret values the selected steps' stdin carries (to mask them in printed output). */
+  readonly secretValues: readonly string[];
+}
+
+const COMMAND_TYPE = "command:remote:Command";
+
+/** Parses a Pulumi duration such as `20m`, `90s`, `1h30m` into seconds. @throws Error on another form. */
+export function durationSeconds(text: string): number {
+  const match = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
+  if (!match || text === "") throw new Error(`not a Pulumi duration: "${text}"`);
+  return Number(match[1] ?? 0) * 3600 + Number(match[2] ?? 0) * 60 + Number(match[3] ?? 0);
+}
+
+/**
+ * A step's kind: its name without its host's name, wherever the module put it
+ * (`redis-01-base-os` → `base-os`, `galera-maria-01-bootstrap` → `galera-bootstrap`).
+ */
+export function stepKind(stepName: string, host: string): string {
+  const parts = stepName.split("-");
+  const hostParts = host.split("-");
+  for (let start = 0; start + hostParts.length <= parts.length; start++) {
+    if (hostParts.every((part, offset) => parts[start + offset] === part)) {
+      const rest = [...parts.slice(0, start), ...parts.slice(start + hostParts.length)];
+      if (rest.length > 0) return rest.join("-");
+    }
+  }
+  return stepName;
+}
+
+/**
+ * Orders `steps` so each comes after the ones it depends on (Kahn's algorithm, declaration order
+ * among ready steps). @throws Error on a cycle, naming the steps left.
+ */
+export function dependencyOrder<T extends { name: string; dependsOn: readonly string[] }>(steps: readonly T[]): T[] {
+  const remaining = new Map(steps.map((step) => [step.name, step]));
+  const ordered: T[] = [];
+  while (remaining.size > 0) {
+    const ready = [...remaining.values()].filter((step) => step.dependsOn.every((dependency) => !remaining.has(dependency)));
+    if (ready.length === 0) throw new Error(`dependency cycle among steps ${[...remaining.keys()].join(", ")}`);
+    for (const step of ready) {
+      ordered.push(step);
+      remaining.delete(step.name);
+    }
+  }
+  return ordered;
+}
+
+/**
+ * Replaces every mock secret (`mock-secret-<resource>`) inside the base64 stdin lines with a fresh
+ * random value, the same value for the same resource within one plan, so files that share a secret
+ * (a password and its HAProxy check) still agree.
+ */
+export function withFreshSecrets(stdin: string, values: Map<string, string>): string {
+  return stdin
+    .split("\n")
+    .map((line) => {
+      if (line === "") return line;
+      const text = Buffer.from(line, "base64").toString("utf8");
+      const fresh = text.replace(/mock-secret-([A-Za-z0-9_-]+)/g, (_, resource: string) => {
+        if (!values.has(resource)) values.set(resource, randomBytes(24).toString("base64url"));
+        return values.get(resource) as string;
+      });
+      return Buffer.from(fresh).toString("base64");
+    })
+    .join("\n");
+}
+
+/** Where the patched mock monitor notes create timeouts, for the plan being run. */
+let noteTimeouts: Map<string, string> | undefined;
+
+/**
+ * Notes each resource's `customTimeouts.create` (the mock engine does not keep it): the program's
+ * steps carry their bound there (components/remote.ts). Patches the mock monitor once per process.
+ */
+function recordCreateTimeouts(): Map<string, string> {
+  const timeouts = new Map<string, string>();
+  if (noteTimeouts === undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mocks = require("@pulumi/pulumi/runtime/mocks") as {
+      MockMonitor: { prototype: { registerResource(request: unknown, callback: unknown): unknown } };
+    };
+    type Request = { getName(): string; getCustomtimeouts(): { getCreate(): string } | undefined };
+    const prototype = mocks.MockMonitor.prototype;
+    const original = prototype.registerResource;
+    prototype.registerResource = function (this: unknown, request: unknown, callback: unknown) {
+      const create = (request as Request).getCustomtimeouts()?.getCreate();
+      if (create) noteTimeouts?.set((request as Request).getName(), create);
+      return original.call(this, request, callback);
+    };
+  }
+  noteTimeouts = timeouts;
+  return timeouts;
+}
+
+/** Arguments of {@link planHostSteps}. */
+export interface PlanArgs {
+  /** Stack whose file gives the base config (`Pulumi.<stack>.yaml`). */
+  readonly stack: string;
+  /** Config keys replaced for the test (`keybuzz:adminCidrs`, `keybuzz:sshPublicKeys`), values as JSON text. */
+  readonly configOverride: Record<string, string>;
+  /** Inventory names of the booted hosts: only their steps run. */
+  readonly hosts: readonly string[];
+  /** Step kinds to run (e.g. `base-os`); a step of another kind is left out, and so is every step after it. */
+  readonly kinds: readonly string[];
+  /**
+   * The test stack's Docker source, over `config/versions.yaml`'s `docker` block (the hosts are
+   * Debian: the distribution's docker.io, at the versions the golden image holds).
+   */
+  readonly docker?: { readonly source: string; readonly engine: string; readonly containerd: string };
+}
+
+/**
+ * Runs `load` while reads of `config/versions.yaml` return it with `docker` replaced: the test
+ * stack's own pins, as an operator would set them in that file. Restores the reader afterwards.
+ */
+async function withDockerPins<T>(docker: PlanArgs["docker"], load: () => Promise<T>): Promise<T> {
+  if (docker === undefined) return load();
+  // The module object itself: config/versions.ts reads through it at call time.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fsModule = require("fs") as { readFileSync: typeof fs.readFileSync };
+  const original = fsModule.readFileSync;
+  const patched = ((file: fs.PathOrFileDescriptor, options?: unknown) => {
+    const content = original(file, options as BufferEncoding);
+    if (typeof file !== "string" || path.resolve(file) !== VERSIONS_FILE) return content;
+    const versions = yaml.load(String(content)) as Record<string, unknown>;
+    return yaml.dump({ ...versions, docker: { ...(versions.docker as object), ...docker } });
+  }) as typeof fs.readFileSync;
+  fsModule.readFileSync = patched;
+  try {
+    return await load();
+  } finally {
+    fsModule.readFileSync = original;
+  }
+}
+
+/**
+ * Runs the program on the mock engine and selects the steps on `hosts` whose kind is in `kinds`
+ * and whose step dependencies are all selected too, in dependency order.
+ *
+ * @throws Error when the program throws (bad config) or the dependencies have a cycle.
+ */
+export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
+  const timeouts = recordCreateTimeouts();
+  const run = await withDockerPins(args.docker, () => runProgram(args.stack, args.configOverride));
+  const hostOf = new Map(run.steps.map((step) => [step.step, step.host]));
+  const commands = run.registrations.filter((registration) => registration.type === COMMAND_TYPE);
+  const names = new Set(commands.map((registration) => registration.name));
+  const kindOf = (registration: Registration) => {
+    const host = hostOf.get(registration.name);
+    if (host === undefined) throw new Error(`step ${registration.name} is not in the planned steps`);
+    return stepKind(registration.name, host);
+  };
+  const allKinds = [...new Set(commands.map(kindOf))].sort();
+
+  const secrets = new Map<string, string>();
+  const candidates = commands
+    .filter((registration) => args.hosts.includes(hostOf.get(registration.name) ?? "") && args.kinds.includes(kindOf(registration)))
+    .map((registration): HostStep => {
+      const stdin = registration.inputs.stdin;
+      const create = reveal(registration.inputs.create);
+      if (typeof create !== "string") throw new Error(`step ${registration.name} has no create command`);
+      const timeout = timeouts.get(registration.name);
+      if (timeout === undefined) throw new Error(`step ${registration.name} has no create timeout`);
+      return {
+        name: registration.name,
+        host: hostOf.get(registration.name) as string,
+        kind: kindOf(registration),
+        command: create,
+        stdin: stdin === undefined ? "" : withFreshSecrets(String(isSecretValue(stdin) ? reveal(stdin) : stdin), secrets),
+        timeoutSeconds: durationSeconds(timeout),
+        dependsOn: registration.dependsOn.filter((dependency) => names.has(dependency)),
+      };
+    });
+  // A step runs only when every step it depends on runs too (transitively).
+  let selected = candidates;
+  for (;;) {
+    const kept = new Set(selected.map((step) => step.name));
+    const next = selected.filter((step) => step.dependsOn.every((dependency) => kept.has(dependency)));
+    if (next.length === selected.length) break;
+    selected = next;
+  }
+  return { steps: dependencyOrder(selected), allKinds, totalSteps: commands.length, secretValues: [...secrets.values()] };
+}
