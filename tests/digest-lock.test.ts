@@ -138,6 +138,23 @@ describe("the prod plan with a lock", () => {
       expect(all).toContain(`docker tag ${repository}@${digest(key)} ${versions.images[key]}`);
     }
     expect(all).toContain(`POSTGRES_IMAGE=postgres@${digest("postgres")}`);
+    // etcd and Galera: the step pins the tag their scripts run, and a file their spec hashes names the digest.
+    const etcd = stepOf(steps, "db-master-01-etcd");
+    expect(etcd.script).toContain(`docker tag quay.io/coreos/etcd@${digest("etcd")} ${versions.images.etcd}\n`);
+    expect(etcd.files.find((file) => file.path.endsWith("/etcd.env"))?.content).toContain(
+      `\nKEYBUZZ_ETCD_IMAGE=quay.io/coreos/etcd@${digest("etcd")}\n`,
+    );
+    const galera = stepOf(steps, "galera-maria-02-join");
+    expect(galera.script).toContain(`docker tag mariadb@${digest("mariadb")} ${versions.images.mariadb}\n`);
+    expect(galera.files.find((file) => file.path.endsWith("/my.cnf"))?.content).toContain(`# Image: mariadb@${digest("mariadb")}`);
+    expect(galera.files.find((file) => file.path.endsWith("/galera.env"))?.content).toContain(
+      `GALERA_IMAGE="\${GALERA_IMAGE:-${versions.images.mariadb}}"`,
+    );
+    expect(stepOf(steps, "proxysql-proxysql-01-verify").script).toContain(
+      `docker tag mariadb@${digest("mariadb")} ${versions.images.mariadb}\n`,
+    );
+    // Nothing hands Docker the `name:tag@digest` form (docker/cli#2856).
+    expect(all).not.toMatch(/docker (pull|run|tag|image inspect) [^\n]*:[\w.-]+@sha256:/);
   }, 120_000);
 
   it("is a config error naming the stale key before any resource", async () => {

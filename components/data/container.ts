@@ -120,6 +120,15 @@ export function renderImagePull(image: string): string {
 }
 
 /**
+ * {@link renderImagePull} and a newline for a locked image, else nothing: a script that pulls its
+ * tag itself (etcd, Galera, PgBouncer's version check) then finds the tag pointed at the digest.
+ */
+export function renderLockedImagePull(image: string): string {
+  const { pull, run } = imagePull(image);
+  return pull === run ? "" : `${renderImagePull(image)}\n`;
+}
+
+/**
  * The `keybuzz.spec` label value of a container: sha256 of its image (with the locked digest, so a
  * new digest recreates the container), options, limits and command. Pure.
  */

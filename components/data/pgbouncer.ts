@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { lockedImage, Versions } from "../../config";
 import { Host, HostFile, remoteStep, secretRef, shellQuote } from "../remote";
-import { ContainerSpec, imagePull, pgbouncerNofile, renderContainerFunctions, renderImagePull } from "./container";
+import { ContainerSpec, imagePull, pgbouncerNofile, renderContainerFunctions, renderLockedImagePull } from "./container";
 import { ACCOUNTS } from "../security/secrets";
 import { PostgresSettings } from "./postgres/settings";
 
@@ -103,7 +103,6 @@ const CHECK_VERSION_SCRIPT = path.join(__dirname, "..", "..", "scripts", "pgboun
  * @param nofile the container's open-files limit ({@link renderedPgbouncerNofile}).
  */
 export function renderPgbouncerStepScript(image: string, version: string, nofile: number, listenPort = 6432): string {
-  const pinned = imagePull(image);
   const container: ContainerSpec = {
     name: "pgbouncer",
     image,
@@ -112,7 +111,7 @@ export function renderPgbouncerStepScript(image: string, version: string, nofile
     nofile,
   };
   return `${renderContainerFunctions(container)}
-${pinned.pull === pinned.run ? "" : `${renderImagePull(image)}\n`}KB_PGBOUNCER_IMAGE=${shellQuote(pinned.run)}
+${renderLockedImagePull(image)}KB_PGBOUNCER_IMAGE=${shellQuote(imagePull(image).run)}
 KB_PGBOUNCER_VERSION=${shellQuote(version)}
 ${fs.readFileSync(CHECK_VERSION_SCRIPT, "utf8")}
 # PgBouncer reads its files at start: recreate it when they changed in this run, too.

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, Inventory, lockedImage, serversOf, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { CONTAINER_NOFILE, imagePull, renderImagePull } from "./container";
+import { CONTAINER_NOFILE, imagePull, renderImagePull, renderLockedImagePull } from "./container";
 
 /**
  * ProxySQL in front of Galera (spec 001, module 8; DESIGN.md decisions): `mysql_galera_hostgroups`
@@ -246,7 +246,7 @@ fi`;
 /**
  * Step body that verifies one ProxySQL node: exactly one ONLINE backend in the writer hostgroup,
  * then a write and a read as the app user through this node (table `keybuzz_healthcheck` of the
- * app database). The MariaDB image serves as the client. Pure.
+ * app database). The MariaDB image serves as the client (pulled by digest when locked). Pure.
  */
 export function renderProxySqlVerifyScript(input: {
   clientImage: string;
@@ -257,8 +257,8 @@ export function renderProxySqlVerifyScript(input: {
 }): string {
   const settings = input.settings ?? DEFAULT_PROXYSQL_SETTINGS;
   const host = input.host ?? DEFAULT_PROXYSQL_HOST_SETTINGS;
-  return `client() {
-  docker run --rm -i --network host -v "${host.secretDir}/$1.cnf:/run/keybuzz/client.cnf:ro" ${input.clientImage} \\
+  return `${renderLockedImagePull(input.clientImage)}client() {
+  docker run --rm -i --network host -v "${host.secretDir}/$1.cnf:/run/keybuzz/client.cnf:ro" ${imagePull(input.clientImage).run} \\
     mariadb --defaults-extra-file=/run/keybuzz/client.cnf -N -B "\${@:2}"
 }
 one_online_writer() {
@@ -362,7 +362,7 @@ export class ProxySqlLayer extends pulumi.ComponentResource {
         {
           host: args.hosts[spec.name],
           script: renderProxySqlVerifyScript({
-            clientImage: args.versions.images.mariadb,
+            clientImage: lockedImage(args.versions, "mariadb"),
             hostName: spec.name,
             appDatabase: args.appDatabase ?? "erpnext",
             settings,
