@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import leven from "leven";
 import { ConfigError } from "./errors";
 import { documentationAdminCidrs, INVENTORY_KEYS, Inventory, parseInventory } from "./inventory";
-import { lockedDigests, readLock } from "./lock";
+import { LOCK_FILE, lockedDigests, readLock } from "./lock";
 import { currentOfflinePlan } from "./offline-plan";
 import { collectProblems, ModuleSettings, moduleInventoryProblems, parseModuleSettings, SETTINGS_KEYS } from "./settings";
 import { loadVersions, Versions } from "./versions";
@@ -54,8 +54,10 @@ export function loadPlatformConfig(): PlatformConfig {
   const inventory = collectProblems(() => parseInventory(rawInventory), problems);
   if (inventory) problems.push(...moduleInventoryProblems(inventory));
   const pins = collectProblems(() => loadVersions(), problems);
-  const lock = collectProblems(() => readLock(), problems);
-  const digests = pins && lock ? collectProblems(() => lockedDigests(pins, lock), problems) : undefined;
+  const planLock = currentOfflinePlan()?.lockFile;
+  const lockFile = planLock === undefined ? LOCK_FILE : planLock;
+  const lock = lockFile === null ? {} : collectProblems(() => readLock(lockFile), problems);
+  const digests = pins && lock ? collectProblems(() => lockedDigests(pins, lock, lockFile ?? LOCK_FILE), problems) : undefined;
   // Without a lock (or an empty one) the versions are exactly versions.yaml's: the steps deploy the tags.
   const versions = pins && digests && Object.keys(digests).length > 0 ? { ...pins, digests } : pins;
   const modules = parseModuleSettings(rawOf(SETTINGS_KEYS));

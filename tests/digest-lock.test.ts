@@ -7,6 +7,7 @@ import { ContainerSpec, containerSpecHash, renderContainerFunctions } from "../c
 import { PlannedStep } from "../components/remote";
 import { isConfigError, loadVersions, lockedDigests, lockedImage } from "../config";
 import { runFailingProgram, runProgram } from "../scripts/lib/mock-engine";
+import { freePort, LOOPBACK } from "./support/preflight-servers";
 
 /**
  * The digest lock deployed: with config/versions.lock.yaml present (here a fixture, named by
@@ -164,5 +165,48 @@ describe("the prod plan with a lock", () => {
     expect((error as Error).message).toContain(`images."redis:7.2.5-alpine": stale, images.redis is now ${versions.images.redis}`);
     expect((error as Error).message).toContain("--write-lock");
     expect(registrations).toHaveLength(0);
+  }, 120_000);
+});
+
+describe("npm run preflight with a stale lock", () => {
+  /** Runs the preflight offline (every source a refused loopback port) against `lockFile`. */
+  async function offlinePreflight(lockFile: string, extra: string[], env: Record<string, string> = {}) {
+    const base = `http://${LOOPBACK.dead}:${await freePort(LOOPBACK.dead)}`;
+    const endpoints = path.join(dir, "endpoints.json");
+    const charts = Object.fromEntries(Object.values(versions.charts).map((chart) => [chart.repo, `${base}/charts`]));
+    fs.writeFileSync(
+      endpoints,
+      JSON.stringify({
+        hcloud: `${base}/v1`,
+        registries: { "docker.io": base, "quay.io": base },
+        dockerApt: `${base}/docker`,
+        kubernetesApt: `${base}/k8s`,
+        pgdgApt: `${base}/pgdg`,
+        charts,
+      }),
+    );
+    const args = ["--transpile-only", "scripts/preflight.ts", "--stack", "prod", "--endpoints", endpoints, "--lock", lockFile, ...extra];
+    return spawnSync(path.join(__dirname, "..", "node_modules", ".bin", "ts-node"), args, {
+      cwd: path.join(__dirname, ".."),
+      encoding: "utf8",
+      timeout: 120_000,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", HCLOUD_TOKEN: "offline-test", ...env },
+    });
+  }
+  const staleFile = path.join(dir, "stale.lock.yaml");
+  beforeAll(() => fs.writeFileSync(staleFile, yaml.dump(lockOf({ "redis:7.2.5-alpine": digestOf("f") }))));
+
+  it("stops on its --lock as a configuration error (exit 2) naming the fix", async () => {
+    const result = await offlinePreflight(staleFile, []);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(`images."redis:7.2.5-alpine": stale, images.redis is now ${versions.images.redis}`);
+  }, 120_000);
+
+  it("still runs with --write-lock, which replaces it (here offline: every fact unreachable, the lock left as it was)", async () => {
+    // The program's own lock is stale too: --write-lock must plan the stack without either.
+    const result = await offlinePreflight(staleFile, ["--write-lock"], { KEYBUZZ_VERSIONS_LOCK: staleFile });
+    expect(result.status).toBe(1);
+    expect(result.stdout).toContain("UNREACHABLE");
+    expect(result.stderr).toContain("lock not written: not every fact holds");
   }, 120_000);
 });
