@@ -2,12 +2,14 @@ import * as pulumi from "@pulumi/pulumi";
 import leven from "leven";
 import { ConfigError } from "./errors";
 import { documentationAdminCidrs, INVENTORY_KEYS, Inventory, parseInventory } from "./inventory";
+import { LOCK_FILE, lockedDigests, readLock } from "./lock";
 import { currentOfflinePlan } from "./offline-plan";
 import { collectProblems, ModuleSettings, moduleInventoryProblems, parseModuleSettings, SETTINGS_KEYS } from "./settings";
 import { loadVersions, Versions } from "./versions";
 
 export * from "./errors";
 export * from "./inventory";
+export * from "./lock";
 export * from "./settings";
 export * from "./versions";
 
@@ -32,9 +34,10 @@ export const KNOWN_KEYS: readonly string[] = [...INVENTORY_KEYS, ...SETTINGS_KEY
 const RENAMED_KEYS: Readonly<Record<string, string>> = { sshPublicKeys: "sshKeys" };
 
 /**
- * Reads the stack's `keybuzz:` config and `config/versions.yaml`, validates all of it (inventory,
- * what the modules need of it, versions, every module's settings, the key names, the secrets'
- * presence) in one pass, and returns
+ * Reads the stack's `keybuzz:` config, `config/versions.yaml` and, when present, the digest lock
+ * `config/versions.lock.yaml`, validates all of it (inventory, what the modules need of it,
+ * versions, the lock against them, every module's settings, the key names, the secrets' presence)
+ * in one pass, and returns
  * the typed result. Call it before declaring any resource.
  *
  * A documentation-range admin CIDR (the shipped placeholder) is a problem in a real `pulumi
@@ -50,7 +53,13 @@ export function loadPlatformConfig(): PlatformConfig {
   const rawInventory = rawOf(INVENTORY_KEYS);
   const inventory = collectProblems(() => parseInventory(rawInventory), problems);
   if (inventory) problems.push(...moduleInventoryProblems(inventory));
-  const versions = collectProblems(() => loadVersions(), problems);
+  const pins = collectProblems(() => loadVersions(), problems);
+  const planLock = currentOfflinePlan()?.lockFile;
+  const lockFile = planLock === undefined ? LOCK_FILE : planLock;
+  const lock = lockFile === null ? {} : collectProblems(() => readLock(lockFile), problems);
+  const digests = pins && lock ? collectProblems(() => lockedDigests(pins, lock, lockFile ?? LOCK_FILE), problems) : undefined;
+  // Without a lock (or an empty one) the versions are exactly versions.yaml's: the steps deploy the tags.
+  const versions = pins && digests && Object.keys(digests).length > 0 ? { ...pins, digests } : pins;
   const modules = parseModuleSettings(rawOf(SETTINGS_KEYS));
   problems.push(...modules.problems);
 

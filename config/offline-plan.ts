@@ -14,6 +14,11 @@ const OFFLINE_PLAN_MARKER = Symbol.for("keybuzz:offline-plan");
 export interface OfflinePlanRun {
   /** Problems a real run would refuse, accepted by the plan; it prints them as warnings. */
   readonly warnings: string[];
+  /**
+   * The digest lock this run reads instead of config/lock.ts's `LOCK_FILE`; `null`: none (the
+   * preflight's `--write-lock` plans the stack whatever a stale lock says, then replaces it).
+   */
+  readonly lockFile?: string | null;
 }
 
 type MarkedGlobal = typeof globalThis & { [OFFLINE_PLAN_MARKER]?: OfflinePlanRun };
@@ -26,9 +31,11 @@ export function currentOfflinePlan(): OfflinePlanRun | undefined {
 /**
  * Marks the program run inside `run` as the offline plan and returns what it recorded. For the
  * mock engine only.
+ *
+ * @param lockFile see {@link OfflinePlanRun.lockFile}; undefined: the project's lock.
  */
-export function asOfflinePlan<T>(run: () => T): { result: T; plan: OfflinePlanRun } {
-  const plan: OfflinePlanRun = { warnings: [] };
+export function asOfflinePlan<T>(run: () => T, lockFile?: string | null): { result: T; plan: OfflinePlanRun } {
+  const plan: OfflinePlanRun = { warnings: [], lockFile };
   const marked = globalThis as MarkedGlobal;
   marked[OFFLINE_PLAN_MARKER] = plan;
   try {

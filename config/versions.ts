@@ -169,8 +169,17 @@ const versionsSchema = z
     }
   });
 
-/** Every pinned version of the platform, as validated from `config/versions.yaml`. */
-export type Versions = z.infer<typeof versionsSchema>;
+/** The `images.<key>` names of versions.yaml (`redis`, `etcd`, …). */
+export type ImageKey = keyof z.infer<typeof versionsSchema>["images"];
+
+/** Manifest digest (`sha256:<64 hex>`) of each image the digest lock names, by `images.<key>` (config/lock.ts). */
+export type ImageDigests = Readonly<Partial<Record<ImageKey, string>>>;
+
+/**
+ * Every pinned version of the platform, as validated from `config/versions.yaml`, with the digests
+ * of `config/versions.lock.yaml` when the program's config pass found one (absent: deploy the tags).
+ */
+export type Versions = z.infer<typeof versionsSchema> & { readonly digests?: ImageDigests };
 
 /** A Helm chart pin: repository URL, chart name, exact version (and, for the operator charts, its appVersion). */
 export type ChartPin = Versions["charts"][keyof Versions["charts"]];

@@ -104,7 +104,8 @@ async function main(): Promise<void> {
     };
     const limits = argv.limits ? readOptionsFile(argv.limits, limitsSchema, "--limits") : {};
     const lock = argv.writeLock ? {} : readLock(argv.lock);
-    const run = await runProgram(argv.stack);
+    // The plan of the stack is read with the preflight's lock; --write-lock replaces it, so a stale one must not stop it.
+    const run = await runProgram(argv.stack, {}, { lockFile: argv.writeLock ? null : argv.lock });
     const adminCidrs = JSON.parse(readStackConfig(argv.stack).config["keybuzz:adminCidrs"] ?? "[]") as string[];
     const resolved = await runPreflight(
       { versions, adminCidrs, registrations: run.registrations, dockerfile: readPatroniDockerfile() },

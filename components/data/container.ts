@@ -1,3 +1,4 @@
+import { digestReference } from "../../config/lock";
 import { sha256, shellQuote } from "../remote";
 import { PostgresSettings } from "./postgres/settings";
 
@@ -66,7 +67,10 @@ export function pgbouncerNofile(pools: PostgresSettings["pgbouncer"], databases:
 export interface ContainerSpec {
   /** Container name on the host, e.g. `redis`. */
   readonly name: string;
-  /** Pinned image reference (config/versions.yaml). */
+  /**
+   * Pinned image reference (config/versions.yaml), or `name:tag@sha256:…` when the digest lock pins
+   * the tag ({@link lockedImage}): then the container runs the local tag, pulled by digest.
+   */
   readonly image: string;
   /** `docker run` options besides the common ones (volumes, env files, `--user`). Never secret. */
   readonly options: readonly string[];
@@ -84,7 +88,50 @@ function limitOptions(spec: ContainerSpec): string[] {
   return ["--ulimit", `nofile=${spec.nofile}:${spec.nofile}`];
 }
 
-/** The `keybuzz.spec` label value of a container: sha256 of its image, options, limits and command. Pure. */
+/** How a host gets an image: the reference it pulls, and the local tag it runs when pulled by digest. */
+export interface ImagePull {
+  /** Reference given to `docker pull`: the tag, or `name@sha256:…` when locked. */
+  readonly pull: string;
+  /** Reference given to `docker run`: the tag (pointed at the pulled digest when locked). */
+  readonly run: string;
+}
+
+/**
+ * Splits an image reference of {@link ContainerSpec.image}. `name:tag@digest` is never handed to
+ * Docker: it would pull the digest and leave it untagged, ignoring the tag (docker/cli#2856).
+ */
+export function imagePull(image: string): ImagePull {
+  const locked = /^(.+:[\w][\w.-]*)@(sha256:[0-9a-f]{64})$/.exec(image);
+  if (!locked || locked[1].includes("@")) return { pull: image, run: image };
+  return { pull: digestReference(locked[1], locked[2]), run: locked[1] };
+}
+
+/**
+ * Bash that makes `image` present on the host: without a digest, `docker pull` of the tag unless
+ * present; with one, `docker pull name@sha256:…` unless present, then `docker tag` of that digest
+ * as the tag, so the tag names the locked image whatever the registry serves under it now
+ * (`docker image tag` takes any reference as source and refuses a digest as target: docker/cli
+ * moby client ImageTag).
+ */
+export function renderImagePull(image: string): string {
+  const { pull, run } = imagePull(image);
+  const present = `docker image inspect ${pull} >/dev/null 2>&1 || docker pull -q ${pull}`;
+  return pull === run ? present : `${present} >/dev/null\ndocker tag ${pull} ${run}`;
+}
+
+/**
+ * {@link renderImagePull} and a newline for a locked image, else nothing: a script that pulls its
+ * tag itself (etcd, Galera, PgBouncer's version check) then finds the tag pointed at the digest.
+ */
+export function renderLockedImagePull(image: string): string {
+  const { pull, run } = imagePull(image);
+  return pull === run ? "" : `${renderImagePull(image)}\n`;
+}
+
+/**
+ * The `keybuzz.spec` label value of a container: sha256 of its image (with the locked digest, so a
+ * new digest recreates the container), options, limits and command. Pure.
+ */
 export function containerSpecHash(spec: ContainerSpec): string {
   return sha256(JSON.stringify([spec.image, COMMON_OPTIONS, limitOptions(spec), spec.options, spec.command]));
 }
@@ -92,7 +139,8 @@ export function containerSpecHash(spec: ContainerSpec): string {
 /**
  * Bash that defines two functions for one container, named after it (`-` becomes `_`):
  * `kb_<name>_state` prints `missing`, `outdated` (label differs), `stopped` or `current`;
- * `kb_<name>_run` pulls the image if absent, removes any old container and starts the new one.
+ * `kb_<name>_run` pulls the image if absent ({@link renderImagePull}), removes any old container and
+ * starts the new one.
  */
 export function renderContainerFunctions(spec: ContainerSpec): string {
   const fn = spec.name.replace(/-/g, "_");
@@ -108,7 +156,7 @@ export function renderContainerFunctions(spec: ContainerSpec): string {
     ...COMMON_OPTIONS,
     ...limitOptions(spec),
     ...spec.options,
-    spec.image,
+    imagePull(spec.image).run,
     ...spec.command,
   ]
     .map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : shellQuote(word)))
@@ -126,7 +174,7 @@ export function renderContainerFunctions(spec: ContainerSpec): string {
   fi
 }
 kb_${fn}_run() {
-  docker image inspect ${spec.image} >/dev/null 2>&1 || docker pull -q ${spec.image}
+  ${renderImagePull(spec.image).replace(/\n/g, "\n  ")}
   docker rm -f ${spec.name} >/dev/null 2>&1 || true
   ${run}
 }`;

@@ -3,10 +3,10 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { z } from "zod";
-import { ClusterNode, clusterNodes, ConfigError, formatZodError, Inventory, serversOf, Versions } from "../../config";
+import { ClusterNode, clusterNodes, ConfigError, formatZodError, Inventory, lockedImage, serversOf, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { CONTAINER_NOFILE } from "./container";
+import { CONTAINER_NOFILE, imagePull, renderLockedImagePull } from "./container";
 
 /**
  * MariaDB Galera (spec 001, module 7; DESIGN.md decisions): three nodes running the official pinned
@@ -245,7 +245,7 @@ GRANT USAGE ON *.* TO '${accounts.monitorUser}'@'%';
 export interface GaleraEnvInput {
   readonly node: GaleraNode;
   readonly members: readonly GaleraNode[];
-  /** Pinned image (`images.mariadb`). */
+  /** Pinned image (`images.mariadb`), `tag@sha256:…` when the digest lock pins it (`lockedImage`). */
   readonly image: string;
   readonly server?: GaleraServerSettings;
   readonly host?: GaleraHostSettings;
@@ -261,7 +261,7 @@ export function renderGaleraEnv(input: GaleraEnvInput): string {
   const peers = input.members.filter((member) => member.name !== input.node.name).map((member) => `${member.address}:${server.galeraPort}`);
   const values: Record<string, string> = {
     GALERA_NODE_NAME: input.node.name,
-    GALERA_IMAGE: input.image,
+    GALERA_IMAGE: imagePull(input.image).run,
     GALERA_NOFILE: String(CONTAINER_NOFILE.mariadb),
     GALERA_CONTAINER: host.container,
     GALERA_DATADIR: host.dataDir,
@@ -314,6 +314,15 @@ install -d -m 0755 ${host.configDir}
 install -d -m 0700 ${host.secretDir}`;
 }
 
+/**
+ * The digest a locked image was pulled by, as a comment line of my.cnf, else nothing: keybuzz-galera
+ * hashes my.cnf into the node's spec, so a new digest restarts the node through the normal roll.
+ */
+function lockedImageComment(image: string): string {
+  const { pull, run } = imagePull(image);
+  return pull === run ? "" : `# Image: ${pull} (config/versions.lock.yaml), run as ${run}.\n`;
+}
+
 /** The files of one node; the accounts SQL only where it is applied (the first node). Pure. */
 export function galeraNodeFiles(
   input: GaleraEnvInput,
@@ -326,7 +335,7 @@ export function galeraNodeFiles(
     { path: GALERA_HELPER_PATH, content: GALERA_NODE_SCRIPT, mode: "0755" },
     { path: GALERA_START_SCRIPT_PATH, content: GALERA_START_SCRIPT, mode: "0755" },
     { path: GALERA_ENV_PATH, content: renderGaleraEnv(input) },
-    { path: `${host.configDir}/my.cnf`, content: renderGaleraCnf(input.node, input.members, server) },
+    { path: `${host.configDir}/my.cnf`, content: renderGaleraCnf(input.node, input.members, server) + lockedImageComment(input.image) },
     { path: `${host.configDir}/sst-auth.cnf`, content: renderSstAuthCnf(accounts.sstUser), mode: "0600", owner: MYSQL_OWNER },
     // Read by the image's entrypoint (MARIADB_ROOT_PASSWORD_FILE) on first start, possibly as mysql.
     { path: `${host.secretDir}/root-password`, content: secretRef(GALERA_SECRET_KEYS.root), mode: "0600", owner: MYSQL_OWNER },
@@ -414,14 +423,14 @@ export class GaleraCluster extends pulumi.ComponentResource {
     );
 
     const [first, ...joiners] = members;
-    const filesOf = (node: GaleraNode, withAccounts: boolean) =>
-      galeraNodeFiles({ node, members, image: args.versions.images.mariadb, server, host }, withAccounts);
+    const image = lockedImage(args.versions, "mariadb");
+    const filesOf = (node: GaleraNode, withAccounts: boolean) => galeraNodeFiles({ node, members, image, server, host }, withAccounts);
     let previous: pulumi.Resource = remoteStep(
       `${name}-${first.name}-bootstrap`,
       {
         host: args.hosts[first.name],
         files: filesOf(first, true),
-        script: `${GALERA_HELPER_PATH} converge first\n${GALERA_HELPER_PATH} apply-sql ${host.secretDir}/accounts.sql`,
+        script: `${renderLockedImagePull(image)}${GALERA_HELPER_PATH} converge first\n${GALERA_HELPER_PATH} apply-sql ${host.secretDir}/accounts.sql`,
         secrets,
         timeoutMinutes,
       },
@@ -433,7 +442,7 @@ export class GaleraCluster extends pulumi.ComponentResource {
         {
           host: args.hosts[node.name],
           files: filesOf(node, false),
-          script: `${GALERA_HELPER_PATH} converge member`,
+          script: `${renderLockedImagePull(image)}${GALERA_HELPER_PATH} converge member`,
           secrets,
           timeoutMinutes,
         },

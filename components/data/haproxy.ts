@@ -1,8 +1,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { Versions } from "../../config";
+import { lockedImage, Versions } from "../../config";
 import { Host, HostFile, remoteStep } from "../remote";
-import { ContainerSpec, haproxyNofile, renderContainerFunctions } from "./container";
+import { ContainerSpec, haproxyNofile, imagePull, renderContainerFunctions, renderImagePull } from "./container";
 
 /**
  * The shared HAProxy of haproxy-01/02 (spec 001, module 3 "HAProxy"; DESIGN.md, load balancers):
@@ -152,9 +152,9 @@ export function renderHaproxyStepScript(image: string, listeners: readonly Hapro
     nofile: haproxyNofile(HAPROXY_MAXCONN),
   };
   return `${renderContainerFunctions(container)}
-docker image inspect ${image} >/dev/null 2>&1 || docker pull -q ${image}
+${renderImagePull(image)}
 # Reject a bad configuration before it reaches the running proxy.
-docker run --rm --network none -v ${HAPROXY_HOST_DIR}:${HAPROXY_CONTAINER_DIR}:ro ${image} haproxy -c -q -f ${HAPROXY_CONTAINER_DIR}/haproxy.cfg
+docker run --rm --network none -v ${HAPROXY_HOST_DIR}:${HAPROXY_CONTAINER_DIR}:ro ${imagePull(image).run} haproxy -c -q -f ${HAPROXY_CONTAINER_DIR}/haproxy.cfg
 if [ "$(kb_haproxy_state)" != current ]; then
   kb_haproxy_run >/dev/null
 elif kb_is_changed ${HAPROXY_HOST_DIR}/haproxy.cfg; then
@@ -191,7 +191,7 @@ export class HaproxyLayer extends pulumi.ComponentResource {
       { path: `${HAPROXY_HOST_DIR}/haproxy.cfg`, content: this.config, mode: "0640", owner },
       ...(args.extraFiles ?? []).map((file) => ({ path: `${HAPROXY_HOST_DIR}/${file.name}`, content: file.content, mode: "0640", owner })),
     ];
-    const script = renderHaproxyStepScript(args.versions.images.haproxy, args.listeners, args.verifyTimeoutSeconds);
+    const script = renderHaproxyStepScript(lockedImage(args.versions, "haproxy"), args.listeners, args.verifyTimeoutSeconds);
     const ready: Record<string, command.remote.Command> = {};
     let previous: pulumi.Resource | undefined;
     for (const host of args.hosts) {

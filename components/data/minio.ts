@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import { ClusterNode, clusterNodes, Versions } from "../../config";
+import { ClusterNode, clusterNodes, lockedImage, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
 import { CONTAINER_NOFILE, renderContainerFunctions } from "./container";
@@ -184,7 +184,7 @@ export class MinioCluster extends pulumi.ComponentResource {
     if (args.hosts.length === 0) throw new Error(`MinioCluster ${name}: no hosts`);
     const nodes: MinioNode[] = clusterNodes(args.hosts.map((host) => host.spec));
     const settings: MinioSettings = { ...DEFAULT_MINIO_SETTINGS, domain: args.domain };
-    const image = args.versions.images.minio;
+    const image = lockedImage(args.versions, "minio");
     const steps: command.remote.Command[] = [];
     const fingerprints: string[] = [];
     const envFile: HostFile = { path: MINIO_HOST_PATHS.envFile, content: renderMinioEnv(nodes, settings), mode: "0600" };

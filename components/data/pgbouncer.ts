@@ -2,9 +2,9 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import { Versions } from "../../config";
+import { lockedImage, Versions } from "../../config";
 import { Host, HostFile, remoteStep, secretRef, shellQuote } from "../remote";
-import { ContainerSpec, pgbouncerNofile, renderContainerFunctions } from "./container";
+import { ContainerSpec, imagePull, pgbouncerNofile, renderContainerFunctions, renderLockedImagePull } from "./container";
 import { ACCOUNTS } from "../security/secrets";
 import { PostgresSettings } from "./postgres/settings";
 
@@ -98,7 +98,7 @@ const CHECK_VERSION_SCRIPT = path.join(__dirname, "..", "..", "scripts", "pgboun
  * Body of the PgBouncer step: check that the image runs the pinned PgBouncer release, (re)create the
  * container when its spec or files changed, then check the port.
  *
- * @param image `images.pgbouncer` (config/versions.yaml).
+ * @param image `images.pgbouncer` (config/versions.yaml), `tag@sha256:…` when locked (`lockedImage`).
  * @param version `packages.pgbouncer`: the release `pgbouncer --version` must name inside the image.
  * @param nofile the container's open-files limit ({@link renderedPgbouncerNofile}).
  */
@@ -111,7 +111,7 @@ export function renderPgbouncerStepScript(image: string, version: string, nofile
     nofile,
   };
   return `${renderContainerFunctions(container)}
-KB_PGBOUNCER_IMAGE=${shellQuote(image)}
+${renderLockedImagePull(image)}KB_PGBOUNCER_IMAGE=${shellQuote(imagePull(image).run)}
 KB_PGBOUNCER_VERSION=${shellQuote(version)}
 ${fs.readFileSync(CHECK_VERSION_SCRIPT, "utf8")}
 # PgBouncer reads its files at start: recreate it when they changed in this run, too.
@@ -154,7 +154,7 @@ export class PgBouncerLayer extends pulumi.ComponentResource {
       { path: `${PGBOUNCER_HOST_DIR}/ca.crt`, content: secretRef(PGBOUNCER_SECRET_KEYS.caCert), mode: "0600", owner },
     ];
     const script = renderPgbouncerStepScript(
-      args.versions.images.pgbouncer,
+      lockedImage(args.versions, "pgbouncer"),
       args.versions.packages.pgbouncer,
       renderedPgbouncerNofile(args.settings, ini, userlist),
     );

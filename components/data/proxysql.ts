@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, Inventory, serversOf, Versions } from "../../config";
+import { ConfigError, Inventory, lockedImage, serversOf, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { CONTAINER_NOFILE } from "./container";
+import { CONTAINER_NOFILE, imagePull, renderImagePull, renderLockedImagePull } from "./container";
 
 /**
  * ProxySQL in front of Galera (spec 001, module 8; DESIGN.md decisions): `mysql_galera_hostgroups`
@@ -221,15 +221,18 @@ export function renderProxySqlClientCnf(user: string, secretKey: string, port: n
  * (label `keybuzz.spec`), else leaves it alone. Pure.
  */
 export function renderProxySqlRunScript(image: string, host: ProxySqlHostSettings = DEFAULT_PROXYSQL_HOST_SETTINGS): string {
-  return `image=${image}
+  // Locked (`tag@sha256:…`): the spec names the digest, the container runs the tag pulled by digest.
+  const pinned = imagePull(image);
+  const locked = pinned.pull !== pinned.run;
+  return `image=${pinned.run}
 container=${host.container}
 nofile=${CONTAINER_NOFILE.proxysql}
 install -d -m 0755 ${host.dataDir}
-spec=$( { echo "$image nofile=$nofile"; sha256sum ${host.configFile}; } | sha256sum | cut -d' ' -f1)
+spec=$( { echo "${locked ? image : "$image"} nofile=$nofile"; sha256sum ${host.configFile}; } | sha256sum | cut -d' ' -f1)
 current=$(docker inspect -f '{{ index .Config.Labels "keybuzz.spec" }}' "$container" 2>/dev/null || true)
 running=$(docker inspect -f '{{ .State.Running }}' "$container" 2>/dev/null || true)
 if [ "$current" != "$spec" ] || [ "$running" != true ]; then
-  docker image inspect "$image" >/dev/null 2>&1 || docker pull -q "$image" >/dev/null
+  ${locked ? renderImagePull(image).replace(/\n/g, "\n  ") : `docker image inspect "$image" >/dev/null 2>&1 || docker pull -q "$image" >/dev/null`}
   docker rm -f "$container" >/dev/null 2>&1 || true
   # --initial: the rendered file is the whole configuration at every start (no drift in proxysql.db).
   docker run -d --name "$container" --label "keybuzz.spec=$spec" \\
@@ -243,7 +246,7 @@ fi`;
 /**
  * Step body that verifies one ProxySQL node: exactly one ONLINE backend in the writer hostgroup,
  * then a write and a read as the app user through this node (table `keybuzz_healthcheck` of the
- * app database). The MariaDB image serves as the client. Pure.
+ * app database). The MariaDB image serves as the client (pulled by digest when locked). Pure.
  */
 export function renderProxySqlVerifyScript(input: {
   clientImage: string;
@@ -254,8 +257,8 @@ export function renderProxySqlVerifyScript(input: {
 }): string {
   const settings = input.settings ?? DEFAULT_PROXYSQL_SETTINGS;
   const host = input.host ?? DEFAULT_PROXYSQL_HOST_SETTINGS;
-  return `client() {
-  docker run --rm -i --network host -v "${host.secretDir}/$1.cnf:/run/keybuzz/client.cnf:ro" ${input.clientImage} \\
+  return `${renderLockedImagePull(input.clientImage)}client() {
+  docker run --rm -i --network host -v "${host.secretDir}/$1.cnf:/run/keybuzz/client.cnf:ro" ${imagePull(input.clientImage).run} \\
     mariadb --defaults-extra-file=/run/keybuzz/client.cnf -N -B "\${@:2}"
 }
 one_online_writer() {
@@ -344,7 +347,7 @@ export class ProxySqlLayer extends pulumi.ComponentResource {
       [PROXYSQL_SECRET_KEYS.app]: args.passwords.app,
       [PROXYSQL_SECRET_KEYS.monitor]: args.passwords.monitor,
     };
-    const script = renderProxySqlRunScript(args.versions.images.proxysql, host);
+    const script = renderProxySqlRunScript(lockedImage(args.versions, "proxysql"), host);
     const fingerprint = sha256(script + files.map((file) => file.content).join(""));
     const verified: pulumi.Resource[] = [];
     let previous: readonly pulumi.Resource[] = args.galeraReady;
@@ -359,7 +362,7 @@ export class ProxySqlLayer extends pulumi.ComponentResource {
         {
           host: args.hosts[spec.name],
           script: renderProxySqlVerifyScript({
-            clientImage: args.versions.images.mariadb,
+            clientImage: lockedImage(args.versions, "mariadb"),
             hostName: spec.name,
             appDatabase: args.appDatabase ?? "erpnext",
             settings,

@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
-import { ClusterNode, clusterNodes, Versions } from "../../config";
+import { ClusterNode, clusterNodes, lockedImage, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
 import { CONTAINER_NOFILE, renderContainerFunctions } from "./container";
@@ -298,7 +298,7 @@ export class RabbitMqCluster extends pulumi.ComponentResource {
     super("keybuzz:data:RabbitMqCluster", name, {}, opts);
     if (args.hosts.length === 0) throw new Error(`RabbitMqCluster ${name}: no hosts`);
     const nodes = clusterNodes(args.hosts.map((host) => host.spec));
-    const image = args.versions.images.rabbitmq;
+    const image = lockedImage(args.versions, "rabbitmq");
     const secrets = {
       [RABBITMQ_PASSWORD_KEY]: args.password,
       [ERLANG_COOKIE_KEY]: args.erlangCookie,

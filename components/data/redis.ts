@@ -3,9 +3,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { z } from "zod";
-import { ClusterNode, clusterNodes, ConfigError, formatZodError, Versions } from "../../config";
+import { ClusterNode, clusterNodes, ConfigError, formatZodError, lockedImage, Versions } from "../../config";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { CONTAINER_NOFILE, renderContainerFunctions } from "./container";
+import { CONTAINER_NOFILE, imagePull, renderContainerFunctions } from "./container";
 import type { HaproxyListener } from "./haproxy";
 import { commonHostScript } from "../os/base-os";
 
@@ -269,7 +269,7 @@ export function renderRedisNodeScript(
       KB_QUORUM: settings.quorum,
       KB_BOOT_MASTER_IP: nodes[0].address,
       KB_PEER_IPS: nodes.map((peer) => peer.address).join(" "),
-      KB_IMAGE: image,
+      KB_IMAGE: imagePull(image).run,
       KB_OWNER: REDIS_IMAGE_OWNER,
       KB_MANAGED_DIR: paths.managedDir,
       KB_REDIS_DIR: paths.redisDir,
@@ -386,7 +386,7 @@ export class RedisCluster extends pulumi.ComponentResource {
         },
         { path: REDIS_HOST_PATHS.sysctlFile, content: renderRedisSysctl() },
       ];
-      const script = renderRedisNodeScript(node, nodes, image, settings);
+      const script = renderRedisNodeScript(node, nodes, lockedImage(args.versions, "redis"), settings);
       fingerprints.push(sha256(script + files.map((file) => file.content).join("")));
       const step = remoteStep(
         `${node.name}-redis`,

@@ -164,6 +164,11 @@ export interface RunOptions {
    * warning. `false` runs it as a real `pulumi preview`/`up` would, for the tests of that refusal.
    */
   readonly offlinePlan?: boolean;
+  /**
+   * The digest lock the offline plan reads (default: config/versions.lock.yaml, or
+   * `KEYBUZZ_VERSIONS_LOCK`); `null` plans without one. The preflight passes its `--lock`.
+   */
+  readonly lockFile?: string | null;
 }
 
 /**
@@ -275,7 +280,7 @@ async function startProgram(stack: string, configOverride: Record<string, string
   let warnings: readonly string[] = [];
   try {
     if (options.offlinePlan === false) load();
-    else warnings = asOfflinePlan(load).plan.warnings;
+    else warnings = asOfflinePlan(load, options.lockFile).plan.warnings;
   } catch (error) {
     return { registrations, finish, outcome: { error } };
   }

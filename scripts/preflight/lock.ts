@@ -1,40 +1,10 @@
 import * as fs from "fs";
 import * as yaml from "js-yaml";
-import * as path from "path";
-import { z } from "zod";
-import { ConfigError, formatZodError } from "../../config/errors";
+import { LOCK_FILE, type DigestLock } from "../../config/lock";
 import type { FactResult } from "./source";
 
-/**
- * The digest lock: `config/versions.lock.yaml`, beside versions.yaml, maps each pinned image
- * reference to the manifest digest the preflight resolved (`images: { "redis:7.2.5-alpine": sha256:… }`).
- * The preflight compares every tag with it, so a tag moved upstream fails the gate instead of
- * reaching a host silently; `--write-lock` records the digests after a deliberate bump.
- */
-
-/** Where the lock lives. */
-export const LOCK_FILE = path.resolve(__dirname, "..", "..", "config", "versions.lock.yaml");
-
-const lockSchema = z.strictObject({
-  images: z.record(z.string(), z.string().regex(/^sha256:[0-9a-f]{64}$/, "must be a sha256:<64 hex> manifest digest")),
-});
-
-/** Image reference → locked digest. */
-export type DigestLock = Readonly<Record<string, string>>;
-
-/** Reads the lock; an absent file is an empty lock. @throws {ConfigError} on a malformed file. */
-export function readLock(file: string = LOCK_FILE): DigestLock {
-  if (!fs.existsSync(file)) return {};
-  let raw: unknown;
-  try {
-    raw = yaml.load(fs.readFileSync(file, "utf8"));
-  } catch (error) {
-    throw new ConfigError([`${file}: cannot be read as YAML: ${(error as Error).message}`]);
-  }
-  const parsed = lockSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(formatZodError(parsed.error, `${path.basename(file)}: `));
-  return parsed.data.images;
-}
+// The lock file and its reader live in config/lock.ts: the program's config pass reads it too.
+export { LOCK_FILE, readLock, type DigestLock } from "../../config/lock";
 
 /** The image reference a fact row checked (`images.redis: redis:7.2.5-alpine for linux/amd64` → `redis:7.2.5-alpine`). */
 export function imageOfFact(fact: FactResult): string | undefined {

@@ -3,7 +3,7 @@ import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as path from "path";
-import { Inventory, Versions } from "../../../config";
+import { Inventory, lockedImage, Versions } from "../../../config";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../../remote";
 import { ACCOUNTS, PlatformSecrets } from "../../security/secrets";
 import { Pki } from "../../security/pki";
@@ -24,6 +24,7 @@ import {
   patroniStateHelper,
   renderAppSql,
   renderEtcdRunScript,
+  renderEtcdLockedImageEnv,
   renderEtcdStepScript,
   renderImageBuildScript,
   renderPatroniStepScript,
@@ -151,11 +152,14 @@ export class PostgresCluster extends pulumi.ComponentResource {
             {
               host,
               files: [
-                { path: path.posix.join(paths.etcdConfigDir, "etcd.env"), content: renderEtcdEnv(node, members, args.stack, layout) },
+                {
+                  path: path.posix.join(paths.etcdConfigDir, "etcd.env"),
+                  content: renderEtcdEnv(node, members, args.stack, layout) + renderEtcdLockedImageEnv(args.versions),
+                },
                 { path: etcdRunPath(layout), content: renderEtcdRunScript(node, members, args.versions, layout), mode: "0755" },
                 ...tlsFiles(path.posix.join(paths.etcdConfigDir, "tls"), ETCD_UID),
               ],
-              script: renderEtcdStepScript(layout),
+              script: renderEtcdStepScript(layout, lockedImage(args.versions, "etcd")),
               secrets: tlsSecrets(node.name),
               timeoutMinutes: 10,
             },

@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
-import { ClusterNode, clusterNodes, Inventory, serversOf, Versions } from "../../../config";
+import { ClusterNode, clusterNodes, digestReference, Inventory, serversOf, Versions } from "../../../config";
 import { secretRef, sha256 } from "../../remote";
 import { HAPROXY_CONTAINER_DIR, HaproxyExtraFile, HaproxyListener } from "../haproxy";
 import { ACCOUNTS } from "../../security/secrets";
@@ -355,10 +355,13 @@ export function patroniDockerfile(): string {
   return fs.readFileSync(PATRONI_DOCKERFILE, "utf8");
 }
 
-/** Build arguments of the Patroni image, from config/versions.yaml. */
+/** Build arguments of the Patroni image, from config/versions.yaml and its digest lock. */
 export function patroniBuildArgs(versions: Versions): Record<string, string> {
   return {
-    POSTGRES_IMAGE: versions.images.postgres,
+    // Locked: `FROM postgres@sha256:…`, and the digest enters the tag's hash, so a new one rebuilds.
+    POSTGRES_IMAGE: versions.digests?.postgres
+      ? digestReference(versions.images.postgres, versions.digests.postgres)
+      : versions.images.postgres,
     PATRONI_VERSION: versions.packages.patroni,
     PGVECTOR_VERSION: versions.packages.pgvector,
   };

@@ -1,8 +1,8 @@
 import * as fs from "fs";
 import * as path from "path";
-import { Versions } from "../../../config";
+import { lockedImage, Versions } from "../../../config";
 import { secretRef, shellQuote } from "../../remote";
-import { CONTAINER_NOFILE } from "../container";
+import { CONTAINER_NOFILE, imagePull, renderLockedImagePull } from "../container";
 import { ACCOUNTS } from "../../security/secrets";
 import { DbNode, patroniBuildArgs } from "./render";
 import {
@@ -67,7 +67,7 @@ export function renderEtcdRunScript(
 ): string {
   const { ports, paths } = layout;
   return `#!/usr/bin/env bash\n${renderPreamble({
-    KB_ETCD_IMAGE: versions.images.etcd,
+    KB_ETCD_IMAGE: imagePull(lockedImage(versions, "etcd")).run,
     KB_ETCD_NOFILE: CONTAINER_NOFILE.etcd,
     KB_ETCD_UID: ETCD_UID,
     KB_ETCD_DATA_DIR: paths.etcdDataDir,
@@ -77,9 +77,24 @@ export function renderEtcdRunScript(
   })}\n${script("etcd-run.sh")}\n`;
 }
 
-/** Body of the etcd step: start (or update) the member; a formed cluster's member waits for health. */
-export function renderEtcdStepScript(layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT): string {
-  return `${etcdRunPath(layout)} start`;
+/**
+ * Body of the etcd step: start (or update) the member; a formed cluster's member waits for health.
+ *
+ * @param etcdImage `lockedImage(versions, "etcd")`: when locked, the step first pulls the digest and
+ *   points the tag run.sh runs at it.
+ */
+export function renderEtcdStepScript(layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT, etcdImage = ""): string {
+  return `${renderLockedImagePull(etcdImage)}${etcdRunPath(layout)} start`;
+}
+
+/**
+ * Line appended to etcd.env when the digest lock pins etcd: run.sh hashes etcd.env into the
+ * container's `keybuzz.spec` label, so a new digest re-creates the member (one at a time, as any
+ * change); the container's environment names the digest it runs. etcd reads only `ETCD_*` variables.
+ */
+export function renderEtcdLockedImageEnv(versions: Versions): string {
+  const { pull, run } = imagePull(lockedImage(versions, "etcd"));
+  return pull === run ? "" : `KEYBUZZ_ETCD_IMAGE=${pull}\n`;
 }
 
 /** Body of the image step: build the Patroni image unless this exact tag exists. */
