@@ -33,9 +33,9 @@ export type RedisNode = ClusterNode;
  * agreement, election and promotion + ≤ 0.75 s of HAProxy checks.
  */
 export const SENTINEL_PROFILES = {
-  /** Default: crash RTO ≈ 3–4 s; rides out master stalls shorter than ~1.8 s (the 1.5 s goal, with margin). */
+  /** Default: crash RTO ≈ 3–4 s; rides out master stalls somewhat shorter than 2 s (issue 18's 1.5 s: measured, docs/redis.md). */
   fast: { downAfterMilliseconds: 2000 },
-  /** Spec 001 module 4: crash RTO ≈ 6–7 s; rides out master stalls shorter than ~4.8 s. */
+  /** Spec 001 module 4: crash RTO ≈ 6–7 s; rides out master stalls somewhat shorter than 5 s. */
   standard: { downAfterMilliseconds: 5000 },
 } as const;
 

@@ -336,6 +336,9 @@ export class PostgresLoopbackCluster {
           response.setEncoding("utf8");
           response.on("data", (chunk: string) => (text += chunk));
           response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
+          // A request destroyed by its timeout after the headers came reports it here, not on the request.
+          response.on("error", reject);
+          response.on("close", () => reject(new Error(`${address}:${port}${urlPath}: the response ended early`)));
         },
       );
       request.on("timeout", () => request.destroy(new Error(`${address}:${port}${urlPath}: timeout`)));
@@ -593,31 +596,33 @@ export class PostgresLoopbackCluster {
   }
 
   /**
-   * The leader's Patroni dies while its PostgreSQL keeps running (an orphaned primary, which would
-   * go on taking writes from the sessions it has): with a client session open through HAProxy's
-   * write port, measures the seconds from the SIGKILL to HAProxy closing that session (its check of
-   * `/primary` is refused, `on-marked-down shutdown-sessions`). Then starts Patroni again, which
-   * resumes as leader while its lease lasts, and waits until the cluster is whole.
+   * A replica's Patroni freezes (SIGSTOP) while its PostgreSQL keeps serving: with a client session
+   * open on it through HAProxy's read port, measures the seconds from the freeze to HAProxy closing
+   * that session — its `/replica` checks time out, HAProxy marks the server down and
+   * `on-marked-down shutdown-sessions` cuts its sessions, which PostgreSQL alone would keep. Then
+   * resumes Patroni (SIGCONT) and waits until the cluster is whole.
    */
-  async orphanedPrimarySessionCut(): Promise<{ leader: string; leaderAfter: string; secondsFromPatroniLossToCut: number }> {
-    const leader = await this.waitHealthy(120_000);
-    const client = new Client(this.connection(this.proxy.address, this.proxy.writePort));
+  async frozenReplicaSessionCut(): Promise<{ replica: string; secondsFromFreezeToCut: number }> {
+    await this.waitHealthy(120_000);
+    const client = new Client(this.connection(this.proxy.address, this.proxy.readPort));
     client.on("error", () => undefined);
     const closed = new Promise<number>((resolve) => client.once("end", () => resolve(Date.now())));
     await client.connect();
     try {
       const [row] = (await client.query<{ server: string }>("SELECT host(inet_server_addr()) AS server")).rows;
-      if (row.server !== leader.address) throw new Error(`postgres: HAProxy sent the session to ${row.server}, not the leader`);
-      const killedAt = Date.now();
-      await this.supervisor.kill(`${leader.name}-patroni`);
-      if (postmasterPid(this.layouts[leader.name].paths.dataDir) === undefined)
-        throw new Error(`postgres: ${leader.name}'s PostgreSQL died with Patroni`);
-      if (!(await settlesWithin(closed, 10_000)))
-        throw new Error(`postgres: HAProxy kept the session to the orphaned primary ${leader.name} open`);
-      const cutAt = await closed;
-      this.startPatroni(leader);
-      const after = await this.waitHealthy(180_000);
-      return { leader: leader.name, leaderAfter: after.name, secondsFromPatroniLossToCut: (cutAt - killedAt) / 1000 };
+      const replica = this.nodes.find((node) => node.address === row.server);
+      if (!replica) throw new Error(`postgres: HAProxy's read port sent the session to ${row.server}, no DB node`);
+      const frozenAt = Date.now();
+      let cutAt: number;
+      try {
+        this.supervisor.signal(`${replica.name}-patroni`, "SIGSTOP");
+        if (!(await settlesWithin(closed, 10_000))) throw new Error(`postgres: HAProxy kept the session to ${replica.name} open`);
+        cutAt = await closed;
+      } finally {
+        this.supervisor.signal(`${replica.name}-patroni`, "SIGCONT");
+      }
+      await this.waitHealthy(120_000);
+      return { replica: replica.name, secondsFromFreezeToCut: (cutAt - frozenAt) / 1000 };
     } finally {
       await settlesWithin(client.end(), 5_000);
     }
