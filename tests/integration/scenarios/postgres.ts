@@ -80,16 +80,25 @@ function postmasterPid(dataDir: string): number | undefined {
 }
 
 /**
- * The process group of `pid` (field 5 of /proc/<pid>/stat). Patroni starts the postmaster through
- * a helper that calls setsid() and exits, so the postmaster and its backends share the group of
- * that helper, not one of their own pid.
+ * The postmaster `pid` and its children (backends, walsenders, background workers), from the
+ * parent pids in /proc. Signalling a process group is not enough: every postmaster child calls
+ * setsid() at start (PostgreSQL `InitPostmasterChild`), so each backend is a group of its own.
  */
-function processGroupOf(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  // The command name in parentheses may hold spaces: count the fields after its closing one.
-  const group = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-  if (!Number.isInteger(group) || group <= 1) throw new Error(`postgres: no process group for pid ${pid}`);
-  return group;
+function postgresProcesses(pid: number): number[] {
+  const children = fs
+    .readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+        // The command name in parentheses may hold spaces: the parent pid is the 2nd field after it.
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  return [pid, ...children];
 }
 
 /** SIGKILLs the postmaster of `dataDir` and its session (Patroni starts it with setsid). */
@@ -630,21 +639,22 @@ export class PostgresLoopbackCluster {
 
   /**
    * The leader node freezes for `seconds`: SIGSTOP of its Patroni, of its PostgreSQL (the
-   * postmaster's process group: every backend) and of its etcd member, then SIGCONT, while the
-   * client writes through HAProxy. No failover may follow.
+   * postmaster and every child of it) and of its etcd member, then SIGCONT, while the client
+   * writes through HAProxy. No failover may follow.
    */
   async leaderNodeStall(seconds = 3): Promise<StallResult> {
     const leader = await this.waitHealthy(120_000);
     const postmaster = postmasterPid(this.layouts[leader.name].paths.dataDir);
     if (postmaster === undefined) throw new Error(`postgres: no postmaster on ${leader.name}`);
-    const postgresGroup = processGroupOf(postmaster);
     const daemons = [`${leader.name}-patroni`, `${leader.name}-etcd`];
+    let frozen: number[] = [];
     return this.watchStall("postgres-node-stall", leader, `${leader.name}: patroni, postgres, etcd`, seconds, (signal) => {
-      // Every target gets the signal even if one fails (a SIGCONT must never be left out).
+      // The processes frozen are the ones thawed; every target gets the signal even if one fails.
+      if (signal === "SIGSTOP") frozen = postgresProcesses(postmaster);
       const failures: unknown[] = [];
       for (const send of [
         ...daemons.map((daemon) => () => this.supervisor.signal(daemon, signal)),
-        () => process.kill(-postgresGroup, signal),
+        ...frozen.map((pid) => () => process.kill(pid, signal)),
       ]) {
         try {
           send();
