@@ -60,7 +60,8 @@ describe("PostgreSQL listeners", () => {
     expect(write.lines).toContain("http-check expect status 200");
     const defaults = write.lines.find((line) => line.startsWith("default-server")) ?? "";
     expect(defaults).toMatch(/ check-ssl verify required ca-file \/usr\/local\/etc\/haproxy\/postgres-ca\.crt port 8008$/);
-    expect(defaults).toMatch(/inter 2s fastinter 1s downinter 1s fall 2 rise 2 on-marked-down shutdown-sessions/);
+    // A new leader is UP within downinter + fastinter (0.75 s) of its promotion; a dead one out as fast, its sessions cut.
+    expect(defaults).toMatch(/inter 500ms fastinter 250ms downinter 500ms fall 2 rise 2 on-marked-down shutdown-sessions/);
     expect(write.lines.filter((line) => line.startsWith("server "))).toEqual([
       "server db-master-01 10.0.0.120:5432 check",
       "server db-slave-01 10.0.0.121:5432 check",

@@ -18,6 +18,8 @@ import {
   renderPatroniStepScript,
   renderPgHba,
   renderVolumeScript,
+  PATRONI_TIMING_MINIMUMS,
+  survivableNodeStallSeconds,
   TIMING_PROFILES,
 } from "../components/data/postgres";
 import { secretKeysIn } from "../components/remote";
@@ -58,7 +60,33 @@ describe("keybuzz:postgres settings", () => {
   it.each(Object.entries(TIMING_PROFILES))("profile %s keeps loop_wait + 2 × retry_timeout ≤ ttl and documents its RTO", (_, profile) => {
     expect(profile.loopWait + 2 * profile.retryTimeout).toBeLessThanOrEqual(profile.ttl);
     expect(profile.primaryStartTimeout).toBeLessThan(300);
-    expect(profile.rtoSeconds).toBeGreaterThanOrEqual(profile.ttl + profile.loopWait);
+    // The worst case waits for a whole fresh lease (the etcd leader died with the node).
+    expect(profile.rtoSeconds).toBeGreaterThan(profile.ttl);
+  });
+
+  it.each(Object.entries(TIMING_PROFILES))(
+    "profile %s is not below Patroni's minimums, which Patroni ≥ 3.2 would silently raise it to",
+    (_, profile) => {
+      expect(profile.ttl).toBeGreaterThanOrEqual(PATRONI_TIMING_MINIMUMS.ttl);
+      expect(profile.loopWait).toBeGreaterThanOrEqual(PATRONI_TIMING_MINIMUMS.loopWait);
+      expect(profile.retryTimeout).toBeGreaterThanOrEqual(PATRONI_TIMING_MINIMUMS.retryTimeout);
+    },
+  );
+
+  it("the node stall a profile survives is ttl − loop_wait − retry_timeout; fast and rapid ride out issue 18's 3 s", () => {
+    expect(survivableNodeStallSeconds({ ...TIMING_PROFILES.fast, ttl: 21 })).toBe(11);
+    expect(survivableNodeStallSeconds(TIMING_PROFILES.fast)).toBe(10);
+    expect(survivableNodeStallSeconds(TIMING_PROFILES.rapid)).toBe(5);
+    expect(survivableNodeStallSeconds(TIMING_PROFILES.tolerant)).toBe(25);
+  });
+
+  it("renders the selected profile into the DCS configuration", () => {
+    expect(renderDynamicConfigObject(parsePostgresSettings({ timingProfile: "rapid" }))).toMatchObject({
+      ttl: 20,
+      loop_wait: 10,
+      retry_timeout: 5,
+    });
+    expect(renderDynamicConfigObject(defaults)).toMatchObject({ ttl: 20, loop_wait: 5, retry_timeout: 5 });
   });
 });
 

@@ -10,6 +10,7 @@ import {
   RedisSettings,
   renderRedisConf,
   renderSentinelConf,
+  SENTINEL_PROFILES,
 } from "../components/data/redis";
 import { secretKeysIn } from "../components/remote";
 import { loadVersions } from "../config";
@@ -55,9 +56,9 @@ describe("redis.conf", () => {
 describe("sentinel.conf", () => {
   const conf = renderSentinelConf(NODES[2], NODES[0].address, SETTINGS);
 
-  it("monitors the bootstrap master with quorum 2 and the spec's timings", () => {
+  it("monitors the bootstrap master with quorum 2, the fast profile's down-after and the spec's other timings", () => {
     expect(conf).toMatch(/^sentinel monitor kb-redis-master 10\.0\.0\.123 6379 2$/m);
-    expect(conf).toMatch(/^sentinel down-after-milliseconds kb-redis-master 5000$/m);
+    expect(conf).toMatch(/^sentinel down-after-milliseconds kb-redis-master 2000$/m);
     expect(conf).toMatch(/^sentinel failover-timeout kb-redis-master 60000$/m);
     expect(conf).toMatch(/^sentinel parallel-syncs kb-redis-master 1$/m);
     expect(conf).toMatch(/^sentinel announce-ip 10\.0\.0\.125$/m);
@@ -80,8 +81,24 @@ describe("sentinel.conf", () => {
 });
 
 describe("keybuzz:redis tuning", () => {
-  it("defaults to the spec's values", () => {
-    expect(parseRedisTuning(undefined)).toEqual({ maxmemoryPercent: 60, downAfterMilliseconds: 5000, failoverTimeoutMilliseconds: 60000 });
+  it("defaults to the fast Sentinel profile and the spec's other values", () => {
+    expect(parseRedisTuning(undefined)).toEqual({
+      maxmemoryPercent: 60,
+      failoverProfile: "fast",
+      downAfterMilliseconds: 2000,
+      failoverTimeoutMilliseconds: 60000,
+    });
+    expect(DEFAULT_REDIS_SETTINGS.downAfterMilliseconds).toBe(SENTINEL_PROFILES.fast.downAfterMilliseconds);
+  });
+  it("takes down-after-milliseconds from the profile unless it is set explicitly", () => {
+    expect(parseRedisTuning({ failoverProfile: "standard" }).downAfterMilliseconds).toBe(5000);
+    expect(parseRedisTuning({ failoverProfile: "standard", downAfterMilliseconds: 3000 }).downAfterMilliseconds).toBe(3000);
+    expect(() => parseRedisTuning({ failoverProfile: "instant" })).toThrow(/keybuzz:redis\.failoverProfile/);
+  });
+  it("renders the profile's down-after-milliseconds into sentinel.conf", () => {
+    const tuning = parseRedisTuning({ failoverProfile: "standard" });
+    const conf = renderSentinelConf(NODES[0], NODES[0].address, { ...SETTINGS, downAfterMilliseconds: tuning.downAfterMilliseconds });
+    expect(conf).toMatch(/^sentinel down-after-milliseconds kb-redis-master 5000$/m);
   });
   it("names the bad key", () => {
     expect(() => parseRedisTuning({ maxmemoryPercent: 95 })).toThrow(/keybuzz:redis\.maxmemoryPercent/);
@@ -101,7 +118,8 @@ describe("Redis HAProxy listener", () => {
     expect(listener.lines.join("\n")).not.toMatch(/roundrobin/);
     const defaults = listener.lines.find((line) => line.startsWith("default-server")) ?? "";
     expect(defaults).toMatch(/on-marked-down shutdown-sessions/);
-    expect(Number(/inter (\d+)ms/.exec(defaults)?.[1])).toBeLessThanOrEqual(1000);
+    // A promoted replica is UP within downinter + fastinter (0.75 s); a demoted master out within inter + fastinter.
+    expect(defaults).toMatch(/^default-server inter 500ms fastinter 250ms downinter 500ms fall 2 rise 2 /);
     expect(listener.lines.filter((line) => line.startsWith("server "))).toEqual([
       "server redis-01 10.0.0.123:6379 check",
       "server redis-02 10.0.0.124:6379 check",

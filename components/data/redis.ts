@@ -25,21 +25,47 @@ export const REDIS_IMAGE_OWNER = "999:1000";
 /** One Redis node: Redis and Sentinel bind and announce its address. */
 export type RedisNode = ClusterNode;
 
+/**
+ * Sentinel failover profiles: `down-after-milliseconds` is how long a master may leave a PING
+ * unanswered before a Sentinel calls it subjectively down (Sentinel docs, sentinel.conf), so it is
+ * both the detection time of a crash and the longest master stall ridden out without a failover
+ * (a little less: Sentinel checks every 100 ms, and a resumed server first answers the PINGs
+ * queued during the stall). Crash RTO ≈ down-after − up to 1 s (the PING period) + ~1.5 s of
+ * agreement, election and promotion + ≤ 0.75 s of HAProxy checks.
+ */
+export const SENTINEL_PROFILES = {
+  /** Default: crash RTO ≈ 3–4 s; rides out master stalls somewhat shorter than 2 s (issue 18's 1.5 s: measured, docs/redis.md). */
+  fast: { downAfterMilliseconds: 2000 },
+  /** Spec 001 module 4: crash RTO ≈ 6–7 s; rides out master stalls somewhat shorter than 5 s. */
+  standard: { downAfterMilliseconds: 5000 },
+} as const;
+
+/** Name of a {@link SENTINEL_PROFILES} entry. */
+export type SentinelProfileName = keyof typeof SENTINEL_PROFILES;
+
 /** Operator-tunable settings, stack config `keybuzz:redis` (all optional). */
 export interface RedisTuning {
   /** Share of the server's memory given to `maxmemory`, percent (10–90). Default 60: room for the AOF-rewrite fork. */
   readonly maxmemoryPercent: number;
-  /** Sentinel `down-after-milliseconds`, ms. Default 5000 (spec 001 module 4). */
+  /** The Sentinel profile ({@link SENTINEL_PROFILES}). Default `fast`. */
+  readonly failoverProfile: SentinelProfileName;
+  /** Sentinel `down-after-milliseconds`, ms: the profile's unless set explicitly (1000–60000). */
   readonly downAfterMilliseconds: number;
   /** Sentinel `failover-timeout`, ms. Default 60000 (spec 001 module 4). */
   readonly failoverTimeoutMilliseconds: number;
 }
 
-const tuningSchema = z.strictObject({
-  maxmemoryPercent: z.number().int().min(10).max(90).default(60),
-  downAfterMilliseconds: z.number().int().min(1000).max(60000).default(5000),
-  failoverTimeoutMilliseconds: z.number().int().min(10000).max(600000).default(60000),
-});
+const tuningSchema = z
+  .strictObject({
+    maxmemoryPercent: z.number().int().min(10).max(90).default(60),
+    failoverProfile: z.enum(["fast", "standard"]).default("fast"),
+    downAfterMilliseconds: z.number().int().min(1000).max(60000).optional(),
+    failoverTimeoutMilliseconds: z.number().int().min(10000).max(600000).default(60000),
+  })
+  .transform((tuning): RedisTuning => ({
+    ...tuning,
+    downAfterMilliseconds: tuning.downAfterMilliseconds ?? SENTINEL_PROFILES[tuning.failoverProfile].downAfterMilliseconds,
+  }));
 
 /**
  * Validates the `keybuzz:redis` stack config (undefined = all defaults).
@@ -62,7 +88,7 @@ export interface RedisSettings {
   readonly masterName: string;
   /** Sentinels that must agree the master is down. Default 2 of 3 (spec 001). */
   readonly quorum: number;
-  /** `down-after-milliseconds`, ms. Default 5000. */
+  /** `down-after-milliseconds`, ms. Default 2000 (profile `fast`, {@link SENTINEL_PROFILES}). */
   readonly downAfterMilliseconds: number;
   /** `failover-timeout`, ms. Default 60000. */
   readonly failoverTimeoutMilliseconds: number;
@@ -84,7 +110,7 @@ export const DEFAULT_REDIS_SETTINGS: Omit<RedisSettings, "maxmemoryMb"> = {
   sentinelPort: 26379,
   masterName: "kb-redis-master",
   quorum: 2,
-  downAfterMilliseconds: 5000,
+  downAfterMilliseconds: SENTINEL_PROFILES.fast.downAfterMilliseconds,
   failoverTimeoutMilliseconds: 60000,
   parallelSyncs: 1,
   dataDir: "/data",
@@ -167,19 +193,20 @@ export function renderSentinelConf(node: RedisNode, masterAddress: string, setti
 export interface RedisListenerOptions {
   /** Port HAProxy binds and the Redis port of the nodes. Default 6379. */
   readonly port?: number;
-  /** Health-check interval, ms (≤ 1000). Default 1000. */
+  /** Health-check interval of an UP or DOWN server (`inter`, `downinter`), ms (≤ 1000). Default 500. */
   readonly checkIntervalMs?: number;
 }
 
 /**
  * The HAProxy listen section for Redis: every client goes to the current master only (spec 003,
  * DESIGN.md). A `tcp-check` authenticates, pings and expects `role:master`; a node that stops being
- * master is marked down within 2 checks and its sessions are cut (`on-marked-down
- * shutdown-sessions`). `balance first` keeps one target even if two nodes briefly claim the role.
+ * master is marked down within `inter + fastinter` (0.75 s by default) and its sessions are cut
+ * (`on-marked-down shutdown-sessions`); a promoted replica is routed to within `downinter +
+ * fastinter` (0.75 s). `balance first` keeps one target even if two nodes briefly claim the role.
  */
 export function redisHaproxyListener(nodes: readonly RedisNode[], options: RedisListenerOptions = {}): HaproxyListener {
   const port = options.port ?? DEFAULT_REDIS_SETTINGS.port;
-  const inter = options.checkIntervalMs ?? 1000;
+  const inter = options.checkIntervalMs ?? 500;
   if (inter > 1000) throw new Error(`redis HAProxy check interval ${inter} ms: must be at most 1000 ms`);
   return {
     name: "redis",
@@ -197,7 +224,7 @@ export function redisHaproxyListener(nodes: readonly RedisNode[], options: Redis
       "tcp-check expect string role:master",
       "tcp-check send QUIT\\r\\n",
       "tcp-check expect string +OK",
-      `default-server inter ${inter}ms fastinter ${Math.min(inter, 500)}ms downinter ${inter}ms fall 2 rise 2 on-marked-down shutdown-sessions`,
+      `default-server inter ${inter}ms fastinter ${Math.min(inter, 250)}ms downinter ${inter}ms fall 2 rise 2 on-marked-down shutdown-sessions`,
       ...nodes.map((node) => `server ${node.name} ${node.address}:${port} check`),
     ],
   };

@@ -1,5 +1,5 @@
 import { requireTool, run } from "../support/tools";
-import { FailoverResult } from "./support/failover";
+import { FailoverResult, StallResult } from "./support/failover";
 import { clusterForSuite } from "./support/suite";
 import { PostgresLoopbackCluster } from "./scenarios/postgres";
 
@@ -48,6 +48,33 @@ describe("etcd + Patroni/PostgreSQL + HAProxy on loopback (rendered configs, TLS
     }
   });
 
+  it("the leader node freezes for 3 s (Patroni, PostgreSQL, etcd SIGSTOPped): writes pause, no failover, nothing acknowledged lost", async () => {
+    const result: StallResult = await live().leaderNodeStall(3);
+    console.log(`postgres node stall: ${JSON.stringify(result)}`);
+    // The freeze was real: no write was acknowledged while the leader was stopped.
+    expect(result.longestWritePauseSeconds).toBeGreaterThanOrEqual(2.5);
+    expect(result.failedOver).toBe(false);
+    expect(result.primaryAfter).toBe(result.primaryBefore);
+    expect(result.acknowledgedLost).toBe(0);
+  }, 180_000);
+
+  it("the etcd leader freezes for 3 s: etcd elects another leader, Patroni does not fail over", async () => {
+    const etcdLeaderBefore = await live().etcdLeader();
+    const result: StallResult = await live().etcdLeaderStall(3);
+    console.log(`postgres etcd stall: ${JSON.stringify(result)}`);
+    expect((await live().etcdLeader()).name).not.toBe(etcdLeaderBefore.name);
+    expect(result.failedOver).toBe(false);
+    expect(result.primaryAfter).toBe(result.primaryBefore);
+    expect(result.acknowledgedLost).toBe(0);
+  }, 180_000);
+
+  it("a replica's Patroni freezes, its PostgreSQL serves on: HAProxy cuts the session on 5433 (shutdown-sessions) within 2.5 s", async () => {
+    const result = await live().frozenReplicaSessionCut();
+    console.log(`postgres frozen replica: ${JSON.stringify(result)}`);
+    // inter 500 ms + two checks timing out after 500 ms + fastinter 250 ms ≈ 1.75 s.
+    expect(result.secondsFromFreezeToCut).toBeLessThanOrEqual(2.5);
+  }, 240_000);
+
   it("failover: the leader node crashes; writes resume through 5432, no acknowledged commit is lost, the old leader rejoins as a replica", async () => {
     const result: FailoverResult = await live().failover();
     console.log(`postgres failover: ${JSON.stringify(result)}`);
@@ -63,6 +90,8 @@ describe("etcd + Patroni/PostgreSQL + HAProxy on loopback (rendered configs, TLS
     const result: FailoverResult = await live().switchover();
     console.log(`postgres switchover: ${JSON.stringify(result)}`);
     expect(result.newPrimary).not.toBe(result.oldPrimary);
+    // HAProxy routes to the new leader within 1 s of Patroni answering 200 on /primary (downinter + fastinter).
+    expect(result.secondsFromPromotionToRouted).toBeLessThanOrEqual(1);
     expect(result.acknowledgedLost).toBe(0);
     expect(result.rejoinedAsReplica).toBe(true);
     expect((await live().waitHealthy(60_000)).name).toBe(result.newPrimary);

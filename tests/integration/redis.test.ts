@@ -1,7 +1,8 @@
 import { DEFAULT_REDIS_SETTINGS } from "../../components/data/redis";
 import { requireTool, run } from "../support/tools";
-import { FailoverResult } from "./support/failover";
+import { FailoverResult, StallResult } from "./support/failover";
 import { clusterForSuite } from "./support/suite";
+import { waitFor } from "./support/supervisor";
 import { RedisLoopbackCluster } from "./scenarios/redis";
 
 /**
@@ -48,6 +49,30 @@ describe("Redis + Sentinel + HAProxy on loopback (rendered configs, Debian daemo
     await expect(live().redis(live().nodes[1], ["SET", "kb:it:direct", "1"])).rejects.toThrow(/READONLY/);
   });
 
+  it("the master freezes for 1.5 s (redis-server SIGSTOPped): writes pause, no failover, nothing acknowledged lost", async () => {
+    const result: StallResult = await live().masterStall(1.5);
+    console.log(`redis stall: ${JSON.stringify(result)}`);
+    // The freeze was real: no write was acknowledged while the master was stopped.
+    expect(result.longestWritePauseSeconds).toBeGreaterThanOrEqual(1.2);
+    expect(result.failedOver).toBe(false);
+    expect(result.primaryAfter).toBe(result.primaryBefore);
+    expect(result.acknowledgedLost).toBe(0);
+  }, 120_000);
+
+  it("switchover: a client's connection through HAProxy to the demoted master is cut within 1 s; HAProxy then routes to the new master only", async () => {
+    const result = await live().demotedSessionCut();
+    console.log(`redis demoted session: ${JSON.stringify(result)}`);
+    expect(result.newMaster).not.toBe(result.oldMaster);
+    expect(result.secondsFromDemotionToCut).toBeLessThanOrEqual(1);
+    // inter 500 ms + fastinter 250 ms after the demotion, HAProxy has marked the old master down.
+    await waitFor(
+      "HAProxy to route to the new master only",
+      async () => (await live().upServers()).join() === result.newMaster,
+      2_000,
+      100,
+    );
+  }, 120_000);
+
   it("failover: the master node is killed; writes resume through HAProxy, no acknowledged write is lost, the old master rejoins as a replica", async () => {
     const result: FailoverResult = await live().failover();
     console.log(`redis failover: ${JSON.stringify(result)}`);
@@ -55,6 +80,8 @@ describe("Redis + Sentinel + HAProxy on loopback (rendered configs, Debian daemo
     expect(result.acknowledgedWrites).toBeGreaterThan(50);
     expect(result.acknowledgedLost).toBe(0);
     expect(result.rejoinedAsReplica).toBe(true);
+    // HAProxy routes to the promoted replica within 1 s of it reporting role:master (downinter + fastinter).
+    expect(result.secondsFromPromotionToRouted).toBeLessThanOrEqual(1);
     const oldNode = live().nodes.find((node) => node.name === result.oldPrimary);
     const info = await live().replication(oldNode!);
     expect(info.role).toBe("slave");

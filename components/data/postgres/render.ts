@@ -284,11 +284,14 @@ export function renderEtcdEnv(
 export const HAPROXY_POSTGRES_CA = `${HAPROXY_CONTAINER_DIR}/postgres-ca.crt`;
 
 /**
- * HAProxy health-check timing: a dead or demoted leader is out after `fall × fastinter` = 2 s; a
- * new leader is in after `rise × downinter` = 2 s; existing sessions to a server marked down are
- * cut (`on-marked-down shutdown-sessions`), so clients reconnect to the new leader.
+ * HAProxy health-check timing (HAProxy configuration manual, "inter"/"fastinter"/"downinter"): an
+ * UP server is checked every 500 ms, a DOWN one every 500 ms, and one in transition every 250 ms.
+ * So a new leader is routed to within `downinter + fastinter` = 0.75 s of Patroni answering 200 on
+ * `/primary`, and a demoted or dead leader is out within `inter + fastinter` = 0.75 s, its sessions
+ * cut at that moment (`on-marked-down shutdown-sessions`) so clients reconnect to the new leader.
+ * `fall 2` keeps a single slow check (the 3 s `timeout check` of a frozen node) from cutting them.
  */
-export const HAPROXY_CHECK_TIMING = "inter 2s fastinter 1s downinter 1s fall 2 rise 2";
+export const HAPROXY_CHECK_TIMING = "inter 500ms fastinter 250ms downinter 500ms fall 2 rise 2";
 
 /** Options of {@link postgresHaproxyListenersFor}. */
 export interface PostgresListenerOptions {

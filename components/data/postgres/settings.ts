@@ -8,19 +8,46 @@ import { ConfigError, formatZodError } from "../../../config";
  */
 
 /**
+ * Patroni's own limits on the timing settings (Patroni docs, "Dynamic configuration settings";
+ * `Config._validate_and_adjust_timeouts` since Patroni 3.2.0, so in the pinned 4.0.7): a smaller
+ * value is raised to these minimums and a broken `loop_wait + 2 × retry_timeout ≤ ttl` rule is
+ * "repaired" by shrinking `loop_wait`, both with only a warning. A profile below them would run
+ * with other timings than it says. Debian bookworm's Patroni 3.0.2 (the loopback suite) does not
+ * enforce them, so the profiles keep them themselves.
+ */
+export const PATRONI_TIMING_MINIMUMS = { ttl: 20, loopWait: 1, retryTimeout: 3 } as const;
+
+/**
  * Patroni timing profiles (seconds). Every profile keeps Patroni's rule
- * `loop_wait + 2 × retry_timeout ≤ ttl` (Patroni docs, "Dynamic configuration settings"), which the
- * spec's 30/10/30 broke. RTO is the worst case for a crashed leader: the lease expires after `ttl`,
- * a replica notices within `loop_wait`, HAProxy's `fastinter × fall` adds a few seconds.
- * A clean leader stop releases the lease at once (a few seconds).
+ * `loop_wait + 2 × retry_timeout ≤ ttl` and its minimums ({@link PATRONI_TIMING_MINIMUMS}), which
+ * the spec's 30/10/30 broke.
+ *
+ * A crashed leader node stops renewing its lease; etcd deletes the leader key `ttl` after the last
+ * renewal, which happened up to `loop_wait` before the crash; the replicas watch the key and race
+ * at once; HAProxy then needs about 0.5 s. So the crash RTO is `ttl − U(0, loop_wait)` plus ~2 s,
+ * and up to `ttl` + ~3 s when the etcd leader died with the node (the new etcd leader restarts every
+ * lease at its full TTL: etcd `lessor.Promote`). A clean stop or switchover releases the key at once.
+ *
+ * `rtoSeconds` is that worst case. {@link survivableNodeStallSeconds} says which freeze of the
+ * leader node a profile rides out without a failover. An etcd stall (its leader frozen: the other
+ * members elect a new one after the 1 s election timeout, and a new etcd leader extends every
+ * lease) is ridden out by every profile: Patroni retries DCS calls for `retry_timeout`, then
+ * `failsafe_mode` keeps the primary while it reaches every member's REST API.
  */
 export const TIMING_PROFILES = {
-  /** Default: RTO ≤ ~30 s (20 + 5 + ~3). Tolerates a 5 s DCS or network stall without failover. */
-  fast: { ttl: 20, loopWait: 5, retryTimeout: 5, primaryStartTimeout: 30, rtoSeconds: 30 },
-  /** Patroni's defaults: RTO ≤ ~45 s. */
-  standard: { ttl: 30, loopWait: 10, retryTimeout: 10, primaryStartTimeout: 60, rtoSeconds: 45 },
-  /** For a noisy network: RTO ≤ ~75 s, rides out 25 s DCS stalls. */
-  tolerant: { ttl: 60, loopWait: 10, retryTimeout: 25, primaryStartTimeout: 120, rtoSeconds: 75 },
+  /** Default: crash RTO 15–20 s + ~2 s (≤ ~25 s with the etcd leader on the crashed node); rides out a 10 s node stall. */
+  fast: { ttl: 20, loopWait: 5, retryTimeout: 5, primaryStartTimeout: 30, rtoSeconds: 25 },
+  /**
+   * The lease renewed every 10 s instead of 5 s: crash RTO 10–20 s + ~2 s (on average 2.5 s lower
+   * than `fast`, same worst case); rides out a 5 s node stall. The price of the longer loop: a leader
+   * notices a crashed local PostgreSQL, and replaces a dead synchronous standby (commits wait until
+   * it does), up to 10 s later instead of 5 s.
+   */
+  rapid: { ttl: 20, loopWait: 10, retryTimeout: 5, primaryStartTimeout: 30, rtoSeconds: 25 },
+  /** Patroni's defaults: crash RTO 20–30 s + ~2 s (≤ ~35 s); rides out a 10 s node stall. */
+  standard: { ttl: 30, loopWait: 10, retryTimeout: 10, primaryStartTimeout: 60, rtoSeconds: 35 },
+  /** For a noisy network: crash RTO 50–60 s + ~2 s (≤ ~65 s), rides out a 25 s node or DCS stall. */
+  tolerant: { ttl: 60, loopWait: 10, retryTimeout: 25, primaryStartTimeout: 120, rtoSeconds: 65 },
 } as const;
 
 /** Name of a {@link TIMING_PROFILES} entry. */
@@ -35,7 +62,7 @@ export const postgresSettingsSchema = z.strictObject({
   /** DCS: `etcd3` (default, DESIGN.md) or Patroni's deprecated `raft` (the spec's first choice). */
   dcs: z.enum(["etcd3", "raft"]).default("etcd3"),
   /** Failover timing, see {@link TIMING_PROFILES}. */
-  timingProfile: z.enum(["fast", "standard", "tolerant"]).default("fast"),
+  timingProfile: z.enum(["fast", "rapid", "standard", "tolerant"]).default("fast"),
   /**
    * Patroni `synchronous_mode` (spec 004 §16): on = a commit returns once a standby has it, so no
    * acknowledged commit is lost on failover. Not strict: with no healthy standby the leader keeps
@@ -71,6 +98,19 @@ export function parsePostgresSettings(raw: unknown): PostgresSettings {
   const result = postgresSettingsSchema.safeParse(raw ?? {});
   if (!result.success) throw new ConfigError(formatZodError(result.error, "keybuzz:postgres."));
   return result.data;
+}
+
+/**
+ * The longest freeze of the whole leader node (Patroni, PostgreSQL and etcd stopped, then resumed)
+ * that cannot cost it the lease, seconds: the last renewal is up to `loop_wait` old when the node
+ * freezes, and the renewal after it may take up to `retry_timeout`, all within `ttl`.
+ */
+export function survivableNodeStallSeconds(profile: {
+  readonly ttl: number;
+  readonly loopWait: number;
+  readonly retryTimeout: number;
+}): number {
+  return profile.ttl - profile.loopWait - profile.retryTimeout;
 }
 
 /** The timing profile the settings select. */

@@ -11,10 +11,10 @@ import {
   renderEtcdEnv,
   renderPatroniConfig,
 } from "../../../components/data/postgres/render";
-import { parsePostgresSettings, PostgresLayout, PostgresSettings, SECRET_KEYS } from "../../../components/data/postgres/settings";
+import { parsePostgresSettings, PostgresLayout, PostgresSettings, SECRET_KEYS, timingOf } from "../../../components/data/postgres/settings";
 import { fillSecrets } from "../../../components/remote";
 import { ACCOUNTS } from "../../../components/security/secrets";
-import { FailoverResult } from "../support/failover";
+import { FailoverResult, longestPause, StallResult } from "../support/failover";
 import { haproxyUpServers } from "../support/haproxy";
 import { clusterDir, loopbackInventory, loopbackPostgresLayout, stackModuleConfig, testPassword } from "../support/loopback";
 import { issueTestPki, TestPki } from "../support/pki";
@@ -79,6 +79,28 @@ function postmasterPid(dataDir: string): number | undefined {
   }
 }
 
+/**
+ * The postmaster `pid` and its children (backends, walsenders, background workers), from the
+ * parent pids in /proc. Signalling a process group is not enough: every postmaster child calls
+ * setsid() at start (PostgreSQL `InitPostmasterChild`), so each backend is a group of its own.
+ */
+function postgresProcesses(pid: number): number[] {
+  const children = fs
+    .readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+        // The command name in parentheses may hold spaces: the parent pid is the 2nd field after it.
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  return [pid, ...children];
+}
+
 /** SIGKILLs the postmaster of `dataDir` and its session (Patroni starts it with setsid). */
 function killPostmaster(dataDir: string): void {
   const pid = postmasterPid(dataDir);
@@ -114,10 +136,12 @@ export class PostgresLoopbackCluster {
   private constructor(
     readonly dir: string,
     readonly stack: string,
+    overrides: Readonly<Record<string, unknown>>,
   ) {
     const inventory = loopbackInventory(stack);
-    // The stack's own settings: timing profile, parameters, synchronous mode (on by default).
-    this.settings = parsePostgresSettings(stackModuleConfig(stack, "postgres"));
+    // The stack's own settings (timing profile, parameters, synchronous mode), with the caller's
+    // overrides on top (the benchmark measures another timing profile that way).
+    this.settings = parsePostgresSettings({ ...((stackModuleConfig(stack, "postgres") as object | undefined) ?? {}), ...overrides });
     this.nodes = dbNodesOf(inventory);
     const layouts: Record<string, PostgresLayout> = {};
     for (const node of this.nodes)
@@ -130,9 +154,12 @@ export class PostgresLoopbackCluster {
     this.pki = issueTestPki(path.join(dir, "pki"), this.nodes);
   }
 
-  /** Issues the TLS material, renders the configs, starts etcd, the bootstrap node, the replicas, then HAProxy. */
-  static async start(stack = "prod"): Promise<PostgresLoopbackCluster> {
-    const cluster = new PostgresLoopbackCluster(clusterDir("postgres"), stack);
+  /**
+   * Issues the TLS material, renders the configs, starts etcd, the bootstrap node, the replicas,
+   * then HAProxy. `overrides` are `keybuzz:postgres` keys laid over the stack's (e.g. `timingProfile`).
+   */
+  static async start(stack = "prod", overrides: Readonly<Record<string, unknown>> = {}): Promise<PostgresLoopbackCluster> {
+    const cluster = new PostgresLoopbackCluster(clusterDir("postgres"), stack, overrides);
     try {
       await cluster.boot();
     } catch (error) {
@@ -283,7 +310,9 @@ export class PostgresLoopbackCluster {
 
   /** GET or POST on a node's Patroni REST API (TLS verified against the CA; client certificate presented). */
   rest(node: DbNode, method: "GET" | "POST", urlPath: string, body?: unknown): Promise<{ status: number; body: string }> {
-    return this.https(node.address, this.layouts[node.name].ports.restApi, method, urlPath, node, body);
+    const auth = `${ACCOUNTS.patroniRestApi}:${this.secrets[SECRET_KEYS.restApi]}`;
+    const headers: Record<string, string> = body === undefined ? {} : { authorization: `Basic ${Buffer.from(auth).toString("base64")}` };
+    return this.https(node.address, this.layouts[node.name].ports.restApi, method, urlPath, node, body, headers);
   }
 
   private https(
@@ -293,10 +322,10 @@ export class PostgresLoopbackCluster {
     urlPath: string,
     node: DbNode,
     body?: unknown,
+    headers: Readonly<Record<string, string>> = {},
   ): Promise<{ status: number; body: string }> {
     assertLoopback(address);
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const auth = `${ACCOUNTS.patroniRestApi}:${this.secrets[SECRET_KEYS.restApi]}`;
     return new Promise((resolve, reject) => {
       const request = https.request(
         {
@@ -309,16 +338,16 @@ export class PostgresLoopbackCluster {
           ca: fs.readFileSync(this.pki.caFile),
           cert: fs.readFileSync(this.pki.nodes[node.name].certFile),
           key: fs.readFileSync(this.pki.nodes[node.name].keyFile),
-          headers:
-            payload === undefined
-              ? {}
-              : { "content-type": "application/json", authorization: `Basic ${Buffer.from(auth).toString("base64")}` },
+          headers: payload === undefined ? headers : { "content-type": "application/json", ...headers },
         },
         (response) => {
           let text = "";
           response.setEncoding("utf8");
           response.on("data", (chunk: string) => (text += chunk));
           response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
+          // A request destroyed by its timeout after the headers came reports it here, not on the request.
+          response.on("error", reject);
+          response.on("close", () => reject(new Error(`${address}:${port}${urlPath}: the response ended early`)));
         },
       );
       request.on("timeout", () => request.destroy(new Error(`${address}:${port}${urlPath}: timeout`)));
@@ -335,6 +364,26 @@ export class PostgresLoopbackCluster {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * The node whose etcd member leads the etcd cluster, asked of the first member that answers
+   * (`/v3/maintenance/status`: its own `header.member_id` and the `leader` it knows).
+   */
+  async etcdLeader(askable: readonly DbNode[] = this.nodes): Promise<DbNode> {
+    const statuses: { node: DbNode; member: string; leader: string }[] = [];
+    for (const node of askable) {
+      try {
+        const reply = await this.https(node.address, this.layouts[node.name].ports.etcdClient, "POST", "/v3/maintenance/status", node, {});
+        const status = JSON.parse(reply.body) as { header: { member_id: string }; leader: string };
+        statuses.push({ node, member: status.header.member_id, leader: status.leader });
+      } catch {
+        // a stopped or frozen member: ask the next
+      }
+    }
+    const leader = statuses.find((status) => status.member === status.leader)?.node;
+    if (!leader) throw new Error("postgres: no etcd member says it leads");
+    return leader;
   }
 
   /** Cluster members as Patroni sees them, asked of the first node that answers among `askable`. */
@@ -477,7 +526,8 @@ export class PostgresLoopbackCluster {
    */
   async failover(): Promise<FailoverResult> {
     const old = await this.waitHealthy(120_000);
-    return this.measure("postgres", old, async () => {
+    const crashedEtcdLeader = (await this.etcdLeader()) === old;
+    const result = await this.measure("postgres", old, async () => {
       await this.crash(old);
       const survivors = this.nodes.filter((node) => node !== old);
       const fresh = await waitFor(
@@ -498,6 +548,7 @@ export class PostgresLoopbackCluster {
         },
       };
     });
+    return { ...result, crashedEtcdLeader };
   }
 
   /**
@@ -518,6 +569,199 @@ export class PostgresLoopbackCluster {
   }
 
   /**
+   * Polls, every 100 ms until stopped, each candidate's `GET /primary` (200 once Patroni runs it as
+   * the leader: what HAProxy's check asks) and HAProxy's stats, noting when each first answered 200
+   * and when HAProxy first showed it UP on the write port. The returned function stops polling and
+   * resolves to the seconds from a node's promotion to HAProxy routing to it (undefined if unseen).
+   */
+  private watchPromotion(candidates: readonly DbNode[]): () => Promise<(name: string) => number | undefined> {
+    const promotedAt = new Map<string, number>();
+    const routedAt = new Map<string, number>();
+    let stopped = false;
+    const polling = (async () => {
+      while (!stopped) {
+        const polls = candidates.map(async (node) => {
+          if (promotedAt.has(node.name)) return;
+          const reply = await this.rest(node, "GET", "/primary").catch(() => undefined);
+          if (reply?.status === 200) promotedAt.set(node.name, Date.now());
+        });
+        polls.push(
+          this.upServers("postgres-write")
+            .then((up) => up.forEach((name) => routedAt.has(name) || routedAt.set(name, Date.now())))
+            .catch(() => undefined),
+        );
+        await Promise.all([...polls, sleep(100)]);
+      }
+    })();
+    return async () => {
+      stopped = true;
+      await polling;
+      return (name) => {
+        const promoted = promotedAt.get(name);
+        const routed = routedAt.get(name);
+        return promoted === undefined || routed === undefined ? undefined : Math.max(0, routed - promoted) / 1000;
+      };
+    };
+  }
+
+  /**
+   * A replica's Patroni freezes (SIGSTOP) while its PostgreSQL keeps serving: with a client session
+   * open on it through HAProxy's read port, measures the seconds from the freeze to HAProxy closing
+   * that session — its `/replica` checks time out, HAProxy marks the server down and
+   * `on-marked-down shutdown-sessions` cuts its sessions, which PostgreSQL alone would keep. Then
+   * resumes Patroni (SIGCONT) and waits until the cluster is whole.
+   */
+  async frozenReplicaSessionCut(): Promise<{ replica: string; secondsFromFreezeToCut: number }> {
+    await this.waitHealthy(120_000);
+    const client = new Client(this.connection(this.proxy.address, this.proxy.readPort));
+    client.on("error", () => undefined);
+    const closed = new Promise<number>((resolve) => client.once("end", () => resolve(Date.now())));
+    await client.connect();
+    try {
+      const [row] = (await client.query<{ server: string }>("SELECT host(inet_server_addr()) AS server")).rows;
+      const replica = this.nodes.find((node) => node.address === row.server);
+      if (!replica) throw new Error(`postgres: HAProxy's read port sent the session to ${row.server}, no DB node`);
+      const frozenAt = Date.now();
+      let cutAt: number;
+      try {
+        this.supervisor.signal(`${replica.name}-patroni`, "SIGSTOP");
+        if (!(await settlesWithin(closed, 10_000))) throw new Error(`postgres: HAProxy kept the session to ${replica.name} open`);
+        cutAt = await closed;
+      } finally {
+        this.supervisor.signal(`${replica.name}-patroni`, "SIGCONT");
+      }
+      await this.waitHealthy(120_000);
+      return { replica: replica.name, secondsFromFreezeToCut: (cutAt - frozenAt) / 1000 };
+    } finally {
+      await settlesWithin(client.end(), 5_000);
+    }
+  }
+
+  /**
+   * The leader node freezes for `seconds`: SIGSTOP of its Patroni, of its PostgreSQL (the
+   * postmaster and every child of it) and of its etcd member, then SIGCONT, while the client
+   * writes through HAProxy. No failover may follow.
+   */
+  async leaderNodeStall(seconds = 3): Promise<StallResult> {
+    const leader = await this.waitHealthy(120_000);
+    const postmaster = postmasterPid(this.layouts[leader.name].paths.dataDir);
+    if (postmaster === undefined) throw new Error(`postgres: no postmaster on ${leader.name}`);
+    const daemons = [`${leader.name}-patroni`, `${leader.name}-etcd`];
+    let frozen: number[] = [];
+    return this.watchStall("postgres-node-stall", leader, `${leader.name}: patroni, postgres, etcd`, seconds, (signal) => {
+      // The processes frozen are the ones thawed; every target gets the signal even if one fails.
+      if (signal === "SIGSTOP") frozen = postgresProcesses(postmaster);
+      const failures: unknown[] = [];
+      for (const send of [
+        ...daemons.map((daemon) => () => this.supervisor.signal(daemon, signal)),
+        ...frozen.map((pid) => () => process.kill(pid, signal)),
+      ]) {
+        try {
+          send();
+        } catch (error) {
+          failures.push(error);
+        }
+      }
+      if (failures.length > 0) throw failures[0];
+    });
+  }
+
+  /** The etcd leader's member freezes for `seconds` (SIGSTOP, then SIGCONT) while the client writes. No failover may follow. */
+  async etcdLeaderStall(seconds = 3): Promise<StallResult> {
+    const leader = await this.waitHealthy(120_000);
+    const etcdLeader = await this.etcdLeader();
+    return this.watchStall("postgres-etcd-stall", leader, `${etcdLeader.name}: etcd (the etcd leader)`, seconds, (signal) =>
+      this.supervisor.signal(`${etcdLeader.name}-etcd`, signal),
+    );
+  }
+
+  /**
+   * The common frame of the stall scenarios: a writer through HAProxy, `freeze(SIGSTOP)`, `seconds`
+   * later `freeze(SIGCONT)`, then a watch until any failover the stall caused would have shown —
+   * the lease ends at most `ttl` after the stall began, the replicas race within `loop_wait`, and a
+   * promotion takes a few seconds — with the leader, as any member sees it, and HAProxy's write
+   * port polled every 250 ms.
+   */
+  private async watchStall(
+    system: string,
+    leader: DbNode,
+    frozen: string,
+    seconds: number,
+    freeze: (signal: "SIGSTOP" | "SIGCONT") => void,
+  ): Promise<StallResult> {
+    this.runs += 1;
+    const timing = timingOf(this.settings);
+    const watchMs = (timing.ttl + timing.loopWait + 5) * 1000;
+    const writer = new PgWriter(() => this.connection(this.proxy.address, this.proxy.writePort), `${Date.now()}-${this.runs}`);
+    const writing = writer.run();
+    try {
+      await waitFor("writes through HAProxy before the stall", async () => writer.acknowledged.length >= 50, 20_000, 100);
+      // A frozen REST API answers nothing for the whole stall: ask the other members first.
+      const askable = [...this.nodes.filter((node) => node !== leader), leader];
+      const leadersSeen = new Set<string>();
+      let proxyMarkedPrimaryDown = false;
+      const startedAt = Date.now();
+      let watching = true;
+      const polling = (async () => {
+        while (watching) {
+          await Promise.all([
+            this.members(askable)
+              .then((members) => members.filter((member) => member.role === "leader").forEach((member) => leadersSeen.add(member.name)))
+              .catch(() => undefined),
+            this.upServers("postgres-write")
+              .then((up) => (proxyMarkedPrimaryDown ||= !up.includes(leader.name)))
+              .catch(() => undefined),
+            sleep(250),
+          ]);
+        }
+      })();
+      let thawedAt = startedAt;
+      let endedAt = startedAt;
+      try {
+        try {
+          freeze("SIGSTOP");
+          await sleep(seconds * 1000);
+        } finally {
+          freeze("SIGCONT");
+          thawedAt = Date.now();
+        }
+        await sleep(Math.max(0, startedAt + watchMs - Date.now()));
+        endedAt = Date.now();
+      } finally {
+        watching = false;
+        await polling;
+      }
+      const after = await this.waitHealthy(120_000);
+      writer.stop();
+      await writing;
+      const present = new Set(
+        (await this.sql<{ seq: number }>(after, `SELECT seq FROM ${WRITES_TABLE} WHERE run = $1`, [writer.runId])).map((row) => row.seq),
+      );
+      return {
+        system,
+        frozen,
+        stalledSeconds: (thawedAt - startedAt) / 1000,
+        watchedSeconds: (endedAt - startedAt) / 1000,
+        primaryBefore: leader.name,
+        primaryAfter: after.name,
+        failedOver: after !== leader || [...leadersSeen].some((name) => name !== leader.name),
+        proxyMarkedPrimaryDown,
+        longestWritePauseSeconds:
+          longestPause(
+            writer.acknowledged.map((write) => write.at),
+            startedAt,
+            endedAt,
+          ) / 1000,
+        acknowledgedWrites: writer.acknowledged.length,
+        acknowledgedLost: writer.acknowledged.filter((write) => !present.has(write.seq)).length,
+      };
+    } finally {
+      writer.stop();
+      await writing;
+    }
+  }
+
+  /**
    * The common frame of failover and switchover: a writer through HAProxy, the `event` (which
    * returns the node expected to lead afterwards), the time to the first write that node
    * acknowledges, the old leader's rejoin, and the acknowledged writes missing on the new leader.
@@ -534,13 +778,21 @@ export class PostgresLoopbackCluster {
       await waitFor("writes through HAProxy before the event", async () => writer.acknowledged.length >= 50, 20_000, 100);
       const logOffset = this.logSize(old);
       const startedAt = Date.now();
-      const { fresh, survivors, restart } = await event();
-      const firstWrite = await waitFor(
-        `a write acknowledged by ${fresh.name} through HAProxy`,
-        async () => writer.firstAckAfter(startedAt, fresh.address),
-        180_000,
-        50,
-      );
+      const stopWatchingPromotion = this.watchPromotion(this.nodes.filter((node) => node !== old));
+      let promotionToRouted: (name: string) => number | undefined;
+      let fresh: DbNode, survivors: readonly DbNode[], restart: (() => void) | undefined, firstWrite: number;
+      try {
+        ({ fresh, survivors, restart } = await event());
+        const leader = fresh;
+        firstWrite = await waitFor(
+          `a write acknowledged by ${leader.name} through HAProxy`,
+          async () => writer.firstAckAfter(startedAt, leader.address),
+          180_000,
+          50,
+        );
+      } finally {
+        promotionToRouted = await stopWatchingPromotion();
+      }
       restart?.();
       let rejoinFailure: string | undefined;
       try {
@@ -568,6 +820,7 @@ export class PostgresLoopbackCluster {
         rejoinedAsReplica: rejoined,
         rejoinFailure,
         rejoinedBy: this.rewoundSince(old, logOffset) ? "pg_rewind" : "streaming",
+        secondsFromPromotionToRouted: promotionToRouted(fresh.name),
       };
     } finally {
       writer.stop();

@@ -10,6 +10,7 @@ import {
   RedisNode,
   REDIS_PASSWORD_KEY,
   RedisSettings,
+  RedisTuning,
   renderRedisConf,
   renderSentinelConf,
   SENTINEL_PASSWORD_KEY,
@@ -17,9 +18,19 @@ import {
 import { fillSecrets } from "../../../components/remote";
 import { clusterDir, loopbackInventory, stackModuleConfig, testPassword } from "../support/loopback";
 import { RespClient, respCall, RespValue } from "../support/resp";
-import { FailoverResult } from "../support/failover";
+import { FailoverResult, longestPause, StallResult } from "../support/failover";
 import { haproxyUpServers } from "../support/haproxy";
-import { assertLoopback, assertLoopbackText, ownedDir, ownedFile, sleep, Supervisor, waitFor, waitForPort } from "../support/supervisor";
+import {
+  assertLoopback,
+  assertLoopbackText,
+  ownedDir,
+  ownedFile,
+  settlesWithin,
+  sleep,
+  Supervisor,
+  waitFor,
+  waitForPort,
+} from "../support/supervisor";
 
 /**
  * Redis + Sentinel + HAProxy on loopback, from the files components/data/redis.ts and
@@ -37,6 +48,8 @@ export class RedisLoopbackCluster {
   readonly supervisor = new Supervisor();
   readonly nodes: readonly RedisNode[];
   readonly settings: Readonly<Record<string, RedisSettings>>;
+  /** The `keybuzz:redis` tuning the cluster runs with (the stack's, with the start overrides). */
+  readonly tuning: RedisTuning;
   /** Where HAProxy listens for Redis clients (haproxy-01's address, the Redis port). */
   readonly proxy: { readonly address: string; readonly port: number; readonly statsPort: number };
   /** The haproxy.cfg HAProxy runs (secrets filled in). */
@@ -48,9 +61,12 @@ export class RedisLoopbackCluster {
   private constructor(
     readonly dir: string,
     stack: string,
+    overrides: Readonly<Record<string, unknown>>,
   ) {
     const inventory = loopbackInventory(stack);
-    const tuning = parseRedisTuning(stackModuleConfig(stack, "redis"));
+    // The stack's own tuning, with the caller's overrides on top (the benchmark measures another profile that way).
+    this.tuning = parseRedisTuning({ ...((stackModuleConfig(stack, "redis") as object | undefined) ?? {}), ...overrides });
+    const tuning = this.tuning;
     const servers = serversOf(inventory, "redis");
     this.nodes = clusterNodes(servers);
     const settings: Record<string, RedisSettings> = {};
@@ -72,9 +88,12 @@ export class RedisLoopbackCluster {
     for (const address of [...this.nodes.map((node) => node.address), this.proxy.address]) assertLoopback(address);
   }
 
-  /** Renders the configs, starts the 3 nodes the way the node step does, then the Sentinels and HAProxy. */
-  static async start(stack = "prod"): Promise<RedisLoopbackCluster> {
-    const cluster = new RedisLoopbackCluster(clusterDir("redis"), stack);
+  /**
+   * Renders the configs, starts the 3 nodes the way the node step does, then the Sentinels and
+   * HAProxy. `overrides` are `keybuzz:redis` keys laid over the stack's (e.g. `failoverProfile`).
+   */
+  static async start(stack = "prod", overrides: Readonly<Record<string, unknown>> = {}): Promise<RedisLoopbackCluster> {
+    const cluster = new RedisLoopbackCluster(clusterDir("redis"), stack, overrides);
     try {
       await cluster.boot();
     } catch (error) {
@@ -246,22 +265,29 @@ export class RedisLoopbackCluster {
     try {
       await waitFor("writes through HAProxy before the kill", async () => writer.acknowledged.length >= 50, 10_000, 100);
       const killedAt = Date.now();
-      await Promise.all([this.supervisor.kill(`${old.name}-redis`), this.supervisor.kill(`${old.name}-sentinel`)]);
-      const firstWrite = await waitFor(
-        "a write acknowledged through HAProxy after the kill",
-        async () => writer.firstAckAfter(killedAt),
-        180_000,
-        50,
-      );
-      const fresh = await waitFor(
-        "the Sentinels to agree on a new master",
-        async () => {
-          const agreed = await this.agreedMasterAmong(this.nodes.filter((node) => node !== old));
-          return agreed !== old ? agreed : undefined;
-        },
-        60_000,
-        500,
-      );
+      const stopWatchingPromotion = this.watchPromotion(this.nodes.filter((node) => node !== old));
+      let promotionToRouted: (name: string) => number | undefined;
+      let firstWrite: number, fresh: RedisNode;
+      try {
+        await Promise.all([this.supervisor.kill(`${old.name}-redis`), this.supervisor.kill(`${old.name}-sentinel`)]);
+        firstWrite = await waitFor(
+          "a write acknowledged through HAProxy after the kill",
+          async () => writer.firstAckAfter(killedAt),
+          180_000,
+          50,
+        );
+        fresh = await waitFor(
+          "the Sentinels to agree on a new master",
+          async () => {
+            const agreed = await this.agreedMasterAmong(this.nodes.filter((node) => node !== old));
+            return agreed !== old ? agreed : undefined;
+          },
+          60_000,
+          500,
+        );
+      } finally {
+        promotionToRouted = await stopWatchingPromotion();
+      }
       this.supervisor.restart(`${old.name}-redis`);
       this.supervisor.restart(`${old.name}-sentinel`);
       let rejoinFailure: string | undefined;
@@ -287,10 +313,157 @@ export class RedisLoopbackCluster {
         newPrimary: fresh.name,
         rejoinedAsReplica: rejoined,
         rejoinFailure,
+        secondsFromPromotionToRouted: promotionToRouted(fresh.name),
       };
     } finally {
       writer.stop();
       await writing;
+    }
+  }
+
+  /**
+   * Polls, every 100 ms until stopped, each candidate's `ROLE` and HAProxy's stats, noting when each
+   * first reported `master` and when HAProxy first showed it UP. The returned function stops
+   * polling and resolves to the seconds from a node's promotion to HAProxy routing to it.
+   */
+  private watchPromotion(candidates: readonly RedisNode[]): () => Promise<(name: string) => number | undefined> {
+    const promotedAt = new Map<string, number>();
+    const routedAt = new Map<string, number>();
+    let stopped = false;
+    const polling = (async () => {
+      while (!stopped) {
+        const polls = candidates.map(async (node) => {
+          if (promotedAt.has(node.name)) return;
+          const role = (await this.redis(node, ["ROLE"], 500).catch(() => undefined)) as RespValue[] | undefined;
+          if (role?.[0] === "master") promotedAt.set(node.name, Date.now());
+        });
+        polls.push(
+          this.upServers()
+            .then((up) => up.forEach((name) => routedAt.has(name) || routedAt.set(name, Date.now())))
+            .catch(() => undefined),
+        );
+        await Promise.all([...polls, sleep(100)]);
+      }
+    })();
+    return async () => {
+      stopped = true;
+      await polling;
+      return (name) => {
+        const promoted = promotedAt.get(name);
+        const routed = routedAt.get(name);
+        return promoted === undefined || routed === undefined ? undefined : Math.max(0, routed - promoted) / 1000;
+      };
+    };
+  }
+
+  /**
+   * The master's redis-server freezes for `seconds` (SIGSTOP, then SIGCONT; its Sentinel keeps
+   * running) while a client writes through HAProxy; then a watch of `down-after-milliseconds` +
+   * 10 s (the time a failover it caused would take to show), polling every 250 ms what the
+   * Sentinels of the other nodes name as master and which server HAProxy has UP. No failover may follow.
+   */
+  async masterStall(seconds = 1.5): Promise<StallResult> {
+    this.runs += 1;
+    const master = await this.agreedMaster();
+    await this.waitReplication(master, 60_000);
+    const others = this.nodes.filter((node) => node !== master);
+    const watchMs = this.settings[master.name].downAfterMilliseconds + 10_000;
+    const writer = new ProxyWriter(this.proxy.address, this.proxy.port, this.password, `kb:it:stall:${Date.now()}:${this.runs}`);
+    const writing = writer.run();
+    try {
+      await waitFor("writes through HAProxy before the stall", async () => writer.acknowledged.length >= 50, 10_000, 100);
+      const mastersSeen = new Set<string>();
+      let proxyMarkedPrimaryDown = false;
+      let watching = true;
+      const startedAt = Date.now();
+      const polling = (async () => {
+        while (watching) {
+          await Promise.all([
+            this.agreedMasterAmong(others)
+              .then((agreed) => agreed && mastersSeen.add(agreed.name))
+              .catch(() => undefined),
+            this.upServers()
+              .then((up) => (proxyMarkedPrimaryDown ||= !up.includes(master.name)))
+              .catch(() => undefined),
+            sleep(250),
+          ]);
+        }
+      })();
+      let thawedAt = startedAt;
+      let endedAt = startedAt;
+      try {
+        try {
+          this.supervisor.signal(`${master.name}-redis`, "SIGSTOP");
+          await sleep(seconds * 1000);
+        } finally {
+          this.supervisor.signal(`${master.name}-redis`, "SIGCONT");
+          thawedAt = Date.now();
+        }
+        await sleep(Math.max(0, startedAt + watchMs - Date.now()));
+        endedAt = Date.now();
+      } finally {
+        watching = false;
+        await polling;
+      }
+      const after = await this.agreedMaster();
+      writer.stop();
+      await writing;
+      return {
+        system: "redis-stall",
+        frozen: `${master.name}: redis-server`,
+        stalledSeconds: (thawedAt - startedAt) / 1000,
+        watchedSeconds: (endedAt - startedAt) / 1000,
+        primaryBefore: master.name,
+        primaryAfter: after.name,
+        failedOver: after !== master || [...mastersSeen].some((name) => name !== master.name),
+        proxyMarkedPrimaryDown,
+        longestWritePauseSeconds: longestPause(writer.ackTimesSince(startedAt), startedAt, endedAt) / 1000,
+        acknowledgedWrites: writer.acknowledged.length,
+        acknowledgedLost: await this.missingKeys(after, writer),
+      };
+    } finally {
+      writer.stop();
+      await writing;
+    }
+  }
+
+  /**
+   * A planned switchover (`SENTINEL FAILOVER`) while a client connection through HAProxy is open on
+   * the master: measures the seconds from the old master reporting `role:slave` to HAProxy closing
+   * that connection (Redis itself keeps a demoted master's clients connected; HAProxy cuts them when
+   * it marks the server down, `on-marked-down shutdown-sessions`). Waits until the cluster is whole again.
+   */
+  async demotedSessionCut(): Promise<{ oldMaster: string; newMaster: string; secondsFromDemotionToCut: number }> {
+    const old = await this.agreedMaster();
+    await this.waitReplication(old, 60_000);
+    const client = await RespClient.connect(this.proxy.address, this.proxy.port, this.password, 2000);
+    try {
+      const bind = (await client.call(["CONFIG", "GET", "bind"], 2000)) as string[];
+      if (bind[1] !== old.address) throw new Error(`redis: HAProxy sent the client to ${bind[1]}, not the master ${old.address}`);
+      const sentinelNode = this.nodes.find((node) => node !== old) ?? old;
+      await this.sentinel(sentinelNode, ["SENTINEL", "FAILOVER", DEFAULT_REDIS_SETTINGS.masterName]);
+      const demotedAt = await waitFor(
+        `${old.name} to be demoted`,
+        async () => ((await this.redis(old, ["ROLE"], 500)) as RespValue[])[0] === "slave" && Date.now(),
+        30_000,
+        50,
+      );
+      if (!(await settlesWithin(client.closed, 10_000)))
+        throw new Error(`redis: HAProxy kept the connection to the demoted ${old.name} open`);
+      const cutAt = await client.closed;
+      const fresh = await waitFor(
+        "the Sentinels to agree on the new master",
+        async () => {
+          const agreed = await this.agreedMaster();
+          return agreed !== old ? agreed : undefined;
+        },
+        30_000,
+        250,
+      );
+      await this.waitReplication(fresh, 60_000);
+      return { oldMaster: old.name, newMaster: fresh.name, secondsFromDemotionToCut: Math.max(0, cutAt - demotedAt) / 1000 };
+    } finally {
+      client.close();
     }
   }
 
@@ -354,6 +527,11 @@ export class ProxyWriter {
   /** Time (ms epoch) of the first acknowledgement after `time`, if any. */
   firstAckAfter(time: number): number | undefined {
     return this.ackTimes.find((ackTime) => ackTime > time);
+  }
+
+  /** Times (ms epochs) of the acknowledgements from `time` on. */
+  ackTimesSince(time: number): number[] {
+    return this.ackTimes.filter((ackTime) => ackTime >= time);
   }
 
   /** Writes until {@link stop}; bounded by a 10-minute safety limit. */

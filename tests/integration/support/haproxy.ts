@@ -12,6 +12,9 @@ export function haproxyUpServers(address: string, statsPort: number, proxy: stri
     const request = http.get(url, { timeout: 2000, agent: false }, (response) => {
       let body = "";
       response.setEncoding("utf8");
+      // A request destroyed by its timeout after the headers came reports it here, not on the request.
+      response.on("error", reject);
+      response.on("close", () => reject(new Error("stats: the response ended early")));
       response.on("data", (chunk: string) => (body += chunk));
       response.on("end", () =>
         resolve(

@@ -61,8 +61,11 @@ export class RespClient {
   private buffer = Buffer.alloc(0);
   private readonly pending: Pending[] = [];
   private closedError: Error | undefined;
+  /** Resolves with the time (ms epoch) the connection closed, whoever closed it. */
+  readonly closed: Promise<number>;
 
   private constructor(private readonly socket: net.Socket) {
+    this.closed = new Promise((resolve) => socket.once("close", () => resolve(Date.now())));
     socket.on("data", (chunk) => this.onData(chunk));
     socket.on("error", (error) => this.fail(error));
     socket.on("close", () => this.fail(new Error("RESP: connection closed")));

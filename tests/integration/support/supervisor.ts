@@ -72,7 +72,8 @@ export async function settlesWithin(promise: Promise<unknown>, ms: number): Prom
 
 /**
  * Polls `probe` every `intervalMs` until it returns a value other than undefined/false, for at
- * most `timeoutMs`; then throws naming `what` and the last error seen.
+ * most `timeoutMs`; then throws naming `what` and the last error seen. A probe that never settles
+ * (a client stuck on a half-open connection) is abandoned at the deadline.
  */
 export async function waitFor<T>(
   what: string,
@@ -83,11 +84,18 @@ export async function waitFor<T>(
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (let attempt = 0; attempt < Math.ceil(timeoutMs / intervalMs) + 1; attempt++) {
+    let timer: NodeJS.Timeout | undefined;
+    const bound = Math.max(deadline - Date.now(), intervalMs);
+    const abandoned = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the probe was still running after ${bound} ms`)), bound);
+    });
     try {
-      const value = await probe();
+      const value = await Promise.race([probe(), abandoned]);
       if (value !== undefined && value !== false) return value as T;
     } catch (error) {
       lastError = error;
+    } finally {
+      clearTimeout(timer);
     }
     if (Date.now() >= deadline) break;
     await sleep(intervalMs);
@@ -203,6 +211,16 @@ export class Supervisor {
       signalGroup("SIGKILL");
       await settlesWithin(entry.exited, 5_000);
     }
+  }
+
+  /**
+   * Sends `signal` to the running daemon's process group and returns at once (SIGSTOP/SIGCONT: a
+   * frozen node). Throws when the daemon is not running.
+   */
+  signal(name: string, signal: NodeJS.Signals): void {
+    const pid = this.running.get(name)?.child.pid;
+    if (pid === undefined || !this.isRunning(name)) throw new Error(`integration: ${name} is not running`);
+    process.kill(-pid, signal);
   }
 
   /** SIGKILL: the crash of a node. */
