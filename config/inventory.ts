@@ -264,9 +264,16 @@ function cidrInside(inner: string, outer: string): boolean {
   return innerBits >= outerBits && innerAddress.match(outerAddress, outerBits);
 }
 
-/** True when `range` lies wholly inside one RFC 1918 block (10/8, 172.16/12, 192.168/16; ipaddr.js's `private` ranges). */
-function isRfc1918(range: string): boolean {
-  return ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].some((block) => cidrInside(range, block));
+/** The RFC 1918 blocks (10/8, 172.16/12, 192.168/16; ipaddr.js's `private` ranges): where a Hetzner network may lie. */
+export const RFC1918_BLOCKS: readonly string[] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"];
+
+/** Options of {@link parseInventory}. */
+export interface InventoryOptions {
+  /**
+   * The blocks `network.ipRange` must lie in; default {@link RFC1918_BLOCKS} (Hetzner's rule). Only
+   * the loopback test clusters, which move the whole inventory to 127.0.0.0/8, pass another.
+   */
+  readonly networkBlocks?: readonly string[];
 }
 
 /**
@@ -334,7 +341,7 @@ function checkServerType(serverType: string, where: string, problems: string[]):
  *   outside RFC 1918, an admin CIDR broader than /16 without `allowBroadAdminCidrs`, the same SSH
  *   key listed twice (Hetzner's `uniqueness_error`).
  */
-export function parseInventory(raw: unknown): Inventory {
+export function parseInventory(raw: unknown, options: InventoryOptions = {}): Inventory {
   const parsed = stackConfigSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(formatZodError(parsed.error));
   const config = parsed.data;
@@ -342,7 +349,8 @@ export function parseInventory(raw: unknown): Inventory {
 
   hostBitsProblem(config.network.ipRange, "keybuzz:network.ipRange", problems);
   hostBitsProblem(config.network.subnet, "keybuzz:network.subnet", problems);
-  if (!isRfc1918(config.network.ipRange)) {
+  const networkBlocks = options.networkBlocks ?? RFC1918_BLOCKS;
+  if (!networkBlocks.some((block) => cidrInside(config.network.ipRange, block))) {
     problems.push(
       `keybuzz:network.ipRange: ${config.network.ipRange} is not a private (RFC 1918) range; Hetzner networks use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 (e.g. 10.0.0.0/16)`,
     );

@@ -47,7 +47,7 @@ export function loopbackInventory(stack = "prod"): Inventory {
   raw.servers = (raw.servers as RawServer[]).map((server) => ({ ...server, privateIp: toLoopback(server.privateIp) }));
   raw.loadBalancers = (raw.loadBalancers as RawServer[]).map((lb) => ({ ...lb, privateIp: toLoopback(lb.privateIp) }));
   // Only the inventory keys; stack config of modules (keybuzz:redis, ...) is read by each suite.
-  const inventory = parseInventory(Object.fromEntries(INVENTORY_KEYS.map((key) => [key, raw[key]])));
+  const inventory = parseInventory(Object.fromEntries(INVENTORY_KEYS.map((key) => [key, raw[key]])), { networkBlocks: ["127.0.0.0/8"] });
   for (const server of inventory.servers) assertLoopback(server.privateIp);
   for (const lb of inventory.loadBalancers) assertLoopback(lb.privateIp);
   return inventory;
