@@ -4,6 +4,10 @@
 #
 #   sudo bash scripts/ci-in-clean-root.sh [COMMIT]      (default: HEAD)
 #
+# KEYBUZZ_CLEAN_ROOT_SHARE_HOSTS_CACHE=1 lends the real-host tier's image cache
+# (/var/cache/keybuzz-hosts: its golden root and stand-in images) to the clean root, as CI on this
+# machine finds it; without it the tier builds them cold inside the root (minutes more).
+#
 # The root is a debootstrap of the machine's Debian release with only what a fresh CI machine has
 # (git, python3, make, g++, curl, ca-certificates) plus this machine's Node.js, cached in
 # /var/cache/keybuzz-clean-root/base and used through a throw-away overlay, so every run starts
@@ -54,7 +58,7 @@ run=$(mktemp -d /var/tmp/keybuzz-clean-root.XXXXXX)
 root=$run/root
 mkdir -p "$run/upper" "$run/work" "$root"
 cleanup() {
-  for mount in "$root/dev/pts" "$root/dev" "$root/proc" "$root/sys" "$root/run" "$root/tmp" "$root"; do
+  for mount in "$root/var/cache/keybuzz-hosts" "$root/dev/pts" "$root/dev" "$root/proc" "$root/sys" "$root/run" "$root/tmp" "$root"; do
     if mountpoint -q "$mount"; then umount -R -l "$mount"; fi
   done
   rm -rf "$run"
@@ -70,6 +74,10 @@ mount --make-rslave "$root/dev"
 mount -t tmpfs tmpfs "$root/run"
 mount -t tmpfs -o size=8G tmpfs "$root/tmp"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+if [ "${KEYBUZZ_CLEAN_ROOT_SHARE_HOSTS_CACHE:-0}" = 1 ] && [ -d /var/cache/keybuzz-hosts ]; then
+  mkdir -p "$root/var/cache/keybuzz-hosts"
+  mount --bind /var/cache/keybuzz-hosts "$root/var/cache/keybuzz-hosts"
+fi
 
 git clone -q "$repo" "$root/ci/keybuzz"
 git -C "$root/ci/keybuzz" checkout -q "$commit"
