@@ -58,7 +58,7 @@ run=$(mktemp -d /var/tmp/keybuzz-clean-root.XXXXXX)
 root=$run/root
 mkdir -p "$run/upper" "$run/work" "$root"
 cleanup() {
-  for mount in "$root/var/cache/keybuzz-hosts" "$root/dev/pts" "$root/dev" "$root/proc" "$root/sys" "$root/run" "$root/tmp" "$root"; do
+  for mount in "$root/var/cache/keybuzz-hosts" "$root/var/lib/keybuzz-hosts" "$root/dev/pts" "$root/dev" "$root/proc" "$root/sys" "$root/run" "$root/tmp" "$root"; do
     if mountpoint -q "$mount"; then umount -R -l "$mount"; fi
   done
   rm -rf "$run"
@@ -74,6 +74,10 @@ mount --make-rslave "$root/dev"
 mount -t tmpfs tmpfs "$root/run"
 mount -t tmpfs -o size=8G tmpfs "$root/tmp"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The real-host tier's per-host Docker data: overlay2 cannot stack on the root's own overlay, so
+# this one directory lives on the machine's disk, empty like the rest.
+mkdir -p "$run/hosts-data" "$root/var/lib/keybuzz-hosts"
+mount --bind "$run/hosts-data" "$root/var/lib/keybuzz-hosts"
 if [ "${KEYBUZZ_CLEAN_ROOT_SHARE_HOSTS_CACHE:-0}" = 1 ] && [ -d /var/cache/keybuzz-hosts ]; then
   mkdir -p "$root/var/cache/keybuzz-hosts"
   mount --bind /var/cache/keybuzz-hosts "$root/var/cache/keybuzz-hosts"
