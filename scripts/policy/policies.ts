@@ -1,4 +1,5 @@
 import type { ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
+import { PRIVATE_ONLY_PORTS } from "../../config/inventory";
 import { worldOpenCidrs, WORLD_OPEN_PREFIX } from "../preflight/admin-cidrs";
 
 /**
@@ -10,24 +11,11 @@ import { worldOpenCidrs, WORLD_OPEN_PREFIX } from "../preflight/admin-cidrs";
 type Props = Record<string, unknown>;
 
 /**
- * Ports of the data tier that must never listen on a public load balancer (a Hetzner LB has no
- * source filter): PostgreSQL 5432/5433, PgBouncer 6432, Redis 6379, Sentinel 26379, RabbitMQ 5672,
- * MariaDB 3306, MinIO 9000, etcd 2379/2380, Patroni REST 8008 (spec 001 modules 3–7, DESIGN.md
- * "Load balancers"). Merge point: config/inventory.ts is gaining the same list (`PRIVATE_ONLY_PORTS`).
+ * Ports that must never listen on a public load balancer (a Hetzner LB has no source filter): the
+ * data tier's, SSH and the Kubernetes API — the config check's own list (`PRIVATE_ONLY_PORTS`,
+ * config/inventory.ts), so the policy and the check cannot drift apart.
  */
-export const DATA_PORTS: Readonly<Record<number, string>> = {
-  2379: "etcd",
-  2380: "etcd peers",
-  3306: "MariaDB",
-  5432: "PostgreSQL",
-  5433: "PostgreSQL replicas",
-  5672: "RabbitMQ",
-  6379: "Redis",
-  6432: "PgBouncer",
-  8008: "the Patroni REST API",
-  9000: "MinIO",
-  26379: "Redis Sentinel",
-};
+export const DATA_PORTS: Readonly<Record<number, string>> = PRIVATE_ONLY_PORTS;
 
 /**
  * Why an image reference is not pinned, or undefined when it is. Pinned: a digest, or a tag with a
