@@ -4,6 +4,7 @@
 #
 #   sudo bash scripts/ci-in-clean-root.sh [COMMIT]      (default: HEAD)
 #
+# KEYBUZZ_CLEAN_ROOT_COMMAND replaces `bash .ci/run` (e.g. to re-run one stage).
 # KEYBUZZ_CLEAN_ROOT_SHARE_HOSTS_CACHE=1 lends the real-host tier's image cache
 # (/var/cache/keybuzz-hosts: its golden root and stand-in images) to the clean root, as CI on this
 # machine finds it; without it the tier builds them cold inside the root (minutes more).
@@ -58,7 +59,7 @@ run=$(mktemp -d /var/tmp/keybuzz-clean-root.XXXXXX)
 root=$run/root
 mkdir -p "$run/upper" "$run/work" "$root"
 cleanup() {
-  for mount in "$root/var/cache/keybuzz-hosts" "$root/var/lib/keybuzz-hosts" "$root/dev/pts" "$root/dev" "$root/proc" "$root/sys" "$root/run" "$root/tmp" "$root"; do
+  for mount in "$root/var/cache/keybuzz-hosts" "$root/var/lib/keybuzz-hosts-disk" "$root/dev/pts" "$root/dev" "$root/proc" "$root/sys" "$root/run" "$root/tmp" "$root"; do
     if mountpoint -q "$mount"; then umount -R -l "$mount"; fi
   done
   rm -rf "$run"
@@ -76,8 +77,8 @@ mount -t tmpfs -o size=8G tmpfs "$root/tmp"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # The real-host tier's per-host Docker data: overlay2 cannot stack on the root's own overlay, so
 # this one directory lives on the machine's disk, empty like the rest.
-mkdir -p "$run/hosts-data" "$root/var/lib/keybuzz-hosts"
-mount --bind "$run/hosts-data" "$root/var/lib/keybuzz-hosts"
+mkdir -p "$run/hosts-data" "$root/var/lib/keybuzz-hosts-disk"
+mount --bind "$run/hosts-data" "$root/var/lib/keybuzz-hosts-disk"
 if [ "${KEYBUZZ_CLEAN_ROOT_SHARE_HOSTS_CACHE:-0}" = 1 ] && [ -d /var/cache/keybuzz-hosts ]; then
   mkdir -p "$root/var/cache/keybuzz-hosts"
   mount --bind /var/cache/keybuzz-hosts "$root/var/cache/keybuzz-hosts"
@@ -90,4 +91,5 @@ echo "ci-in-clean-root: bash .ci/run on $commit in a clean root ($root)"
 # The environment CI gets: the machine's, as on a fresh machine (certificate variables included).
 chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root CI=true \
   LANG=C.UTF-8 ${NODE_EXTRA_CA_CERTS:+NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS} ${SSL_CERT_FILE:+SSL_CERT_FILE=$SSL_CERT_FILE} \
-  bash -c 'cd /ci/keybuzz && bash .ci/run </dev/null'
+  KB_HOSTS_DATA=/var/lib/keybuzz-hosts-disk/data \
+  bash -c "cd /ci/keybuzz && ${KEYBUZZ_CLEAN_ROOT_COMMAND:-bash .ci/run} </dev/null"
