@@ -138,6 +138,11 @@ export function formatSummary(summary: PlanSummary): string {
   return `${lines.join("\n")}\n`;
 }
 
+/** Every resource's URN, sorted (compare with `pulumi stack --show-urns`; a changed URN is a replacement). */
+export function planUrns(run: MockRun): string[] {
+  return run.registrations.map((registration) => registration.urn).sort();
+}
+
 /** Writes every planned file and script under `outDir`; returns how many files were written. */
 export function writeHostFiles(run: MockRun, outDir: string): number {
   let written = 0;
@@ -163,10 +168,11 @@ export function writeHostFiles(run: MockRun, outDir: string): number {
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .scriptName("npm run plan --")
-    .usage("$0 --stack <stack> [--json] [--out DIR]\n\nRuns the program on Pulumi's mock engine and prints what would be created.")
+    .usage("$0 --stack <stack> [--json | --urns] [--out DIR]\n\nRuns the program on Pulumi's mock engine and prints what would be created.")
     .option("stack", { type: "string", demandOption: true, choices: knownStacks(), describe: "stack whose Pulumi.<stack>.yaml is used" })
     .option("json", { type: "boolean", default: false, describe: "print the summary as JSON" })
     .option("out", { type: "string", describe: "write every rendered host file and script under this directory" })
+    .option("urns", { type: "boolean", default: false, describe: "print every resource's URN, sorted, instead of the summary" })
     .strict()
     .help()
     .parse();
@@ -183,7 +189,8 @@ async function main(): Promise<void> {
   }
   const summary = summarize(argv.stack, run);
   for (const warning of summary.warnings) process.stderr.write(`warning: ${warning}\n`);
-  process.stdout.write(argv.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
+  if (argv.urns) process.stdout.write(planUrns(run).join("\n") + "\n");
+  else process.stdout.write(argv.json ? `${JSON.stringify(summary, null, 2)}\n` : formatSummary(summary));
   if (argv.out) {
     const count = writeHostFiles(run, path.resolve(argv.out));
     process.stderr.write(`wrote ${count} files under ${path.resolve(argv.out)}\n`);

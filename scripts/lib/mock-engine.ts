@@ -39,6 +39,8 @@ export interface Registration {
   additionalSecretOutputs: string[];
   /** Type token of the top-level component it belongs to (`keybuzz:infra:ServerFleet`), or `stack`. */
   module: string;
+  /** The resource's URN as the engine built it (set once everything has registered); what `pulumi stack --show-urns` lists. */
+  urn: string;
 }
 
 /** True for a value the program marked secret. */
@@ -193,6 +195,7 @@ async function startRecording(stack: string): Promise<{ registrations: Registrat
           provider: "",
           parent: "",
           additionalSecretOutputs: [],
+          urn: "",
         });
         // Hetzner ids are numbers; the program converts them with Number().
         return {
@@ -318,20 +321,22 @@ function recordWiring(): Map<string, Wiring> {
 }
 
 /**
- * Fills each registration's `module` from the URNs the mock monitor built: a URN's type part is the
- * chain of parent types (`keybuzz:infra:ServerFleet$hcloud:index/server:Server`).
+ * Fills each registration's `urn` and `module` from the URNs the mock monitor built: a URN's type
+ * part is the chain of parent types (`keybuzz:infra:ServerFleet$hcloud:index/server:Server`).
  */
 function assignModules(registrations: Registration[]): void {
   const monitor = pulumi.runtime.getMonitor() as unknown as { getRegisteredResources(): Map<string, unknown> };
-  const moduleOf = new Map<string, string>();
+  const byKey = new Map<string, { urn: string; module: string }>();
   for (const urn of monitor.getRegisteredResources().keys()) {
     const [, , typeChain, name] = urn.split("::");
     const types = typeChain.split("$");
     const top = types.find((type) => type.startsWith("keybuzz:"));
-    moduleOf.set(`${types[types.length - 1]}::${name}`, top ?? "stack");
+    byKey.set(`${types[types.length - 1]}::${name}`, { urn, module: top ?? "stack" });
   }
   for (const registration of registrations) {
-    registration.module = moduleOf.get(`${registration.type}::${registration.name}`) ?? "stack";
+    const known = byKey.get(`${registration.type}::${registration.name}`);
+    registration.module = known?.module ?? "stack";
+    registration.urn = known?.urn ?? "";
   }
 }
 
