@@ -1,12 +1,13 @@
-/** Loopback clusters of real Debian daemons (npm run test:integration); slow, one suite at a time. */
+/** Loopback clusters of real Debian daemons (`tests/<module>/*.loopback.test.ts`, npm run test:integration); slow, one suite at a time. */
 module.exports = {
   preset: "ts-jest",
   testEnvironment: "node",
-  roots: ["<rootDir>/tests/integration"],
+  roots: ["<rootDir>/tests"],
+  testMatch: ["**/*.loopback.test.ts"],
   transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: false }] },
   testTimeout: 300000,
   maxWorkers: 1,
-  // Kill any daemon a previous or this run left behind (tests/integration/support/reaper.ts).
-  globalSetup: "<rootDir>/tests/integration/support/global-reap.ts",
-  globalTeardown: "<rootDir>/tests/integration/support/global-reap.ts",
+  // Kill any daemon a previous or this run left behind (tests/support/loopback/reaper.ts).
+  globalSetup: "<rootDir>/tests/support/loopback/global-reap.ts",
+  globalTeardown: "<rootDir>/tests/support/loopback/global-reap.ts",
 };

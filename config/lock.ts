@@ -101,7 +101,7 @@ export function digestReference(image: string, digest: string): string {
 
 /**
  * The reference a module deploys `images.<key>` with: the tag of versions.yaml, or `tag@sha256:…`
- * when the lock has its digest. Only components/data/container.ts reads that form (`imagePull`):
+ * when the lock has its digest. Only components/lib/container.ts reads that form (`imagePull`):
  * it pulls the digest and runs the tag pointed at it.
  */
 export function lockedImage(versions: Versions, key: ImageKey): string {

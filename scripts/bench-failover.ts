@@ -4,15 +4,15 @@ import { TIMING_PROFILES } from "../components/data/postgres/settings";
 import { loadVersions } from "../config";
 import { mariadbServerVersion, renderProxySqlCnf } from "../components/data/proxysql";
 import { SENTINEL_PROFILES } from "../components/data/redis";
-import { GaleraLoopbackCluster } from "../tests/integration/scenarios/galera";
-import { PostgresLoopbackCluster } from "../tests/integration/scenarios/postgres";
-import { RedisLoopbackCluster } from "../tests/integration/scenarios/redis";
-import { FailoverResult, StallResult } from "../tests/integration/support/failover";
-import { reapLoopbackDaemons } from "../tests/integration/support/reaper";
+import { GaleraLoopbackCluster } from "../tests/galera/loopback";
+import { PostgresLoopbackCluster } from "../tests/postgres/loopback";
+import { RedisLoopbackCluster } from "../tests/redis/loopback";
+import { FailoverResult, StallResult } from "../tests/support/loopback/failover";
+import { reapLoopbackDaemons } from "../tests/support/loopback/reaper";
 
 /**
  * `npm run bench:failover -- --runs N [--systems …] [--postgres-profile P] [--redis-profile P]`:
- * repeats each system's scenario N times on the loopback clusters of tests/integration (same code
+ * repeats each system's scenario N times on the loopback clusters (tests/<module>/*.loopback.test.ts) (same code
  * as the tests). Failover systems: median, p95 and max seconds until a write is acknowledged again
  * on the client path (HAProxy for Redis and PostgreSQL, a surviving node for Galera), HAProxy's
  * delay after the promotion, the acknowledged writes lost. Stall systems (processes frozen, then

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs the Debian packages listed in tests/tools/packages.txt that are not installed yet, so the
+# Installs the Debian packages listed in tests/support/packages.txt that are not installed yet, so the
 # real-tool tests can run on a fresh machine. Needs root and apt; set KEYBUZZ_SKIP_TOOL_INSTALL=1 to
 # skip (the tests then fail, naming the missing tool).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${KEYBUZZ_SKIP_TOOL_INSTALL:-0}" = "1" ]; then exit 0; fi
-mapfile -t wanted < <(grep -vE '^\s*(#|$)' tests/tools/packages.txt)
+mapfile -t wanted < <(grep -vE '^\s*(#|$)' tests/support/packages.txt)
 missing=()
 for package in "${wanted[@]}"; do
   if [ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)" != "install ok installed" ]; then

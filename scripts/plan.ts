@@ -143,6 +143,22 @@ export function planUrns(run: MockRun): string[] {
   return run.registrations.map((registration) => registration.urn).sort();
 }
 
+/**
+ * How the plan's URNs differ from an earlier list: `removed` were in it and are neither a URN nor
+ * an alias of the plan (a `pulumi up` would delete them), `added` are new URNs without an alias in
+ * it (created), `aliased` new URNs that carry an earlier one as an alias (moved, not replaced).
+ */
+export function urnChanges(run: MockRun, earlier: readonly string[]): { removed: string[]; added: string[]; aliased: string[] } {
+  const before = new Set(earlier);
+  const current = new Set(planUrns(run));
+  const aliasesNow = new Set(run.registrations.flatMap((registration) => registration.aliasUrns));
+  return {
+    removed: earlier.filter((urn) => !current.has(urn) && !aliasesNow.has(urn)),
+    added: run.registrations.filter((r) => !before.has(r.urn) && !r.aliasUrns.some((alias) => before.has(alias))).map((r) => r.urn),
+    aliased: run.registrations.filter((r) => !before.has(r.urn) && r.aliasUrns.some((alias) => before.has(alias))).map((r) => r.urn),
+  };
+}
+
 /** Writes every planned file and script under `outDir`; returns how many files were written. */
 export function writeHostFiles(run: MockRun, outDir: string): number {
   let written = 0;

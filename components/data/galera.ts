@@ -5,8 +5,8 @@ import * as path from "path";
 import { z } from "zod";
 import { ClusterNode, clusterNodes, ConfigError, formatZodError, Inventory, lockedImage, serversOf, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
-import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { CONTAINER_NOFILE, imagePull, renderLockedImagePull } from "./container";
+import { Host, HostFile, remoteStep, secretRef, sha256 } from "../lib/remote";
+import { CONTAINER_NOFILE, imagePull, renderLockedImagePull } from "../lib/container";
 
 /**
  * MariaDB Galera (spec 001, module 7; DESIGN.md decisions): three nodes running the official pinned

@@ -1,8 +1,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { lockedImage, Versions } from "../../config";
-import { Host, HostFile, remoteStep } from "../remote";
-import { ContainerSpec, haproxyNofile, imagePull, renderContainerFunctions, renderImagePull } from "./container";
+import { Host, HostFile, remoteStep } from "../lib/remote";
+import { ContainerSpec, haproxyNofile, imagePull, renderContainerFunctions, renderImagePull } from "../lib/container";
 
 /**
  * The shared HAProxy of haproxy-01/02 (spec 001, module 3 "HAProxy"; DESIGN.md, load balancers):

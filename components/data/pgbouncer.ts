@@ -3,8 +3,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { lockedImage, Versions } from "../../config";
-import { Host, HostFile, remoteStep, secretRef, shellQuote } from "../remote";
-import { ContainerSpec, imagePull, pgbouncerNofile, renderContainerFunctions, renderLockedImagePull } from "./container";
+import { Host, HostFile, remoteStep, secretRef, shellQuote } from "../lib/remote";
+import { ContainerSpec, imagePull, pgbouncerNofile, renderContainerFunctions, renderLockedImagePull } from "../lib/container";
 import { ACCOUNTS } from "../security/secrets";
 import { PostgresSettings } from "./postgres/settings";
 

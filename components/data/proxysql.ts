@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, Inventory, lockedImage, serversOf, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
-import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { CONTAINER_NOFILE, imagePull, renderImagePull, renderLockedImagePull } from "./container";
+import { Host, HostFile, remoteStep, secretRef, sha256 } from "../lib/remote";
+import { CONTAINER_NOFILE, imagePull, renderImagePull, renderLockedImagePull } from "../lib/container";
 
 /**
  * ProxySQL in front of Galera (spec 001, module 8; DESIGN.md decisions): `mysql_galera_hostgroups`

@@ -4,8 +4,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { ClusterNode, clusterNodes, lockedImage, Versions } from "../../config";
 import { ACCOUNTS } from "../security/secrets";
-import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { CONTAINER_NOFILE, renderContainerFunctions } from "./container";
+import { Host, HostFile, remoteStep, secretRef, sha256 } from "../lib/remote";
+import { CONTAINER_NOFILE, renderContainerFunctions } from "../lib/container";
 import type { HaproxyListener } from "./haproxy";
 
 /**

@@ -4,8 +4,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { z } from "zod";
 import { ClusterNode, clusterNodes, ConfigError, formatZodError, lockedImage, Versions } from "../../config";
-import { Host, HostFile, remoteStep, secretRef, sha256 } from "../remote";
-import { CONTAINER_NOFILE, imagePull, renderContainerFunctions } from "./container";
+import { Host, HostFile, remoteStep, secretRef, sha256 } from "../lib/remote";
+import { CONTAINER_NOFILE, imagePull, renderContainerFunctions } from "../lib/container";
 import type { HaproxyListener } from "./haproxy";
 import { commonHostScript } from "../os/base-os";
 

@@ -1,7 +1,7 @@
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import { hetznerName, Inventory, ServerGroup, ServerSpec, Versions } from "../../config";
-import { Host } from "../remote";
+import { Host } from "../lib/remote";
 import { AdminFirewall } from "./firewall";
 import { PrivateNetwork } from "./network";
 

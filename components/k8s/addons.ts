@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ChartPin, ConfigError, Inventory, serversOf, Versions } from "../../config";
-import { remoteStep } from "../remote";
+import { remoteStep } from "../lib/remote";
 import { ACCOUNTS } from "../security/secrets";
 import { KubernetesCluster } from "./cluster";
 import { ingressController } from "./ingress";

@@ -2,7 +2,7 @@ import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { Inventory, ServerSpec, serversOf, Versions } from "../../config";
-import { Host, remoteStep } from "../remote";
+import { Host, remoteStep } from "../lib/remote";
 import {
   caCertHashFromKubeconfig,
   clusterFacts,

@@ -4,7 +4,7 @@ import * as yaml from "js-yaml";
 import * as path from "path";
 import { Inventory, ServerSpec, Versions } from "../../config";
 import { commonHostScript } from "../os/base-os";
-import { HostFile, secretRef, shellQuote } from "../remote";
+import { HostFile, secretRef, shellQuote } from "../lib/remote";
 
 /**
  * Pure render functions of the Kubernetes module (spec 002 module 9, DESIGN.md "Kubernetes"):

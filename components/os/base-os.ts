@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 import { Inventory, ServerGroup, serversOf, Versions } from "../../config";
-import { Host, HostFile, remoteStep, sha256, shellQuote } from "../remote";
+import { Host, HostFile, remoteStep, sha256, shellQuote } from "../lib/remote";
 
 /**
  * Base OS & security (spec 000, "Module 2"), on every server before anything else: packages,

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
-import type { PlannedStep } from "../../components/remote";
+import type { PlannedStep } from "../../components/lib/remote";
 import { ConfigError } from "../../config/errors";
 import { asOfflinePlan } from "../../config/offline-plan";
 
@@ -41,6 +41,8 @@ export interface Registration {
   module: string;
   /** The resource's URN as the engine built it (set once everything has registered); what `pulumi stack --show-urns` lists. */
   urn: string;
+  /** URNs of its `aliases` (set likewise): the names it had before, which `pulumi up` moves to it instead of replacing. */
+  aliasUrns: string[];
 }
 
 /** True for a value the program marked secret. */
@@ -196,6 +198,7 @@ async function startRecording(stack: string): Promise<{ registrations: Registrat
           parent: "",
           additionalSecretOutputs: [],
           urn: "",
+          aliasUrns: [],
         });
         // Hetzner ids are numbers; the program converts them with Number().
         return {
@@ -213,7 +216,11 @@ async function startRecording(stack: string): Promise<{ registrations: Registrat
   const finish = async () => {
     await settle(registrations);
     assignModules(registrations);
-    for (const registration of registrations) Object.assign(registration, wiring.get(`${registration.type}::${registration.name}`));
+    for (const registration of registrations) {
+      const { aliases, ...options } = wiring.get(`${registration.type}::${registration.name}`) ?? { aliases: [] };
+      Object.assign(registration, options);
+      registration.aliasUrns = aliases.map((alias) => aliasUrn(alias, registration, stack));
+    }
     return registrations;
   };
   return { registrations, finish };
@@ -277,7 +284,8 @@ async function startProgram(stack: string, configOverride: Record<string, string
       // The program must run on each call, after the mocks are set: a static import would run it once.
       /* eslint-disable @typescript-eslint/no-require-imports */
       program = require(path.join(PROJECT_ROOT, "index"));
-      steps = (require(path.join(PROJECT_ROOT, "components", "remote")) as typeof import("../../components/remote")).plannedSteps;
+      steps = (require(path.join(PROJECT_ROOT, "components", "lib", "remote")) as typeof import("../../components/lib/remote"))
+        .plannedSteps;
       /* eslint-enable @typescript-eslint/no-require-imports */
     });
   let warnings: readonly string[] = [];
@@ -291,7 +299,18 @@ async function startProgram(stack: string, configOverride: Record<string, string
 }
 
 /** The options the mock monitor does not pass to the mocks, noted from each register request. */
-type Wiring = Pick<Registration, "protect" | "dependsOn" | "provider" | "parent" | "additionalSecretOutputs">;
+type Wiring = Pick<Registration, "protect" | "dependsOn" | "provider" | "parent" | "additionalSecretOutputs"> & {
+  readonly aliases: readonly AliasRequest[];
+};
+
+/** One alias of a register request (the engine's `Alias` message: a URN, or a spec relative to the resource). */
+interface AliasRequest {
+  getUrn(): string;
+  hasSpec(): boolean;
+  getSpec():
+    | { getName(): string; getType(): string; getStack(): string; getProject(): string; getParenturn(): string; getNoparent(): boolean }
+    | undefined;
+}
 
 /** Wraps the mock monitor's `registerResource` to note each resource's {@link Wiring} by `type::name`. */
 function recordWiring(): Map<string, Wiring> {
@@ -303,6 +322,7 @@ function recordWiring(): Map<string, Wiring> {
     getProvider(): string;
     getParent(): string;
     getAdditionalsecretoutputsList(): string[];
+    getAliasesList(): AliasRequest[];
   };
   const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
   const registerResource = monitor.registerResource.bind(monitor);
@@ -314,6 +334,7 @@ function recordWiring(): Map<string, Wiring> {
       provider: request.getProvider(),
       parent: request.getParent(),
       additionalSecretOutputs: request.getAdditionalsecretoutputsList(),
+      aliases: request.getAliasesList(),
     });
     return registerResource(request, callback);
   };
@@ -338,6 +359,19 @@ function assignModules(registrations: Registration[]): void {
     registration.module = known?.module ?? "stack";
     registration.urn = known?.urn ?? "";
   }
+}
+
+/**
+ * The URN an alias names: its own URN, or its spec's fields, each empty one taken from the
+ * resource (Pulumi's alias semantics: `{ parent: old }` keeps the name and type).
+ */
+function aliasUrn(alias: AliasRequest, registration: Registration, stack: string): string {
+  const spec = alias.hasSpec() ? alias.getSpec() : undefined;
+  if (!spec) return alias.getUrn();
+  const parentUrn = spec.getNoparent() ? "" : spec.getParenturn() || registration.parent;
+  const parentChain = parentUrn ? parentUrn.split("::")[2] : "";
+  const chain = parentChain && parentChain !== "pulumi:pulumi:Stack" ? `${parentChain}$` : "";
+  return `urn:pulumi:${spec.getStack() || stack}::${spec.getProject() || "keybuzz"}::${chain}${spec.getType() || registration.type}::${spec.getName() || registration.name}`;
 }
 
 function outputValue(output: pulumi.Output<unknown>): Promise<unknown> {

@@ -108,7 +108,7 @@ let noteTimeouts: Map<string, string> | undefined;
 
 /**
  * Notes each resource's `customTimeouts.create` (the mock engine does not keep it): the program's
- * steps carry their bound there (components/remote.ts). Patches the mock monitor once per process.
+ * steps carry their bound there (components/lib/remote.ts). Patches the mock monitor once per process.
  */
 function recordCreateTimeouts(): Map<string, string> {
   const timeouts = new Map<string, string>();

@@ -23,7 +23,7 @@ export function fakeBin(fakes: Fakes): string {
 /**
  * What every run gets unless a test fakes it otherwise: the host is a VM, as a Hetzner server is
  * (this test machine may itself be a container), and `kb_diagnose` — the step preamble's function
- * (components/remote.ts), which shadows this stand-in wherever a whole step is run — reports on stderr.
+ * (components/lib/remote.ts), which shadows this stand-in wherever a whole step is run — reports on stderr.
  */
 const HOST_DEFAULTS: Fakes = {
   "systemd-detect-virt": "echo none\nexit 1",

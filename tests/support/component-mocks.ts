@@ -1,7 +1,7 @@
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import { ServerSpec } from "../../config";
-import { Host } from "../../components/remote";
+import { Host } from "../../components/lib/remote";
 import { declareResources } from "../../scripts/lib/mock-engine";
 
 /** What a single-module test looks at: a resource's inputs and the names it depends on. */

@@ -6,7 +6,8 @@ import * as path from "path";
 /** Absolute path of a real tool, or a failure that says how to get it (never a silent skip). */
 export function requireTool(name: string, searchPath = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]): string {
   const found = searchPath.map((dir) => path.join(dir, name)).find((candidate) => fs.existsSync(candidate));
-  if (!found) throw new Error(`${name} is not installed: run scripts/install-test-tools.sh (Debian packages in tests/tools/packages.txt)`);
+  if (!found)
+    throw new Error(`${name} is not installed: run scripts/install-test-tools.sh (Debian packages in tests/support/packages.txt)`);
   return found;
 }
 

@@ -4,7 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as path from "path";
 import { Inventory, lockedImage, Versions } from "../../../config";
-import { Host, HostFile, remoteStep, secretRef, sha256 } from "../../remote";
+import { Host, HostFile, remoteStep, secretRef, sha256 } from "../../lib/remote";
 import { ACCOUNTS, PlatformSecrets } from "../../security/secrets";
 import { Pki } from "../../security/pki";
 import {

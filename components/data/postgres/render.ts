@@ -2,7 +2,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import { ClusterNode, clusterNodes, digestReference, Inventory, serversOf, Versions } from "../../../config";
-import { secretRef, sha256 } from "../../remote";
+import { secretRef, sha256 } from "../../lib/remote";
 import { HAPROXY_CONTAINER_DIR, HaproxyExtraFile, HaproxyListener } from "../haproxy";
 import { ACCOUNTS } from "../../security/secrets";
 import {

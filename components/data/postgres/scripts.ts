@@ -1,8 +1,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { lockedImage, Versions } from "../../../config";
-import { secretRef, shellQuote } from "../../remote";
-import { CONTAINER_NOFILE, imagePull, renderLockedImagePull } from "../container";
+import { secretRef, shellQuote } from "../../lib/remote";
+import { CONTAINER_NOFILE, imagePull, renderLockedImagePull } from "../../lib/container";
 import { ACCOUNTS } from "../../security/secrets";
 import { DbNode, patroniBuildArgs } from "./render";
 import {

@@ -1,0 +1,167 @@
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as net from "net";
+import * as path from "path";
+import { loadVersions, parseInventory } from "../../config";
+import { renderPgbouncerIni, renderPgbouncerStepScript, renderPgbouncerUserlist } from "../../components/data/pgbouncer";
+import { parsePostgresSettings } from "../../components/data/postgres";
+import { renderStepScript, secretKeysIn } from "../../components/lib/remote";
+import { runProgram } from "../../scripts/lib/mock-engine";
+import { rawStackConfig } from "../support/stack-config";
+import { requireTool, run, tempDir } from "../support/tools";
+
+/** `key = value` pairs of one ini section. */
+function iniSection(text: string, name: string): Record<string, string> {
+  const body = text.split(`[${name}]\n`)[1]?.split("\n[")[0] ?? "";
+  return Object.fromEntries(
+    body
+      .split("\n")
+      .filter((line) => line.includes("=") && !line.startsWith(";"))
+      .map((line) => [line.slice(0, line.indexOf("=")).trim(), line.slice(line.indexOf("=") + 1).trim()]),
+  );
+}
+
+describe("pgbouncer.ini", () => {
+  const ini = renderPgbouncerIni({ settings: parsePostgresSettings(undefined) });
+  const main = iniSection(ini, "pgbouncer");
+
+  it("listens on 0.0.0.0:6432 and pools transactions with the spec's sizes", () => {
+    expect(main).toMatchObject({
+      listen_addr: "0.0.0.0",
+      listen_port: "6432",
+      pool_mode: "transaction",
+      max_client_conn: "1000",
+      default_pool_size: "25",
+      reserve_pool_size: "5",
+    });
+  });
+
+  it("uses SCRAM for clients, tracks prepared statements, and verifies the DB nodes' TLS", () => {
+    expect(main).toMatchObject({ auth_type: "scram-sha-256", max_prepared_statements: "200", server_tls_sslmode: "verify-ca" });
+    expect(main.server_tls_ca_file).toBe("/etc/pgbouncer/ca.crt");
+  });
+
+  it("reaches PostgreSQL through the local HAProxy write port", () => {
+    expect(iniSection(ini, "databases")).toEqual({
+      keybuzz: "host=127.0.0.1 port=5432 dbname=keybuzz",
+      postgres: "host=127.0.0.1 port=5432 dbname=postgres",
+    });
+  });
+
+  it("follows the settings", () => {
+    const custom = renderPgbouncerIni({
+      settings: parsePostgresSettings({ pgbouncer: { defaultPoolSize: 40, maxPreparedStatements: 0 } }),
+    });
+    expect(iniSection(custom, "pgbouncer")).toMatchObject({ default_pool_size: "40", max_prepared_statements: "0" });
+  });
+
+  it("keeps the application password out of the rendered userlist", () => {
+    expect(renderPgbouncerUserlist()).toBe('"keybuzz" "{{secret:postgres-app}}"\n');
+    expect(secretKeysIn(renderPgbouncerUserlist())).toEqual(["postgres-app"]);
+  });
+});
+
+describe("the PgBouncer step checks the release the image runs", () => {
+  const image = "edoburu/pgbouncer:v1.26.0-p0";
+  let listener: net.Server;
+  let port: number;
+  beforeAll(async () => {
+    // Something listening on loopback, so the step's port check passes once the container "runs".
+    listener = net.createServer((socket) => socket.destroy());
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    port = (listener.address() as net.AddressInfo).port;
+  });
+  afterAll(() => listener.close());
+
+  /** Debian's real pgbouncer, and the release it reports on its first line ("PgBouncer 1.18.0"). */
+  function realPgbouncer(): { binary: string; release: string } {
+    const binary = requireTool("pgbouncer");
+    const release = /^PgBouncer (\S+)$/m.exec(run(binary, ["--version"]).stdout)?.[1];
+    if (!release) throw new Error(`${binary} --version names no release`);
+    return { binary, release };
+  }
+
+  /**
+   * Runs the whole step script in bash against a fake docker: `docker run --rm … --version` runs
+   * Debian's real pgbouncer (standing in for the image's binary); every other call is logged.
+   */
+  function runStep(pinned: string, imagePresent = true): { status: number | null; stdout: string; stderr: string; calls: string[] } {
+    const dir = tempDir("pgbouncer-step");
+    const log = path.join(dir, "calls.log");
+    fs.writeFileSync(
+      path.join(dir, "docker"),
+      `#!/usr/bin/env bash
+printf '%s\\n' "$*" >>"${log}"
+case "$*" in
+  "image inspect ${image}") [ "$FAKE_IMAGE_PRESENT" = yes ] ;;
+  "run --rm --network none --entrypoint pgbouncer ${image} --version") exec "$FAKE_PGBOUNCER" --version ;;
+  inspect*) exit 1 ;;
+esac
+`,
+      { mode: 0o755 },
+    );
+    const script = renderStepScript("pgbouncer version test", [], renderPgbouncerStepScript(image, pinned, 2120, port));
+    const result = spawnSync("bash", ["-c", script], {
+      encoding: "utf8",
+      env: {
+        ...process.env,
+        PATH: `${dir}:${process.env.PATH}`,
+        FAKE_PGBOUNCER: realPgbouncer().binary,
+        FAKE_IMAGE_PRESENT: imagePresent ? "yes" : "no",
+        KB_STEP_LOG_DIR: path.join(dir, "step-logs"),
+      },
+    });
+    const calls = fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [];
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr, calls };
+  }
+
+  it("starts the container when the image runs the pinned release", () => {
+    const { release } = realPgbouncer();
+    const result = runStep(release);
+    // The step's only word on stderr is where its log is (components/lib/remote.ts).
+    expect(result.stderr.trim().split("\n")).toEqual([expect.stringMatching(/; log \(root only\): .*step-logs\/pgbouncer-version-test\./)]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain(`PgBouncer: ${image} runs PgBouncer ${release}`);
+    expect(result.calls.some((call) => call.startsWith("run -d --name pgbouncer "))).toBe(true);
+  });
+
+  it("stops before touching the container when the image runs another release, naming both", () => {
+    const { release } = realPgbouncer();
+    const result = runStep("1.25.2-not-this-one");
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(`${image} runs 'PgBouncer ${release}', not PgBouncer 1.25.2-not-this-one (packages.pgbouncer`);
+    expect(result.calls.filter((call) => call.startsWith("run -d") || call.startsWith("rm "))).toEqual([]);
+  });
+
+  it("pulls an absent image before asking it", () => {
+    const result = runStep(realPgbouncer().release, false);
+    expect(result.status).toBe(0);
+    expect(result.calls.indexOf(`pull -q ${image}`)).toBeLessThan(
+      result.calls.indexOf(`run --rm --network none --entrypoint pgbouncer ${image} --version`),
+    );
+    expect(result.calls.indexOf(`pull -q ${image}`)).toBeGreaterThan(-1);
+  });
+});
+
+describe("the program (prod)", () => {
+  it("writes haproxy.cfg and pgbouncer.ini on each haproxy node, PgBouncer after HAProxy, checking the pinned PgBouncer", async () => {
+    const { steps } = await runProgram("prod");
+    const inventory = parseInventory(rawStackConfig("prod"));
+    for (const server of inventory.servers.filter((candidate) => candidate.group === "haproxy")) {
+      const mine = steps.filter((step) => step.host === server.name);
+      const names = mine.map((step) => step.step);
+      expect(names.indexOf(`${server.name}-pgbouncer`)).toBeGreaterThan(names.indexOf(`${server.name}-haproxy`));
+      const paths = mine.flatMap((step) => step.files.map((file) => file.path));
+      expect(paths).toEqual(
+        expect.arrayContaining([
+          "/etc/keybuzz/haproxy/haproxy.cfg",
+          "/etc/keybuzz/pgbouncer/pgbouncer.ini",
+          "/etc/keybuzz/pgbouncer/userlist.txt",
+        ]),
+      );
+      for (const file of mine.flatMap((step) => step.files)) expect(file.content).not.toMatch(/mock-secret/);
+      const pgbouncer = mine.find((step) => step.step === `${server.name}-pgbouncer`);
+      expect(pgbouncer?.script).toContain(`KB_PGBOUNCER_VERSION='${loadVersions().packages.pgbouncer}'`);
+    }
+  });
+});

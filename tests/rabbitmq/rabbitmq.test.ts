@@ -1,0 +1,127 @@
+import * as pulumi from "@pulumi/pulumi";
+import {
+  RabbitMqCluster,
+  rabbitmqHaproxyListener,
+  rabbitmqHealthCheckAuthorization,
+  rabbitMqNodeFiles,
+  renderEnabledPlugins,
+  renderRabbitMqConf,
+  renderRabbitMqNodeScript,
+} from "../../components/data/rabbitmq";
+import { secretKeysIn } from "../../components/lib/remote";
+import { loadVersions } from "../../config";
+import { isSecretValue, reveal, runProgram } from "../../scripts/lib/mock-engine";
+import { declared, mockHosts, testSpec } from "../support/component-mocks";
+
+const NODES = [1, 2, 3].map((n) => ({ name: `queue-0${n}`, address: `10.0.0.${125 + n}` }));
+
+describe("rabbitmq.conf and enabled_plugins", () => {
+  const conf = renderRabbitMqConf(NODES[1], NODES);
+
+  it("discovers the 3 nodes through classic_config", () => {
+    expect(conf).toMatch(/^cluster_formation\.peer_discovery_backend = classic_config$/m);
+    expect(conf).toMatch(/^cluster_formation\.classic_config\.nodes\.1 = rabbit@queue-01$/m);
+    expect(conf).toMatch(/^cluster_formation\.classic_config\.nodes\.3 = rabbit@queue-03$/m);
+  });
+
+  it("declares quorum queues by default and listens on the node's private IP", () => {
+    expect(conf).toMatch(/^default_queue_type = quorum$/m);
+    expect(conf).toMatch(/^listeners\.tcp\.1 = 10\.0\.0\.127:5672$/m);
+    expect(conf).toMatch(/^management\.tcp\.ip = 10\.0\.0\.127$/m);
+  });
+
+  it("creates the default user from secrets and opens no guest login", () => {
+    expect(conf).toMatch(/^default_user = keybuzz$/m);
+    expect(secretKeysIn(conf)).toEqual(["rabbitmq-password"]);
+    expect(conf).not.toMatch(/guest/);
+  });
+
+  it("enables management and Prometheus", () => {
+    expect(renderEnabledPlugins()).toBe("[rabbitmq_management,rabbitmq_prometheus].\n");
+  });
+
+  it("writes the Erlang cookie as a secret, read-only file", () => {
+    const cookie = rabbitMqNodeFiles(NODES[0], NODES).find((file) => file.path.endsWith("/.erlang.cookie"));
+    expect(cookie?.mode).toBe("0400");
+    expect(secretKeysIn(cookie?.content ?? "")).toEqual(["rabbitmq-erlang-cookie"]);
+  });
+
+  it("runs the node as rabbit@<inventory name> and gates restarts on quorum criticality", () => {
+    const script = renderRabbitMqNodeScript(NODES[1], NODES, "rabbitmq:3.13.7-management");
+    expect(script).toContain("RABBITMQ_NODENAME=rabbit@queue-02");
+    expect(script).toContain("check_if_node_is_quorum_critical");
+    expect(script).toContain("delete_user guest");
+  });
+});
+
+describe("RabbitMQ HAProxy listener", () => {
+  const listener = rabbitmqHaproxyListener(NODES);
+  it("balances round robin over the 3 nodes with a management-API port-listener check", () => {
+    expect(listener.port).toBe(5672);
+    expect(listener.lines).toContain("balance roundrobin");
+    expect(listener.lines).toContain("option httpchk");
+    const send = listener.lines.find((line) => line.startsWith("http-check send")) ?? "";
+    expect(send).toContain("uri /api/health/checks/port-listener/5672");
+    expect(secretKeysIn(send)).toEqual(["rabbitmq-health-auth"]);
+    expect(listener.lines.find((line) => line.startsWith("default-server"))).toMatch(/port 15672/);
+    expect(listener.lines.filter((line) => line.startsWith("server "))).toHaveLength(3);
+  });
+});
+
+describe("health-check credentials", () => {
+  it("build the Basic header of the monitor user from its own password, as a secret", async () => {
+    const header = rabbitmqHealthCheckAuthorization("M0nitorSecretValue");
+    expect(await pulumi.isSecret(header)).toBe(true);
+    const value = await new Promise<string>((resolve) => header.apply(resolve));
+    expect(Buffer.from(value, "base64").toString()).toBe("keybuzz-monitor:M0nitorSecretValue");
+  });
+});
+
+describe("RabbitMqCluster on the mock engine", () => {
+  it("joins the nodes one at a time, then verifies", async () => {
+    const resources = await declared(() => {
+      const { list: hosts, ready } = mockHosts(NODES.map((node) => testSpec(node.name, node.address, "rabbitmq")));
+      new RabbitMqCluster("rabbitmq", {
+        hosts,
+        ready,
+        versions: loadVersions(),
+        password: pulumi.secret("Adm1nSecretValue"),
+        erlangCookie: pulumi.secret("COOKIE"),
+        monitorPassword: pulumi.secret("M0nitorSecretValue"),
+      });
+    });
+    const deps = new Map([...resources].map(([name, resource]) => [name, resource.deps]));
+    const inputs = new Map([...resources].map(([name, resource]) => [name, resource.inputs]));
+    expect(deps.get("queue-01-rabbitmq")).toEqual(["queue-01-base"]);
+    expect(deps.get("queue-02-rabbitmq")).toEqual(expect.arrayContaining(["queue-01-rabbitmq"]));
+    expect(deps.get("queue-03-rabbitmq")).toEqual(expect.arrayContaining(["queue-02-rabbitmq"]));
+    expect(deps.get("rabbitmq-verify")).toEqual(expect.arrayContaining(["queue-01-rabbitmq", "queue-02-rabbitmq", "queue-03-rabbitmq"]));
+    const step = inputs.get("queue-03-rabbitmq") ?? {};
+    expect(isSecretValue(step.stdin)).toBe(true);
+    expect(String(reveal(step.create))).not.toMatch(/Adm1nSecretValue|COOKIE|M0nitorSecretValue/);
+    // The monitor user's own password travels in the secret stdin (one base64 line per secret file).
+    const files = String(reveal(step.stdin))
+      .trim()
+      .split("\n")
+      .map((line) => Buffer.from(line, "base64").toString());
+    expect(files).toContain("M0nitorSecretValue\n");
+  });
+});
+
+describe("the program (prod)", () => {
+  it("lands rabbitmq.conf, enabled_plugins and the cookie on every queue node, secrets as placeholders", async () => {
+    const { steps } = await runProgram("prod");
+    for (const name of ["queue-01", "queue-02", "queue-03"]) {
+      const step = steps.find((candidate) => candidate.step === `${name}-rabbitmq`);
+      expect(step?.host).toBe(name);
+      expect(step?.files.map((file) => file.path)).toEqual(
+        expect.arrayContaining([
+          "/opt/keybuzz/rabbitmq/config/rabbitmq.conf",
+          "/opt/keybuzz/rabbitmq/config/enabled_plugins",
+          "/opt/keybuzz/rabbitmq/data/.erlang.cookie",
+        ]),
+      );
+      for (const file of step?.files ?? []) expect(file.content).not.toMatch(/mock-secret/);
+    }
+  });
+});
