@@ -1,32 +1,34 @@
-import { parseGaleraSettings, type GaleraStackSettings } from "../components/data/galera";
-import { parsePostgresSettings, type PostgresSettings } from "../components/data/postgres/settings";
-import { parseRedisTuning, type RedisTuning } from "../components/data/redis";
+import { parseGaleraSettings } from "../components/data/galera";
+import { parsePostgresSettings } from "../components/data/postgres/settings";
+import { parseRedisTuning } from "../components/data/redis";
 import { backendConfigData } from "../components/k8s/addons";
 import { ingressProxyProtocol } from "../components/k8s/ingress";
-import { parseK8sSettings, type K8sSettings } from "../components/k8s/settings";
+import { parseK8sSettings } from "../components/k8s/settings";
 import { isConfigError } from "./errors";
 import type { Inventory } from "./inventory";
 
 /**
- * The modules' operator settings (`keybuzz:redis`, `keybuzz:postgres`, `keybuzz:galera`,
- * `keybuzz:k8s`), validated in the same first pass as the inventory. The schemas and their parse
- * functions stay with their modules; this file only calls them and gathers their problems.
+ * The modules' operator settings (`keybuzz:<module>`), validated in the same first pass as the
+ * inventory. The schemas and their parse functions stay with their modules; this file only calls
+ * them and gathers their problems.
  */
 
-/** Every module's validated settings (defaults where a key is omitted). */
-export interface ModuleSettings {
-  /** `keybuzz:redis` (components/data/redis.ts). */
-  readonly redis: RedisTuning;
-  /** `keybuzz:postgres` (components/data/postgres/settings.ts). */
-  readonly postgres: PostgresSettings;
-  /** `keybuzz:galera` (components/data/galera.ts). */
-  readonly galera: GaleraStackSettings;
-  /** `keybuzz:k8s` (components/k8s/settings.ts). */
-  readonly k8s: K8sSettings;
-}
+/**
+ * Each module's settings parser, by its `keybuzz:` key: the schema and its defaults live in the
+ * module's `settings.ts`; a parser throws a ConfigError naming `keybuzz:<key>.<field>`.
+ */
+const MODULE_SETTINGS = {
+  redis: parseRedisTuning,
+  postgres: parsePostgresSettings,
+  galera: parseGaleraSettings,
+  k8s: parseK8sSettings,
+} as const;
+
+/** Every module's validated settings (defaults where a key is omitted), by its `keybuzz:` key. */
+export type ModuleSettings = { readonly [Key in keyof typeof MODULE_SETTINGS]: ReturnType<(typeof MODULE_SETTINGS)[Key]> };
 
 /** The `keybuzz:` keys that hold module settings. */
-export const SETTINGS_KEYS: readonly (keyof ModuleSettings)[] = ["redis", "postgres", "galera", "k8s"];
+export const SETTINGS_KEYS = Object.keys(MODULE_SETTINGS) as readonly (keyof ModuleSettings)[];
 
 /**
  * Validates every module's settings and returns them, or the problems of all of them together.
@@ -38,12 +40,11 @@ export const SETTINGS_KEYS: readonly (keyof ModuleSettings)[] = ["redis", "postg
  */
 export function parseModuleSettings(raw: Readonly<Record<string, unknown>>): { settings?: ModuleSettings; problems: string[] } {
   const problems: string[] = [];
-  const redis = collectProblems(() => parseRedisTuning(raw.redis), problems);
-  const postgres = collectProblems(() => parsePostgresSettings(raw.postgres), problems);
-  const galera = collectProblems(() => parseGaleraSettings(raw.galera), problems);
-  const k8s = collectProblems(() => parseK8sSettings(raw.k8s), problems);
-  if (redis === undefined || postgres === undefined || galera === undefined || k8s === undefined) return { problems };
-  return { settings: { redis, postgres, galera, k8s }, problems };
+  const parsed = Object.fromEntries(
+    SETTINGS_KEYS.map((key) => [key, collectProblems(() => MODULE_SETTINGS[key](raw[key]), problems)] as const),
+  );
+  if (Object.values(parsed).some((value) => value === undefined)) return { problems };
+  return { settings: parsed as ModuleSettings, problems };
 }
 
 /**
