@@ -7,7 +7,7 @@ import { ClusterNode, clusterNodes, ConfigError, formatZodError, lockedImage, Ve
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../lib/remote";
 import { CONTAINER_NOFILE, imagePull, renderContainerFunctions } from "../lib/container";
 import type { HaproxyListener } from "./haproxy";
-import { commonHostScript } from "../os/base-os";
+import { commonScript } from "../lib/scripts";
 
 /**
  * Redis HA with Sentinel (spec 001 module 4 and design section C; spec 003; DESIGN.md "Redis
@@ -304,7 +304,7 @@ export function renderRedisNodeScript(
       KB_DATA_DIR: paths.dataDir,
       KB_SYSCTL_FILE: paths.sysctlFile,
     }),
-    commonHostScript("host.sh"),
+    commonScript("host.sh"),
     fs.readFileSync(path.join(SCRIPTS, "redis-node.sh"), "utf8"),
   ].join("\n");
 }

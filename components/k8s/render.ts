@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
 import { Inventory, ServerSpec, Versions } from "../../config";
-import { commonHostScript } from "../os/base-os";
+import { commonScript } from "../lib/scripts";
 import { HostFile, secretRef, shellQuote } from "../lib/remote";
 
 /**
@@ -306,7 +306,7 @@ export function renderPrepareScript(versions: Versions): string {
     KB_K8S_KEY_FINGERPRINT: K8S_APT_KEY_FINGERPRINT,
     KB_K8S_KEYRING: K8S_APT_KEYRING,
   });
-  return `${variables}\n${commonHostScript("apt.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "prepare-node.sh"), "utf8")}`;
+  return `${variables}\n${commonScript("apt.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "prepare-node.sh"), "utf8")}`;
 }
 
 /** `kubeadm init` on the first control plane (skipped once done); prints admin.conf on stdout. */

@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Inventory, ServerGroup, serversOf, Versions } from "../../config";
 import { Host, HostFile, remoteStep, sha256, shellQuote } from "../lib/remote";
+import { commonScript } from "../lib/scripts";
 
 /**
  * Base OS & security (spec 000, "Module 2"), on every server before anything else: packages,
@@ -12,15 +13,6 @@ import { Host, HostFile, remoteStep, sha256, shellQuote } from "../lib/remote";
  */
 
 const SCRIPTS = path.join(__dirname, "..", "..", "scripts", "base-os");
-const COMMON_SCRIPTS = path.join(__dirname, "..", "..", "scripts", "common");
-
-/**
- * A shared host helper from `scripts/common/` (e.g. `apt.sh`: the apt lock retries, the cloud-init
- * wait, the signing-key check), included in a step's script before the step's own file.
- */
-export function commonHostScript(file: string): string {
-  return fs.readFileSync(path.join(COMMON_SCRIPTS, file), "utf8");
-}
 
 /**
  * Where the SSH hardening lands. sshd keeps the first value it reads for each keyword (sshd_config(5):
@@ -286,7 +278,7 @@ export function renderBaseOsScript(hostName: string, group: ServerGroup, invento
     KB_UFW_ROUTED: isKubernetesNode ? "allow" : "deny",
     KB_POD_CIDR: isKubernetesNode ? inventory.kubernetes.podCidr : "",
   });
-  const helpers = [commonHostScript("apt.sh"), commonHostScript("sshd.sh"), commonHostScript("host.sh")].join("\n");
+  const helpers = [commonScript("apt.sh"), commonScript("sshd.sh"), commonScript("host.sh")].join("\n");
   return `${preamble}\n${helpers}\n${fs.readFileSync(path.join(SCRIPTS, "base-os.sh"), "utf8")}`;
 }
 
@@ -302,7 +294,7 @@ export function renderVerifyScript(hostName: string, versions: Versions): string
     KB_DOCKER_RELEASE: upstreamRelease(versions.docker.engine),
     KB_SSHD_EXPECTED: sshdEffectiveSettings().join("\n"),
   });
-  return `${preamble}\n${commonHostScript("sshd.sh")}\n${commonHostScript("host.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "verify-base-os.sh"), "utf8")}`;
+  return `${preamble}\n${commonScript("sshd.sh")}\n${commonScript("host.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "verify-base-os.sh"), "utf8")}`;
 }
 
 /** Arguments of {@link BaseOs}. */

@@ -1,8 +1,8 @@
 import * as fs from "fs";
 import * as path from "path";
+import { commonScript } from "../../components/lib/scripts";
 import { loadVersions, parseInventory } from "../../config";
 import {
-  commonHostScript,
   OLD_SSHD_DROP_IN,
   renderBaseOsScript,
   renderSshdDropIn,
@@ -47,7 +47,7 @@ describe("real tools on the rendered base OS files", () => {
     expect(test.stderr).toBe("");
     expect(test.status).toBe(0);
     const expected = `KB_SSHD_EXPECTED=${shellQuote(sshdEffectiveSettings().join("\n"))}`;
-    const check = runBash(`${expected}\n${commonHostScript("sshd.sh")}\nkb_sshd_missing_settings`, {
+    const check = runBash(`${expected}\n${commonScript("sshd.sh")}\nkb_sshd_missing_settings`, {
       sshd: `exec ${sshd} -f ${config} "$@"`,
     });
     expect(check.stderr).toBe("");
@@ -55,7 +55,7 @@ describe("real tools on the rendered base OS files", () => {
     expect(check.status).toBe(0);
     // Without our drop-in the same check names what is missing.
     const bare = ubuntuLikeSshdConfig({});
-    const missing = runBash(`${expected}\n${commonHostScript("sshd.sh")}\nkb_sshd_missing_settings`, {
+    const missing = runBash(`${expected}\n${commonScript("sshd.sh")}\nkb_sshd_missing_settings`, {
       sshd: `exec ${sshd} -f ${bare} "$@"`,
     });
     expect(missing.stdout.split("\n")).toEqual(expect.arrayContaining(["passwordauthentication no", "maxauthtries 3", "maxsessions 4"]));
@@ -68,13 +68,13 @@ describe("real tools on the rendered base OS files", () => {
         [`permitrootlogin ${spelling}`, "port 22", "passwordauthentication no"],
         ["port 22", "passwordauthentication no", `permitrootlogin ${spelling}`],
       ]) {
-        const check = runBash(`${expected}\n${commonHostScript("sshd.sh")}\nkb_sshd_missing_settings`, {
+        const check = runBash(`${expected}\n${commonScript("sshd.sh")}\nkb_sshd_missing_settings`, {
           sshd: `printf '%s\\n' ${order.map((line) => shellQuote(line)).join(" ")}`,
         });
         expect([spelling, order[0], check.stdout]).toEqual([spelling, order[0], ""]);
       }
     }
-    const other = runBash(`${expected}\n${commonHostScript("sshd.sh")}\nkb_sshd_missing_settings`, {
+    const other = runBash(`${expected}\n${commonScript("sshd.sh")}\nkb_sshd_missing_settings`, {
       sshd: "printf '%s\\n' 'port 22' 'permitrootlogin yes' 'passwordauthentication no'",
     });
     expect(other.stdout).toBe("permitrootlogin prohibit-password\n");

@@ -1,6 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
-import { commonHostScript } from "../../components/os/base-os";
+import { commonScript } from "../../components/lib/scripts";
 import { renderStepScript } from "../../components/lib/remote";
 import { runBash } from "../support/bash-fakes";
 import { FAKE_CURL_SERVING_KB_TEST_KEY, testKeyMaker } from "../support/gpg";
@@ -8,7 +8,7 @@ import { requireTool, run, tempDir } from "../support/tools";
 
 /** scripts/common/apt.sh in real bash, with fake apt-get / cloud-init / curl and the real gpg. */
 
-const APT = commonHostScript("apt.sh");
+const APT = commonScript("apt.sh");
 const LISTS_LOCK_ERROR =
   "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 1234 (apt-get)\nE: Unable to lock directory /var/lib/apt/lists/";
 
