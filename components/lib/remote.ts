@@ -66,6 +66,12 @@ function withFinalNewline(text: string): string {
 
 /** Where a step keeps its full log on the host: root only (directory 0700, files 0600). */
 export const STEP_LOG_DIR = "/var/log/keybuzz/steps";
+/**
+ * Where a step keeps the markers of files it wrote but has not applied yet (root only, one folder
+ * per step, removed when the step ends successfully): desired against applied state, so a retry
+ * after a failed run still restarts what the file change needs (DESIGN.md, "Day-2 operations").
+ */
+export const PENDING_DIR = "/var/lib/keybuzz/pending";
 /** How many logs of one step a host keeps (the newest); older ones are removed when a run starts. */
 export const STEP_LOGS_KEPT = 10;
 /** Default bound of a step, minutes: on the host (`timeout`) and as the provider's custom timeouts. */
@@ -154,7 +160,11 @@ kb_err_command=
 trap 'kb_err_line=$LINENO kb_err_command=$BASH_COMMAND' ERR
 kb_step_ended() {
   local status=$1 command=\${2//$'\\n'/ }
-  if [ "$status" -eq 0 ]; then return 0; fi
+  if [ "$status" -eq 0 ]; then
+    # The step did everything it had to: what it wrote is applied now (kb_is_changed).
+    rm -rf "$kb_pending_dir"
+    return 0
+  fi
   if [ "$2" = "$kb_err_command" ]; then
     # A function that failed by \`return N\`: bash reports the return, and the line of the call.
     if [[ $command == return* ]] && [ -n "\${BASH_EXECUTION_STRING:-}" ]; then
@@ -177,7 +187,16 @@ kb_step_terminated() {
 trap 'kb_step_terminated "$BASH_COMMAND"' TERM`;
 
 const HELPERS = `# kb_write PATH MODE OWNER < content: replace PATH atomically unless it already has this content.
+# New content leaves a marker (root only) that only a successful end of this step removes, so a
+# step that failed after writing a file still applies it on its retry (kb_is_changed).
 kb_changed=()
+kb_pending_dir=\${KB_STEP_LOG_DIR:+$KB_STEP_LOG_DIR.pending}
+kb_pending_dir=\${kb_pending_dir:-${PENDING_DIR}}/$kb_step_slug
+kb_pending_marker() {
+  local digest
+  digest=$(printf '%s' "$1" | sha256sum)
+  printf '%s/%s' "$kb_pending_dir" "\${digest%% *}"
+}
 kb_write() {
   local path=$1 mode=$2 owner=$3 tmp
   mkdir -p "$(dirname "$path")"
@@ -188,17 +207,20 @@ kb_write() {
   if [ -f "$path" ] && cmp -s "$tmp" "$path"; then
     rm -f "$tmp"
   else
+    (umask 077 && mkdir -p "$kb_pending_dir")
+    printf '%s\\n' "$path" >"$(kb_pending_marker "$path")"
     mv -f "$tmp" "$path"
     kb_changed+=("$path")
   fi
 }
-# kb_is_changed PATH: true when this run wrote PATH with new content.
+# kb_is_changed PATH: true when PATH has content the step has not applied yet: written with new
+# content in this run, or in an earlier run of this step that did not end successfully.
 kb_is_changed() {
   local changed
   for changed in "\${kb_changed[@]}"; do
     if [ "$changed" = "$1" ]; then return 0; fi
   done
-  return 1
+  [ -e "$(kb_pending_marker "$1")" ]
 }
 # kb_wait_until [--logs CONTAINER] SECONDS INTERVAL MESSAGE COMMAND [ARGS]: runs COMMAND (output
 # discarded) every INTERVAL seconds until it succeeds. After SECONDS it reports MESSAGE (kb_diagnose)

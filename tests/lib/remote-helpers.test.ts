@@ -190,6 +190,32 @@ kb_wait_until --logs pgbouncer 1 0.2 "PgBouncer: port 6432 not listening" false`
   });
 });
 
+describe("kb_is_changed: desired against applied state", () => {
+  // A step writes its config, then fails before the restart that applies it (a daemon that does not
+  // come up, a lost SSH session): the retry must still see the file as changed and restart.
+  it("keeps a file changed until a run of the step ends successfully", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "keybuzz-step-applied-"));
+    roots.push(root);
+    const logDir = path.join(root, "steps");
+    const files: HostFile[] = [{ path: path.join(root, "daemon.conf"), content: "maxmemory 100mb\n" }];
+    const body = (fail: boolean) =>
+      `if kb_is_changed ${root}/daemon.conf; then echo restart; else echo unchanged; fi${fail ? "\nexit 3" : ""}`;
+
+    const failed = runStep(body(true), { files, logDir });
+    expect(failed.status).toBe(3);
+    expect(fs.readFileSync(printedLog(failed), "utf8")).toMatch(/^restart$/m);
+    const retry = runStep(body(false), { files, logDir });
+    expect(retry.status).toBe(0);
+    expect(retry.stdout).toBe("restart\n");
+    const converged = runStep(body(false), { files, logDir });
+    expect(converged.stdout).toBe("unchanged\n");
+    // New content is a change again, in this run only once it succeeded.
+    const next = runStep(body(false), { files: [{ ...files[0], content: "maxmemory 200mb\n" }], logDir });
+    expect(next.stdout).toBe("restart\n");
+    expect(runStep(body(false), { files: [{ ...files[0], content: "maxmemory 200mb\n" }], logDir }).stdout).toBe("unchanged\n");
+  });
+});
+
 describe("kb_wait_until", () => {
   it("retries the command until it succeeds, in the step's own shell", () => {
     const run = runStep(`tries=0
