@@ -101,12 +101,15 @@ export class ServerFleet extends pulumi.ComponentResource {
           publicNets: [{ ipv4Enabled: true, ipv6Enabled: true }],
           labels: { ...labels, role: spec.role, subrole: spec.subrole, group: spec.group },
         },
-        { parent: this, ignoreChanges: ["sshKeys", "image"] },
+        // Hetzner refuses a second server of the same name, so a replacement deletes first.
+        { parent: this, ignoreChanges: ["sshKeys", "image"], deleteBeforeReplace: true },
       );
       attachments[spec.name] = new hcloud.ServerNetwork(
         `${spec.name}-private`,
         { serverId: server.id.apply(Number), subnetId: args.network.subnetId, ip: spec.privateIp },
-        { parent: this },
+        // A server has one attachment per network: creating the new one first is a no-op the provider
+        // takes as success ("already attached"), and deleting the old one then detaches the server.
+        { parent: this, deleteBeforeReplace: true },
       );
       if (spec.volumeSizeGb !== undefined) {
         volumes[spec.name] = new hcloud.Volume(

@@ -50,13 +50,15 @@ export class LoadBalancer extends pulumi.ComponentResource {
         algorithm: { type: "round_robin" },
         labels: { stack, targets: spec.targetGroup },
       },
-      { parent: this },
+      // Load balancer names are unique in a Hetzner project: a replacement deletes first.
+      { parent: this, deleteBeforeReplace: true },
     );
     const loadBalancerId = this.loadBalancer.id.apply(Number);
     this.attachment = new hcloud.LoadBalancerNetwork(
       `${name}-private`,
       { loadBalancerId, subnetId: args.network.subnetId, ip: spec.privateIp, enablePublicInterface: spec.public },
-      { parent: this },
+      // One attachment per network, as for servers (fleet.ts): the new one first would detach it.
+      { parent: this, deleteBeforeReplace: true },
     );
     for (const service of spec.services) {
       new hcloud.LoadBalancerService(

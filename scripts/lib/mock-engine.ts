@@ -35,6 +35,8 @@ export interface Registration {
   provider: string;
   /** URN of the parent resource, empty for the stack itself (set likewise). */
   parent: string;
+  /** The `deleteBeforeReplace` resource option (set likewise). */
+  deleteBeforeReplace: boolean;
   /** The `additionalSecretOutputs` resource option (set likewise). */
   additionalSecretOutputs: string[];
   /** Type token of the top-level component it belongs to (`keybuzz:infra:ServerFleet`), or `stack`. */
@@ -197,6 +199,7 @@ async function startRecording(stack: string): Promise<{ registrations: Registrat
           provider: "",
           parent: "",
           additionalSecretOutputs: [],
+          deleteBeforeReplace: false,
           urn: "",
           aliasUrns: [],
         });
@@ -299,7 +302,7 @@ async function startProgram(stack: string, configOverride: Record<string, string
 }
 
 /** The options the mock monitor does not pass to the mocks, noted from each register request. */
-type Wiring = Pick<Registration, "protect" | "dependsOn" | "provider" | "parent" | "additionalSecretOutputs"> & {
+type Wiring = Pick<Registration, "protect" | "dependsOn" | "provider" | "parent" | "additionalSecretOutputs" | "deleteBeforeReplace"> & {
   readonly aliases: readonly AliasRequest[];
 };
 
@@ -323,6 +326,7 @@ function recordWiring(): Map<string, Wiring> {
     getParent(): string;
     getAdditionalsecretoutputsList(): string[];
     getAliasesList(): AliasRequest[];
+    getDeletebeforereplace(): boolean;
   };
   const monitor = pulumi.runtime.getMonitor() as unknown as { registerResource(request: Request, callback: unknown): unknown };
   const registerResource = monitor.registerResource.bind(monitor);
@@ -335,6 +339,7 @@ function recordWiring(): Map<string, Wiring> {
       parent: request.getParent(),
       additionalSecretOutputs: request.getAdditionalsecretoutputsList(),
       aliases: request.getAliasesList(),
+      deleteBeforeReplace: request.getDeletebeforereplace(),
     });
     return registerResource(request, callback);
   };

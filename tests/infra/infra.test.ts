@@ -29,6 +29,22 @@ describe.each(["prod", "staging"])("Hetzner infrastructure (%s)", (stack) => {
     expect(urnChanges(runs[stack], earlier)).toMatchObject({ removed: [], added: [] });
   });
 
+  // Hetzner names and network attachments are unique: create-before-delete would fail on the name,
+  // or detach the server when the old attachment goes (issue 15, item 9).
+  it("replaces servers, load balancers and their network attachments delete-first", () => {
+    const types = [
+      "hcloud:index/server:Server",
+      "hcloud:index/serverNetwork:ServerNetwork",
+      "hcloud:index/loadBalancer:LoadBalancer",
+      "hcloud:index/loadBalancerNetwork:LoadBalancerNetwork",
+    ];
+    for (const type of types) {
+      const declared = ofType(runs[stack], type);
+      expect(declared.length).toBeGreaterThan(0);
+      expect(declared.filter((registration) => !registration.deleteBeforeReplace).map((registration) => registration.name)).toEqual([]);
+    }
+  });
+
   it("declares one server per inventory entry, attached at its private IP through the subnet", () => {
     const run = runs[stack];
     const servers = ofType(run, "hcloud:index/server:Server");
