@@ -500,14 +500,19 @@ export function renderEtcdLockedImageEnv(versions: Versions): string {
 
 /**
  * Body of the image step (scripts/postgres/patroni-image.sh): build the Patroni image unless this
- * exact tag exists, with {@link patroniBuildArgs} as `KB_<ARG>` variables.
+ * exact tag exists, with {@link patroniBuildArgs} as `NAME=value` words in `KB_BUILD_ARGS`.
+ *
+ * @throws Error when a build argument's value holds whitespace (a bug: pins are single words).
  */
 export function renderImageBuildScript(versions: Versions, imageTag: string, layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT): string {
-  const buildArgs = Object.entries(patroniBuildArgs(versions)).map(([key, value]) => [`KB_${key}`, value]);
+  const buildArgs = Object.entries(patroniBuildArgs(versions)).map(([key, value]) => {
+    if (/\s/.test(value)) throw new Error(`Patroni build argument ${key}: "${value}" holds whitespace`);
+    return `${key}=${value}`;
+  });
   return stepBody("postgres", ["patroni-image.sh"], {
     variables: {
       KB_IMAGE_TAG: imageTag,
-      ...Object.fromEntries(buildArgs),
+      KB_BUILD_ARGS: buildArgs.join(" "),
       KB_BUILD_CONTEXT: path.posix.join(layout.paths.configDir, "build"),
     },
   });
