@@ -12,14 +12,7 @@ import { GaleraCluster } from "./components/data/galera";
 import { MinioCluster } from "./components/data/minio";
 import { HaproxyLayer } from "./components/data/haproxy";
 import { PgBouncerLayer } from "./components/data/pgbouncer";
-import {
-  appConnectionString,
-  POSTGRES_HAPROXY_CA_KEY,
-  postgresEndpointsOf,
-  postgresHaproxyCaFile,
-  postgresHaproxyListeners,
-  PostgresCluster,
-} from "./components/data/postgres";
+import { PostgresCluster, postgresLoadBalancerIp } from "./components/data/postgres";
 import { ProxySqlLayer } from "./components/data/proxysql";
 import {
   RabbitMqCluster,
@@ -82,29 +75,29 @@ const minio = new MinioCluster("minio", {
 
 // PostgreSQL HA: etcd + Patroni on the DB nodes, then the shared HAProxy and PgBouncer on haproxy-01/02 (docs/postgres.md).
 const postgres = new PostgresCluster("postgres", {
-  stack,
-  inventory,
+  hosts: hostsOf("postgres"),
   versions,
   settings: settings.postgres,
-  hosts: fleet.hosts,
-  volumes: fleet.volumes,
-  ready: baseOs.ready,
-  secrets,
+  secrets: secrets.postgres,
+  after: { hosts: baseOs.ready },
   pki,
+  volumes: fleet.volumes,
+  clientCidr: inventory.network.ipRange,
+  loadBalancerIp: postgresLoadBalancerIp(inventory),
 });
 const haproxy = new HaproxyLayer("haproxy", {
   hosts: hostsOf("haproxy"),
   listeners: [
-    ...postgresHaproxyListeners(inventory, settings.postgres),
+    ...postgres.haproxy.listeners,
     redisHaproxyListener(clusterNodes(serversOf(inventory, "redis"))),
     rabbitmqHaproxyListener(clusterNodes(serversOf(inventory, "rabbitmq"))),
   ],
   secrets: {
-    [POSTGRES_HAPROXY_CA_KEY]: pki.caCertPem,
+    ...postgres.haproxy.secrets,
     [REDIS_PASSWORD_KEY]: secrets.redis.password,
     [RABBITMQ_HEALTH_AUTH_KEY]: rabbitmqHealthCheckAuthorization(secrets.rabbitmq.monitor),
   },
-  extraFiles: [postgresHaproxyCaFile()],
+  extraFiles: postgres.haproxy.files,
   versions,
   ready: baseOs.ready,
   dependsOn: [postgres.verified, redis.ready, rabbitmq.ready],
@@ -118,11 +111,11 @@ if (internalLb) {
 }
 new PgBouncerLayer("pgbouncer", {
   hosts: hostsOf("haproxy"),
-  settings: settings.postgres,
   versions,
-  appPassword: secrets.postgres.app,
+  settings: settings.postgres.pgbouncer,
+  secrets: { app: secrets.postgres.app },
+  after: { hosts: haproxy.ready },
   caCertPem: pki.caCertPem,
-  ready: haproxy.ready,
 });
 
 // MariaDB Galera, bootstrapped once, behind ProxySQL and the LB 10.0.0.20:3306 (docs/galera.md, docs/proxysql.md).
@@ -178,9 +171,9 @@ export const publicIps = fleet.publicIps;
 export const kubeconfig = kubernetes.kubeconfig;
 export const s3Endpoint = minio.s3Endpoint;
 /** PostgreSQL: write (leader), read (replicas), pooled (PgBouncer) on the internal LB. */
-export const postgresEndpoints = postgresEndpointsOf(inventory);
+export const postgresEndpoints = postgres.endpoints;
 /** The application's PostgreSQL URL through PgBouncer; secret. */
-export const postgresAppConnectionString = appConnectionString(postgresEndpointsOf(inventory), secrets.postgres.app);
+export const postgresAppConnectionString = postgres.appConnectionString;
 export const redisSentinels = redis.sentinelEndpoints;
 export const rabbitmqManagement = rabbitmq.managementEndpoints;
 export const loadBalancerIps = Object.fromEntries(Object.entries(loadBalancers).map(([name, lb]) => [name, lb.privateIp]));

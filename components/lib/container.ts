@@ -1,6 +1,5 @@
 import { digestReference } from "../../config/lock";
 import { sha256, shellQuote } from "./remote";
-import { PostgresSettings } from "../data/postgres/settings";
 
 /**
  * How the data modules (Redis, RabbitMQ, MinIO, HAProxy, PgBouncer) run one long-lived container on a host: pinned
@@ -11,7 +10,8 @@ import { PostgresSettings } from "../data/postgres/settings";
 /**
  * `nofile` limit (open files and sockets; soft = hard, `docker run --ulimit`) of each long-lived
  * container, so none runs with Docker's default soft limit of 1024. Each value is its daemon's
- * upstream recommendation; the computed ones are {@link haproxyNofile} and {@link pgbouncerNofile}.
+ * upstream recommendation; the computed ones are {@link haproxyNofile} and PgBouncer's `pgbouncerNofile`
+ * (components/data/pgbouncer/render.ts: a library does not import a data module).
  */
 export const CONTAINER_NOFILE = {
   /**
@@ -48,19 +48,6 @@ export const CONTAINER_NOFILE = {
  */
 export function haproxyNofile(maxconn: number): number {
   return 2 * maxconn + 1024;
-}
-
-/**
- * PgBouncer's `nofile`: twice PgBouncer's theoretical maximum (PgBouncer 1.24 config.md,
- * `max_client_conn`: max_client_conn + max pool_size × databases × users, "set the number of file
- * descriptors to a safely high number"), the largest pool being default + reserve pool size.
- *
- * @param pools the pool settings rendered into pgbouncer.ini (spec 001, "PgBouncer").
- * @param databases entries of `[databases]` in pgbouncer.ini.
- * @param users users in userlist.txt.
- */
-export function pgbouncerNofile(pools: PostgresSettings["pgbouncer"], databases: number, users: number): number {
-  return 2 * (pools.maxClientConn + (pools.defaultPoolSize + pools.reservePoolSize) * databases * users);
 }
 
 /** One container of a data module. */

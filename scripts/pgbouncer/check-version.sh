@@ -1,4 +1,4 @@
-# The PgBouncer the pinned image really runs (components/data/pgbouncer.ts sets the KB_* variables
+# The PgBouncer the pinned image really runs (components/data/pgbouncer/render.ts sets the KB_* variables
 # above). edoburu's tags name a PgBouncer release, but its images are built and pushed by hand, so a
 # tag may carry another build: stop before the container is (re)created when the binary is not the
 # pinned release (packages.pgbouncer in config/versions.yaml).

@@ -3,10 +3,19 @@ import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
 import { loadVersions, parseInventory } from "../../config";
-import { renderPgbouncerIni, renderPgbouncerStepScript, renderPgbouncerUserlist } from "../../components/data/pgbouncer";
+import * as pulumi from "@pulumi/pulumi";
+import {
+  pgbouncerNofile,
+  PgBouncerLayer,
+  renderedPgbouncerNofile,
+  renderPgbouncerIni,
+  renderPgbouncerStepScript,
+  renderPgbouncerUserlist,
+} from "../../components/data/pgbouncer";
 import { parsePostgresSettings } from "../../components/data/postgres";
 import { renderStepScript, secretKeysIn } from "../../components/lib/remote";
 import { runProgram } from "../../scripts/lib/mock-engine";
+import { declared, mockHosts, testSpec } from "../support/component-mocks";
 import { rawStackConfig } from "../support/stack-config";
 import { requireTool, run, tempDir } from "../support/tools";
 
@@ -22,7 +31,7 @@ function iniSection(text: string, name: string): Record<string, string> {
 }
 
 describe("pgbouncer.ini", () => {
-  const ini = renderPgbouncerIni({ settings: parsePostgresSettings(undefined) });
+  const ini = renderPgbouncerIni({ settings: parsePostgresSettings(undefined).pgbouncer });
   const main = iniSection(ini, "pgbouncer");
 
   it("listens on 0.0.0.0:6432 and pools transactions with the spec's sizes", () => {
@@ -50,7 +59,7 @@ describe("pgbouncer.ini", () => {
 
   it("follows the settings", () => {
     const custom = renderPgbouncerIni({
-      settings: parsePostgresSettings({ pgbouncer: { defaultPoolSize: 40, maxPreparedStatements: 0 } }),
+      settings: parsePostgresSettings({ pgbouncer: { defaultPoolSize: 40, maxPreparedStatements: 0 } }).pgbouncer,
     });
     expect(iniSection(custom, "pgbouncer")).toMatchObject({ default_pool_size: "40", max_prepared_statements: "0" });
   });
@@ -140,6 +149,39 @@ esac
       result.calls.indexOf(`run --rm --network none --entrypoint pgbouncer ${image} --version`),
     );
     expect(result.calls.indexOf(`pull -q ${image}`)).toBeGreaterThan(-1);
+  });
+});
+
+describe("PgBouncer's open-files limit", () => {
+  it("is twice max_client_conn plus the largest pools of every database and user, counted from the rendered files", () => {
+    const pools = parsePostgresSettings(undefined).pgbouncer;
+    expect(pgbouncerNofile(pools, 2, 1)).toBe(2 * (1000 + 30 * 2));
+    const ini = renderPgbouncerIni({ settings: pools });
+    expect(renderedPgbouncerNofile(pools, ini, renderPgbouncerUserlist())).toBe(2120);
+  });
+});
+
+describe("PgBouncerLayer on the mock engine", () => {
+  let layer: PgBouncerLayer | undefined;
+  const build = () => {
+    const { list, ready } = mockHosts([testSpec("haproxy-01", "10.0.0.11", "haproxy"), testSpec("haproxy-02", "10.0.0.12", "haproxy")]);
+    layer = new PgBouncerLayer("pgbouncer", {
+      hosts: list,
+      versions: loadVersions(),
+      settings: parsePostgresSettings(undefined).pgbouncer,
+      secrets: { app: pulumi.secret("S3cretApp") },
+      after: { hosts: ready },
+      caCertPem: pulumi.output("CA-PEM"),
+    });
+  };
+
+  it("rolls host by host after each host's own predecessor; verified is the last host's step", async () => {
+    const resources = await declared(build);
+    expect(resources.get("haproxy-01-pgbouncer")?.deps).toEqual(["haproxy-01-base"]);
+    expect(resources.get("haproxy-02-pgbouncer")?.deps.sort()).toEqual(["haproxy-01-pgbouncer", "haproxy-02-base"]);
+    const verifiedName = await new Promise((resolve) => (layer as PgBouncerLayer).verified.urn.apply(resolve));
+    expect(String(verifiedName)).toMatch(/::haproxy-02-pgbouncer$/);
+    expect(resources.get("haproxy-02-pgbouncer")?.inputs.create).not.toMatch(/S3cretApp/);
   });
 });
 

@@ -1,5 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
+import { spawnSync } from "child_process";
+import * as fs from "fs";
 import * as yaml from "js-yaml";
+import * as path from "path";
 import { ConfigError, loadVersions, parseInventory, serversOf } from "../../config";
 import {
   DbNode,
@@ -7,13 +10,18 @@ import {
   DEFAULT_POSTGRES_LAYOUT,
   etcdClusterToken,
   parsePostgresSettings,
+  patroniBuildArgs,
+  patroniDockerfile,
   patroniImageTag,
   PostgresCluster,
-  postgresEndpointsOf,
+  postgresEndpointsAt,
+  postgresHaproxyListenersFor,
+  postgresLoadBalancerIp,
   renderAppSql,
   renderDynamicConfigObject,
   renderEtcdEnv,
   renderEtcdRunScript,
+  renderImageBuildScript,
   renderPatroniConfig,
   renderPatroniStepScript,
   renderPgHba,
@@ -22,12 +30,12 @@ import {
   survivableNodeStallSeconds,
   TIMING_PROFILES,
 } from "../../components/data/postgres";
-import { secretKeysIn } from "../../components/lib/remote";
-import { Pki } from "../../components/security/pki";
-import { PlatformSecrets } from "../../components/security/secrets";
+import { renderStepScript, secretKeysIn } from "../../components/lib/remote";
+import { commonScript } from "../../components/lib/scripts";
 import { isSecretValue, reveal, runProgram } from "../../scripts/lib/mock-engine";
 import { rawStackConfig } from "../support/stack-config";
 import { declared, mockHosts } from "../support/component-mocks";
+import { tempDir } from "../support/tools";
 
 const inventory = parseInventory(rawStackConfig("prod"));
 const versions = loadVersions();
@@ -238,11 +246,68 @@ describe("etcd member settings", () => {
 });
 
 describe("host scripts", () => {
-  it("mounts the XFS volume through fstab with noatime and gives PGDATA and WAL to the postgres uid, mode 700", () => {
+  it("mounts the XFS volume with the shared kb_xfs_volume (fstab, noatime), then gives PGDATA and WAL to the postgres uid, mode 700", () => {
     const script = renderVolumeScript();
-    expect(script).toContain('line="UUID=$uuid $KB_VOLUME_MOUNT xfs defaults,noatime,nofail 0 2"');
-    expect(script).toContain('install -d -m 0700 -o "$KB_POSTGRES_UID" -g "$KB_POSTGRES_UID" "$KB_DATA_DIR" "$KB_WAL_DIR"');
+    expect(script).toContain(commonScript("xfs-volume.sh"));
+    expect(script).toContain('entry="UUID=$uuid $mount_point xfs defaults,noatime,nofail 0 2"');
+    const mount = script.indexOf('kb_xfs_volume "$KB_VOLUME_MOUNT"\n');
+    expect(mount).toBeGreaterThan(script.indexOf("kb_xfs_volume() {"));
+    const dirs = script.indexOf('install -d -m 0700 -o "$KB_POSTGRES_UID" -g "$KB_POSTGRES_UID" "$KB_DATA_DIR" "$KB_WAL_DIR"');
+    expect(dirs).toBeGreaterThan(mount);
     expect(script).toContain("KB_POSTGRES_UID='999'");
+    expect(script).toContain("KB_VOLUME_MOUNT='/opt/keybuzz/postgres'");
+  });
+
+  it.each(["node", "finish", "verify"] as const)(
+    "gives the Patroni %s step exactly the KB_* variables its scripts read, each once",
+    (step) => {
+      const body = renderPatroniStepScript(step, MEMBERS[1], MEMBERS, defaults, patroniImageTag(versions));
+      const assigned = [...body.matchAll(/^(KB_[A-Z0-9_]+)=/gm)].map((match) => match[1]);
+      const scripts = body.slice(body.indexOf("\n# Shared by the Patroni node and finish steps"));
+      const named = new Set([...scripts.matchAll(/\b(KB_[A-Z0-9_]+)\b/g)].map((match) => match[1]));
+      expect([...assigned].sort()).toEqual([...named].sort());
+      expect(new Set(assigned).size).toBe(assigned.length);
+    },
+  );
+
+  it("reads the loop wait and the replica count only where they are used", () => {
+    const tag = patroniImageTag(versions);
+    expect(renderPatroniStepScript("node", MEMBERS[0], MEMBERS, defaults, tag)).toContain("KB_LOOP_WAIT='5'\n");
+    expect(renderPatroniStepScript("verify", MEMBERS[0], MEMBERS, defaults, tag)).toContain("KB_REPLICAS='2'\n");
+    expect(renderPatroniStepScript("finish", MEMBERS[0], MEMBERS, defaults, tag)).not.toMatch(/KB_REPLICAS|KB_LOOP_WAIT/);
+  });
+
+  it("builds the Patroni image with the pinned build arguments only when its tag is absent", () => {
+    const tag = patroniImageTag(versions);
+    const buildStep = (present: boolean): string[] => {
+      const dir = tempDir("patroni-image");
+      const log = path.join(dir, "calls.log");
+      fs.writeFileSync(
+        path.join(dir, "docker"),
+        `#!/usr/bin/env bash\nprintf '%s\\n' "$*" >>"${log}"\n[ "$1 $2" != "image inspect" ] || [ "$FAKE_PRESENT" = yes ]\n`,
+        { mode: 0o755 },
+      );
+      const result = spawnSync("bash", ["-c", renderStepScript("image test", [], renderImageBuildScript(versions, tag))], {
+        encoding: "utf8",
+        env: {
+          ...process.env,
+          PATH: `${dir}:${process.env.PATH}`,
+          FAKE_PRESENT: present ? "yes" : "no",
+          KB_STEP_LOG_DIR: path.join(dir, "logs"),
+        },
+      });
+      expect(result.status).toBe(0);
+      return fs.readFileSync(log, "utf8").trim().split("\n");
+    };
+    const args = patroniBuildArgs(versions);
+    expect(buildStep(false)).toEqual([
+      `image inspect ${tag}`,
+      `build -q --build-arg POSTGRES_IMAGE=${args.POSTGRES_IMAGE} --build-arg PATRONI_VERSION=${args.PATRONI_VERSION} --build-arg PGVECTOR_VERSION=${args.PGVECTOR_VERSION} -t ${tag} /etc/keybuzz/postgres/build`,
+    ]);
+    expect(buildStep(true)).toEqual([`image inspect ${tag}`]);
+    // The Dockerfile declares exactly the arguments the step passes.
+    const declaredArgs = [...patroniDockerfile().matchAll(/^ARG (\w+)=/gm)].map((match) => match[1]);
+    expect(declaredArgs.sort()).toEqual(Object.keys(args).sort());
   });
 
   it("restarts a replica at once but defers the leader, and the finish step switches over before restarting it", () => {
@@ -275,23 +340,34 @@ describe("host scripts", () => {
   });
 });
 
+/** The cluster the last {@link buildCluster} declared. */
+let built: PostgresCluster | undefined;
+
 function buildCluster(settings = defaults): () => void {
   return () => {
-    const { byName: hosts, volumes, ready } = mockHosts(serversOf(inventory, "postgres"));
+    const { list: hosts, volumes, ready } = mockHosts(serversOf(inventory, "postgres"));
     const nodes: Record<string, { certPem: pulumi.Output<string>; keyPem: pulumi.Output<string> }> = {};
-    for (const name of Object.keys(hosts)) {
-      nodes[name] = { certPem: pulumi.output(`CERT-${name}`), keyPem: pulumi.secret(`S3cretKey-${name}`) };
+    for (const host of hosts) {
+      nodes[host.spec.name] = { certPem: pulumi.output(`CERT-${host.spec.name}`), keyPem: pulumi.secret(`S3cretKey-${host.spec.name}`) };
     }
     const secrets = {
-      postgres: {
-        superuser: pulumi.secret("S3cretSuper"),
-        replication: pulumi.secret("S3cretRepl"),
-        app: pulumi.secret("S3cretApp"),
-        restApi: pulumi.secret("S3cretRest"),
-      },
-    } as unknown as PlatformSecrets;
-    const pki = { caCertPem: pulumi.output("CA-PEM"), nodes } as unknown as Pki;
-    new PostgresCluster("postgres", { stack: "prod", inventory, versions, settings, hosts, volumes, ready, secrets, pki });
+      superuser: pulumi.secret("S3cretSuper"),
+      replication: pulumi.secret("S3cretRepl"),
+      app: pulumi.secret("S3cretApp"),
+      restApi: pulumi.secret("S3cretRest"),
+    };
+    const pki = { caCertPem: pulumi.output("CA-PEM"), nodes };
+    built = new PostgresCluster("postgres", {
+      hosts,
+      versions,
+      settings,
+      secrets,
+      after: { hosts: ready },
+      pki,
+      volumes,
+      clientCidr: inventory.network.ipRange,
+      loadBalancerIp: "10.0.0.10",
+    });
   };
 }
 
@@ -366,6 +442,24 @@ describe("PostgresCluster on the mock engine", () => {
     expect(after.get("db-master-01-patroni-finish")?.deps).toEqual(["db-slave-02-patroni"]);
   });
 
+  it("hands HAProxy its listeners, the CA file and the CA, gated on its verification, and exposes the endpoints", async () => {
+    const resources = await declared(buildCluster());
+    const cluster = built as PostgresCluster;
+    expect(cluster.haproxy.verified).toBe(cluster.verified);
+    expect(resources.has("db-master-01-postgres-verify")).toBe(true);
+    expect(cluster.haproxy.listeners).toEqual(postgresHaproxyListenersFor(MEMBERS, defaults));
+    expect(cluster.haproxy.listeners.map((listener) => [listener.name, listener.port])).toEqual([
+      ["postgres-write", 5432],
+      ["postgres-read", 5433],
+    ]);
+    expect(cluster.haproxy.files).toEqual([{ name: "postgres-ca.crt", content: "{{secret:postgres-ca}}" }]);
+    const resolved = (value: pulumi.Input<string> | undefined) => new Promise((resolve) => pulumi.output(value).apply(resolve));
+    expect(await resolved(cluster.haproxy.secrets?.["postgres-ca"])).toBe("CA-PEM");
+    expect(cluster.endpoints).toEqual({ write: "10.0.0.10:5432", read: "10.0.0.10:5433", pooled: "10.0.0.10:6432" });
+    expect(await pulumi.isSecret(cluster.appConnectionString)).toBe(true);
+    expect(await resolved(cluster.appConnectionString)).toBe("postgresql://keybuzz:S3cretApp@10.0.0.10:6432/keybuzz");
+  });
+
   it("has no etcd step with the raft DCS", async () => {
     const resources = await declared(buildCluster(parsePostgresSettings({ dcs: "raft" })));
     expect([...resources.keys()].filter((name) => name.endsWith("-etcd"))).toEqual([]);
@@ -385,8 +479,12 @@ describe("the program (prod)", () => {
       expect(files.map((file) => file.path)).toContain("/etc/keybuzz/postgres/build/Dockerfile");
       for (const file of files) expect(file.content).not.toMatch(/mock-secret/);
     }
-    expect(run.outputs.postgresEndpoints).toEqual(postgresEndpointsOf(inventory));
-    expect(postgresEndpointsOf(inventory)).toEqual({ write: "10.0.0.10:5432", read: "10.0.0.10:5433", pooled: "10.0.0.10:6432" });
+    expect(run.outputs.postgresEndpoints).toEqual(postgresEndpointsAt(postgresLoadBalancerIp(inventory)));
+    expect(postgresEndpointsAt(postgresLoadBalancerIp(inventory))).toEqual({
+      write: "10.0.0.10:5432",
+      read: "10.0.0.10:5433",
+      pooled: "10.0.0.10:6432",
+    });
     const url = run.registrations.length > 0 ? run.outputs.postgresAppConnectionString : undefined;
     expect(String(reveal(url))).toMatch(/^postgresql:\/\/keybuzz:mock-secret-[^@]+@10\.0\.0\.10:6432\/keybuzz$/);
   });

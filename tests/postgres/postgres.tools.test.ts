@@ -8,10 +8,15 @@ import {
   PATRONI_DOCKERFILE,
   PostgresLayout,
   PostgresSettings,
+  patroniImageTag,
   renderEtcdRunScript,
+  renderEtcdStepScript,
+  renderImageBuildScript,
   renderPatroniConfig,
+  renderPatroniStepScript,
+  renderVolumeScript,
 } from "../../components/data/postgres";
-import { fillSecrets } from "../../components/lib/remote";
+import { fillSecrets, renderStepScript } from "../../components/lib/remote";
 import { loadVersions } from "../../config";
 import { loopbackPostgresLayout } from "../support/loopback/loopback";
 import { requireTool, run, tempDir } from "../support/tools";
@@ -77,6 +82,30 @@ describe("other rendered PostgreSQL files", () => {
     const file = path.join(tempDir("etcd-run"), "run.sh");
     fs.writeFileSync(file, renderEtcdRunScript(MEMBERS[0], MEMBERS, loadVersions()));
     const result = run(shellcheck, ["-s", "bash", file]);
+    expect(result.stdout).toBe("");
+    expect(result.status).toBe(0);
+  });
+
+  it("shellcheck passes every step body of the module (each step's variables all read, none missing a quote)", () => {
+    const shellcheck = requireTool("shellcheck");
+    const versions = loadVersions();
+    const settings = parsePostgresSettings(undefined);
+    const tag = patroniImageTag(versions);
+    const dir = tempDir("postgres-steps");
+    const bodies: Record<string, string> = {
+      volume: renderVolumeScript(),
+      image: renderImageBuildScript(versions, tag),
+      etcd: renderEtcdStepScript(DEFAULT_POSTGRES_LAYOUT, "quay.io/coreos/etcd:v3.5.21@sha256:" + "0".repeat(64)),
+      ...Object.fromEntries(
+        (["node", "finish", "verify"] as const).map((step) => [step, renderPatroniStepScript(step, MEMBERS[0], MEMBERS, settings, tag)]),
+      ),
+    };
+    const files = Object.entries(bodies).map(([name, body]) => {
+      const file = path.join(dir, `${name}.sh`);
+      fs.writeFileSync(file, renderStepScript(`postgres ${name}`, [], body));
+      return file;
+    });
+    const result = run(shellcheck, ["--severity=warning", "--shell=bash", ...files]);
     expect(result.stdout).toBe("");
     expect(result.status).toBe(0);
   });

@@ -1,5 +1,4 @@
 /** PostgreSQL HA module (spec 001 module 3, spec 004): settings, render functions, component. */
 export * from "./settings";
 export * from "./render";
-export * from "./scripts";
-export * from "./cluster";
+export * from "./component";

@@ -1,21 +1,30 @@
 import * as fs from "fs";
 import * as yaml from "js-yaml";
 import * as path from "path";
-import { ClusterNode, clusterNodes, digestReference, Inventory, serversOf, Versions } from "../../../config";
+import { ClusterNode, clusterNodes, digestReference, Inventory, lockedImage, serversOf, Versions } from "../../../config";
+import { CONTAINER_NOFILE, imagePull, renderLockedImagePull } from "../../lib/container";
+import { HaproxyFile, HaproxyListener } from "../../lib/contract";
 import { secretRef, sha256 } from "../../lib/remote";
-import { HAPROXY_CONTAINER_DIR, HaproxyExtraFile, HaproxyListener } from "../haproxy";
+import { hostScript, shellVariables, stepBody } from "../../lib/scripts";
 import { ACCOUNTS } from "../../security/secrets";
+import { HAPROXY_CONTAINER_DIR } from "../haproxy";
+import { PGBOUNCER_PORT } from "../pgbouncer/render";
 import {
   DEFAULT_POSTGRES_LAYOUT,
+  ETCD_UID,
   PATRONI_NAMESPACE,
   PATRONI_SCOPE,
+  POSTGRES_UID,
   PostgresLayout,
   PostgresSettings,
   SECRET_KEYS,
   timingOf,
 } from "./settings";
 
-/** Pure render functions of the PostgreSQL tier: inputs in, text out, no engine. */
+/**
+ * Pure render functions of the PostgreSQL tier: inputs in, text out, no engine. Step bodies are
+ * the scripts of scripts/postgres/ behind their `KB_*` variables (`shellVariables`).
+ */
 
 /** A DB node: etcd, Patroni and PostgreSQL bind and advertise its address. */
 export type DbNode = ClusterNode;
@@ -293,6 +302,9 @@ export const HAPROXY_POSTGRES_CA = `${HAPROXY_CONTAINER_DIR}/postgres-ca.crt`;
  */
 export const HAPROXY_CHECK_TIMING = "inter 500ms fastinter 250ms downinter 500ms fall 2 rise 2";
 
+/** Ports HAProxy binds for PostgreSQL, and the load balancer forwards (spec 001: write 5432 → leader, read 5433 → replicas). */
+export const POSTGRES_HAPROXY_PORTS = { write: 5432, read: 5433 } as const;
+
 /** Options of {@link postgresHaproxyListenersFor}. */
 export interface PostgresListenerOptions {
   /** Default {@link DEFAULT_POSTGRES_LAYOUT} (ports 5432 and 8008). */
@@ -318,13 +330,13 @@ export function postgresHaproxyListenersFor(
   return [
     {
       name: "postgres-write",
-      port: options.writePort ?? 5432,
+      port: options.writePort ?? POSTGRES_HAPROXY_PORTS.write,
       // Patroni answers 200 on /primary only on the leader (spec 004 §9).
       lines: [...common, "option httpchk OPTIONS /primary", "http-check expect status 200", defaults, ...servers],
     },
     {
       name: "postgres-read",
-      port: options.readPort ?? 5433,
+      port: options.readPort ?? POSTGRES_HAPROXY_PORTS.read,
       // 200 only on a running replica at most readMaxLagBytes behind the leader.
       lines: [
         ...common,
@@ -385,7 +397,7 @@ export function patroniImageTag(versions: Versions, dockerfile: string = patroni
 export const POSTGRES_HAPROXY_CA_KEY = "postgres-ca";
 
 /** The CA file HAProxy verifies the Patroni REST API with ({@link HAPROXY_POSTGRES_CA}). */
-export function postgresHaproxyCaFile(): HaproxyExtraFile {
+export function postgresHaproxyCaFile(): HaproxyFile {
   return { name: path.posix.basename(HAPROXY_POSTGRES_CA), content: secretRef(POSTGRES_HAPROXY_CA_KEY) };
 }
 
@@ -399,9 +411,204 @@ export interface PostgresEndpoints {
   readonly pooled: string;
 }
 
-/** The endpoints on the load balancer whose targets are the haproxy group (spec: 10.0.0.10). */
-export function postgresEndpointsOf(inventory: Inventory): PostgresEndpoints {
+/**
+ * Private IP of the internal load balancer whose targets are the haproxy group (spec: 10.0.0.10):
+ * where clients reach PostgreSQL and PgBouncer.
+ *
+ * @throws Error when no load balancer targets the haproxy group (config/ reports that first:
+ *   `moduleInventoryProblems`).
+ */
+export function postgresLoadBalancerIp(inventory: Inventory): string {
   const lb = inventory.loadBalancers.find((candidate) => candidate.targetGroup === "haproxy");
   if (!lb) throw new Error("postgres: no load balancer targets the haproxy group (keybuzz:loadBalancers)");
-  return { write: `${lb.privateIp}:5432`, read: `${lb.privateIp}:5433`, pooled: `${lb.privateIp}:6432` };
+  return lb.privateIp;
+}
+
+/** The client endpoints on the load balancer at `address` (write 5432, read 5433, PgBouncer 6432). */
+export function postgresEndpointsAt(address: string): PostgresEndpoints {
+  return {
+    write: `${address}:${POSTGRES_HAPROXY_PORTS.write}`,
+    read: `${address}:${POSTGRES_HAPROXY_PORTS.read}`,
+    pooled: `${address}:${PGBOUNCER_PORT}`,
+  };
+}
+
+/** Seconds a node step waits for its member to be healthy (a replica's first clone included). */
+export const PATRONI_WAIT_SECONDS = 900;
+
+/** Path of the etcd run script on the host. */
+export function etcdRunPath(layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT): string {
+  return path.posix.join(layout.paths.etcdConfigDir, "run.sh");
+}
+
+/**
+ * Body of the volume step: the node's XFS volume mounted (`kb_xfs_volume`, scripts/common/
+ * xfs-volume.sh: fstab, noatime), then scripts/postgres/volume.sh: PGDATA and WAL dirs 700.
+ */
+export function renderVolumeScript(layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT): string {
+  const { paths } = layout;
+  return stepBody("postgres", ["volume.sh"], {
+    variables: { KB_VOLUME_MOUNT: paths.volumeMount, KB_DATA_DIR: paths.dataDir, KB_WAL_DIR: paths.walDir, KB_POSTGRES_UID: POSTGRES_UID },
+    common: ["xfs-volume.sh"],
+  });
+}
+
+/**
+ * The etcd run script installed on the host (`run.sh start | wait-cluster SECONDS`), with its
+ * settings baked in: the image, the data and config dirs, this member's and every member's endpoint.
+ */
+export function renderEtcdRunScript(
+  node: DbNode,
+  members: readonly DbNode[],
+  versions: Versions,
+  layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT,
+): string {
+  const { ports, paths } = layout;
+  const variables = shellVariables({
+    KB_ETCD_IMAGE: imagePull(lockedImage(versions, "etcd")).run,
+    KB_ETCD_NOFILE: CONTAINER_NOFILE.etcd,
+    KB_ETCD_UID: ETCD_UID,
+    KB_ETCD_DATA_DIR: paths.etcdDataDir,
+    KB_ETCD_CONFIG_DIR: paths.etcdConfigDir,
+    KB_ETCD_ENDPOINT: `https://${node.address}:${ports.etcdClient}`,
+    KB_ETCD_ENDPOINTS: members.map((member) => `https://${member.address}:${ports.etcdClient}`).join(","),
+  });
+  return `#!/usr/bin/env bash\n${variables}\n${hostScript("postgres", "etcd-run.sh").trim()}\n`;
+}
+
+/**
+ * Body of the etcd step (scripts/postgres/etcd.sh): start (or update) the member; a formed
+ * cluster's member waits for health.
+ *
+ * @param etcdImage `lockedImage(versions, "etcd")`: when locked, the step first pulls the digest and
+ *   points the tag run.sh runs at it.
+ */
+export function renderEtcdStepScript(layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT, etcdImage = ""): string {
+  const lockedPull = renderLockedImagePull(etcdImage).trimEnd();
+  return stepBody("postgres", ["etcd.sh"], { prefix: lockedPull ? [lockedPull] : [], variables: { KB_ETCD_RUN: etcdRunPath(layout) } });
+}
+
+/**
+ * Line appended to etcd.env when the digest lock pins etcd: run.sh hashes etcd.env into the
+ * container's `keybuzz.spec` label, so a new digest re-creates the member (one at a time, as any
+ * change); the container's environment names the digest it runs. etcd reads only `ETCD_*` variables.
+ */
+export function renderEtcdLockedImageEnv(versions: Versions): string {
+  const { pull, run } = imagePull(lockedImage(versions, "etcd"));
+  return pull === run ? "" : `KEYBUZZ_ETCD_IMAGE=${pull}\n`;
+}
+
+/**
+ * Body of the image step (scripts/postgres/patroni-image.sh): build the Patroni image unless this
+ * exact tag exists, with {@link patroniBuildArgs} as `NAME=value` words in `KB_BUILD_ARGS`.
+ *
+ * @throws Error when a build argument's value holds whitespace (a bug: pins are single words).
+ */
+export function renderImageBuildScript(versions: Versions, imageTag: string, layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT): string {
+  const buildArgs = Object.entries(patroniBuildArgs(versions)).map(([key, value]) => {
+    if (/\s/.test(value)) throw new Error(`Patroni build argument ${key}: "${value}" holds whitespace`);
+    return `${key}=${value}`;
+  });
+  return stepBody("postgres", ["patroni-image.sh"], {
+    variables: {
+      KB_IMAGE_TAG: imageTag,
+      KB_BUILD_ARGS: buildArgs.join(" "),
+      KB_BUILD_CONTEXT: path.posix.join(layout.paths.configDir, "build"),
+    },
+  });
+}
+
+/** Every `KB_*` variable a Patroni step may read; each step gets those its scripts name. */
+function patroniVariables(
+  node: DbNode,
+  members: readonly DbNode[],
+  settings: PostgresSettings,
+  imageTag: string,
+  layout: PostgresLayout,
+): Record<string, string | number> {
+  const { ports, paths } = layout;
+  return {
+    KB_NODE: node.name,
+    KB_ADDRESS: node.address,
+    KB_REST_PORT: ports.restApi,
+    KB_POSTGRES_PORT: ports.postgres,
+    KB_SCOPE: PATRONI_SCOPE,
+    KB_DCS: settings.dcs,
+    KB_IMAGE_TAG: imageTag,
+    KB_PATRONI_NOFILE: CONTAINER_NOFILE.patroni,
+    KB_CONFIG_DIR: paths.configDir,
+    KB_TLS_DIR: paths.tlsDir,
+    KB_VOLUME_MOUNT: paths.volumeMount,
+    KB_RAFT_DIR: paths.raftDir,
+    KB_POSTGRES_UID: POSTGRES_UID,
+    KB_ETCD_RUN: etcdRunPath(layout),
+    KB_LOOP_WAIT: timingOf(settings).loopWait,
+    KB_WAIT_SECONDS: PATRONI_WAIT_SECONDS,
+    KB_REPLICAS: members.length - 1,
+    KB_PENDING_MARKER: path.posix.join(paths.configDir, "restart-pending"),
+  };
+}
+
+/** The Patroni steps and the script in scripts/postgres/ each one ends with (after patroni-lib.sh). */
+const PATRONI_STEP_SCRIPTS = {
+  /** A node's Patroni step: bootstrap or rolling change. */
+  node: "patroni-node.sh",
+  /** A node's finish step: the deferred leader restart after a switchover. */
+  finish: "patroni-finish.sh",
+  /** The verification step (run on the bootstrap node). */
+  verify: "verify.sh",
+} as const;
+
+/** One of {@link PATRONI_STEP_SCRIPTS}. */
+export type PatroniStep = keyof typeof PATRONI_STEP_SCRIPTS;
+
+/**
+ * Body of a Patroni step on `node`: the `KB_*` variables that patroni-lib.sh and the step's own
+ * script read (so shellcheck's unused-variable check holds for each step), then those two files.
+ */
+export function renderPatroniStepScript(
+  step: PatroniStep,
+  node: DbNode,
+  members: readonly DbNode[],
+  settings: PostgresSettings,
+  imageTag: string,
+  layout: PostgresLayout = DEFAULT_POSTGRES_LAYOUT,
+): string {
+  const files = ["patroni-lib.sh", PATRONI_STEP_SCRIPTS[step]];
+  const text = files.map((file) => hostScript("postgres", file)).join("\n");
+  // Named anywhere counts: `$((KB_LOOP_WAIT + 2))` reads a variable without a `$`.
+  const read = Object.entries(patroniVariables(node, members, settings, imageTag, layout)).filter(([name]) =>
+    new RegExp(`\\b${name}\\b`).test(text),
+  );
+  return stepBody("postgres", files, { variables: Object.fromEntries(read) });
+}
+
+/** The REST API state helper the steps call (host python3). */
+export function patroniStateHelper(): string {
+  return hostScript("postgres", "patroni_state.py");
+}
+
+/** Name of the application database (and of its owner role, {@link ACCOUNTS.postgresApp}). */
+export const APP_DATABASE = "keybuzz";
+
+/**
+ * SQL run on the leader by the verification step: the application role (password from the
+ * secret placeholder) and database, created only when missing, then the vector extension in it.
+ */
+export function renderAppSql(): string {
+  const role = ACCOUNTS.postgresApp;
+  return `-- Rendered by KeyBuzz: idempotent application role and database.
+SELECT format('CREATE ROLE %I LOGIN', '${role}') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${role}') \\gexec
+ALTER ROLE ${role} WITH LOGIN PASSWORD '${secretRef(SECRET_KEYS.app)}';
+SELECT format('CREATE DATABASE %I OWNER %I', '${APP_DATABASE}', '${role}') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '${APP_DATABASE}') \\gexec
+\\connect ${APP_DATABASE}
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector AS vector_works;
+`;
+}
+
+/** pgpass of the verification step: the superuser, every host. */
+export function renderVerifyPgpass(): string {
+  return `*:*:*:${ACCOUNTS.postgresSuperuser}:${secretRef(SECRET_KEYS.superuser)}\n`;
 }

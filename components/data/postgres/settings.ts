@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ConfigError, formatZodError } from "../../../config";
+import { pgbouncerSettingsSchema } from "../pgbouncer/settings";
 
 /**
  * Operator settings of the PostgreSQL module, read from stack config `keybuzz:postgres`, and the
@@ -75,16 +76,8 @@ export const postgresSettingsSchema = z.strictObject({
   readMaxLagBytes: z.number().int().positive().default(1048576),
   /** Extra PostgreSQL parameters merged over the spec's node parameters (e.g. `shared_buffers: 2GB`). */
   parameters: z.record(z.string().regex(/^[a-z_][a-z0-9_.]*$/), parameterValue).default({}),
-  /** PgBouncer pools (spec 001, "PgBouncer"). */
-  pgbouncer: z
-    .strictObject({
-      maxClientConn: z.number().int().positive().default(1000),
-      defaultPoolSize: z.number().int().positive().default(25),
-      reservePoolSize: z.number().int().nonnegative().default(5),
-      /** Prepared statements tracked per server connection in transaction mode (PgBouncer ≥ 1.21). */
-      maxPreparedStatements: z.number().int().nonnegative().default(200),
-    })
-    .default({ maxClientConn: 1000, defaultPoolSize: 25, reservePoolSize: 5, maxPreparedStatements: 200 }),
+  /** PgBouncer pools (spec 001, "PgBouncer"): the PgBouncer module's schema, kept under this key (components/data/pgbouncer/settings.ts). */
+  pgbouncer: pgbouncerSettingsSchema,
 });
 
 /** Validated `keybuzz:postgres`. */

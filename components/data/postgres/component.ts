@@ -1,36 +1,36 @@
 import * as command from "@pulumi/command";
-import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as path from "path";
-import { Inventory, lockedImage, Versions } from "../../../config";
-import { Host, HostFile, remoteStep, secretRef, sha256 } from "../../lib/remote";
-import { ACCOUNTS, PlatformSecrets } from "../../security/secrets";
-import { Pki } from "../../security/pki";
-import {
-  dbNodesOf,
-  etcdClusterToken,
-  patroniDockerfile,
-  patroniImageTag,
-  PostgresEndpoints,
-  renderDynamicConfig,
-  renderEtcdEnv,
-  renderPatroniConfig,
-  TLS_FILES,
-} from "./render";
+import { clusterNodes, lockedImage } from "../../../config";
+import { HaproxyContribution, ModuleArgs, ModuleOutputs, waitsFor } from "../../lib/contract";
+import { HostFile, remoteStep, secretRef, sha256 } from "../../lib/remote";
+import { ACCOUNTS } from "../../security/secrets";
 import {
   APP_DATABASE,
+  etcdClusterToken,
   etcdRunPath,
+  patroniDockerfile,
+  patroniImageTag,
   patroniStateHelper,
+  POSTGRES_HAPROXY_CA_KEY,
+  PostgresEndpoints,
+  postgresEndpointsAt,
+  postgresHaproxyCaFile,
+  postgresHaproxyListenersFor,
   renderAppSql,
-  renderEtcdRunScript,
+  renderDynamicConfig,
+  renderEtcdEnv,
   renderEtcdLockedImageEnv,
+  renderEtcdRunScript,
   renderEtcdStepScript,
   renderImageBuildScript,
+  renderPatroniConfig,
   renderPatroniStepScript,
   renderVerifyPgpass,
   renderVolumeScript,
-} from "./scripts";
+  TLS_FILES,
+} from "./render";
 import { DEFAULT_POSTGRES_LAYOUT, ETCD_UID, POSTGRES_UID, PostgresLayout, PostgresSettings, SECRET_KEYS } from "./settings";
 
 /** The application's connection string through PgBouncer (secret: it holds the password). */
@@ -38,33 +38,49 @@ export function appConnectionString(endpoints: PostgresEndpoints, password: pulu
   return pulumi.secret(pulumi.interpolate`postgresql://${ACCOUNTS.postgresApp}:${password}@${endpoints.pooled}/${APP_DATABASE}`);
 }
 
-/** Arguments of {@link PostgresCluster}. */
-export interface PostgresClusterArgs {
-  /** Stack name; part of the etcd cluster token. */
-  readonly stack: string;
-  /** The DB nodes are the `postgres` group, bootstrap node first (spec 001: db-master-01). */
-  readonly inventory: Inventory;
-  /** `images.etcd`, `images.postgres`, `packages.patroni`, `packages.pgvector` (config/versions.yaml). */
-  readonly versions: Versions;
-  /** Operator settings (`keybuzz:postgres`, validated in the config pass, config/settings.ts). */
-  readonly settings: PostgresSettings;
-  /** Hosts by inventory name (`ServerFleet.hosts`). */
-  readonly hosts: Readonly<Record<string, Host>>;
-  /** XFS data volume per DB node (`ServerFleet.volumes`); its id re-runs the volume step when replaced. */
-  readonly volumes: Readonly<Record<string, hcloud.Volume>>;
-  /** Verified end of the base OS per host name (`BaseOs.ready`). */
-  readonly ready: Readonly<Record<string, pulumi.Resource>>;
-  /** Passwords: `postgres.superuser`, `.replication`, `.app`, `.restApi`. */
-  readonly secrets: PlatformSecrets;
-  /** CA and per-node certificates (etcd peer/client, REST API, PostgreSQL `ssl=on`). */
-  readonly pki: Pki;
-  /** Default {@link DEFAULT_POSTGRES_LAYOUT} with the inventory's private CIDR. */
-  readonly layout?: PostgresLayout;
+/** PostgreSQL's slice of the platform's credentials (`PlatformSecrets.postgres`), every value secret. */
+export interface PostgresSecrets {
+  /** Password of the `postgres` superuser (Patroni, the verification step). */
+  readonly superuser: pulumi.Input<string>;
+  /** Password of the `replicator` role (streaming replication). */
+  readonly replication: pulumi.Input<string>;
+  /** Password of the application role `keybuzz` (created by the verification step). */
+  readonly app: pulumi.Input<string>;
+  /** Basic auth of Patroni's REST API (writes: switchover, restart). */
+  readonly restApi: pulumi.Input<string>;
+}
+
+/** The TLS material of the DB nodes (`Pki`: its CA and one certificate per DB node). */
+export interface PostgresPki {
+  /** CA certificate, PEM: etcd, Patroni, PostgreSQL and HAProxy's checks verify against it. */
+  readonly caCertPem: pulumi.Input<string>;
+  /** Per DB node name: its certificate and (secret) key, PEM; serves etcd peer/client, REST API and `ssl=on`. */
+  readonly nodes: Readonly<Record<string, { readonly certPem: pulumi.Input<string>; readonly keyPem: pulumi.Input<string> }>>;
 }
 
 /**
- * PostgreSQL HA (spec 001 module 3, spec 004): on each DB node the XFS volume, an etcd member
- * (mutual TLS), and Patroni + PostgreSQL 16 + pgvector in a locally built image.
+ * Arguments of {@link PostgresCluster}: the module contract, with `hosts` = the postgres group in
+ * inventory order (bootstrap node first, spec 001: db-master-01), `settings` = `keybuzz:postgres`,
+ * `versions` for `images.etcd`, `images.postgres`, `packages.patroni`, `packages.pgvector`, and
+ * `after.hosts` = each node's verified base OS. The extras are what the contract's inputs do not
+ * carry: the PKI (not a password of `PlatformSecrets`), the data volumes, and two addresses of the
+ * inventory's network.
+ */
+export interface PostgresClusterArgs extends ModuleArgs<PostgresSettings, PostgresSecrets> {
+  /** CA and per-node certificates (etcd peer/client, REST API, PostgreSQL `ssl=on`); `Pki`. */
+  readonly pki: PostgresPki;
+  /** XFS data volume per DB node (`ServerFleet.volumes`); its id re-runs the volume step when the volume is replaced. */
+  readonly volumes: Readonly<Record<string, { readonly id: pulumi.Input<string> }>>;
+  /** CIDR clients may connect from (pg_hba `hostssl all all`): the private network, `keybuzz:network.ipRange`. */
+  readonly clientCidr: string;
+  /** Private IP of the internal load balancer in front of the haproxy group (spec: 10.0.0.10; `postgresLoadBalancerIp`). */
+  readonly loadBalancerIp: string;
+}
+
+/**
+ * PostgreSQL HA (`keybuzz:data:PostgresCluster`; spec 001 module 3, spec 004): on each DB node the
+ * XFS volume, an etcd member (mutual TLS), and Patroni + PostgreSQL 16 + pgvector in a locally
+ * built image; its listeners behind the shared HAProxy.
  *
  * Order of steps: volume, etcd and image build per node (etcd members one after the other), then
  * Patroni node by node in inventory order (bootstrap node first, waits to be healthy; each next
@@ -72,32 +88,29 @@ export interface PostgresClusterArgs {
  * switchover), then the verification on the bootstrap node: exactly 1 leader and N-1 streaming
  * replicas with lag 0, the application database and role, `CREATE EXTENSION vector`.
  */
-export class PostgresCluster extends pulumi.ComponentResource {
+export class PostgresCluster extends pulumi.ComponentResource implements ModuleOutputs {
   /** The verification step: the cluster is healthy and the application database exists. */
   public readonly verified: command.remote.Command;
+  /** Its write and read listeners, the CA file their checks verify the REST API with, and that CA. */
+  public readonly haproxy: HaproxyContribution;
+  /** Client endpoints on the internal load balancer: write (leader), read (replicas), pooled (PgBouncer). */
+  public readonly endpoints: PostgresEndpoints;
+  /** The application's URL through PgBouncer (secret). */
+  public readonly appConnectionString: pulumi.Output<string>;
   /** Application database name and user (not secret). */
   public readonly database: string;
   public readonly user: string;
 
   constructor(name: string, args: PostgresClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("keybuzz:data:PostgresCluster", name, {}, opts);
-    const layout = args.layout ?? { ...DEFAULT_POSTGRES_LAYOUT, clientCidr: args.inventory.network.ipRange };
+    const layout: PostgresLayout = { ...DEFAULT_POSTGRES_LAYOUT, clientCidr: args.clientCidr };
     const { paths } = layout;
-    const members = dbNodesOf(args.inventory);
-    if (members.length < 3) throw new Error(`PostgresCluster ${name}: needs at least 3 postgres nodes, got ${members.length}`);
+    const members = clusterNodes(args.hosts.map((host) => host.spec));
+    const hostOf = Object.fromEntries(args.hosts.map((host) => [host.spec.name, host]));
     const dockerfile = patroniDockerfile();
     const imageTag = patroniImageTag(args.versions, dockerfile);
-    const hostOf = (node: string): Host => {
-      const host = args.hosts[node];
-      if (!host) throw new Error(`PostgresCluster ${name}: no host ${node}`);
-      return host;
-    };
-    const readyOf = (node: string): pulumi.Resource => {
-      const ready = args.ready[node];
-      if (!ready) throw new Error(`PostgresCluster ${name}: no base OS readiness for ${node}`);
-      return ready;
-    };
-    const pg = args.secrets.postgres;
+    const stack = pulumi.getStack();
+    const pg = args.secrets;
     // The pg_rewind role's password: only Patroni uses it, so it is generated here.
     const rewindPassword = new random.RandomPassword(`${name}-rewind`, { length: 32, special: false }, { parent: this }).result;
     const passwords = {
@@ -127,12 +140,12 @@ export class PostgresCluster extends pulumi.ComponentResource {
     const imageSteps: Record<string, command.remote.Command> = {};
     const etcdSteps: command.remote.Command[] = [];
     for (const node of members) {
-      const host = hostOf(node.name);
+      const host = hostOf[node.name];
       const volume = args.volumes[node.name];
       volumeSteps[node.name] = remoteStep(
         `${node.name}-pg-volume`,
         { host, script: renderVolumeScript(layout), timeoutMinutes: 10, triggers: volume ? [volume.id] : [] },
-        { parent: this, dependsOn: [readyOf(node.name)] },
+        { parent: this, dependsOn: waitsFor(args.after, node.name) },
       );
       imageSteps[node.name] = remoteStep(
         `${node.name}-patroni-image`,
@@ -142,7 +155,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
           script: renderImageBuildScript(args.versions, imageTag, layout),
           timeoutMinutes: 30,
         },
-        { parent: this, dependsOn: [readyOf(node.name)] },
+        { parent: this, dependsOn: waitsFor(args.after, node.name) },
       );
       if (args.settings.dcs === "etcd3") {
         const previous = etcdSteps[etcdSteps.length - 1];
@@ -154,7 +167,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
               files: [
                 {
                   path: path.posix.join(paths.etcdConfigDir, "etcd.env"),
-                  content: renderEtcdEnv(node, members, args.stack, layout) + renderEtcdLockedImageEnv(args.versions),
+                  content: renderEtcdEnv(node, members, stack, layout) + renderEtcdLockedImageEnv(args.versions),
                 },
                 { path: etcdRunPath(layout), content: renderEtcdRunScript(node, members, args.versions, layout), mode: "0755" },
                 ...tlsFiles(path.posix.join(paths.etcdConfigDir, "tls"), ETCD_UID),
@@ -163,7 +176,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
               secrets: tlsSecrets(node.name),
               timeoutMinutes: 10,
             },
-            { parent: this, dependsOn: [readyOf(node.name), ...(previous ? [previous] : [])] },
+            { parent: this, dependsOn: waitsFor(args.after, node.name, previous) },
           ),
         );
       }
@@ -173,7 +186,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
     const nodeSteps: command.remote.Command[] = [];
     const fingerprints: string[] = [];
     for (const node of members) {
-      const host = hostOf(node.name);
+      const host = hostOf[node.name];
       const files: HostFile[] = [
         {
           path: path.posix.join(paths.configDir, "patroni.yml"),
@@ -207,7 +220,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
       last = remoteStep(
         `${node.name}-patroni-finish`,
         {
-          host: hostOf(node.name),
+          host: hostOf[node.name],
           script: renderPatroniStepScript("finish", node, members, args.settings, imageTag, layout),
           timeoutMinutes: 30,
           triggers: [changeFingerprint],
@@ -221,7 +234,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
     this.verified = remoteStep(
       `${bootstrap.name}-postgres-verify`,
       {
-        host: hostOf(bootstrap.name),
+        host: hostOf[bootstrap.name],
         files: [
           { path: path.posix.join(paths.configDir, "verify.pgpass"), content: renderVerifyPgpass(), mode: "0600", owner },
           { path: path.posix.join(paths.configDir, "app.sql"), content: renderAppSql(), mode: "0600", owner },
@@ -229,12 +242,27 @@ export class PostgresCluster extends pulumi.ComponentResource {
         script: renderPatroniStepScript("verify", bootstrap, members, args.settings, imageTag, layout),
         secrets: { [SECRET_KEYS.superuser]: pg.superuser, [SECRET_KEYS.app]: pg.app },
         timeoutMinutes: 20,
-        triggers: [changeFingerprint, etcdClusterToken(args.stack)],
+        triggers: [changeFingerprint, etcdClusterToken(stack)],
       },
       { parent: this, dependsOn: [last] },
     );
+    this.haproxy = {
+      listeners: postgresHaproxyListenersFor(members, args.settings, { layout }),
+      files: [postgresHaproxyCaFile()],
+      secrets: { [POSTGRES_HAPROXY_CA_KEY]: args.pki.caCertPem },
+      verified: this.verified,
+    };
+    this.endpoints = postgresEndpointsAt(args.loadBalancerIp);
+    this.appConnectionString = appConnectionString(this.endpoints, pg.app);
     this.database = APP_DATABASE;
     this.user = ACCOUNTS.postgresApp;
-    this.registerOutputs({ database: this.database, user: this.user });
+    this.registerOutputs({
+      verified: this.verified,
+      haproxy: this.haproxy,
+      endpoints: this.endpoints,
+      appConnectionString: this.appConnectionString,
+      database: this.database,
+      user: this.user,
+    });
   }
 }
