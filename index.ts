@@ -14,13 +14,9 @@ import { HaproxyLayer } from "./components/data/haproxy";
 import { PgBouncerLayer } from "./components/data/pgbouncer";
 import { PostgresCluster, postgresLoadBalancerIp } from "./components/data/postgres";
 import { ProxySqlLayer } from "./components/data/proxysql";
-import {
-  RabbitMqCluster,
-  rabbitmqHaproxyListener,
-  rabbitmqHealthCheckAuthorization,
-  RABBITMQ_HEALTH_AUTH_KEY,
-} from "./components/data/rabbitmq";
+import { RabbitMqCluster } from "./components/data/rabbitmq";
 import { RedisCluster, redisHaproxyListener, REDIS_PASSWORD_KEY } from "./components/data/redis";
+import { remoteStep } from "./components/lib/remote";
 import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { BaseOs } from "./components/os/base-os";
@@ -60,17 +56,17 @@ const redis = new RedisCluster("redis", {
 const rabbitmq = new RabbitMqCluster("rabbitmq", {
   hosts: hostsOf("rabbitmq"),
   versions,
-  password: secrets.rabbitmq.password,
-  erlangCookie: secrets.rabbitmq.erlangCookie,
-  monitorPassword: secrets.rabbitmq.monitor,
-  ready: baseOs.ready,
+  settings: settings.rabbitmq,
+  secrets: { password: secrets.rabbitmq.password, erlangCookie: secrets.rabbitmq.erlangCookie, monitorPassword: secrets.rabbitmq.monitor },
+  after: { hosts: baseOs.ready },
 });
 const minio = new MinioCluster("minio", {
   hosts: hostsOf("minio"),
   versions,
+  settings: settings.minio,
+  secrets: { rootPassword: secrets.minio.rootPassword },
+  after: { hosts: baseOs.ready },
   domain: inventory.internalDomain,
-  rootPassword: secrets.minio.rootPassword,
-  ready: baseOs.ready,
 });
 
 // PostgreSQL HA: etcd + Patroni on the DB nodes, then the shared HAProxy and PgBouncer on haproxy-01/02 (docs/postgres.md).
@@ -90,24 +86,34 @@ const haproxy = new HaproxyLayer("haproxy", {
   listeners: [
     ...postgres.haproxy.listeners,
     redisHaproxyListener(clusterNodes(serversOf(inventory, "redis"))),
-    rabbitmqHaproxyListener(clusterNodes(serversOf(inventory, "rabbitmq"))),
+    ...rabbitmq.haproxy.listeners,
   ],
   secrets: {
     ...postgres.haproxy.secrets,
     [REDIS_PASSWORD_KEY]: secrets.redis.password,
-    [RABBITMQ_HEALTH_AUTH_KEY]: rabbitmqHealthCheckAuthorization(secrets.rabbitmq.monitor),
+    ...rabbitmq.haproxy.secrets,
   },
   extraFiles: postgres.haproxy.files,
   versions,
   ready: baseOs.ready,
-  dependsOn: [postgres.verified, redis.ready, rabbitmq.ready],
+  dependsOn: [postgres.verified, redis.ready, rabbitmq.haproxy.verified],
 });
 // End-to-end: Redis and AMQP answer through the internal load balancer once HAProxy is up.
 const internalLb = inventory.loadBalancers.find((lb) => lb.services.some((service) => service.listenPort === 6379));
 if (internalLb) {
   const lbReady = [loadBalancers[internalLb.name], ...Object.values(haproxy.ready)];
   redis.checkThroughLoadBalancer(internalLb.privateIp, 6379, lbReady);
-  rabbitmq.checkThroughLoadBalancer(internalLb.privateIp, 5672, lbReady);
+  // Until HaproxyLayer collects the contributions and declares their checks (issue 14), they are
+  // declared here, under their former parent, so their URNs do not move.
+  for (const check of rabbitmq.haproxy.endpointChecks ?? []) {
+    const listener = rabbitmq.haproxy.listeners.find((candidate) => candidate.name === check.listener);
+    if (!listener) throw new Error(`endpoint check ${check.name}: no listener ${check.listener}`);
+    remoteStep(
+      check.name,
+      { host: check.host, script: check.script(internalLb.privateIp, listener.port), timeoutMinutes: 5, triggers: [...check.triggers] },
+      { parent: check.formerParent, dependsOn: [rabbitmq.haproxy.verified, ...lbReady] },
+    );
+  }
 }
 new PgBouncerLayer("pgbouncer", {
   hosts: hostsOf("haproxy"),

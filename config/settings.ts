@@ -1,11 +1,14 @@
 import { parseGaleraSettings } from "../components/data/galera";
+import { minioVolumes } from "../components/data/minio/render";
+import { parseMinioSettings } from "../components/data/minio/settings";
 import { parsePostgresSettings } from "../components/data/postgres/settings";
+import { parseRabbitMqSettings } from "../components/data/rabbitmq/settings";
 import { parseRedisTuning } from "../components/data/redis";
 import { backendConfigData } from "../components/k8s/addons";
 import { ingressProxyProtocol } from "../components/k8s/ingress";
 import { parseK8sSettings } from "../components/k8s/settings";
 import { isConfigError } from "./errors";
-import type { Inventory } from "./inventory";
+import { clusterNodes, Inventory, serversOf } from "./inventory";
 
 /**
  * The modules' operator settings (`keybuzz:<module>`), validated in the same first pass as the
@@ -19,6 +22,8 @@ import type { Inventory } from "./inventory";
  */
 const MODULE_SETTINGS = {
   redis: parseRedisTuning,
+  rabbitmq: parseRabbitMqSettings,
+  minio: parseMinioSettings,
   postgres: parsePostgresSettings,
   galera: parseGaleraSettings,
   k8s: parseK8sSettings,
@@ -51,8 +56,8 @@ export function parseModuleSettings(raw: Readonly<Record<string, unknown>>): { s
  * What the modules need from the inventory beyond its own checks, asked of the modules' pure
  * functions in the config pass, so a component never discovers it mid-program: the load balancers
  * of `keybuzz-backend-config` (5432, 6379, 5672, 3306) and a MinIO node, one PROXY-protocol setting
- * for the ingress services, and a load balancer in front of the haproxy group (the PostgreSQL
- * endpoints, `postgresEndpointsOf`).
+ * for the ingress services, a load balancer in front of the haproxy group (the PostgreSQL
+ * endpoints, `postgresEndpointsOf`), and MinIO node names that `MINIO_VOLUMES` can expand.
  *
  * @returns one line per problem, each naming its key.
  */
@@ -60,6 +65,8 @@ export function moduleInventoryProblems(inventory: Inventory): string[] {
   const problems: string[] = [];
   collectProblems(() => backendConfigData(inventory), problems);
   collectProblems(() => ingressProxyProtocol(inventory), problems);
+  const minioNodes = clusterNodes(serversOf(inventory, "minio"));
+  if (minioNodes.length > 0) collectProblems(() => minioVolumes(minioNodes), problems);
   if (!inventory.loadBalancers.some((lb) => lb.targetGroup === "haproxy")) {
     problems.push(
       "keybuzz:loadBalancers: no load balancer targets the haproxy group; the PostgreSQL endpoints (5432, 5433, 6432) need one",

@@ -1,4 +1,4 @@
-# MinIO on one node (components/data/minio.ts sets the KB_* variables above). The nodes of a
+# MinIO on one node (components/data/minio/render.ts sets the KB_* variables above). The nodes of a
 # distributed deployment wait for each other, so a first start does not wait for health; a
 # restart of a running node waits until the whole cluster has its write quorum again, so changes
 # roll one node at a time.

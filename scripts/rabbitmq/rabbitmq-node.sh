@@ -1,4 +1,4 @@
-# RabbitMQ on one node (components/data/rabbitmq.ts sets the KB_* variables above). Nodes run
+# RabbitMQ on one node (components/data/rabbitmq/render.ts sets the KB_* variables above). Nodes run
 # one at a time in inventory order, so a new node finds the running ones through classic_config
 # peer discovery and joins them; a restart waits until the node is not quorum-critical.
 : "${KB_NODE:?}" "${KB_SEED_NODE:?}" "${KB_NODE_COUNT:?}" "${KB_OWNER:?}" "${KB_DATA_DIR:?}" "${KB_CONFIG_DIR:?}"

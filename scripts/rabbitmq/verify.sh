@@ -1,4 +1,4 @@
-# Verification of the RabbitMQ cluster (components/data/rabbitmq.ts sets the KB_* variables above):
+# Verification of the RabbitMQ cluster (components/data/rabbitmq/render.ts sets the KB_* variables above):
 # every node running, no partitions, and a quorum queue gets a member on every node.
 : "${KB_NODE_COUNT:?}" "${KB_NODE_IP:?}" "${KB_MANAGEMENT_PORT:?}" "${KB_ADMIN_USER:?}" "${KB_MANAGED_DIR:?}"
 rmq() { docker exec rabbitmq "$@"; }

@@ -1,12 +1,20 @@
+import * as pulumi from "@pulumi/pulumi";
 import {
   DEFAULT_MINIO_SETTINGS,
+  MinioCluster,
+  minioS3Endpoint,
   minioVolumes,
+  parseMinioSettings,
   renderMinioEnv,
   renderMinioNodeScript,
   renderMinioVerifyScript,
 } from "../../components/data/minio";
 import { secretKeysIn } from "../../components/lib/remote";
-import { isSecretValue, runProgram } from "../../scripts/lib/mock-engine";
+import { ConfigError, isConfigError, loadVersions, moduleInventoryProblems, parseInventory } from "../../config";
+import { isSecretValue, reveal, runFailingProgram, runProgram } from "../../scripts/lib/mock-engine";
+import { declared, mockHosts, testSpec } from "../support/component-mocks";
+import { configProblems } from "../support/module-checks";
+import { rawStackConfig } from "../support/stack-config";
 
 // Spec 003: the IPs are not sequential, the names are.
 const NODES = [
@@ -26,6 +34,19 @@ describe("MINIO_VOLUMES", () => {
   it("refuses names the expansion cannot express", () => {
     expect(() => minioVolumes([NODES[0], NODES[2]])).toThrow(/consecutive/);
     expect(() => minioVolumes([{ name: "storage", address: "10.0.0.1" }])).toThrow(/end in a number/);
+  });
+  it("refuses them as a configuration error naming keybuzz:servers, so config/ reports it before any resource", () => {
+    expect(() => minioVolumes([NODES[0], NODES[2]])).toThrow(ConfigError);
+    const raw = structuredClone(rawStackConfig("prod")) as { servers: { name: string }[] };
+    const third = raw.servers.find((server) => server.name === "minio-03");
+    if (!third) throw new Error("prod has no minio-03");
+    third.name = "minio-04";
+    expect(moduleInventoryProblems(parseInventory(raw))).toContainEqual(
+      expect.stringMatching(
+        /^keybuzz:servers: MinIO node names must be consecutive \(minio-01, minio-02, …\) for MINIO_VOLUMES; got minio-01, minio-02, minio-04$/,
+      ),
+    );
+    expect(moduleInventoryProblems(parseInventory(rawStackConfig("prod")))).toEqual([]);
   });
 });
 
@@ -92,5 +113,73 @@ describe("the program (prod)", () => {
     );
     expect(variables[1]).toEqual(variables[0]);
     expect(variables[2]).toEqual(variables[0]);
+  });
+});
+
+describe("keybuzz:minio settings", () => {
+  it("default to today's production values when the key is absent", () => {
+    expect(parseMinioSettings(undefined)).toEqual({ apiPort: 9000, consolePort: 9001, dataPath: "/data", rootUser: "keybuzz-root" });
+  });
+
+  it("reach the pool, the server's addresses, the verification and the S3 endpoint", () => {
+    const settings = parseMinioSettings({ apiPort: 9100, consolePort: 9101, dataPath: "/export" });
+    const layout = { ...settings, domain: "keybuzz.io" };
+    expect(renderMinioEnv(NODES, layout)).toContain('MINIO_VOLUMES="http://minio-0{1...3}.keybuzz.io:9100/export"');
+    const script = renderMinioNodeScript(NODES[0], "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z", settings);
+    expect(script).toContain("--address 10.0.0.134:9100 --console-address 10.0.0.134:9101");
+    expect(script).toContain("/opt/keybuzz/minio/data:/export");
+    expect(renderMinioVerifyScript(NODES, settings)).toContain("http://10.0.0.131:9100/minio/health/cluster");
+    expect(minioS3Endpoint(layout)).toBe("http://s3.keybuzz.io:9100");
+  });
+
+  it.each([
+    [{ apiPort: 0 }, /^keybuzz:minio\.apiPort: /],
+    [{ consolePort: 9000 }, /^keybuzz:minio\.apiPort: apiPort and consolePort must differ$/],
+    [{ dataPath: "data" }, /^keybuzz:minio\.dataPath: an absolute path/],
+    [{ rootUser: "ab" }, /^keybuzz:minio\.rootUser: at least 3 characters/],
+    [{ region: "x" }, /^keybuzz:minio\.: Unrecognized key: "region"$/],
+  ])("refuses %j with a ConfigError naming the key", (raw, problem) => {
+    expect(configProblems(() => parseMinioSettings(raw))).toContainEqual(expect.stringMatching(problem));
+  });
+
+  it("are validated with the inventory before the first resource: a bad keybuzz:minio and non-consecutive names stop the program", async () => {
+    const raw = structuredClone(rawStackConfig("prod")) as { servers: { name: string }[] };
+    const third = raw.servers.find((server) => server.name === "minio-03");
+    if (!third) throw new Error("prod has no minio-03");
+    third.name = "minio-04";
+    const { error, registrations } = await runFailingProgram("prod", {
+      "keybuzz:servers": JSON.stringify(raw.servers),
+      "keybuzz:minio": JSON.stringify({ apiPort: "9000" }),
+    });
+    if (!isConfigError(error)) throw error;
+    expect(error.problems).toContainEqual(expect.stringMatching(/^keybuzz:minio\.apiPort: /));
+    expect(error.problems).toContainEqual(expect.stringMatching(/^keybuzz:servers: MinIO node names must be consecutive/));
+    expect(registrations).toHaveLength(0);
+  });
+});
+
+describe("MinioCluster on the mock engine", () => {
+  it("waits for each host's base OS and the previous node, verifies after the last, keeps the root password secret", async () => {
+    let cluster: MinioCluster | undefined;
+    const resources = await declared(() => {
+      const { list: hosts, ready } = mockHosts(NODES.map((node) => testSpec(node.name, node.address, "minio")));
+      cluster = new MinioCluster("minio", {
+        hosts,
+        after: { hosts: ready },
+        versions: loadVersions(),
+        settings: DEFAULT_MINIO_SETTINGS,
+        secrets: { rootPassword: pulumi.secret("R00tSecretValue") },
+        domain: "keybuzz.io",
+      });
+    });
+    expect(resources.get("minio-01-minio")?.deps).toEqual(["minio-01-base"]);
+    expect(resources.get("minio-02-minio")?.deps).toEqual(["minio-02-base", "minio-01-minio"]);
+    expect(resources.get("minio-03-minio")?.deps).toEqual(["minio-03-base", "minio-02-minio"]);
+    expect(resources.get("minio-verify")?.deps).toEqual(["minio-01-minio", "minio-02-minio", "minio-03-minio"]);
+    const step = resources.get("minio-02-minio")?.inputs ?? {};
+    expect(isSecretValue(step.stdin)).toBe(true);
+    expect(String(reveal(step.create))).not.toContain("R00tSecretValue");
+    expect(cluster?.s3Endpoint).toBe("http://s3.keybuzz.io:9000");
+    expect(cluster?.consoleUrl).toBe("http://10.0.0.134:9001");
   });
 });

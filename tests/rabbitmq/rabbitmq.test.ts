@@ -1,17 +1,21 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
+  DEFAULT_RABBITMQ_SETTINGS,
+  parseRabbitMqSettings,
   RabbitMqCluster,
   rabbitmqHaproxyListener,
   rabbitmqHealthCheckAuthorization,
   rabbitMqNodeFiles,
   renderEnabledPlugins,
   renderRabbitMqConf,
+  renderRabbitMqEndpointCheckScript,
   renderRabbitMqNodeScript,
 } from "../../components/data/rabbitmq";
 import { secretKeysIn } from "../../components/lib/remote";
-import { loadVersions } from "../../config";
-import { isSecretValue, reveal, runProgram } from "../../scripts/lib/mock-engine";
+import { isConfigError, loadVersions } from "../../config";
+import { isSecretValue, reveal, runFailingProgram, runProgram } from "../../scripts/lib/mock-engine";
 import { declared, mockHosts, testSpec } from "../support/component-mocks";
+import { configProblems } from "../support/module-checks";
 
 const NODES = [1, 2, 3].map((n) => ({ name: `queue-0${n}`, address: `10.0.0.${125 + n}` }));
 
@@ -83,11 +87,14 @@ describe("RabbitMqCluster on the mock engine", () => {
       const { list: hosts, ready } = mockHosts(NODES.map((node) => testSpec(node.name, node.address, "rabbitmq")));
       new RabbitMqCluster("rabbitmq", {
         hosts,
-        ready,
+        after: { hosts: ready },
         versions: loadVersions(),
-        password: pulumi.secret("Adm1nSecretValue"),
-        erlangCookie: pulumi.secret("COOKIE"),
-        monitorPassword: pulumi.secret("M0nitorSecretValue"),
+        settings: DEFAULT_RABBITMQ_SETTINGS,
+        secrets: {
+          password: pulumi.secret("Adm1nSecretValue"),
+          erlangCookie: pulumi.secret("COOKIE"),
+          monitorPassword: pulumi.secret("M0nitorSecretValue"),
+        },
       });
     });
     const deps = new Map([...resources].map(([name, resource]) => [name, resource.deps]));
@@ -108,9 +115,85 @@ describe("RabbitMqCluster on the mock engine", () => {
   });
 });
 
+describe("keybuzz:rabbitmq settings", () => {
+  it("default to today's production values when the key is absent", () => {
+    expect(parseRabbitMqSettings(undefined)).toEqual({
+      amqpPort: 5672,
+      managementPort: 15672,
+      prometheusPort: 15692,
+      clusterName: "keybuzz",
+      defaultUser: "keybuzz",
+    });
+  });
+
+  it("reach rabbitmq.conf, the HAProxy listener and the management endpoints", () => {
+    const settings = parseRabbitMqSettings({ amqpPort: 5673, managementPort: 15673, clusterName: "kb-two" });
+    const conf = renderRabbitMqConf(NODES[0], NODES, settings);
+    expect(conf).toMatch(/^listeners\.tcp\.1 = 10\.0\.0\.126:5673$/m);
+    expect(conf).toMatch(/^management\.tcp\.port = 15673$/m);
+    expect(conf).toMatch(/^cluster_name = kb-two$/m);
+    const listener = rabbitmqHaproxyListener(NODES, settings);
+    expect(listener.port).toBe(5673);
+    expect(listener.lines).toContain("server queue-01 10.0.0.126:5673 check");
+    expect(listener.lines.find((line) => line.startsWith("default-server"))).toMatch(/port 15673/);
+  });
+
+  it.each([
+    [{ amqpPort: 70000 }, /^keybuzz:rabbitmq\.amqpPort: /],
+    [{ amqpPort: 15672 }, /^keybuzz:rabbitmq\.amqpPort: amqpPort, managementPort and prometheusPort must differ$/],
+    [{ defaultUser: "admin user" }, /^keybuzz:rabbitmq\.defaultUser: letters, digits/],
+    [{ clusterNmae: "x" }, /^keybuzz:rabbitmq\.: Unrecognized key: "clusterNmae"$/],
+  ])("refuses %j with a ConfigError naming the key", (raw, problem) => {
+    expect(configProblems(() => parseRabbitMqSettings(raw))).toContainEqual(expect.stringMatching(problem));
+  });
+  it("are validated in the config pass: a bad keybuzz:rabbitmq stops the program before the first resource", async () => {
+    const { error, registrations } = await runFailingProgram("prod", { "keybuzz:rabbitmq": JSON.stringify({ amqpPort: 70000 }) });
+    if (!isConfigError(error)) throw error;
+    expect(error.problems).toContainEqual(expect.stringMatching(/^keybuzz:rabbitmq\.amqpPort: /));
+    expect(registrations).toHaveLength(0);
+  });
+});
+
+describe("the RabbitMQ HAProxy contribution", () => {
+  it("holds the listener, the health check's Authorization (secret) and the AMQP check, under the cluster", async () => {
+    let cluster: RabbitMqCluster | undefined;
+    await declared(() => {
+      const { list: hosts, ready } = mockHosts(NODES.map((node) => testSpec(node.name, node.address, "rabbitmq")));
+      cluster = new RabbitMqCluster("rabbitmq", {
+        hosts,
+        after: { hosts: ready },
+        versions: loadVersions(),
+        settings: DEFAULT_RABBITMQ_SETTINGS,
+        secrets: { password: "Adm1nSecretValue", erlangCookie: "COOKIE", monitorPassword: "M0nitorSecretValue" },
+      });
+    });
+    if (!cluster) throw new Error("no cluster declared");
+    const { listeners, secrets, endpointChecks, verified } = cluster.haproxy;
+    expect(listeners).toEqual([rabbitmqHaproxyListener(NODES)]);
+    expect(verified).toBe(cluster.verified);
+    const authorization = pulumi.output(secrets?.["rabbitmq-health-auth"] ?? "");
+    expect(await pulumi.isSecret(authorization)).toBe(true);
+    const value = await new Promise<string>((resolve) => authorization.apply(resolve));
+    expect(Buffer.from(value, "base64").toString()).toBe("keybuzz-monitor:M0nitorSecretValue");
+    expect(endpointChecks).toHaveLength(1);
+    const [check] = endpointChecks ?? [];
+    expect(check.name).toBe("queue-01-rabbitmq-endpoint-check");
+    expect(check.host.spec.name).toBe("queue-01");
+    expect(check.listener).toBe(listeners[0].name);
+    expect(check.formerParent).toBe(cluster);
+    expect(check.script("10.0.0.10", 5672)).toBe(renderRabbitMqEndpointCheckScript("10.0.0.10", 5672));
+    expect(check.script("10.0.0.10", 5672)).toMatch(/^KB_LB_ADDRESS='10\.0\.0\.10'\nKB_LB_PORT='5672'\n/);
+  });
+});
+
 describe("the program (prod)", () => {
-  it("lands rabbitmq.conf, enabled_plugins and the cookie on every queue node, secrets as placeholders", async () => {
-    const { steps } = await runProgram("prod");
+  let program: Awaited<ReturnType<typeof runProgram>>;
+  beforeAll(async () => {
+    program = await runProgram("prod");
+  });
+
+  it("lands rabbitmq.conf, enabled_plugins and the cookie on every queue node, secrets as placeholders", () => {
+    const { steps } = program;
     for (const name of ["queue-01", "queue-02", "queue-03"]) {
       const step = steps.find((candidate) => candidate.step === `${name}-rabbitmq`);
       expect(step?.host).toBe(name);
@@ -123,5 +206,18 @@ describe("the program (prod)", () => {
       );
       for (const file of step?.files ?? []) expect(file.content).not.toMatch(/mock-secret/);
     }
+  });
+
+  it("checks AMQP through the internal LB from queue-01, under RabbitMqCluster, after the verification, HAProxy and the LB", () => {
+    const { registrations, steps } = program;
+    const check = registrations.find((registration) => registration.name === "queue-01-rabbitmq-endpoint-check");
+    const cluster = registrations.find((registration) => registration.type === "keybuzz:data:RabbitMqCluster");
+    expect(check?.parent).toBe(cluster?.urn);
+    expect(check?.dependsOn).toEqual(
+      expect.arrayContaining(["rabbitmq-verify", "haproxy-01-haproxy", "haproxy-02-haproxy", "lb-internal"]),
+    );
+    const step = steps.find((candidate) => candidate.step === "queue-01-rabbitmq-endpoint-check");
+    expect(step?.host).toBe("queue-01");
+    expect(step?.script).toContain("KB_LB_ADDRESS='10.0.0.10'\nKB_LB_PORT='5672'\n");
   });
 });
