@@ -21,13 +21,14 @@ import {
   PostgresCluster,
 } from "./components/data/postgres";
 import { ProxySqlLayer } from "./components/data/proxysql";
+import type { HaproxyContribution } from "./components/lib/contract";
 import {
   RabbitMqCluster,
   rabbitmqHaproxyListener,
   rabbitmqHealthCheckAuthorization,
   RABBITMQ_HEALTH_AUTH_KEY,
 } from "./components/data/rabbitmq";
-import { RedisCluster, redisHaproxyListener, REDIS_PASSWORD_KEY } from "./components/data/redis";
+import { RedisCluster } from "./components/data/redis";
 import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { BaseOs } from "./components/os/base-os";
@@ -59,10 +60,9 @@ const hostsOf = (group: Parameters<typeof serversOf>[1]) => serversOf(inventory,
 const redis = new RedisCluster("redis", {
   hosts: hostsOf("redis"),
   versions,
-  password: secrets.redis.password,
-  sentinelPassword: secrets.redis.sentinel,
-  ready: baseOs.ready,
-  tuning: settings.redis,
+  settings: settings.redis,
+  secrets: { password: secrets.redis.password, sentinelPassword: secrets.redis.sentinel },
+  after: { hosts: baseOs.ready },
 });
 const rabbitmq = new RabbitMqCluster("rabbitmq", {
   hosts: hostsOf("rabbitmq"),
@@ -92,29 +92,35 @@ const postgres = new PostgresCluster("postgres", {
   secrets,
   pki,
 });
+// The shared HAProxy serves every module's contribution; until PostgreSQL and RabbitMQ expose their own, index.ts builds them from their exports.
+const postgresContribution: HaproxyContribution = {
+  listeners: postgresHaproxyListeners(inventory, settings.postgres),
+  files: [postgresHaproxyCaFile()],
+  secrets: { [POSTGRES_HAPROXY_CA_KEY]: pki.caCertPem },
+  verified: postgres.verified,
+};
+const rabbitmqListener = rabbitmqHaproxyListener(clusterNodes(serversOf(inventory, "rabbitmq")));
+const rabbitmqContribution: HaproxyContribution = {
+  listeners: [rabbitmqListener],
+  secrets: { [RABBITMQ_HEALTH_AUTH_KEY]: rabbitmqHealthCheckAuthorization(secrets.rabbitmq.monitor) },
+  verified: rabbitmq.ready,
+};
+const haproxyLb = inventory.loadBalancers.find((lb) => lb.targetGroup === "haproxy");
 const haproxy = new HaproxyLayer("haproxy", {
   hosts: hostsOf("haproxy"),
-  listeners: [
-    ...postgresHaproxyListeners(inventory, settings.postgres),
-    redisHaproxyListener(clusterNodes(serversOf(inventory, "redis"))),
-    rabbitmqHaproxyListener(clusterNodes(serversOf(inventory, "rabbitmq"))),
-  ],
-  secrets: {
-    [POSTGRES_HAPROXY_CA_KEY]: pki.caCertPem,
-    [REDIS_PASSWORD_KEY]: secrets.redis.password,
-    [RABBITMQ_HEALTH_AUTH_KEY]: rabbitmqHealthCheckAuthorization(secrets.rabbitmq.monitor),
-  },
-  extraFiles: [postgresHaproxyCaFile()],
   versions,
-  ready: baseOs.ready,
-  dependsOn: [postgres.verified, redis.ready, rabbitmq.ready],
+  settings: settings.haproxy,
+  secrets: {},
+  after: { hosts: baseOs.ready },
+  contributions: [postgresContribution, redis.haproxy, rabbitmqContribution],
+  loadBalancer: haproxyLb && { address: haproxyLb.privateIp, ready: loadBalancers[haproxyLb.name] },
 });
-// End-to-end: Redis and AMQP answer through the internal load balancer once HAProxy is up.
-const internalLb = inventory.loadBalancers.find((lb) => lb.services.some((service) => service.listenPort === 6379));
-if (internalLb) {
-  const lbReady = [loadBalancers[internalLb.name], ...Object.values(haproxy.ready)];
-  redis.checkThroughLoadBalancer(internalLb.privateIp, 6379, lbReady);
-  rabbitmq.checkThroughLoadBalancer(internalLb.privateIp, 5672, lbReady);
+// End-to-end: AMQP answers through the internal load balancer once HAProxy is up (RabbitMQ's own contribution will carry this check).
+if (haproxyLb) {
+  rabbitmq.checkThroughLoadBalancer(haproxyLb.privateIp, rabbitmqListener.port, [
+    loadBalancers[haproxyLb.name],
+    ...Object.values(haproxy.verifiedByHost),
+  ]);
 }
 new PgBouncerLayer("pgbouncer", {
   hosts: hostsOf("haproxy"),
@@ -122,7 +128,7 @@ new PgBouncerLayer("pgbouncer", {
   versions,
   appPassword: secrets.postgres.app,
   caCertPem: pki.caCertPem,
-  ready: haproxy.ready,
+  ready: haproxy.verifiedByHost,
 });
 
 // MariaDB Galera, bootstrapped once, behind ProxySQL and the LB 10.0.0.20:3306 (docs/galera.md, docs/proxysql.md).

@@ -1,6 +1,7 @@
 import { parseGaleraSettings } from "../components/data/galera";
+import { parseHaproxySettings } from "../components/data/haproxy/settings";
 import { parsePostgresSettings } from "../components/data/postgres/settings";
-import { parseRedisTuning } from "../components/data/redis";
+import { parseRedisSettings } from "../components/data/redis/settings";
 import { backendConfigData } from "../components/k8s/addons";
 import { ingressProxyProtocol } from "../components/k8s/ingress";
 import { parseK8sSettings } from "../components/k8s/settings";
@@ -18,7 +19,8 @@ import type { Inventory } from "./inventory";
  * module's `settings.ts`; a parser throws a ConfigError naming `keybuzz:<key>.<field>`.
  */
 const MODULE_SETTINGS = {
-  redis: parseRedisTuning,
+  redis: parseRedisSettings,
+  haproxy: parseHaproxySettings,
   postgres: parsePostgresSettings,
   galera: parseGaleraSettings,
   k8s: parseK8sSettings,
