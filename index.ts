@@ -92,7 +92,7 @@ const postgres = new PostgresCluster("postgres", {
   secrets,
   pki,
 });
-// The shared HAProxy serves every module's contribution; until PostgreSQL and RabbitMQ expose their own, index.ts builds them from their exports.
+// The shared HAProxy (docs/haproxy.md) serves every module's contribution; until PostgreSQL and RabbitMQ expose their own, index.ts builds them from their exports.
 const postgresContribution: HaproxyContribution = {
   listeners: postgresHaproxyListeners(inventory, settings.postgres),
   files: [postgresHaproxyCaFile()],
