@@ -1,6 +1,6 @@
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import { loadVersions, parseInventory, serversOf } from "../../config";
+import { loadVersions, parseInventory, parseModuleSettings, serversOf } from "../../config";
 import {
   HAPROXY_HOST_DIR,
   HaproxyLayer,
@@ -196,6 +196,30 @@ describe("HaproxyLayer on the mock engine", () => {
       ).toThrow(/"postgres-ca" is contributed twice/);
     });
     expect(created.has("redis-01-check")).toBe(false);
+  });
+});
+
+describe("keybuzz:haproxy settings", () => {
+  it("default to a 120 s wait, name a bad key, and are validated in the config pass with the other modules", () => {
+    expect(parseHaproxySettings(undefined)).toEqual({ verifyTimeoutSeconds: 120 });
+    expect(() => parseHaproxySettings({ verifyTimeoutSeconds: 5 })).toThrow(/keybuzz:haproxy\.verifyTimeoutSeconds/);
+    expect(() => parseHaproxySettings({ verifyTimeout: 60 })).toThrow(/keybuzz:haproxy/);
+    expect(parseModuleSettings({ haproxy: { verifyTimeoutSeconds: 300 } }).settings?.haproxy).toEqual({ verifyTimeoutSeconds: 300 });
+    expect(parseModuleSettings({ haproxy: { verifyTimeoutSeconds: 0 } }).problems).toEqual([
+      expect.stringMatching(/^keybuzz:haproxy\.verifyTimeoutSeconds/),
+    ]);
+  });
+
+  it("bound each host's wait for a checked server", async () => {
+    const created = await declared(() => {
+      const verified = new hcloud.Server("module-verified", { serverType: "cx23", image: "x" });
+      new HaproxyLayer(
+        "haproxy",
+        layerArgs([{ listeners: postgres, verified }], { settings: parseHaproxySettings({ verifyTimeoutSeconds: 300 }) }),
+      );
+    });
+    expect(String(reveal(created.get("haproxy-01-haproxy")?.inputs.create))).toContain("KB_VERIFY_SECONDS=");
+    expect(plannedSteps.filter((step) => step.step === "haproxy-01-haproxy").at(-1)?.script).toContain("\nKB_VERIFY_SECONDS='300'\n");
   });
 });
 
