@@ -3,7 +3,7 @@
  * configuration first, then wires the modules in order; every module is a ComponentResource in
  * components/. See README.md and ../shared/DESIGN.md.
  */
-import { clusterNodes, loadPlatformConfig, serversOf } from "./config";
+import { loadPlatformConfig, serversOf } from "./config";
 import { AdminFirewall } from "./components/infra/firewall";
 import { ServerFleet } from "./components/infra/fleet";
 import { LoadBalancer } from "./components/infra/load-balancer";
@@ -15,8 +15,7 @@ import { PgBouncerLayer } from "./components/data/pgbouncer";
 import { PostgresCluster, postgresLoadBalancerIp } from "./components/data/postgres";
 import { ProxySqlLayer } from "./components/data/proxysql";
 import { RabbitMqCluster } from "./components/data/rabbitmq";
-import { RedisCluster, redisHaproxyListener, REDIS_PASSWORD_KEY } from "./components/data/redis";
-import { remoteStep } from "./components/lib/remote";
+import { RedisCluster } from "./components/data/redis";
 import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { BaseOs } from "./components/os/base-os";
@@ -48,10 +47,9 @@ const hostsOf = (group: Parameters<typeof serversOf>[1]) => serversOf(inventory,
 const redis = new RedisCluster("redis", {
   hosts: hostsOf("redis"),
   versions,
-  password: secrets.redis.password,
-  sentinelPassword: secrets.redis.sentinel,
-  ready: baseOs.ready,
-  tuning: settings.redis,
+  settings: settings.redis,
+  secrets: { password: secrets.redis.password, sentinelPassword: secrets.redis.sentinel },
+  after: { hosts: baseOs.ready },
 });
 const rabbitmq = new RabbitMqCluster("rabbitmq", {
   hosts: hostsOf("rabbitmq"),
@@ -81,46 +79,23 @@ const postgres = new PostgresCluster("postgres", {
   clientCidr: inventory.network.ipRange,
   loadBalancerIp: postgresLoadBalancerIp(inventory),
 });
+// The shared HAProxy (docs/haproxy.md) serves every module's contribution and declares their checks through the internal LB.
+const haproxyLb = inventory.loadBalancers.find((lb) => lb.targetGroup === "haproxy");
 const haproxy = new HaproxyLayer("haproxy", {
   hosts: hostsOf("haproxy"),
-  listeners: [
-    ...postgres.haproxy.listeners,
-    redisHaproxyListener(clusterNodes(serversOf(inventory, "redis"))),
-    ...rabbitmq.haproxy.listeners,
-  ],
-  secrets: {
-    ...postgres.haproxy.secrets,
-    [REDIS_PASSWORD_KEY]: secrets.redis.password,
-    ...rabbitmq.haproxy.secrets,
-  },
-  extraFiles: postgres.haproxy.files,
   versions,
-  ready: baseOs.ready,
-  dependsOn: [postgres.verified, redis.ready, rabbitmq.haproxy.verified],
+  settings: settings.haproxy,
+  secrets: {},
+  after: { hosts: baseOs.ready },
+  contributions: [postgres.haproxy, redis.haproxy, rabbitmq.haproxy],
+  loadBalancer: haproxyLb && { address: haproxyLb.privateIp, ready: loadBalancers[haproxyLb.name] },
 });
-// End-to-end: Redis and AMQP answer through the internal load balancer once HAProxy is up.
-const internalLb = inventory.loadBalancers.find((lb) => lb.services.some((service) => service.listenPort === 6379));
-if (internalLb) {
-  const lbReady = [loadBalancers[internalLb.name], ...Object.values(haproxy.ready)];
-  redis.checkThroughLoadBalancer(internalLb.privateIp, 6379, lbReady);
-  // Until HaproxyLayer collects the contributions and declares their checks (issue 14), they are
-  // declared here, under their former parent, so their URNs do not move.
-  for (const check of rabbitmq.haproxy.endpointChecks ?? []) {
-    const listener = rabbitmq.haproxy.listeners.find((candidate) => candidate.name === check.listener);
-    if (!listener) throw new Error(`endpoint check ${check.name}: no listener ${check.listener}`);
-    remoteStep(
-      check.name,
-      { host: check.host, script: check.script(internalLb.privateIp, listener.port), timeoutMinutes: 5, triggers: [...check.triggers] },
-      { parent: check.formerParent, dependsOn: [rabbitmq.haproxy.verified, ...lbReady] },
-    );
-  }
-}
 new PgBouncerLayer("pgbouncer", {
   hosts: hostsOf("haproxy"),
   versions,
   settings: settings.postgres.pgbouncer,
   secrets: { app: secrets.postgres.app },
-  after: { hosts: haproxy.ready },
+  after: { hosts: haproxy.verifiedByHost },
   caCertPem: pki.caCertPem,
 });
 

@@ -1,9 +1,10 @@
 import { parseGaleraSettings } from "../components/data/galera";
+import { parseHaproxySettings } from "../components/data/haproxy/settings";
 import { minioVolumes } from "../components/data/minio/render";
 import { parseMinioSettings } from "../components/data/minio/settings";
 import { parsePostgresSettings } from "../components/data/postgres/settings";
 import { parseRabbitMqSettings } from "../components/data/rabbitmq/settings";
-import { parseRedisTuning } from "../components/data/redis";
+import { parseRedisSettings } from "../components/data/redis/settings";
 import { backendConfigData } from "../components/k8s/addons";
 import { ingressProxyProtocol } from "../components/k8s/ingress";
 import { parseK8sSettings } from "../components/k8s/settings";
@@ -21,7 +22,8 @@ import { clusterNodes, Inventory, serversOf } from "./inventory";
  * module's `settings.ts`; a parser throws a ConfigError naming `keybuzz:<key>.<field>`.
  */
 const MODULE_SETTINGS = {
-  redis: parseRedisTuning,
+  redis: parseRedisSettings,
+  haproxy: parseHaproxySettings,
   rabbitmq: parseRabbitMqSettings,
   minio: parseMinioSettings,
   postgres: parsePostgresSettings,

@@ -1,18 +1,21 @@
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
-import { loadVersions, parseInventory, serversOf } from "../../config";
+import { loadVersions, parseInventory, parseModuleSettings, serversOf } from "../../config";
 import {
   HAPROXY_HOST_DIR,
   HaproxyLayer,
-  HaproxyListener,
+  HaproxyLayerArgs,
+  parseHaproxySettings,
   renderHaproxyConfig,
   renderHaproxyStepScript,
 } from "../../components/data/haproxy";
 import { parsePostgresSettings, postgresHaproxyCaFile, postgresHaproxyListeners } from "../../components/data/postgres";
-import { plannedSteps, secretRef } from "../../components/lib/remote";
-import { isSecretValue, reveal } from "../../scripts/lib/mock-engine";
+import type { HaproxyContribution, HaproxyListener } from "../../components/lib/contract";
+import { plannedSteps, renderStepScript, secretRef } from "../../components/lib/remote";
+import { declareResources, isSecretValue, reveal } from "../../scripts/lib/mock-engine";
 import { rawStackConfig } from "../support/stack-config";
-import { declared, mockHosts } from "../support/component-mocks";
+import { declared, mockHosts, testSpec } from "../support/component-mocks";
+import { runBash } from "../support/bash-fakes";
 
 const inventory = parseInventory(rawStackConfig("prod"));
 const settings = parsePostgresSettings(undefined);
@@ -84,22 +87,36 @@ describe("PostgreSQL listeners", () => {
   });
 });
 
+/** The layer's arguments on mocked haproxy hosts, serving `contributions`. Call inside `declared`'s build. */
+function layerArgs(contributions: HaproxyContribution[], extra: Partial<HaproxyLayerArgs> = {}): HaproxyLayerArgs {
+  const { list: hosts, ready } = mockHosts(serversOf(inventory, "haproxy"));
+  return {
+    hosts,
+    versions: loadVersions(),
+    settings: parseHaproxySettings(undefined),
+    secrets: {},
+    after: { hosts: ready },
+    contributions,
+    ...extra,
+  };
+}
+
 describe("HaproxyLayer on the mock engine", () => {
   it("runs one step per haproxy host, haproxy-02 after haproxy-01, after the clusters behind it", async () => {
     let before = 0;
+    let layer: HaproxyLayer | undefined;
     const created = await declared(() => {
-      const { list: hosts, ready } = mockHosts(serversOf(inventory, "haproxy"));
       const backend = new hcloud.Server("postgres-verified", { serverType: "cx23", image: "x" });
+      const args = layerArgs([
+        {
+          listeners: postgres,
+          files: [postgresHaproxyCaFile()],
+          secrets: { "postgres-ca": pulumi.secret("S3cretCaPem") },
+          verified: backend,
+        },
+      ]);
       before = plannedSteps.length;
-      new HaproxyLayer("haproxy", {
-        hosts,
-        listeners: postgres,
-        secrets: { "postgres-ca": pulumi.secret("S3cretCaPem") },
-        extraFiles: [postgresHaproxyCaFile()],
-        versions: loadVersions(),
-        ready,
-        dependsOn: [backend],
-      });
+      layer = new HaproxyLayer("haproxy", args);
     });
     const deps = new Map([...created].map(([name, resource]) => [name, resource.deps]));
     expect(deps.get("haproxy-01-haproxy")?.sort()).toEqual(["haproxy-01-base", "postgres-verified"]);
@@ -113,12 +130,135 @@ describe("HaproxyLayer on the mock engine", () => {
       [`${HAPROXY_HOST_DIR}/postgres-ca.crt`, "99:99"],
     ]);
     expect(files[0].content).toBe(renderHaproxyConfig(postgres));
+    expect(Object.keys(layer!.verifiedByHost)).toEqual(["haproxy-01", "haproxy-02"]);
+    expect(layer!.verified).toBe(layer!.verifiedByHost["haproxy-02"]);
   });
 
-  it("checks the new config with the image's haproxy -c before a graceful reload, and waits for a server UP per listener", () => {
+  it("renders every contribution's listeners in order and declares their endpoint checks once HAProxy and the LB are ready", async () => {
+    const queue = testSpec("queue-01", "10.0.0.126", "rabbitmq");
+    const registrations = await declareResources(() => {
+      const { list: queueHosts } = mockHosts([queue]);
+      const moduleVerified = new hcloud.Server("queue-verified", { serverType: "cx23", image: "x" });
+      const lb = new hcloud.LoadBalancer("lb-internal", { loadBalancerType: "lb11" });
+      const former = new pulumi.ComponentResource("keybuzz:data:RabbitMqCluster", "rabbitmq");
+      const amqp: HaproxyListener = { name: "amqp", port: 5672, lines: ["mode tcp", "server queue-01 10.0.0.126:5672 check"] };
+      const contribution: HaproxyContribution = {
+        listeners: [amqp],
+        endpointChecks: [
+          {
+            name: "queue-01-amqp-check",
+            host: queueHosts[0],
+            listener: "amqp",
+            script: (address, port) => `echo through ${address}:${port}`,
+            triggers: ["fingerprint-1"],
+            formerParent: former,
+          },
+        ],
+        verified: moduleVerified,
+      };
+      new HaproxyLayer(
+        "haproxy",
+        layerArgs([{ listeners: postgres, verified: moduleVerified }, contribution], {
+          loadBalancer: { address: "10.0.0.10", ready: lb },
+        }),
+      );
+    });
+    const byName = (name: string) => registrations.find((registration) => registration.name === name);
+    const check = byName("queue-01-amqp-check");
+    expect(check?.dependsOn.sort()).toEqual(["haproxy-01-haproxy", "haproxy-02-haproxy", "lb-internal", "queue-verified"]);
+    expect(String(reveal(check?.inputs.create))).toContain("\necho through 10.0.0.10:5672\n");
+    expect(reveal(check?.inputs.triggers)).toEqual(["fingerprint-1"]);
+    // Declared under the layer, it keeps the URN it had under its module through an alias (moved, not replaced).
+    expect(check?.parent).toBe(byName("haproxy")?.urn);
+    expect(check?.aliasUrns).toEqual([
+      "urn:pulumi:test::keybuzz::keybuzz:data:RabbitMqCluster$command:remote:Command::queue-01-amqp-check",
+    ]);
+    const cfg = String(reveal(byName("haproxy-01-haproxy")?.inputs.create));
+    expect(cfg.indexOf("listen postgres-read")).toBeLessThan(cfg.indexOf("listen amqp"));
+  });
+
+  it("declares no endpoint check without a load balancer, and refuses a secret key contributed twice", async () => {
+    const created = await declared(() => {
+      const verified = new hcloud.Server("module-verified", { serverType: "cx23", image: "x" });
+      const { list: hosts } = mockHosts([testSpec("redis-01", "10.0.0.123", "redis")]);
+      const check = { name: "redis-01-check", host: hosts[0], listener: "postgres-write", script: () => "true", triggers: [] };
+      new HaproxyLayer("haproxy", layerArgs([{ listeners: postgres, endpointChecks: [check], verified }]));
+      const twice = { "postgres-ca": pulumi.secret("a") };
+      expect(
+        () =>
+          new HaproxyLayer(
+            "haproxy-twice",
+            layerArgs([
+              { listeners: [], secrets: twice, verified },
+              { listeners: [], secrets: twice, verified },
+            ]),
+          ),
+      ).toThrow(/"postgres-ca" is contributed twice/);
+    });
+    expect(created.has("redis-01-check")).toBe(false);
+  });
+});
+
+describe("keybuzz:haproxy settings", () => {
+  it("default to a 120 s wait, name a bad key, and are validated in the config pass with the other modules", () => {
+    expect(parseHaproxySettings(undefined)).toEqual({ verifyTimeoutSeconds: 120 });
+    expect(() => parseHaproxySettings({ verifyTimeoutSeconds: 5 })).toThrow(/keybuzz:haproxy\.verifyTimeoutSeconds/);
+    expect(() => parseHaproxySettings({ verifyTimeout: 60 })).toThrow(/keybuzz:haproxy/);
+    expect(parseModuleSettings({ haproxy: { verifyTimeoutSeconds: 300 } }).settings?.haproxy).toEqual({ verifyTimeoutSeconds: 300 });
+    expect(parseModuleSettings({ haproxy: { verifyTimeoutSeconds: 0 } }).problems).toEqual([
+      expect.stringMatching(/^keybuzz:haproxy\.verifyTimeoutSeconds/),
+    ]);
+  });
+
+  it("bound each host's wait for a checked server", async () => {
+    const created = await declared(() => {
+      const verified = new hcloud.Server("module-verified", { serverType: "cx23", image: "x" });
+      new HaproxyLayer(
+        "haproxy",
+        layerArgs([{ listeners: postgres, verified }], { settings: parseHaproxySettings({ verifyTimeoutSeconds: 300 }) }),
+      );
+    });
+    expect(String(reveal(created.get("haproxy-01-haproxy")?.inputs.create))).toContain("KB_VERIFY_SECONDS=");
+    expect(plannedSteps.filter((step) => step.step === "haproxy-01-haproxy").at(-1)?.script).toContain("\nKB_VERIFY_SECONDS='300'\n");
+  });
+});
+
+describe("the HAProxy step script", () => {
+  it("checks the new config with the image's haproxy -c before a graceful reload, and waits for a checked server per listener", () => {
     const script = renderHaproxyStepScript("haproxy:2.8.15", postgres, 60);
     expect(script.indexOf("haproxy -c -q")).toBeLessThan(script.indexOf("docker kill -s HUP haproxy"));
-    expect(script).toContain("for listener in postgres-write postgres-read; do");
+    expect(script).toContain("KB_LISTENERS='postgres-write postgres-read'\n");
+    expect(script).toContain("KB_VERIFY_SECONDS='60'\n");
     expect(script).toContain("--network host");
+  });
+
+  /** Runs the whole step with a fake docker and a fake stats page serving `csv`. */
+  const runStep = (csv: string) =>
+    runBash(renderStepScript("haproxy-01-haproxy on haproxy-01", [], renderHaproxyStepScript("haproxy:2.8.15", postgres, 1)), {
+      docker: 'echo "docker $*" >>"$KB_STEP_LOG_DIR/../docker.log"\n[ "$1" != inspect ] && [ "$2" != inspect ]',
+      curl: `cat <<'CSV'\n${csv}\nCSV`,
+    });
+  const row = (proxy: string, server: string, status: string, check: string) => {
+    const fields = Array.from({ length: 80 }, () => "");
+    [fields[0], fields[1], fields[17], fields[36]] = [proxy, server, status, check];
+    return fields.join(",");
+  };
+
+  it("passes once every listener has an UP server whose last check passed", () => {
+    const result = runStep(
+      [row("postgres-write", "db-master-01", "UP", "L7OK"), row("postgres-read", "db-slave-01", "UP", "* L7OK")].join("\n"),
+    );
+    expect(result.stderr).not.toMatch(/failed/);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain("HAProxy: listener postgres-write has a server UP whose last check passed");
+    expect(result.stdout).toContain("HAProxy: listener postgres-read has a server UP whose last check passed");
+  });
+
+  it("fails, naming the listener, when its servers are UP only because no check has run yet", () => {
+    const result = runStep(
+      [row("postgres-write", "db-master-01", "UP", "L7OK"), row("postgres-read", "db-slave-01", "UP", "INI")].join("\n"),
+    );
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain("HAProxy: listener postgres-read has no server UP whose last check passed");
   });
 });

@@ -1,9 +1,14 @@
+import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
+import * as net from "net";
 import * as path from "path";
-import { renderHaproxyConfig } from "../../components/data/haproxy";
+import { renderHaproxyConfig, renderHaproxyStepScript } from "../../components/data/haproxy";
+import { renderStepScript } from "../../components/lib/remote";
+import { hostScript, shellVariables } from "../../components/lib/scripts";
 import { parsePostgresSettings, postgresHaproxyListeners } from "../../components/data/postgres";
-import { parseInventory } from "../../config";
+import { loadVersions, parseInventory } from "../../config";
 import { rawStackConfig } from "../support/stack-config";
+import { runBash } from "../support/bash-fakes";
 import { requireTool, run, tempDir } from "../support/tools";
 
 const inventory = parseInventory(rawStackConfig("prod"));
@@ -46,6 +51,13 @@ describe("haproxy -c on the rendered haproxy.cfg", () => {
     expect(result.status).toBe(0);
   });
 
+  it("shellcheck accepts the rendered HAProxy step script", () => {
+    const file = path.join(tempDir("haproxy-step"), "haproxy-step.sh");
+    const listeners = postgresHaproxyListeners(inventory, parsePostgresSettings(undefined));
+    fs.writeFileSync(file, renderStepScript("haproxy-01-haproxy", [], renderHaproxyStepScript(loadVersions().images.haproxy, listeners)));
+    expect(run(requireTool("shellcheck"), ["-s", "bash", file]).stdout).toBe("");
+  });
+
   it("rejects a listener with a bad line (the check is real)", () => {
     const haproxy = requireTool("haproxy");
     const dir = tempDir("haproxy-bad");
@@ -55,5 +67,93 @@ describe("haproxy -c on the rendered haproxy.cfg", () => {
       renderHaproxyConfig([{ name: "broken", port: 15432, lines: ["mode tcp", "server a 127.0.0.1:5432 check fastinter soon"] }]),
     );
     expect(run(haproxy, ["-c", "-f", config]).status).not.toBe(0);
+  });
+});
+
+/** A port nobody listens on at the moment (the kernel's pick on `address`). */
+async function freePort(address: string): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, address, resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+// Debian's haproxy, the rendered haproxy.cfg, and the step's own check (scripts/haproxy/server-check.sh)
+// reading the real stats CSV: HAProxy shows a server UP before its first check, so a listener whose
+// backends all refuse connections must not pass until a check has actually succeeded.
+describe("the step's server check against the real haproxy", () => {
+  const address = "127.0.14.1";
+  let haproxy: ChildProcess | undefined;
+  let backend: net.Server | undefined;
+  let statsUrl = "";
+
+  beforeAll(async () => {
+    backend = net.createServer((socket) => socket.end());
+    await new Promise<void>((resolve) => backend!.listen(0, address, resolve));
+    const upPort = (backend.address() as net.AddressInfo).port;
+    const [statsPort, upListen, downListen, refused1, refused2] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort(address)));
+    const config = renderHaproxyConfig(
+      [
+        { name: "up", port: upListen, lines: ["mode tcp", "default-server inter 500ms", `server live ${address}:${upPort} check`] },
+        {
+          name: "down",
+          port: downListen,
+          // A long interval keeps both servers at HAProxy's initial "UP, not checked yet" for the whole test.
+          lines: [
+            "mode tcp",
+            "default-server inter 60s",
+            `server dead-1 ${address}:${refused1} check`,
+            `server dead-2 ${address}:${refused2} check`,
+          ],
+        },
+      ],
+      { bindAddress: address, statsAddress: address, statsPort },
+    );
+    const file = path.join(tempDir("haproxy-checks"), "haproxy.cfg");
+    fs.writeFileSync(file, config);
+    haproxy = spawn(requireTool("haproxy"), ["-db", "-f", file], { stdio: "ignore" });
+    statsUrl = `http://${address}:${statsPort}/stats;csv`;
+    for (let attempt = 0; attempt < 50 && run("curl", ["-fsS", statsUrl]).status !== 0; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+  afterAll(() => {
+    haproxy?.kill("SIGKILL");
+    backend?.close();
+  });
+
+  const checkedServer = (proxy: string) =>
+    runBash(
+      `${shellVariables({ KB_STATS_URL: statsUrl })}\n${hostScript("haproxy", "server-check.sh")}\nkb_haproxy_checked_server ${proxy}`,
+    );
+  const csvRows = (proxy: string) =>
+    run("curl", ["-fsS", statsUrl])
+      .stdout.split("\n")
+      .map((line) => line.split(","))
+      .filter((fields) => fields[0] === proxy && !["FRONTEND", "BACKEND"].includes(fields[1]));
+
+  it("passes a listener whose backend answered its check", async () => {
+    const deadline = Date.now() + 5000;
+    while (checkedServer("up").status !== 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(checkedServer("up").status).toBe(0);
+    expect(csvRows("up").map((fields) => [fields[1], fields[17], fields[36]])).toEqual([["live", "UP", "L4OK"]]);
+  });
+
+  it("fails a listener whose backends are down, although HAProxy still shows them UP before their first check", () => {
+    const rows = csvRows("down");
+    // The defect: by the status column alone both dead servers look UP (their check has not run: INI).
+    expect(rows.map((fields) => [fields[1], fields[17].replace(/ .*/, ""), fields[36]])).toEqual([
+      ["dead-1", "UP", "INI"],
+      ["dead-2", "UP", "INI"],
+    ]);
+    expect(checkedServer("down").status).toBe(1);
+  });
+
+  it("fails when the stats page does not answer", () => {
+    const result = runBash(
+      `${shellVariables({ KB_STATS_URL: `http://${address}:1/stats;csv` })}\n${hostScript("haproxy", "server-check.sh")}\nkb_haproxy_checked_server up`,
+    );
+    expect(result.status).not.toBe(0);
   });
 });

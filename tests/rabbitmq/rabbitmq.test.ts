@@ -208,11 +208,15 @@ describe("the program (prod)", () => {
     }
   });
 
-  it("checks AMQP through the internal LB from queue-01, under RabbitMqCluster, after the verification, HAProxy and the LB", () => {
+  it("checks AMQP through the internal LB from queue-01 (declared by HaproxyLayer, aliased from RabbitMqCluster), after the verification, HAProxy and the LB", () => {
     const { registrations, steps } = program;
     const check = registrations.find((registration) => registration.name === "queue-01-rabbitmq-endpoint-check");
     const cluster = registrations.find((registration) => registration.type === "keybuzz:data:RabbitMqCluster");
-    expect(check?.parent).toBe(cluster?.urn);
+    const layer = registrations.find((registration) => registration.type === "keybuzz:data:HaproxyLayer");
+    expect(check?.parent).toBe(layer?.urn);
+    expect(check?.aliasUrns).toEqual([
+      `${cluster?.urn.replace("::rabbitmq", "")}$command:remote:Command::queue-01-rabbitmq-endpoint-check`,
+    ]);
     expect(check?.dependsOn).toEqual(
       expect.arrayContaining(["rabbitmq-verify", "haproxy-01-haproxy", "haproxy-02-haproxy", "lb-internal"]),
     );

@@ -3,14 +3,14 @@ import * as path from "path";
 import { clusterNodes, serversOf } from "../../config";
 import { renderHaproxyConfig } from "../../components/data/haproxy";
 import {
-  DEFAULT_REDIS_SETTINGS,
-  maxmemoryMb,
-  parseRedisTuning,
+  DEFAULT_REDIS_DAEMON_SETTINGS,
+  parseRedisSettings,
+  RedisDaemonSettings,
+  redisDaemonSettings,
   redisHaproxyListener,
   RedisNode,
   REDIS_PASSWORD_KEY,
   RedisSettings,
-  RedisTuning,
   renderRedisConf,
   renderSentinelConf,
   SENTINEL_PASSWORD_KEY,
@@ -33,8 +33,8 @@ import {
 } from "../support/loopback/supervisor";
 
 /**
- * Redis + Sentinel + HAProxy on loopback, from the files components/data/redis.ts and
- * components/data/haproxy.ts render for the stack's own inventory (moved to 127.0.10.0/24), run by
+ * Redis + Sentinel + HAProxy on loopback, from the files components/data/redis/ and
+ * components/data/haproxy/ render for the stack's own inventory (moved to 127.0.10.0/24), run by
  * Debian's redis-server, redis-sentinel and haproxy as the `redis` and `haproxy` users. Shared by
  * tests/redis/redis.loopback.test.ts (correctness) and scripts/bench-failover.ts (timings).
  */
@@ -47,9 +47,9 @@ const HAPROXY = "/usr/sbin/haproxy";
 export class RedisLoopbackCluster {
   readonly supervisor = new Supervisor();
   readonly nodes: readonly RedisNode[];
-  readonly settings: Readonly<Record<string, RedisSettings>>;
-  /** The `keybuzz:redis` tuning the cluster runs with (the stack's, with the start overrides). */
-  readonly tuning: RedisTuning;
+  readonly settings: Readonly<Record<string, RedisDaemonSettings>>;
+  /** The `keybuzz:redis` settings the cluster runs with (the stack's, with the start overrides). */
+  readonly tuning: RedisSettings;
   /** Where HAProxy listens for Redis clients (haproxy-01's address, the Redis port). */
   readonly proxy: { readonly address: string; readonly port: number; readonly statsPort: number };
   /** The haproxy.cfg HAProxy runs (secrets filled in). */
@@ -65,17 +65,14 @@ export class RedisLoopbackCluster {
   ) {
     const inventory = loopbackInventory(stack);
     // The stack's own tuning, with the caller's overrides on top (the benchmark measures another profile that way).
-    this.tuning = parseRedisTuning({ ...((stackModuleConfig(stack, "redis") as object | undefined) ?? {}), ...overrides });
+    this.tuning = parseRedisSettings({ ...((stackModuleConfig(stack, "redis") as object | undefined) ?? {}), ...overrides });
     const tuning = this.tuning;
     const servers = serversOf(inventory, "redis");
     this.nodes = clusterNodes(servers);
-    const settings: Record<string, RedisSettings> = {};
+    const settings: Record<string, RedisDaemonSettings> = {};
     for (const server of servers) {
       settings[server.name] = {
-        ...DEFAULT_REDIS_SETTINGS,
-        downAfterMilliseconds: tuning.downAfterMilliseconds,
-        failoverTimeoutMilliseconds: tuning.failoverTimeoutMilliseconds,
-        maxmemoryMb: maxmemoryMb(server.memoryGb, tuning.maxmemoryPercent),
+        ...redisDaemonSettings(tuning, server.memoryGb),
         dataDir: path.join(dir, server.name, "data"),
         sentinelDir: path.join(dir, server.name, "sentinel"),
       };
@@ -83,7 +80,7 @@ export class RedisLoopbackCluster {
     this.settings = settings;
     const haproxyHost = serversOf(inventory, "haproxy")[0];
     const service = inventory.loadBalancers.flatMap((lb) => lb.services).find((candidate) => candidate.name === "redis");
-    this.proxy = { address: haproxyHost.privateIp, port: service?.destinationPort ?? DEFAULT_REDIS_SETTINGS.port, statsPort: 8404 };
+    this.proxy = { address: haproxyHost.privateIp, port: service?.destinationPort ?? DEFAULT_REDIS_DAEMON_SETTINGS.port, statsPort: 8404 };
     this.haproxyConfigFile = path.join(dir, "haproxy", "haproxy.cfg");
     for (const address of [...this.nodes.map((node) => node.address), this.proxy.address]) assertLoopback(address);
   }
@@ -150,7 +147,7 @@ export class RedisLoopbackCluster {
       "every Sentinel to know the other two",
       async () => {
         for (const node of this.nodes) {
-          const peers = (await this.sentinel(node, ["SENTINEL", "SENTINELS", DEFAULT_REDIS_SETTINGS.masterName])) as RespValue[];
+          const peers = (await this.sentinel(node, ["SENTINEL", "SENTINELS", DEFAULT_REDIS_DAEMON_SETTINGS.masterName])) as RespValue[];
           if (peers.length !== this.nodes.length - 1) return false;
         }
         return true;
@@ -220,7 +217,11 @@ export class RedisLoopbackCluster {
   async agreedMaster(): Promise<RedisNode> {
     const answers = new Set<string>();
     for (const node of this.nodes) {
-      const reply = (await this.sentinel(node, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", DEFAULT_REDIS_SETTINGS.masterName])) as string[];
+      const reply = (await this.sentinel(node, [
+        "SENTINEL",
+        "GET-MASTER-ADDR-BY-NAME",
+        DEFAULT_REDIS_DAEMON_SETTINGS.masterName,
+      ])) as string[];
       answers.add(reply[0]);
     }
     if (answers.size !== 1) throw new Error(`redis: Sentinels disagree on the master: ${[...answers].join(", ")}`);
@@ -441,7 +442,7 @@ export class RedisLoopbackCluster {
       const bind = (await client.call(["CONFIG", "GET", "bind"], 2000)) as string[];
       if (bind[1] !== old.address) throw new Error(`redis: HAProxy sent the client to ${bind[1]}, not the master ${old.address}`);
       const sentinelNode = this.nodes.find((node) => node !== old) ?? old;
-      await this.sentinel(sentinelNode, ["SENTINEL", "FAILOVER", DEFAULT_REDIS_SETTINGS.masterName]);
+      await this.sentinel(sentinelNode, ["SENTINEL", "FAILOVER", DEFAULT_REDIS_DAEMON_SETTINGS.masterName]);
       const demotedAt = await waitFor(
         `${old.name} to be demoted`,
         async () => ((await this.redis(old, ["ROLE"], 500)) as RespValue[])[0] === "slave" && Date.now(),
@@ -471,7 +472,11 @@ export class RedisLoopbackCluster {
   private async agreedMasterAmong(nodes: readonly RedisNode[]): Promise<RedisNode | undefined> {
     const answers = new Set<string>();
     for (const node of nodes) {
-      const reply = (await this.sentinel(node, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", DEFAULT_REDIS_SETTINGS.masterName])) as string[];
+      const reply = (await this.sentinel(node, [
+        "SENTINEL",
+        "GET-MASTER-ADDR-BY-NAME",
+        DEFAULT_REDIS_DAEMON_SETTINGS.masterName,
+      ])) as string[];
       answers.add(reply[0]);
     }
     return answers.size === 1 ? this.nodeAt([...answers][0]) : undefined;

@@ -1,4 +1,4 @@
-import { DEFAULT_REDIS_SETTINGS } from "../../components/data/redis";
+import { DEFAULT_REDIS_DAEMON_SETTINGS } from "../../components/data/redis";
 import { requireTool, run } from "../support/tools";
 import { FailoverResult, StallResult } from "../support/loopback/failover";
 import { clusterForSuite } from "../support/loopback/suite";
@@ -32,7 +32,7 @@ describe("Redis + Sentinel + HAProxy on loopback (rendered configs, Debian daemo
   it("the three Sentinels agree on the master and have quorum", async () => {
     expect((await live().agreedMaster()).name).toBe(live().nodes[0].name);
     for (const node of live().nodes) {
-      expect(String(await live().sentinel(node, ["SENTINEL", "CKQUORUM", DEFAULT_REDIS_SETTINGS.masterName]))).toMatch(/^OK/);
+      expect(String(await live().sentinel(node, ["SENTINEL", "CKQUORUM", DEFAULT_REDIS_DAEMON_SETTINGS.masterName]))).toMatch(/^OK/);
     }
   });
 

@@ -2,13 +2,15 @@ import * as pulumi from "@pulumi/pulumi";
 import { renderHaproxyConfig } from "../../components/data/haproxy";
 import { rabbitmqHaproxyListener } from "../../components/data/rabbitmq";
 import {
-  DEFAULT_REDIS_SETTINGS,
+  DEFAULT_REDIS_DAEMON_SETTINGS,
   maxmemoryMb,
-  parseRedisTuning,
+  parseRedisSettings,
   RedisCluster,
+  RedisDaemonSettings,
+  redisDaemonSettings,
   redisHaproxyListener,
-  RedisSettings,
   renderRedisConf,
+  renderRedisEndpointCheckScript,
   renderSentinelConf,
   SENTINEL_PROFILES,
 } from "../../components/data/redis";
@@ -22,7 +24,7 @@ const NODES = [
   { name: "redis-02", address: "10.0.0.124" },
   { name: "redis-03", address: "10.0.0.125" },
 ];
-const SETTINGS: RedisSettings = { ...DEFAULT_REDIS_SETTINGS, maxmemoryMb: maxmemoryMb(8, 60) };
+const SETTINGS: RedisDaemonSettings = { ...DEFAULT_REDIS_DAEMON_SETTINGS, maxmemoryMb: maxmemoryMb(8, 60) };
 
 describe("redis.conf", () => {
   const conf = renderRedisConf(NODES[1], SETTINGS);
@@ -80,29 +82,41 @@ describe("sentinel.conf", () => {
   });
 });
 
-describe("keybuzz:redis tuning", () => {
+describe("keybuzz:redis settings", () => {
   it("defaults to the fast Sentinel profile and the spec's other values", () => {
-    expect(parseRedisTuning(undefined)).toEqual({
+    expect(parseRedisSettings(undefined)).toEqual({
       maxmemoryPercent: 60,
       failoverProfile: "fast",
       downAfterMilliseconds: 2000,
       failoverTimeoutMilliseconds: 60000,
     });
-    expect(DEFAULT_REDIS_SETTINGS.downAfterMilliseconds).toBe(SENTINEL_PROFILES.fast.downAfterMilliseconds);
+    expect(DEFAULT_REDIS_DAEMON_SETTINGS.downAfterMilliseconds).toBe(SENTINEL_PROFILES.fast.downAfterMilliseconds);
   });
   it("takes down-after-milliseconds from the profile unless it is set explicitly", () => {
-    expect(parseRedisTuning({ failoverProfile: "standard" }).downAfterMilliseconds).toBe(5000);
-    expect(parseRedisTuning({ failoverProfile: "standard", downAfterMilliseconds: 3000 }).downAfterMilliseconds).toBe(3000);
-    expect(() => parseRedisTuning({ failoverProfile: "instant" })).toThrow(/keybuzz:redis\.failoverProfile/);
+    expect(parseRedisSettings({ failoverProfile: "standard" }).downAfterMilliseconds).toBe(5000);
+    expect(parseRedisSettings({ failoverProfile: "standard", downAfterMilliseconds: 3000 }).downAfterMilliseconds).toBe(3000);
+    expect(() => parseRedisSettings({ failoverProfile: "instant" })).toThrow(/keybuzz:redis\.failoverProfile/);
   });
   it("renders the profile's down-after-milliseconds into sentinel.conf", () => {
-    const tuning = parseRedisTuning({ failoverProfile: "standard" });
+    const tuning = parseRedisSettings({ failoverProfile: "standard" });
     const conf = renderSentinelConf(NODES[0], NODES[0].address, { ...SETTINGS, downAfterMilliseconds: tuning.downAfterMilliseconds });
     expect(conf).toMatch(/^sentinel down-after-milliseconds kb-redis-master 5000$/m);
   });
+  it("derives a node's daemon settings: Sentinel timings from the settings, maxmemory from the server's memory", () => {
+    const daemon = redisDaemonSettings(
+      parseRedisSettings({ failoverProfile: "standard", maxmemoryPercent: 50, failoverTimeoutMilliseconds: 30000 }),
+      16,
+    );
+    expect(daemon).toEqual({
+      ...DEFAULT_REDIS_DAEMON_SETTINGS,
+      downAfterMilliseconds: 5000,
+      failoverTimeoutMilliseconds: 30000,
+      maxmemoryMb: 8192,
+    });
+  });
   it("names the bad key", () => {
-    expect(() => parseRedisTuning({ maxmemoryPercent: 95 })).toThrow(/keybuzz:redis\.maxmemoryPercent/);
-    expect(() => parseRedisTuning({ maxmemory: 1 })).toThrow(/keybuzz:redis/);
+    expect(() => parseRedisSettings({ maxmemoryPercent: 95 })).toThrow(/keybuzz:redis\.maxmemoryPercent/);
+    expect(() => parseRedisSettings({ maxmemory: 1 })).toThrow(/keybuzz:redis/);
   });
 });
 
@@ -140,17 +154,20 @@ describe("Redis HAProxy listener", () => {
 });
 
 describe("RedisCluster on the mock engine", () => {
-  it("starts redis-01 first, each replica after the previous node, then verifies", async () => {
-    const resources = await declared(() => {
-      const { list: hosts, ready } = mockHosts(NODES.map((node) => testSpec(node.name, node.address, "redis")));
-      new RedisCluster("redis", {
-        hosts,
-        ready,
-        versions: loadVersions(),
-        password: pulumi.secret("data-pass"),
-        sentinelPassword: pulumi.secret("sentinel-pass"),
-      });
+  let cluster: RedisCluster | undefined;
+  const build = () => {
+    const { list: hosts, ready } = mockHosts(NODES.map((node) => testSpec(node.name, node.address, "redis")));
+    cluster = new RedisCluster("redis", {
+      hosts,
+      versions: loadVersions(),
+      settings: parseRedisSettings(undefined),
+      secrets: { password: pulumi.secret("data-pass"), sentinelPassword: pulumi.secret("sentinel-pass") },
+      after: { hosts: ready },
     });
+  };
+
+  it("starts redis-01 first, each replica after the previous node, then verifies", async () => {
+    const resources = await declared(build);
     expect(resources.get("redis-01-redis")?.deps).toEqual(["redis-01-base"]);
     expect(resources.get("redis-02-redis")?.deps).toEqual(expect.arrayContaining(["redis-02-base", "redis-01-redis"]));
     expect(resources.get("redis-03-redis")?.deps).toEqual(expect.arrayContaining(["redis-03-base", "redis-02-redis"]));
@@ -158,6 +175,32 @@ describe("RedisCluster on the mock engine", () => {
     const step = resources.get("redis-02-redis")?.inputs ?? {};
     expect(isSecretValue(step.stdin)).toBe(true);
     expect(String(reveal(step.create))).not.toMatch(/data-pass|sentinel-pass/);
+  });
+
+  it("hands HAProxy the master-only listener, the AUTH secret and a write-through check, declaring no check itself", async () => {
+    const resources = await declared(build);
+    expect([...resources.keys()].filter((name) => name.includes("endpoint-check"))).toEqual([]);
+    const contribution = cluster!.haproxy;
+    expect(contribution.listeners).toEqual([redisHaproxyListener(NODES)]);
+    expect(Object.keys(contribution.secrets ?? {})).toEqual(["redis-password"]);
+    expect(contribution.verified).toBe(cluster!.verified);
+    const [check] = contribution.endpointChecks ?? [];
+    expect(check).toMatchObject({ name: "redis-01-redis-endpoint-check", listener: "redis", formerParent: cluster });
+    expect(check.host.spec.name).toBe("redis-01");
+    expect(check.script("10.0.0.10", 6379)).toBe(renderRedisEndpointCheckScript("10.0.0.10", 6379, loadVersions().images.redis));
+    expect(check.triggers).toHaveLength(1);
+    expect(cluster!.sentinelEndpoints).toEqual(["10.0.0.123:26379", "10.0.0.124:26379", "10.0.0.125:26379"]);
+    expect(Object.keys(cluster!.nodeSteps)).toEqual(["redis-01", "redis-02", "redis-03"]);
+  });
+});
+
+describe("the Redis endpoint check script", () => {
+  it("reads the address, port and image from its quoted preamble", () => {
+    const script = renderRedisEndpointCheckScript("10.0.0.10", 6379, "redis:7.2.16-alpine");
+    expect(script).toMatch(
+      /^KB_ADDRESS='10\.0\.0\.10'\nKB_PORT='6379'\nKB_IMAGE='redis:7\.2\.16-alpine'\nKB_MANAGED_DIR='\/etc\/keybuzz\/redis'\n/,
+    );
+    expect(script).not.toContain("10.0.0.10:6379 ");
   });
 });
 
@@ -177,5 +220,19 @@ describe("the program (prod)", () => {
       steps.findIndex((step) => step.step === "redis-01-redis"),
     );
     expect(registrations.filter((registration) => registration.type === "keybuzz:data:RedisCluster")).toHaveLength(1);
+  });
+
+  it("checks a write through the internal LB from redis-01, declared by the HAProxy layer under its former URN as alias", async () => {
+    const { registrations, steps } = await runProgram("prod");
+    const check = registrations.find((registration) => registration.name === "redis-01-redis-endpoint-check");
+    const layer = registrations.find((registration) => registration.type === "keybuzz:data:HaproxyLayer");
+    expect(check?.parent).toBe(layer?.urn);
+    expect(check?.aliasUrns).toEqual([
+      "urn:pulumi:prod::keybuzz::keybuzz:data:RedisCluster$command:remote:Command::redis-01-redis-endpoint-check",
+    ]);
+    expect(check?.dependsOn).toEqual(expect.arrayContaining(["haproxy-01-haproxy", "haproxy-02-haproxy", "lb-internal", "redis-verify"]));
+    expect(steps.find((step) => step.step === "redis-01-redis-endpoint-check")?.script).toContain(
+      "\nKB_ADDRESS='10.0.0.10'\nKB_PORT='6379'\n",
+    );
   });
 });

@@ -11,17 +11,19 @@ import {
   renderRabbitMqVerifyScript,
 } from "../../components/data/rabbitmq";
 import {
-  DEFAULT_REDIS_SETTINGS,
+  DEFAULT_REDIS_DAEMON_SETTINGS,
   redisHaproxyListener,
-  RedisSettings,
+  RedisDaemonSettings,
   renderRedisConf,
   renderRedisEndpointCheckScript,
   renderRedisNodeScript,
   renderRedisVerifyScript,
   renderSentinelConf,
+  REDIS_HOST_PATHS,
 } from "../../components/data/redis";
 import { fillSecrets, renderStepScript } from "../../components/lib/remote";
 import { loadVersions } from "../../config";
+import { runBash } from "../support/bash-fakes";
 
 // The rendered redis.conf and sentinel.conf start Debian's redis-server / redis-sentinel on a
 // loopback address and answer PING with the rendered passwords (and refuse without them).
@@ -52,8 +54,8 @@ async function until(check: () => boolean, what: string): Promise<void> {
 describe("rendered Redis configs on the real daemons", () => {
   let dir: string;
   const daemons: ChildProcess[] = [];
-  const settings: RedisSettings = {
-    ...DEFAULT_REDIS_SETTINGS,
+  const settings: RedisDaemonSettings = {
+    ...DEFAULT_REDIS_DAEMON_SETTINGS,
     port: 16379,
     sentinelPort: 26479,
     maxmemoryMb: 64,
@@ -92,6 +94,30 @@ describe("rendered Redis configs on the real daemons", () => {
       `${ADDRESS}\n${local.port}`,
     );
   });
+
+  it("the endpoint check writes a key through the address and port it is given, with the managed redis.conf's password", () => {
+    // The redis-server above stands in for the load balancer; `docker run … IMAGE` becomes Debian's redis-cli.
+    // Alone, it refuses writes (min-replicas-to-write 1); behind the LB a master has its replicas.
+    expect(cli(settings.port, SECRETS["redis-password"], "CONFIG", "SET", "min-replicas-to-write", "0")).toBe("OK");
+    const managedDir = path.join(dir, "managed");
+    fs.mkdirSync(managedDir, { recursive: true });
+    fs.writeFileSync(
+      path.join(managedDir, "redis.conf"),
+      fillSecrets(renderRedisConf({ name: "redis-01", address: ADDRESS }, settings), SECRETS),
+    );
+    const body = renderRedisEndpointCheckScript(ADDRESS, settings.port, "redis:test", { ...REDIS_HOST_PATHS, managedDir });
+    const result = runBash(renderStepScript("redis-01-redis-endpoint-check on redis-01", [], body), {
+      docker:
+        '[ "${*:1:13}" = "run --rm --network host -e REDISCLI_AUTH redis:test redis-cli --no-auth-warning -h 127.0.10.1 -p 16379" ] && exec redis-cli "${@:9}"',
+      hostname: "echo redis-01",
+    });
+    expect(result.stderr).not.toMatch(/does not read back/);
+    expect(result.stdout).toContain(`redis endpoint: a write through ${ADDRESS}:${settings.port} reads back`);
+    expect(result.status).toBe(0);
+    expect(cli(settings.port, SECRETS["redis-password"], "--scan", "--pattern", "keybuzz:endpoint-check:redis-01:*")).toMatch(
+      /^keybuzz:endpoint-check:redis-01:\d+$/,
+    );
+  });
 });
 
 describe("rendered data-tier files and the real checkers", () => {
@@ -119,7 +145,7 @@ describe("rendered data-tier files and the real checkers", () => {
 
   it("shellcheck accepts every rendered Redis, RabbitMQ and MinIO step script", () => {
     const image = loadVersions().images;
-    const settings = { ...DEFAULT_REDIS_SETTINGS, maxmemoryMb: 4915 };
+    const settings = { ...DEFAULT_REDIS_DAEMON_SETTINGS, maxmemoryMb: 4915 };
     const scripts: Record<string, string> = {
       "redis-node": renderRedisNodeScript(redisNodes[1], redisNodes, image.redis, settings),
       "redis-verify": renderRedisVerifyScript(redisNodes, image.redis, settings),

@@ -1,0 +1,107 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { clusterNodes, lockedImage } from "../../../config";
+import { HaproxyContribution, ModuleArgs, ModuleOutputs, waitsFor } from "../../lib/contract";
+import { HostFile, remoteStep, sha256 } from "../../lib/remote";
+import {
+  REDIS_HOST_PATHS,
+  REDIS_PASSWORD_KEY,
+  redisHaproxyListener,
+  renderRedisConf,
+  renderRedisEndpointCheckScript,
+  renderRedisNodeScript,
+  renderRedisSysctl,
+  renderRedisVerifyScript,
+  renderSentinelConf,
+  SENTINEL_PASSWORD_KEY,
+} from "./render";
+import { DEFAULT_REDIS_DAEMON_SETTINGS, redisDaemonSettings, RedisSecrets, RedisSettings } from "./settings";
+
+/**
+ * Arguments of {@link RedisCluster}: the module contract. `hosts` is the redis group in inventory
+ * order (spec 001 module 4: redis-01..03), the first the bootstrap master; `versions.images.redis`
+ * is the image; `settings` is the validated `keybuzz:redis`; `secrets` the Redis and Sentinel
+ * passwords; `after.hosts` each node's verified base OS.
+ */
+export type RedisClusterArgs = ModuleArgs<RedisSettings, RedisSecrets>;
+
+/**
+ * Redis + Sentinel on the redis group (`keybuzz:data:RedisCluster`; spec 001 module 4, spec 003,
+ * DESIGN.md "Redis routing"). Nodes go one at a time in inventory order (redis-01 first, as
+ * master; the others join as its replicas); a later change rolls the same way, the master handing
+ * its role over through Sentinel before it restarts. Ends with a verification step: one master
+ * agreed by every Sentinel, all replicas online, a write read back on every node. Its HAProxy
+ * contribution routes clients to the master only and checks a write through the load balancer.
+ */
+export class RedisCluster extends pulumi.ComponentResource implements ModuleOutputs {
+  /** The verification step; what depends on a healthy Redis waits for it. */
+  public readonly verified: command.remote.Command;
+  /** Per host: the node's step (Redis + Sentinel up, replica linked). */
+  public readonly nodeSteps: Readonly<Record<string, command.remote.Command>>;
+  /** Sentinel endpoints `ip:26379`, for Sentinel-aware clients. */
+  public readonly sentinelEndpoints: readonly string[];
+  /** The `listen redis` section, its AUTH secret and the end-to-end check, for `HaproxyLayer`. */
+  public readonly haproxy: HaproxyContribution;
+
+  constructor(name: string, args: RedisClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("keybuzz:data:RedisCluster", name, {}, opts);
+    const nodes = clusterNodes(args.hosts.map((host) => host.spec));
+    const image = args.versions.images.redis;
+    const secrets = { [REDIS_PASSWORD_KEY]: args.secrets.password, [SENTINEL_PASSWORD_KEY]: args.secrets.sentinelPassword };
+    const nodeSteps: Record<string, command.remote.Command> = {};
+    const fingerprints: string[] = [];
+    let previous: pulumi.Resource | undefined;
+    args.hosts.forEach((host, index) => {
+      const node = nodes[index];
+      const settings = redisDaemonSettings(args.settings, host.spec.memoryGb);
+      const files: HostFile[] = [
+        { path: `${REDIS_HOST_PATHS.managedDir}/redis.conf`, content: renderRedisConf(node, settings), mode: "0600" },
+        {
+          path: `${REDIS_HOST_PATHS.managedDir}/sentinel.conf`,
+          content: renderSentinelConf(node, nodes[0].address, settings),
+          mode: "0600",
+        },
+        { path: REDIS_HOST_PATHS.sysctlFile, content: renderRedisSysctl() },
+      ];
+      const script = renderRedisNodeScript(node, nodes, lockedImage(args.versions, "redis"), settings);
+      fingerprints.push(sha256(script + files.map((file) => file.content).join("")));
+      const step = remoteStep(
+        `${node.name}-redis`,
+        { host, files, script, secrets, timeoutMinutes: 15 },
+        { parent: this, dependsOn: waitsFor(args.after, node.name, previous) },
+      );
+      nodeSteps[node.name] = step;
+      previous = step;
+    });
+    const verifyScript = renderRedisVerifyScript(nodes, image, { ...DEFAULT_REDIS_DAEMON_SETTINGS, maxmemoryMb: 0 });
+    this.verified = remoteStep(
+      `${name}-verify`,
+      { host: args.hosts[0], script: verifyScript, timeoutMinutes: 5, triggers: [sha256(fingerprints.join("") + verifyScript)] },
+      { parent: this, dependsOn: Object.values(nodeSteps) },
+    );
+    this.nodeSteps = nodeSteps;
+    this.sentinelEndpoints = nodes.map((node) => `${node.address}:${DEFAULT_REDIS_DAEMON_SETTINGS.sentinelPort}`);
+    const listener = redisHaproxyListener(nodes);
+    this.haproxy = {
+      listeners: [listener],
+      secrets: { [REDIS_PASSWORD_KEY]: args.secrets.password },
+      endpointChecks: [
+        {
+          name: `${nodes[0].name}-redis-endpoint-check`,
+          host: args.hosts[0],
+          listener: listener.name,
+          script: (address, port) => renderRedisEndpointCheckScript(address, port, image),
+          triggers: [sha256(fingerprints.join(""))],
+          formerParent: this,
+        },
+      ],
+      verified: this.verified,
+    };
+    this.registerOutputs({
+      verified: this.verified,
+      nodeSteps: this.nodeSteps,
+      sentinelEndpoints: this.sentinelEndpoints,
+      haproxy: this.haproxy,
+    });
+  }
+}

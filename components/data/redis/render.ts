@@ -1,0 +1,241 @@
+import type { ClusterNode } from "../../../config";
+import { CONTAINER_NOFILE, imagePull, renderContainerFunctions } from "../../lib/container";
+import type { HaproxyListener } from "../../lib/contract";
+import { secretRef } from "../../lib/remote";
+import { stepBody } from "../../lib/scripts";
+import { DEFAULT_REDIS_DAEMON_SETTINGS, RedisDaemonSettings } from "./settings";
+
+/**
+ * Pure renders of the Redis module (spec 001 module 4 and design section C; spec 003): redis.conf,
+ * sentinel.conf, the HAProxy listener and the step bodies (scripts/redis/), from the inventory's
+ * nodes and the daemon settings. Secrets appear only as {@link secretRef} placeholders.
+ */
+
+/** Placeholder key of the Redis data password (`requirepass`/`masterauth`, HAProxy's AUTH). */
+export const REDIS_PASSWORD_KEY = "redis-password";
+/** Placeholder key of the Sentinels' own password. */
+export const SENTINEL_PASSWORD_KEY = "redis-sentinel-password";
+/** uid:gid of the `redis` user of the official alpine image; owns the live configs and data. */
+export const REDIS_IMAGE_OWNER = "999:1000";
+
+/** One Redis node: Redis and Sentinel bind and announce its address. */
+export type RedisNode = ClusterNode;
+
+/**
+ * Renders the managed part of redis.conf for one node (spec 001 module 4 settings plus
+ * `min-replicas-to-write 1` / `min-replicas-max-lag 10` and `replica-announce-ip`). The role is
+ * not in it: the step appends `replicaof` for replicas, and Sentinel rewrites the live copy after a
+ * failover. Passwords are {@link secretRef} placeholders. Pure.
+ */
+export function renderRedisConf(node: RedisNode, settings: RedisDaemonSettings): string {
+  return [
+    // The header names the file as it was before the module became a folder: changing it would restart every node for a comment.
+    `# Managed by KeyBuzz (components/data/redis.ts) for ${node.name}. Live copy: rewritten by Sentinel.`,
+    `bind ${node.address}`,
+    `port ${settings.port}`,
+    "protected-mode yes",
+    "daemonize no",
+    'logfile ""',
+    `dir ${settings.dataDir}`,
+    `requirepass ${secretRef(REDIS_PASSWORD_KEY)}`,
+    `masterauth ${secretRef(REDIS_PASSWORD_KEY)}`,
+    "appendonly yes",
+    "appendfsync everysec",
+    ...settings.savePoints.map(([seconds, changes]) => `save ${seconds} ${changes}`),
+    `maxmemory ${settings.maxmemoryMb}mb`,
+    "maxmemory-policy allkeys-lru",
+    // A master cut off from every replica refuses writes: closes the dual-master window (spec 003).
+    "min-replicas-to-write 1",
+    "min-replicas-max-lag 10",
+    `replica-announce-ip ${node.address}`,
+    `replica-announce-port ${settings.port}`,
+    "replica-read-only yes",
+    "",
+  ].join("\n");
+}
+
+/**
+ * Renders sentinel.conf for one node: quorum, timings, `announce-ip/port`, `auth-pass` towards
+ * Redis, and a password of its own (`requirepass` for clients, `sentinel-pass` between Sentinels)
+ * instead of spec 001's open `protected-mode no`. `masterAddress` is the bootstrap master; the
+ * step substitutes the current one when it regenerates the live copy. Pure.
+ */
+export function renderSentinelConf(node: RedisNode, masterAddress: string, settings: RedisDaemonSettings): string {
+  const name = settings.masterName;
+  return [
+    `# Managed by KeyBuzz (components/data/redis.ts) for ${node.name}. Live copy: rewritten by Sentinel.`,
+    `bind ${node.address}`,
+    `port ${settings.sentinelPort}`,
+    "protected-mode yes",
+    "daemonize no",
+    'logfile ""',
+    `dir ${settings.sentinelDir}`,
+    `requirepass ${secretRef(SENTINEL_PASSWORD_KEY)}`,
+    `sentinel sentinel-pass ${secretRef(SENTINEL_PASSWORD_KEY)}`,
+    `sentinel announce-ip ${node.address}`,
+    `sentinel announce-port ${settings.sentinelPort}`,
+    "sentinel deny-scripts-reconfig yes",
+    `sentinel monitor ${name} ${masterAddress} ${settings.port} ${settings.quorum}`,
+    `sentinel auth-pass ${name} ${secretRef(REDIS_PASSWORD_KEY)}`,
+    `sentinel down-after-milliseconds ${name} ${settings.downAfterMilliseconds}`,
+    `sentinel parallel-syncs ${name} ${settings.parallelSyncs}`,
+    `sentinel failover-timeout ${name} ${settings.failoverTimeoutMilliseconds}`,
+    "loglevel notice",
+    "",
+  ].join("\n");
+}
+
+/** Options of {@link redisHaproxyListener}. */
+export interface RedisListenerOptions {
+  /** Port HAProxy binds and the Redis port of the nodes. Default 6379. */
+  readonly port?: number;
+  /** Health-check interval of an UP or DOWN server (`inter`, `downinter`), ms (≤ 1000). Default 500. */
+  readonly checkIntervalMs?: number;
+}
+
+/**
+ * The HAProxy listen section for Redis: every client goes to the current master only (spec 003,
+ * DESIGN.md). A `tcp-check` authenticates, pings and expects `role:master`; a node that stops being
+ * master is marked down within `inter + fastinter` (0.75 s by default) and its sessions are cut
+ * (`on-marked-down shutdown-sessions`); a promoted replica is routed to within `downinter +
+ * fastinter` (0.75 s). `balance first` keeps one target even if two nodes briefly claim the role.
+ *
+ * @throws Error for a check interval above 1000 ms (a caller's bug: no setting reaches it).
+ */
+export function redisHaproxyListener(nodes: readonly RedisNode[], options: RedisListenerOptions = {}): HaproxyListener {
+  const port = options.port ?? DEFAULT_REDIS_DAEMON_SETTINGS.port;
+  const inter = options.checkIntervalMs ?? 500;
+  if (inter > 1000) throw new Error(`redis HAProxy check interval ${inter} ms: must be at most 1000 ms`);
+  return {
+    name: "redis",
+    port,
+    lines: [
+      "mode tcp",
+      "balance first",
+      "option tcp-check",
+      "tcp-check connect",
+      `tcp-check send AUTH\\ ${secretRef(REDIS_PASSWORD_KEY)}\\r\\n`,
+      "tcp-check expect string +OK",
+      "tcp-check send PING\\r\\n",
+      "tcp-check expect string +PONG",
+      "tcp-check send info\\ replication\\r\\n",
+      "tcp-check expect string role:master",
+      "tcp-check send QUIT\\r\\n",
+      "tcp-check expect string +OK",
+      `default-server inter ${inter}ms fastinter ${Math.min(inter, 250)}ms downinter ${inter}ms fall 2 rise 2 on-marked-down shutdown-sessions`,
+      ...nodes.map((node) => `server ${node.name} ${node.address}:${port} check`),
+    ],
+  };
+}
+
+/** Host paths of the Redis module; the defaults are production. */
+export interface RedisHostPaths {
+  /** Managed (rendered) configs, root-only. */
+  readonly managedDir: string;
+  /** Live redis.conf directory (mounted writable, Sentinel/`CONFIG REWRITE` persist here). */
+  readonly redisDir: string;
+  /** Live sentinel.conf directory (mounted writable). */
+  readonly sentinelDir: string;
+  /** Redis data (AOF, RDB). */
+  readonly dataDir: string;
+  /** The sysctl drop-in of Redis nodes. */
+  readonly sysctlFile: string;
+}
+
+/** Production host paths (spec 001 keeps Redis under /opt/keybuzz/redis). */
+export const REDIS_HOST_PATHS: RedisHostPaths = {
+  managedDir: "/etc/keybuzz/redis",
+  redisDir: "/opt/keybuzz/redis/conf",
+  sentinelDir: "/opt/keybuzz/redis/sentinel",
+  dataDir: "/opt/keybuzz/redis/data",
+  sysctlFile: "/etc/sysctl.d/60-keybuzz-redis.conf",
+};
+
+const REDIS_CONTAINER_CONF = "/usr/local/etc/redis";
+const SENTINEL_CONTAINER_CONF = "/usr/local/etc/redis-sentinel";
+
+/** The node step's bash body: container functions, variables, then scripts/redis/redis-node.sh. Pure. */
+export function renderRedisNodeScript(
+  node: RedisNode,
+  nodes: readonly RedisNode[],
+  image: string,
+  settings: RedisDaemonSettings,
+  paths: RedisHostPaths = REDIS_HOST_PATHS,
+): string {
+  const user = ["--user", REDIS_IMAGE_OWNER];
+  return stepBody("redis", ["redis-node.sh"], {
+    prefix: [
+      renderContainerFunctions({
+        name: "redis",
+        image,
+        options: [...user, "-v", `${paths.redisDir}:${REDIS_CONTAINER_CONF}`, "-v", `${paths.dataDir}:${settings.dataDir}`],
+        command: ["redis-server", `${REDIS_CONTAINER_CONF}/redis.conf`],
+        nofile: CONTAINER_NOFILE.redis,
+      }),
+      renderContainerFunctions({
+        name: "redis-sentinel",
+        image,
+        options: [...user, "-v", `${paths.sentinelDir}:${SENTINEL_CONTAINER_CONF}`],
+        command: ["redis-sentinel", `${SENTINEL_CONTAINER_CONF}/sentinel.conf`],
+        nofile: CONTAINER_NOFILE.redis,
+      }),
+    ],
+    variables: {
+      KB_NODE_IP: node.address,
+      KB_PORT: settings.port,
+      KB_SENTINEL_PORT: settings.sentinelPort,
+      KB_MASTER_NAME: settings.masterName,
+      KB_QUORUM: settings.quorum,
+      KB_BOOT_MASTER_IP: nodes[0].address,
+      KB_PEER_IPS: nodes.map((peer) => peer.address).join(" "),
+      KB_IMAGE: imagePull(image).run,
+      KB_OWNER: REDIS_IMAGE_OWNER,
+      KB_MANAGED_DIR: paths.managedDir,
+      KB_REDIS_DIR: paths.redisDir,
+      KB_SENTINEL_DIR: paths.sentinelDir,
+      KB_DATA_DIR: paths.dataDir,
+      KB_SYSCTL_FILE: paths.sysctlFile,
+    },
+    common: ["host.sh"],
+  });
+}
+
+/** The verification step's bash body (scripts/redis/verify.sh). Pure. */
+export function renderRedisVerifyScript(
+  nodes: readonly RedisNode[],
+  image: string,
+  settings: RedisDaemonSettings,
+  paths: RedisHostPaths = REDIS_HOST_PATHS,
+): string {
+  return stepBody("redis", ["verify.sh"], {
+    variables: {
+      KB_PORT: settings.port,
+      KB_SENTINEL_PORT: settings.sentinelPort,
+      KB_MASTER_NAME: settings.masterName,
+      KB_NODE_IPS: nodes.map((node) => node.address).join(" "),
+      KB_IMAGE: image,
+      KB_MANAGED_DIR: paths.managedDir,
+    },
+  });
+}
+
+/**
+ * The bash body that writes a key through `address:port` (the load balancer in front of HAProxy)
+ * and reads it back, with the password of the node's managed redis.conf (scripts/redis/endpoint-check.sh).
+ * Pure.
+ */
+export function renderRedisEndpointCheckScript(
+  address: string,
+  port: number,
+  image: string,
+  paths: RedisHostPaths = REDIS_HOST_PATHS,
+): string {
+  return stepBody("redis", ["endpoint-check.sh"], {
+    variables: { KB_ADDRESS: address, KB_PORT: port, KB_IMAGE: image, KB_MANAGED_DIR: paths.managedDir },
+  });
+}
+
+/** The sysctl drop-in of Redis nodes: the background save / AOF rewrite fork must not fail. */
+export function renderRedisSysctl(): string {
+  return "# Managed by KeyBuzz: Redis forks for RDB saves and AOF rewrites (redis.io admin guide).\nvm.overcommit_memory = 1\n";
+}
