@@ -1,5 +1,6 @@
-import { parseGaleraSettings } from "../components/data/galera";
+import { parseGaleraSettings } from "../components/data/galera/settings";
 import { parsePostgresSettings } from "../components/data/postgres/settings";
+import { parseProxySqlSettings } from "../components/data/proxysql/settings";
 import { parseRedisTuning } from "../components/data/redis";
 import { backendConfigData } from "../components/k8s/addons";
 import { ingressProxyProtocol } from "../components/k8s/ingress";
@@ -21,6 +22,7 @@ const MODULE_SETTINGS = {
   redis: parseRedisTuning,
   postgres: parsePostgresSettings,
   galera: parseGaleraSettings,
+  proxysql: parseProxySqlSettings,
   k8s: parseK8sSettings,
 } as const;
 

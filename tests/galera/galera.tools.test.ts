@@ -2,7 +2,7 @@ import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { DEFAULT_GALERA_SERVER_SETTINGS, renderAccountsSql, renderGaleraCnf, renderSstAuthCnf } from "../../components/data/galera";
-import { renderProxySqlRunScript, renderProxySqlVerifyScript } from "../../components/data/proxysql";
+import { renderProxySqlNodeStep, renderProxySqlVerifyStep } from "../../components/data/proxysql";
 import { fillSecrets } from "../../components/lib/remote";
 import { runProgram } from "../../scripts/lib/mock-engine";
 import { requireTool, run, tempDir } from "../support/tools";
@@ -156,11 +156,12 @@ describe("the accounts SQL on a real MariaDB 10.11 (socket only, no network)", (
 });
 
 describe("shellcheck", () => {
-  it("passes the recovery script and keybuzz-galera", () => {
+  it("passes the recovery script, keybuzz-galera and the Galera and ProxySQL step scripts", () => {
     const shellcheck = requireTool("shellcheck");
-    const scripts = ["galera-node.sh", "galera-start.sh", "recover.sh"].map((name) =>
-      path.join(__dirname, "..", "..", "scripts", "galera", name),
-    );
+    const scripts = [
+      ...["galera-node.sh", "galera-start.sh", "recover.sh", "volume.sh"].map((name) => path.join("galera", name)),
+      ...["proxysql-node.sh", "verify.sh"].map((name) => path.join("proxysql", name)),
+    ].map((name) => path.join(__dirname, "..", "..", "scripts", name));
     const result = run(shellcheck, ["--shell=bash", ...scripts]);
     expect(result.stdout).toBe("");
     expect(result.status).toBe(0);
@@ -180,7 +181,7 @@ describe("shellcheck", () => {
     const standalone = path.join(dir, "proxysql-bodies.sh");
     fs.writeFileSync(
       standalone,
-      `#!/usr/bin/env bash\nset -euo pipefail\n${renderProxySqlRunScript("proxysql/proxysql:2.6.4")}\n${renderProxySqlVerifyScript({ clientImage: "mariadb:10.11.14", hostName: "proxysql-01", appDatabase: "erpnext" })}\n`,
+      `#!/usr/bin/env bash\nset -euo pipefail\n${renderProxySqlNodeStep("proxysql/proxysql:2.6.4")}\n${renderProxySqlVerifyStep({ clientImage: "mariadb:10.11.14", hostName: "proxysql-01", appDatabase: "erpnext" })}\n`,
     );
     // The shared step preamble (components/lib/remote.ts) trips info-level notes; warnings and errors fail.
     const result = run(shellcheck, ["--shell=bash", "--severity=warning", ...files, standalone]);
