@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # keybuzz-galera: node-local operations of one KeyBuzz MariaDB Galera node.
 # Installed on every maria node as /usr/local/sbin/keybuzz-galera by the GaleraCluster steps
-# (components/data/galera/); used by those steps and by scripts/galera/recover.sh.
+# (components/data/galera.ts); used by those steps and by scripts/galera/recover.sh.
 #
 # Usage: keybuzz-galera COMMAND [ARGS]
 #   converge first|member  start or update this node; "first" may bootstrap a NEW cluster, but only
