@@ -11,12 +11,6 @@ import { DEFAULT_PROXYSQL_CNF_SETTINGS, DEFAULT_PROXYSQL_HOST_SETTINGS, ProxySql
  * localhost only. Both nodes get the identical rendered proxysql.cnf (see docs/proxysql.md).
  */
 
-/**
- * The renderer named in proxysql.cnf's header. It stays the pre-folder path: proxysql.cnf decides
- * when the container restarts, so a new header would restart both nodes for a comment.
- */
-const RENDERED_BY = "components/data/proxysql.ts";
-
 /** Keys of the secret placeholders in the ProxySQL files. */
 export const PROXYSQL_SECRET_KEYS = { admin: "proxysql-admin", app: "mariadb-app", monitor: "mariadb-monitor" } as const;
 
@@ -88,7 +82,7 @@ export function renderProxySqlCnf(input: ProxySqlCnfInput): string {
         `    { address = "${backend.address}", port = ${backend.port}, hostgroup = ${hg.writer}, weight = ${backend.weight}, max_connections = ${settings.maxConnectionsPerBackend}, comment = "${backend.name}" }`,
     )
     .join(",\n");
-  return `# KeyBuzz ProxySQL (rendered by ${RENDERED_BY}; identical on every ProxySQL node)
+  return `# KeyBuzz ProxySQL (rendered by components/data/proxysql/render.ts; identical on every ProxySQL node)
 datadir = "${settings.datadir}"
 
 admin_variables =
