@@ -101,22 +101,20 @@ new PgBouncerLayer("pgbouncer", {
 
 // MariaDB Galera, bootstrapped once, behind ProxySQL and the LB 10.0.0.20:3306 (docs/galera.md, docs/proxysql.md).
 const galera = new GaleraCluster("galera", {
-  inventory,
+  hosts: hostsOf("mariadb"),
   versions,
-  hosts: fleet.hosts,
-  volumes: fleet.volumes,
-  ready: baseOs.ready,
-  passwords: secrets.mariadb,
   settings: settings.galera,
+  secrets: secrets.mariadb,
+  after: { hosts: baseOs.ready },
+  volumes: fleet.volumes,
 });
 new ProxySqlLayer("proxysql", {
-  inventory,
+  hosts: hostsOf("proxysql"),
   versions,
-  hosts: fleet.hosts,
-  ready: baseOs.ready,
+  settings: settings.proxysql,
+  secrets: { admin: secrets.proxysql.admin, app: secrets.mariadb.app, monitor: secrets.mariadb.monitor },
+  after: { hosts: baseOs.ready, all: [galera.verified] },
   galeraNodes: galera.nodes,
-  galeraReady: galera.verified,
-  passwords: { admin: secrets.proxysql.admin, app: secrets.mariadb.app, monitor: secrets.mariadb.monitor },
 });
 
 // Kubernetes (kubeadm HA, then Calico, CSI, monitoring, ingress; docs/kubernetes.md).

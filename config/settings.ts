@@ -1,8 +1,9 @@
-import { parseGaleraSettings } from "../components/data/galera";
+import { parseGaleraSettings } from "../components/data/galera/settings";
 import { parseHaproxySettings } from "../components/data/haproxy/settings";
 import { minioVolumes } from "../components/data/minio/render";
 import { parseMinioSettings } from "../components/data/minio/settings";
 import { parsePostgresSettings } from "../components/data/postgres/settings";
+import { parseProxySqlSettings } from "../components/data/proxysql/settings";
 import { parseRabbitMqSettings } from "../components/data/rabbitmq/settings";
 import { parseRedisSettings } from "../components/data/redis/settings";
 import { backendConfigData } from "../components/k8s/addons";
@@ -28,6 +29,7 @@ const MODULE_SETTINGS = {
   minio: parseMinioSettings,
   postgres: parsePostgresSettings,
   galera: parseGaleraSettings,
+  proxysql: parseProxySqlSettings,
   k8s: parseK8sSettings,
 } as const;
 

@@ -120,7 +120,10 @@ const versionsSchema = z
       redis: pinnedImage,
       rabbitmq: pinnedImage,
       minio: pinnedMinioImage,
-      mariadb: pinnedImage,
+      // ProxySQL announces the MariaDB version to clients, read from this tag (even when a digest follows).
+      mariadb: pinnedImage.refine((value) => /:\d+\.\d+\.\d+/.test(value), {
+        message: "must carry its x.y.z tag (e.g. mariadb:10.11.18, optionally @sha256:…): ProxySQL's server_version is derived from it",
+      }),
       proxysql: pinnedImage,
     }),
     packages: z.strictObject({ patroni: exactVersion, pgvector: pgdgPackageVersion, pgbouncer: exactVersion }),

@@ -19,8 +19,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self="$here/$(basename "${BASH_SOURCE[0]}")"
-helper="$here/../../../scripts/galera/galera-node.sh"
-entry_point="$here/../../../scripts/galera/galera-start.sh"
+helper="$here/../../scripts/galera/galera-node.sh"
+entry_point="$here/../../scripts/galera/galera-start.sh"
 MARIADBD=/usr/sbin/mariadbd
 
 die() {

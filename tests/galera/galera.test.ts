@@ -1,3 +1,4 @@
+import { spawnSync } from "child_process";
 import * as pulumi from "@pulumi/pulumi";
 import { loadVersions, parseInventory, serversOf } from "../../config";
 import {
@@ -7,12 +8,14 @@ import {
   galeraNodeFiles,
   parseGaleraSettings,
   renderAccountsSql,
+  renderEnvDefaults,
   renderGaleraCnf,
   renderGaleraEnv,
   renderSstAuthCnf,
-  renderVolumeMountScript,
+  renderVolumeStep,
 } from "../../components/data/galera";
 import { secretKeysIn } from "../../components/lib/remote";
+import { commonScript } from "../../components/lib/scripts";
 import { isSecretValue, reveal, runProgram } from "../../scripts/lib/mock-engine";
 import { rawStackConfig } from "../support/stack-config";
 import { declared, mockHosts } from "../support/component-mocks";
@@ -123,12 +126,36 @@ describe("renderGaleraEnv", () => {
   });
 });
 
-describe("renderVolumeMountScript", () => {
-  it("mounts the Hetzner volume by id, XFS with noatime, through fstab", () => {
-    const script = renderVolumeMountScript();
+describe("renderEnvDefaults", () => {
+  it("keeps a value set in the environment and falls back to the rendered one", () => {
+    const env = renderEnvDefaults({ GALERA_PEERS: "10.0.0.170:4567 10.0.0.172:4567", GALERA_CLUSTER_SIZE: 3 });
+    const read = (environment: Record<string, string>) =>
+      spawnSync("/bin/bash", ["-c", `${env}\nprintf '%s|%s' "$GALERA_PEERS" "$GALERA_CLUSTER_SIZE"`], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { PATH: "/usr/bin:/bin", ...environment },
+      });
+    expect(read({}).stdout).toBe("10.0.0.170:4567 10.0.0.172:4567|3");
+    expect(read({ GALERA_CLUSTER_SIZE: "5" }).stdout).toBe("10.0.0.170:4567 10.0.0.172:4567|5");
+  });
+
+  it("refuses a value the shell would expand, and a name that is not an identifier", () => {
+    expect(() => renderEnvDefaults({ GALERA_IMAGE: "mariadb:$(id)" })).toThrow(/GALERA_IMAGE/);
+    expect(() => renderEnvDefaults({ GALERA_DATADIR: "/opt/x}y" })).toThrow(/GALERA_DATADIR/);
+    expect(() => renderEnvDefaults({ "GALERA-X": "1" })).toThrow(/not a shell identifier/);
+  });
+});
+
+describe("renderVolumeStep", () => {
+  it("mounts the Hetzner volume with the shared kb_xfs_volume (XFS, noatime, fstab by UUID) on the datadir", () => {
+    const script = renderVolumeStep();
+    expect(script).toContain(commonScript("xfs-volume.sh"));
     expect(script).toContain("/dev/disk/by-id/scsi-0HC_Volume_*");
-    expect(script).toContain('entry="$device $mount_point xfs defaults,noatime,nofail 0 2"');
-    expect(script).toContain("mount_point=/opt/keybuzz/mariadb/data");
+    expect(script).toContain('entry="UUID=$uuid $mount_point xfs defaults,noatime,nofail 0 2"');
+    expect(script).toContain("KB_DATA_DIR='/opt/keybuzz/mariadb/data'");
+    expect(script).toContain('kb_xfs_volume "$KB_DATA_DIR"');
+    expect(script).toMatch(/install -d -m 0700 "\$KB_SECRET_DIR"/);
+    expect(script).toContain("KB_SECRET_DIR='/opt/keybuzz/mariadb/secrets'");
   });
 });
 
@@ -149,19 +176,19 @@ describe("GaleraCluster on the mock engine", () => {
 
   async function build() {
     return declared(() => {
-      const { byName: hosts, volumes, ready } = mockHosts(serversOf(inventory, "mariadb"));
+      const { list: hosts, volumes, ready } = mockHosts(serversOf(inventory, "mariadb"));
       new GaleraCluster("galera", {
-        inventory,
-        versions: loadVersions(),
         hosts,
-        volumes,
-        ready,
-        passwords: {
+        versions: loadVersions(),
+        settings: parseGaleraSettings(undefined),
+        secrets: {
           root: pulumi.secret("S3cretRoot"),
           app: pulumi.secret("S3cretApp"),
           sst: pulumi.secret("S3cretSst"),
           monitor: pulumi.secret("S3cretMonitor"),
         },
+        after: { hosts: ready },
+        volumes,
       });
     });
   }
@@ -175,13 +202,42 @@ describe("GaleraCluster on the mock engine", () => {
     expect(deps("galera-maria-03-join")).toEqual(expect.arrayContaining(["galera-maria-03-volume", "galera-maria-02-join"]));
     expect(deps("galera-maria-03-join")).not.toContain("galera-maria-01-finalize");
     expect(deps("galera-maria-01-finalize")).toEqual(["galera-maria-03-join"]);
-    for (const name of ["maria-01", "maria-02", "maria-03"]) expect(deps(`galera-${name}-verify`)).toEqual(["galera-maria-01-finalize"]);
+    // Each node is verified in turn after the finalize step; the last verification is the module's `verified`.
+    expect(deps("galera-maria-01-verify")).toEqual(["galera-maria-01-finalize"]);
+    expect(deps("galera-maria-02-verify")).toEqual(["galera-maria-01-verify"]);
+    expect(deps("galera-maria-03-verify")).toEqual(["galera-maria-02-verify"]);
     const script = (name: string) => String(reveal(resources.get(name)?.inputs.create));
     // Only maria-01 may bootstrap, and only its first step; the joiners and the last step are members.
     expect(script("galera-maria-01-bootstrap")).toMatch(/keybuzz-galera converge first\n/);
     expect(script("galera-maria-02-join")).toMatch(/keybuzz-galera converge member\n/);
     expect(script("galera-maria-03-join")).toMatch(/keybuzz-galera converge member\n/);
     expect(script("galera-maria-01-finalize")).toMatch(/keybuzz-galera finalize\n/);
+  });
+
+  it("exposes the last verification as `verified` and every output through registerOutputs", async () => {
+    const registerOutputs = jest.spyOn(
+      pulumi.ComponentResource.prototype as unknown as { registerOutputs(outputs: object): void },
+      "registerOutputs",
+    );
+    let cluster: GaleraCluster | undefined;
+    const resources = await declared(() => {
+      const { list: hosts, volumes, ready } = mockHosts(serversOf(inventory, "mariadb"));
+      cluster = new GaleraCluster("galera", {
+        hosts,
+        versions: loadVersions(),
+        settings: parseGaleraSettings(undefined),
+        secrets: { root: pulumi.secret("r"), app: pulumi.secret("a"), sst: pulumi.secret("s"), monitor: pulumi.secret("m") },
+        after: { hosts: ready },
+        volumes,
+      });
+    });
+    expect(resources.has("galera-maria-03-verify")).toBe(true);
+    const verified = cluster?.verified as pulumi.CustomResource;
+    expect(await new Promise((resolve) => verified.urn.apply(resolve))).toMatch(/::galera-maria-03-verify$/);
+    expect(cluster?.nodes.map((node) => node.name)).toEqual(["maria-01", "maria-02", "maria-03"]);
+    const own = registerOutputs.mock.calls.find(([outputs]) => "nodes" in outputs);
+    expect(own?.[0]).toEqual({ nodes: cluster?.nodes, verified: cluster?.verified });
+    registerOutputs.mockRestore();
   });
 
   it("sends every password only through the secret stdin", async () => {

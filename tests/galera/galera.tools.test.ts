@@ -1,8 +1,15 @@
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { DEFAULT_GALERA_SERVER_SETTINGS, renderAccountsSql, renderGaleraCnf, renderSstAuthCnf } from "../../components/data/galera";
-import { renderProxySqlRunScript, renderProxySqlVerifyScript } from "../../components/data/proxysql";
+import {
+  DEFAULT_GALERA_HOST_SETTINGS,
+  DEFAULT_GALERA_SERVER_SETTINGS,
+  renderAccountsSql,
+  renderGaleraCnf,
+  renderSstAuthCnf,
+  renderVolumeStep,
+} from "../../components/data/galera";
+import { renderProxySqlNodeStep, renderProxySqlVerifyStep } from "../../components/data/proxysql";
 import { fillSecrets } from "../../components/lib/remote";
 import { runProgram } from "../../scripts/lib/mock-engine";
 import { requireTool, run, tempDir } from "../support/tools";
@@ -156,11 +163,13 @@ describe("the accounts SQL on a real MariaDB 10.11 (socket only, no network)", (
 });
 
 describe("shellcheck", () => {
-  it("passes the recovery script and keybuzz-galera", () => {
+  it("passes the recovery script, keybuzz-galera and the Galera and ProxySQL step scripts", () => {
     const shellcheck = requireTool("shellcheck");
-    const scripts = ["galera-node.sh", "galera-start.sh", "recover.sh"].map((name) =>
-      path.join(__dirname, "..", "..", "scripts", "galera", name),
-    );
+    const scripts = [
+      ...["galera-node.sh", "galera-start.sh", "recover.sh", "volume.sh"].map((name) => path.join("galera", name)),
+      path.join("..", "tests", "galera", "volume-step.sh"),
+      ...["proxysql-node.sh", "verify.sh"].map((name) => path.join("proxysql", name)),
+    ].map((name) => path.join(__dirname, "..", "..", "scripts", name));
     const result = run(shellcheck, ["--shell=bash", ...scripts]);
     expect(result.stdout).toBe("");
     expect(result.status).toBe(0);
@@ -180,12 +189,71 @@ describe("shellcheck", () => {
     const standalone = path.join(dir, "proxysql-bodies.sh");
     fs.writeFileSync(
       standalone,
-      `#!/usr/bin/env bash\nset -euo pipefail\n${renderProxySqlRunScript("proxysql/proxysql:2.6.4")}\n${renderProxySqlVerifyScript({ clientImage: "mariadb:10.11.14", hostName: "proxysql-01", appDatabase: "erpnext" })}\n`,
+      `#!/usr/bin/env bash\nset -euo pipefail\n${renderProxySqlNodeStep("proxysql/proxysql:2.6.4")}\n${renderProxySqlVerifyStep({ clientImage: "mariadb:10.11.14", hostName: "proxysql-01", appDatabase: "erpnext" })}\n`,
     );
     // The shared step preamble (components/lib/remote.ts) trips info-level notes; warnings and errors fail.
     const result = run(shellcheck, ["--shell=bash", "--severity=warning", ...files, standalone]);
     expect(result.stdout).toBe("");
     expect(result.status).toBe(0);
+  });
+});
+
+/**
+ * The volume step's body in a private mount namespace (tests/galera/volume-step.sh): the test's own
+ * /dev/disk/by-id link and /etc/fstab, fakes for the block-device tools, real bash, awk and grep.
+ */
+describe("the Galera volume step (kb_xfs_volume, private mount namespace)", () => {
+  const root = tempDir("galera-volume");
+  const data = path.join(root, "mnt", "data");
+  const host = {
+    ...DEFAULT_GALERA_HOST_SETTINGS,
+    dataDir: data,
+    configDir: path.join(root, "mnt", "config"),
+    secretDir: path.join(root, "mnt", "secrets"),
+  };
+  const body = path.join(root, "body.sh");
+  const fstab = path.join(root, "etc", "fstab");
+  const calls = () => (fs.existsSync(path.join(root, "calls")) ? fs.readFileSync(path.join(root, "calls"), "utf8") : "");
+  const step = () => run("/bin/bash", [path.join(__dirname, "volume-step.sh"), body, root]);
+
+  beforeAll(() => {
+    requireTool("unshare");
+    for (const dir of ["dev/disk/by-id", "etc", "state"]) fs.mkdirSync(path.join(root, dir), { recursive: true });
+    fs.writeFileSync(path.join(root, "dev", "sdb"), "");
+    fs.symlinkSync("../../sdb", path.join(root, "dev", "disk", "by-id", "scsi-0HC_Volume_123"));
+    fs.writeFileSync(body, renderVolumeStep(host));
+  });
+  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it("formats a blank volume, replaces the old by-id fstab entry with one by UUID, keeps the other lines, mounts", () => {
+    fs.writeFileSync(path.join(root, "state", "fstype"), "");
+    fs.writeFileSync(fstab, `UUID=1111 / ext4 defaults 0 1\n/dev/disk/by-id/scsi-0HC_Volume_123 ${data} xfs defaults,noatime,nofail 0 2\n`);
+    const result = step();
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(`data volume: /dev/sdb (xfs) on ${data}\n`);
+    expect(fs.readFileSync(fstab, "utf8")).toBe(
+      `UUID=1111 / ext4 defaults 0 1\nUUID=6f1e2d3c-0000-4000-8000-00000000abcd ${data} xfs defaults,noatime,nofail 0 2\n`,
+    );
+    expect(calls()).toContain("mkfs.xfs -q /dev/sdb\n");
+    expect(calls()).toContain(`mount ${data}\n`);
+    expect(fs.statSync(host.secretDir).mode & 0o777).toBe(0o700);
+  });
+
+  it("changes nothing on a re-run", () => {
+    const before = calls();
+    const result = step();
+    expect(result.status).toBe(0);
+    const again = calls().slice(before.length);
+    expect(again).not.toMatch(/mkfs|daemon-reload|^mount /m);
+  });
+
+  it("refuses a volume that holds another file system, naming it", () => {
+    fs.writeFileSync(path.join(root, "state", "fstype"), "ext4\n");
+    fs.writeFileSync(fstab, "UUID=1111 / ext4 defaults 0 1\n");
+    const result = step();
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain("diagnosis: data volume: /dev/sdb holds a ext4 file system, expected xfs; refusing to touch it");
   });
 });
 

@@ -24,7 +24,7 @@ import { assertLoopback, assertLoopbackText, ownedDir, ownedFile, settlesWithin,
 
 /**
  * MariaDB Galera on loopback: the my.cnf, sst-auth.cnf, galera.env and secret files that
- * components/data/galera.ts renders for the stack's own inventory (maria-01..03 moved to
+ * components/data/galera/ renders for the stack's own inventory (maria-01..03 moved to
  * 127.0.10.170-172), run by Debian's mariadbd 10.11 + galera-4 as the `mysql` user. The nodes are
  * driven by the project's own keybuzz-galera (scripts/galera/galera-node.sh) through
  * galera-node-exec.sh, which replaces only its Docker primitives (start, stop, running, SQL,

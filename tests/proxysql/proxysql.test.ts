@@ -1,13 +1,26 @@
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import * as hcloud from "@pulumi/hcloud";
+import * as pulumi from "@pulumi/pulumi";
+import { loadVersions, parseInventory, parseVersions, serversOf } from "../../config";
 import {
-  DEFAULT_PROXYSQL_SETTINGS,
+  DEFAULT_PROXYSQL_CNF_SETTINGS,
+  DEFAULT_PROXYSQL_HOST_SETTINGS,
   galeraBackends,
   mariadbServerVersion,
+  parseProxySqlSettings,
+  ProxySqlLayer,
   renderProxySqlCnf,
-  renderProxySqlRunScript,
-  renderProxySqlVerifyScript,
+  renderProxySqlNodeStep,
+  renderProxySqlVerifyStep,
 } from "../../components/data/proxysql";
 import { secretKeysIn } from "../../components/lib/remote";
-import { isSecretValue, MockRun, reveal, runProgram } from "../../scripts/lib/mock-engine";
+import { isSecretValue, MockRun, reveal, runFailingProgram, runProgram } from "../../scripts/lib/mock-engine";
+import { isConfigError } from "../../config";
+import { declared, mockHosts } from "../support/component-mocks";
+import { rawStackConfig } from "../support/stack-config";
+import { tempDir } from "../support/tools";
 
 const NODES = [
   { name: "maria-01", address: "10.0.0.170" },
@@ -70,7 +83,7 @@ describe("renderProxySqlCnf", () => {
 
   it("renders other addresses and hostgroups from settings (loopback tests)", () => {
     const settings = {
-      ...DEFAULT_PROXYSQL_SETTINGS,
+      ...DEFAULT_PROXYSQL_CNF_SETTINGS,
       listenAddress: "127.0.20.1",
       port: 16033,
       adminPort: 16032,
@@ -89,22 +102,180 @@ describe("renderProxySqlCnf", () => {
   it("refuses an image tag without a full version", () => {
     expect(() => mariadbServerVersion("mariadb@sha256:abc")).toThrow(/images\.mariadb/);
   });
+
+  it("is refused by config/ first: a digest-only images.mariadb pin is a versions.yaml error", () => {
+    const raw = JSON.parse(JSON.stringify(loadVersions())) as { images: Record<string, string> };
+    raw.images.mariadb = `mariadb@sha256:${"a".repeat(64)}`;
+    expect(() => parseVersions(raw)).toThrow(/versions\.yaml: images\.mariadb: must carry its x\.y\.z tag/);
+    raw.images.mariadb = `mariadb:10.11.18@sha256:${"a".repeat(64)}`;
+    expect(parseVersions(raw).images.mariadb).toBe(raw.images.mariadb);
+  });
+});
+
+describe("keybuzz:proxysql settings", () => {
+  it("defaults to today's values, renders an operator's value, and rejects a bad one naming the key", () => {
+    expect(parseProxySqlSettings(undefined)).toEqual({
+      threads: 4,
+      maxConnections: 2048,
+      maxConnectionsPerBackend: 100,
+      maxTransactionsBehind: 100,
+    });
+    const settings = { ...DEFAULT_PROXYSQL_CNF_SETTINGS, ...parseProxySqlSettings({ threads: 8, maxConnectionsPerBackend: 150 }) };
+    const cnf = renderProxySqlCnf({ backends: galeraBackends(NODES), serverVersion: "10.11.14-MariaDB", settings });
+    expect(cnf).toContain("    threads = 8\n");
+    expect(cnf).toContain("    max_connections = 2048\n");
+    expect(cnf).toContain('max_connections = 150, comment = "maria-01"');
+    expect(() => parseProxySqlSettings({ threads: 0 })).toThrow(/keybuzz:proxysql\.threads/);
+    expect(() => parseProxySqlSettings({ thread: 4 })).toThrow(/keybuzz:proxysql/);
+  });
+});
+
+/**
+ * The deploy step's body in bash with a fake `docker` that keeps one container's label, running
+ * state and `docker run` count in files: what the step recreates, and when it leaves it alone.
+ */
+describe("the ProxySQL deploy step (fake docker)", () => {
+  const dir = tempDir("proxysql-step");
+  const host = {
+    ...DEFAULT_PROXYSQL_HOST_SETTINGS,
+    configFile: path.join(dir, "config", "proxysql.cnf"),
+    startedFile: path.join(dir, "config", "proxysql.cnf.started"),
+    dataDir: path.join(dir, "data"),
+  };
+  const bin = path.join(dir, "bin");
+  fs.mkdirSync(bin, { recursive: true });
+  fs.mkdirSync(path.dirname(host.configFile), { recursive: true });
+  fs.writeFileSync(
+    path.join(bin, "docker"),
+    `#!/bin/bash
+state=${dir}/container
+case "$1 $2" in
+  "inspect -f")
+    [ -f "$state.label" ] || exit 1
+    case "$3" in *Labels*) cat "$state.label" ;; *) cat "$state.running" ;; esac ;;
+  "image inspect") exit 0 ;;
+  "rm -f") rm -f "$state.label" "$state.running" ;;
+  "run -d")
+    for arg in "$@"; do case "$arg" in keybuzz.spec=*) echo "\${arg#keybuzz.spec=}" >"$state.label" ;; esac; done
+    echo true >"$state.running"
+    echo run >>"${dir}/runs" ;;
+  *) echo "fake docker: $*" >&2; exit 2 ;;
+esac
+`,
+    { mode: 0o755 },
+  );
+  const runs = () => (fs.existsSync(path.join(dir, "runs")) ? fs.readFileSync(path.join(dir, "runs"), "utf8").split("\n").length - 1 : 0);
+  const step = (image: string) => {
+    const result = spawnSync("/bin/bash", ["-c", `set -euo pipefail\n${renderProxySqlNodeStep(image, host)}`], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { PATH: `${bin}:/usr/bin:/bin` },
+    });
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    return result.stdout;
+  };
+
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("starts a missing container, then leaves a current one alone", () => {
+    fs.writeFileSync(host.configFile, "datadir = 1\n");
+    expect(step("proxysql/proxysql:2.6.6")).toContain("proxysql: (re)started (container missing");
+    expect(fs.statSync(host.startedFile).mode & 0o777).toBe(0o600);
+    expect(step("proxysql/proxysql:2.6.6")).toBe("");
+    expect(runs()).toBe(1);
+  });
+
+  it("recreates it when proxysql.cnf differs from the one it started with (a rotated password), also on a retry", () => {
+    fs.writeFileSync(host.configFile, "datadir = 2\n");
+    expect(step("proxysql/proxysql:2.6.6")).toContain("configuration changed");
+    expect(runs()).toBe(2);
+    // A run that wrote the file but failed before the restart: the next run still restarts.
+    fs.writeFileSync(host.configFile, "datadir = 3\n");
+    fs.writeFileSync(host.startedFile, "stale\n");
+    step("proxysql/proxysql:2.6.6");
+    expect(runs()).toBe(3);
+  });
+
+  it("recreates it when it is stopped or its image changed", () => {
+    fs.writeFileSync(path.join(dir, "container.running"), "false\n");
+    expect(step("proxysql/proxysql:2.6.6")).toContain("container stopped");
+    expect(step("proxysql/proxysql:2.6.7")).toContain("container outdated");
+    expect(step("proxysql/proxysql:2.6.7")).toBe("");
+    expect(runs()).toBe(5);
+  });
 });
 
 describe("ProxySQL step scripts", () => {
-  it("recreates the container only when image or configuration changed, with --initial", () => {
-    const script = renderProxySqlRunScript("proxysql/proxysql:2.6.4");
-    expect(script).toContain('if [ "$current" != "$spec" ] || [ "$running" != true ]; then');
+  it("runs the container with --initial on the host network through the shared container lifecycle", () => {
+    const script = renderProxySqlNodeStep("proxysql/proxysql:2.6.4");
+    expect(script).toContain("kb_proxysql_state() {");
+    expect(script).toContain('if [ "$state" != current ] || [ "$started" != "$config" ]; then');
     expect(script).toContain("--network host");
     expect(script).toContain("--initial");
   });
 
   it("checks one ONLINE writer, then a write and a read as the app user", () => {
-    const script = renderProxySqlVerifyScript({ clientImage: "mariadb:10.11.14", hostName: "proxysql-01", appDatabase: "erpnext" });
-    expect(script).toContain("FROM runtime_mysql_servers WHERE hostgroup_id=10 AND status='ONLINE';");
+    const script = renderProxySqlVerifyStep({ clientImage: "mariadb:10.11.14", hostName: "proxysql-01", appDatabase: "erpnext" });
+    expect(script).toContain("KB_WRITER_HOSTGROUP='10'");
+    expect(script).toContain("FROM runtime_mysql_servers WHERE hostgroup_id=$KB_WRITER_HOSTGROUP AND status='ONLINE';");
     expect(script).toContain("REPLACE INTO keybuzz_healthcheck");
-    expect(script).toContain("SELECT token FROM keybuzz_healthcheck WHERE probe='proxysql-01';");
+    expect(script).toContain("KB_HOST_NAME='proxysql-01'");
+    expect(script).toContain("SELECT token FROM keybuzz_healthcheck WHERE probe='$KB_HOST_NAME';");
   });
+});
+
+describe("ProxySqlLayer on the mock engine", () => {
+  it("waits for each node's base OS and Galera, rolls one node at a time, and exposes the last verification", async () => {
+    const inventory = parseInventory(rawStackConfig("prod"));
+    const registerOutputs = jest.spyOn(
+      pulumi.ComponentResource.prototype as unknown as { registerOutputs(outputs: object): void },
+      "registerOutputs",
+    );
+    let layer: ProxySqlLayer | undefined;
+    const resources = await declared(() => {
+      const { list: hosts, ready } = mockHosts(serversOf(inventory, "proxysql"));
+      const galeraVerified = new hcloud.Server("galera-verified", { serverType: "cx23", image: "ubuntu-24.04" });
+      layer = new ProxySqlLayer("proxysql", {
+        hosts,
+        versions: loadVersions(),
+        settings: parseProxySqlSettings(undefined),
+        secrets: { admin: pulumi.secret("a"), app: pulumi.secret("b"), monitor: pulumi.secret("c") },
+        after: { hosts: ready, all: [galeraVerified] },
+        galeraNodes: NODES,
+      });
+    });
+    const deps = (name: string) => resources.get(name)?.deps ?? [];
+    expect(deps("proxysql-proxysql-01").sort()).toEqual(["galera-verified", "proxysql-01-base"]);
+    expect(deps("proxysql-proxysql-01-verify")).toEqual(["proxysql-proxysql-01"]);
+    expect(deps("proxysql-proxysql-02")).toEqual(expect.arrayContaining(["proxysql-02-base", "proxysql-proxysql-01-verify"]));
+    const verified = layer?.verified as pulumi.CustomResource;
+    expect(await new Promise((resolve) => verified.urn.apply(resolve))).toMatch(/::proxysql-proxysql-02-verify$/);
+    const own = registerOutputs.mock.calls.find(([outputs]) => "verified" in outputs && outputs.verified === layer?.verified);
+    expect(own?.[0]).toEqual({ verified: layer?.verified });
+    registerOutputs.mockRestore();
+  });
+});
+
+describe("the config pass (prod)", () => {
+  it("refuses a bad keybuzz:proxysql, no proxysql server and a maria node without a volume before any resource, naming each key", async () => {
+    const raw = rawStackConfig("prod") as { servers: { name: string; subrole?: string; volumeSizeGb?: number }[] };
+    const servers = raw.servers
+      .filter((server) => server.subrole !== "proxysql")
+      .map((server) => (server.name === "maria-02" ? { ...server, volumeSizeGb: undefined } : server));
+    const { error, registrations } = await runFailingProgram("prod", {
+      "keybuzz:servers": JSON.stringify(servers),
+      "keybuzz:proxysql": JSON.stringify({ threads: 300 }),
+    });
+    expect(isConfigError(error)).toBe(true);
+    const problems = isConfigError(error) ? error.problems : [];
+    expect(problems).toContainEqual("keybuzz:servers: no server has the proxysql role; add at least one");
+    expect(problems).toContainEqual(
+      expect.stringMatching(/^keybuzz:servers\[\d+\]\.volumeSizeGb: mariadb nodes keep their data on an XFS volume/),
+    );
+    expect(problems).toContainEqual(expect.stringMatching(/^keybuzz:proxysql\.threads: /));
+    expect(registrations).toHaveLength(0);
+  }, 120_000);
 });
 
 describe("the program (prod)", () => {
@@ -126,6 +297,9 @@ describe("the program (prod)", () => {
     expect(cnfs[0]).not.toMatch(/mock-secret/);
     expect(order.indexOf("galera-maria-03-verify")).toBeLessThan(order.indexOf("proxysql-proxysql-01"));
     expect(order.indexOf("proxysql-proxysql-01-verify")).toBeLessThan(order.indexOf("proxysql-proxysql-02"));
+    expect(registrations.find((registration) => registration.name === "proxysql-proxysql-01")?.dependsOn).toEqual(
+      expect.arrayContaining(["proxysql-01-base-os-verify", "galera-maria-03-verify"]),
+    );
     for (const name of ["proxysql-proxysql-01", "proxysql-proxysql-02"]) {
       const command = registrations.find((registration) => registration.name === name);
       expect(isSecretValue(command?.inputs.stdin)).toBe(true);
