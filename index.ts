@@ -50,7 +50,15 @@ const secrets = new PlatformSecrets("secrets");
 const pki = new Pki("pki", { stack, nodes: serversOf(inventory, "postgres") });
 
 // 4. Base OS on every server; each module below starts after its hosts are hardened and verified.
-const baseOs = new BaseOs("base-os", { inventory, versions, hosts: fleet.hosts, dependsOn: fleet.attachments });
+const allHosts = inventory.servers.map((server) => fleet.hosts[server.name]);
+const baseOs = new BaseOs("base-os", {
+  hosts: allHosts,
+  versions,
+  settings: settings.baseOs,
+  secrets: {},
+  after: { hosts: fleet.attachments },
+  inventory,
+});
 
 // 5. Data tier and Kubernetes (modules added here in order).
 
@@ -61,7 +69,7 @@ const redis = new RedisCluster("redis", {
   versions,
   password: secrets.redis.password,
   sentinelPassword: secrets.redis.sentinel,
-  ready: baseOs.ready,
+  ready: baseOs.verifiedByHost,
   tuning: settings.redis,
 });
 const rabbitmq = new RabbitMqCluster("rabbitmq", {
@@ -70,14 +78,14 @@ const rabbitmq = new RabbitMqCluster("rabbitmq", {
   password: secrets.rabbitmq.password,
   erlangCookie: secrets.rabbitmq.erlangCookie,
   monitorPassword: secrets.rabbitmq.monitor,
-  ready: baseOs.ready,
+  ready: baseOs.verifiedByHost,
 });
 const minio = new MinioCluster("minio", {
   hosts: hostsOf("minio"),
   versions,
   domain: inventory.internalDomain,
   rootPassword: secrets.minio.rootPassword,
-  ready: baseOs.ready,
+  ready: baseOs.verifiedByHost,
 });
 
 // PostgreSQL HA: etcd + Patroni on the DB nodes, then the shared HAProxy and PgBouncer on haproxy-01/02 (docs/postgres.md).
@@ -88,7 +96,7 @@ const postgres = new PostgresCluster("postgres", {
   settings: settings.postgres,
   hosts: fleet.hosts,
   volumes: fleet.volumes,
-  ready: baseOs.ready,
+  ready: baseOs.verifiedByHost,
   secrets,
   pki,
 });
@@ -106,7 +114,7 @@ const haproxy = new HaproxyLayer("haproxy", {
   },
   extraFiles: [postgresHaproxyCaFile()],
   versions,
-  ready: baseOs.ready,
+  ready: baseOs.verifiedByHost,
   dependsOn: [postgres.verified, redis.ready, rabbitmq.ready],
 });
 // End-to-end: Redis and AMQP answer through the internal load balancer once HAProxy is up.
@@ -131,7 +139,7 @@ const galera = new GaleraCluster("galera", {
   versions,
   hosts: fleet.hosts,
   volumes: fleet.volumes,
-  ready: baseOs.ready,
+  ready: baseOs.verifiedByHost,
   passwords: secrets.mariadb,
   settings: settings.galera,
 });
@@ -139,36 +147,41 @@ new ProxySqlLayer("proxysql", {
   inventory,
   versions,
   hosts: fleet.hosts,
-  ready: baseOs.ready,
+  ready: baseOs.verifiedByHost,
   galeraNodes: galera.nodes,
   galeraReady: galera.verified,
   passwords: { admin: secrets.proxysql.admin, app: secrets.mariadb.app, monitor: secrets.mariadb.monitor },
 });
 
 // Kubernetes (kubeadm HA, then Calico, CSI, monitoring, ingress; docs/kubernetes.md).
+const kubernetesHosts = [...hostsOf("k8s-master"), ...hostsOf("k8s-worker")];
 const kubernetes = new KubernetesCluster("k8s", {
-  inventory,
+  hosts: kubernetesHosts,
   versions,
-  hosts: fleet.hosts,
-  baseReady: baseOs.ready,
-  kubeadm: secrets.kubeadm,
   settings: settings.k8s,
+  secrets: secrets.kubeadm,
+  after: { hosts: baseOs.verifiedByHost },
+  inventory,
   apiLoadBalancer: loadBalancers[inventory.kubernetes.apiLoadBalancer],
 });
 new ClusterAddons("k8s-addons", {
-  inventory,
+  hosts: kubernetesHosts,
   versions,
-  cluster: kubernetes,
   settings: settings.k8s,
-  grafanaAdminPassword: secrets.grafana.admin,
-  hcloudToken,
-  credentials: {
-    postgresPassword: secrets.postgres.app,
-    redisPassword: secrets.redis.password,
-    rabbitmqPassword: secrets.rabbitmq.password,
-    mariadbPassword: secrets.mariadb.app,
-    minioPassword: secrets.minio.rootPassword,
+  secrets: {
+    grafanaAdmin: secrets.grafana.admin,
+    hcloudToken,
+    backend: {
+      postgresPassword: secrets.postgres.app,
+      redisPassword: secrets.redis.password,
+      rabbitmqPassword: secrets.rabbitmq.password,
+      mariadbPassword: secrets.mariadb.app,
+      minioPassword: secrets.minio.rootPassword,
+    },
   },
+  after: { all: [kubernetes.verified] },
+  provider: kubernetes.provider,
+  inventory,
 });
 
 export const caCertificate = pki.caCertPem;

@@ -1,9 +1,9 @@
 import { parseGaleraSettings } from "../components/data/galera";
 import { parsePostgresSettings } from "../components/data/postgres/settings";
 import { parseRedisTuning } from "../components/data/redis";
-import { backendConfigData } from "../components/k8s/addons";
-import { ingressProxyProtocol } from "../components/k8s/ingress";
-import { parseK8sSettings } from "../components/k8s/settings";
+import { backendConfigData, ingressProxyProtocol } from "../components/k8s/addons/render";
+import { parseK8sSettings } from "../components/k8s/cluster/settings";
+import { parseBaseOsSettings } from "../components/os/base-os/settings";
 import { isConfigError } from "./errors";
 import type { Inventory } from "./inventory";
 
@@ -18,6 +18,7 @@ import type { Inventory } from "./inventory";
  * module's `settings.ts`; a parser throws a ConfigError naming `keybuzz:<key>.<field>`.
  */
 const MODULE_SETTINGS = {
+  baseOs: parseBaseOsSettings,
   redis: parseRedisTuning,
   postgres: parsePostgresSettings,
   galera: parseGaleraSettings,
