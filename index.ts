@@ -50,9 +50,8 @@ const secrets = new PlatformSecrets("secrets");
 const pki = new Pki("pki", { stack, nodes: serversOf(inventory, "postgres") });
 
 // 4. Base OS on every server; each module below starts after its hosts are hardened and verified.
-const allHosts = inventory.servers.map((server) => fleet.hosts[server.name]);
 const baseOs = new BaseOs("base-os", {
-  hosts: allHosts,
+  hosts: inventory.servers.map((server) => fleet.hosts[server.name]),
   versions,
   settings: settings.baseOs,
   secrets: {},
