@@ -34,8 +34,9 @@ export interface AddonsSecrets {
 /**
  * Arguments of {@link ClusterAddons}: the module contract (`hosts` = the cluster's nodes, control
  * planes first as in `KubernetesCluster`: the verification runs on the first control plane and
- * waits for every one of them to be Ready; `after.all` = the cluster's `verified`) plus the
- * cluster's provider and the inventory.
+ * waits for every one of them to be Ready; `after.all` = the cluster's `verified`, which Calico
+ * waits for, the other releases waiting for the verification after it; the namespaces and Secrets
+ * need only the provider, as before) plus the cluster's provider and the inventory.
  */
 export interface ClusterAddonsArgs extends ModuleArgs<AddonsSettings, AddonsSecrets> {
   /** The cluster's provider (`KubernetesCluster.provider`): explicit on every Kubernetes resource and Helm release. */
