@@ -38,7 +38,14 @@ const secrets = new PlatformSecrets("secrets");
 const pki = new Pki("pki", { stack, nodes: serversOf(inventory, "postgres") });
 
 // 4. Base OS on every server; each module below starts after its hosts are hardened and verified.
-const baseOs = new BaseOs("base-os", { inventory, versions, hosts: fleet.hosts, dependsOn: fleet.attachments });
+const baseOs = new BaseOs("base-os", {
+  hosts: inventory.servers.map((server) => fleet.hosts[server.name]),
+  versions,
+  settings: settings.baseOs,
+  secrets: {},
+  after: { hosts: fleet.attachments },
+  inventory,
+});
 
 // 5. Data tier and Kubernetes (modules added here in order).
 
@@ -49,21 +56,21 @@ const redis = new RedisCluster("redis", {
   versions,
   settings: settings.redis,
   secrets: { password: secrets.redis.password, sentinelPassword: secrets.redis.sentinel },
-  after: { hosts: baseOs.ready },
+  after: { hosts: baseOs.verifiedByHost },
 });
 const rabbitmq = new RabbitMqCluster("rabbitmq", {
   hosts: hostsOf("rabbitmq"),
   versions,
   settings: settings.rabbitmq,
   secrets: { password: secrets.rabbitmq.password, erlangCookie: secrets.rabbitmq.erlangCookie, monitorPassword: secrets.rabbitmq.monitor },
-  after: { hosts: baseOs.ready },
+  after: { hosts: baseOs.verifiedByHost },
 });
 const minio = new MinioCluster("minio", {
   hosts: hostsOf("minio"),
   versions,
   settings: settings.minio,
   secrets: { rootPassword: secrets.minio.rootPassword },
-  after: { hosts: baseOs.ready },
+  after: { hosts: baseOs.verifiedByHost },
   domain: inventory.internalDomain,
 });
 
@@ -73,7 +80,7 @@ const postgres = new PostgresCluster("postgres", {
   versions,
   settings: settings.postgres,
   secrets: secrets.postgres,
-  after: { hosts: baseOs.ready },
+  after: { hosts: baseOs.verifiedByHost },
   pki,
   volumes: fleet.volumes,
   clientCidr: inventory.network.ipRange,
@@ -86,7 +93,7 @@ const haproxy = new HaproxyLayer("haproxy", {
   versions,
   settings: settings.haproxy,
   secrets: {},
-  after: { hosts: baseOs.ready },
+  after: { hosts: baseOs.verifiedByHost },
   contributions: [postgres.haproxy, redis.haproxy, rabbitmq.haproxy],
   loadBalancer: haproxyLb && { address: haproxyLb.privateIp, ready: loadBalancers[haproxyLb.name] },
 });
@@ -105,7 +112,7 @@ const galera = new GaleraCluster("galera", {
   versions,
   settings: settings.galera,
   secrets: secrets.mariadb,
-  after: { hosts: baseOs.ready },
+  after: { hosts: baseOs.verifiedByHost },
   volumes: fleet.volumes,
 });
 new ProxySqlLayer("proxysql", {
@@ -113,34 +120,39 @@ new ProxySqlLayer("proxysql", {
   versions,
   settings: settings.proxysql,
   secrets: { admin: secrets.proxysql.admin, app: secrets.mariadb.app, monitor: secrets.mariadb.monitor },
-  after: { hosts: baseOs.ready, all: [galera.verified] },
+  after: { hosts: baseOs.verifiedByHost, all: [galera.verified] },
   galeraNodes: galera.nodes,
 });
 
 // Kubernetes (kubeadm HA, then Calico, CSI, monitoring, ingress; docs/kubernetes.md).
+const kubernetesHosts = [...hostsOf("k8s-master"), ...hostsOf("k8s-worker")];
 const kubernetes = new KubernetesCluster("k8s", {
-  inventory,
+  hosts: kubernetesHosts,
   versions,
-  hosts: fleet.hosts,
-  baseReady: baseOs.ready,
-  kubeadm: secrets.kubeadm,
   settings: settings.k8s,
+  secrets: secrets.kubeadm,
+  after: { hosts: baseOs.verifiedByHost },
+  inventory,
   apiLoadBalancer: loadBalancers[inventory.kubernetes.apiLoadBalancer],
 });
 new ClusterAddons("k8s-addons", {
-  inventory,
+  hosts: kubernetesHosts,
   versions,
-  cluster: kubernetes,
   settings: settings.k8s,
-  grafanaAdminPassword: secrets.grafana.admin,
-  hcloudToken,
-  credentials: {
-    postgresPassword: secrets.postgres.app,
-    redisPassword: secrets.redis.password,
-    rabbitmqPassword: secrets.rabbitmq.password,
-    mariadbPassword: secrets.mariadb.app,
-    minioPassword: secrets.minio.rootPassword,
+  secrets: {
+    grafanaAdmin: secrets.grafana.admin,
+    hcloudToken,
+    backend: {
+      postgresPassword: secrets.postgres.app,
+      redisPassword: secrets.redis.password,
+      rabbitmqPassword: secrets.rabbitmq.password,
+      mariadbPassword: secrets.mariadb.app,
+      minioPassword: secrets.minio.rootPassword,
+    },
   },
+  after: { all: [kubernetes.verified] },
+  provider: kubernetes.provider,
+  inventory,
 });
 
 export const caCertificate = pki.caCertPem;

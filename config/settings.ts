@@ -6,9 +6,9 @@ import { parsePostgresSettings } from "../components/data/postgres/settings";
 import { parseProxySqlSettings } from "../components/data/proxysql/settings";
 import { parseRabbitMqSettings } from "../components/data/rabbitmq/settings";
 import { parseRedisSettings } from "../components/data/redis/settings";
-import { backendConfigData } from "../components/k8s/addons";
-import { ingressProxyProtocol } from "../components/k8s/ingress";
-import { parseK8sSettings } from "../components/k8s/settings";
+import { backendConfigData, ingressProxyProtocol } from "../components/k8s/addons/render";
+import { parseK8sSettings } from "../components/k8s/cluster/settings";
+import { parseBaseOsSettings } from "../components/os/base-os/settings";
 import { isConfigError } from "./errors";
 import { clusterNodes, Inventory, serversOf } from "./inventory";
 
@@ -23,6 +23,7 @@ import { clusterNodes, Inventory, serversOf } from "./inventory";
  * module's `settings.ts`; a parser throws a ConfigError naming `keybuzz:<key>.<field>`.
  */
 const MODULE_SETTINGS = {
+  baseOs: parseBaseOsSettings,
   redis: parseRedisSettings,
   haproxy: parseHaproxySettings,
   rabbitmq: parseRabbitMqSettings,

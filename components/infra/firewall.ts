@@ -51,6 +51,6 @@ export class AdminFirewall extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.registerOutputs({ serversFirewallId: this.servers.id, controlPlanesFirewallId: this.controlPlanes.id });
+    this.registerOutputs({ servers: this.servers, controlPlanes: this.controlPlanes });
   }
 }

@@ -143,6 +143,6 @@ export class ServerFleet extends pulumi.ComponentResource {
     this.attachments = attachments;
     this.volumes = volumes;
     this.publicIps = pulumi.all(Object.fromEntries(Object.entries(hosts).map(([hostName, host]) => [hostName, host.server.ipv4Address])));
-    this.registerOutputs({ publicIps: this.publicIps });
+    this.registerOutputs({ hosts: this.hosts, attachments: this.attachments, volumes: this.volumes, publicIps: this.publicIps });
   }
 }

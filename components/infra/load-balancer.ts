@@ -82,6 +82,11 @@ export class LoadBalancer extends pulumi.ComponentResource {
       );
     }
     this.publicIp = spec.public ? this.loadBalancer.ipv4 : pulumi.output(undefined);
-    this.registerOutputs({ privateIp: this.privateIp, publicIp: this.publicIp });
+    this.registerOutputs({
+      loadBalancer: this.loadBalancer,
+      attachment: this.attachment,
+      privateIp: this.privateIp,
+      publicIp: this.publicIp,
+    });
   }
 }

@@ -34,6 +34,6 @@ export class PrivateNetwork extends pulumi.ComponentResource {
       { parent: this },
     );
     this.subnetId = this.subnet.id;
-    this.registerOutputs({ networkId: this.network.id, subnetId: this.subnetId });
+    this.registerOutputs({ network: this.network, subnet: this.subnet, subnetId: this.subnetId });
   }
 }

@@ -76,6 +76,6 @@ export class Pki extends pulumi.ComponentResource {
       nodes[node.name] = { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
     }
     this.nodes = nodes;
-    this.registerOutputs({ caCertPem: this.caCertPem });
+    this.registerOutputs({ caCertPem: this.caCertPem, nodes: this.nodes });
   }
 }

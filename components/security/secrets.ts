@@ -100,6 +100,15 @@ export class PlatformSecrets extends pulumi.ComponentResource {
       token: pulumi.secret(pulumi.interpolate`${tokenId}.${tokenSecret}`),
       certificateKey: pulumi.secret(certificateSeed.apply((seed) => createHash("sha256").update(seed).digest("hex"))),
     };
-    this.registerOutputs({});
+    this.registerOutputs({
+      postgres: this.postgres,
+      redis: this.redis,
+      rabbitmq: this.rabbitmq,
+      minio: this.minio,
+      mariadb: this.mariadb,
+      proxysql: this.proxysql,
+      grafana: this.grafana,
+      kubeadm: this.kubeadm,
+    });
   }
 }

@@ -1,9 +1,13 @@
-import { parseInventory, ServerGroup } from "../../config";
+import { isConfigError, parseInventory, ServerGroup } from "../../config";
 import {
+  baseOsFiles,
   OLD_SSHD_DROP_IN,
+  parseBaseOsSettings,
   renderBaseOsScript,
   renderDockerDaemonJson,
+  renderFail2banJail,
   renderHostsBlock,
+  renderJournaldLimits,
   renderSshdDropIn,
   renderSysctl,
   renderVerifyScript,
@@ -12,7 +16,7 @@ import {
   upstreamRelease,
 } from "../../components/os/base-os";
 import { loadVersions } from "../../config";
-import { runProgram } from "../../scripts/lib/mock-engine";
+import { runFailingProgram, runProgram } from "../../scripts/lib/mock-engine";
 import { rawStackConfig } from "../support/stack-config";
 
 const inventory = parseInventory(rawStackConfig("prod"));
@@ -127,9 +131,66 @@ describe("base OS render functions", () => {
   });
 });
 
+describe("base OS settings (keybuzz:baseOs)", () => {
+  const defaults = parseBaseOsSettings(undefined);
+
+  it("defaults to spec 000's journald limits and the SSH jail's values", () => {
+    expect(renderJournaldLimits(defaults)).toBe("[Journal]\nSystemMaxUse=200M\nSystemKeepFree=100M\n");
+    const jail = renderFail2banJail(["192.0.2.10/32"], "10.0.0.0/16", defaults);
+    expect(jail).toContain("maxretry = 5\nfindtime = 10m\nbantime = 1h\n");
+    expect(jail).toContain("ignoreip = 127.0.0.1/8 ::1 10.0.0.0/16 192.0.2.10/32\n");
+  });
+
+  it("renders what the operator sets, keeping the other defaults", () => {
+    const settings = parseBaseOsSettings({ fail2ban: { banTime: "1d" }, journald: { systemMaxUse: "1G" } });
+    expect(settings).toEqual({
+      fail2ban: { maxRetry: 5, findTime: "10m", banTime: "1d" },
+      journald: { systemMaxUse: "1G", systemKeepFree: "100M" },
+    });
+    const files = Object.fromEntries(baseOsFiles(inventory, settings).map((file) => [file.path, file.content]));
+    expect(files["/etc/fail2ban/jail.d/keybuzz.conf"]).toMatch(/^bantime = 1d$/m);
+    expect(files["/etc/systemd/journald.conf.d/limit.conf"]).toMatch(/^SystemMaxUse=1G$/m);
+  });
+
+  it.each([
+    [{ fail2ban: { banTime: "one hour" } }, /keybuzz:baseOs\.fail2ban\.banTime: must be a fail2ban duration/],
+    [{ journald: { systemKeepFree: "100MB" } }, /keybuzz:baseOs\.journald\.systemKeepFree: must be a journald size/],
+    [{ fail2ban: { maxRetry: 0 } }, /keybuzz:baseOs\.fail2ban\.maxRetry: /],
+    [{ sshd: {} }, /keybuzz:baseOs.*Unrecognized key: "sshd"/],
+  ])("names the bad key of %j", (raw, message) => {
+    expect(() => parseBaseOsSettings(raw)).toThrow(message);
+  });
+
+  it("is validated in the config pass, before any resource", async () => {
+    const { error, registrations } = await runFailingProgram("prod", {
+      "keybuzz:baseOs": JSON.stringify({ journald: { systemMaxUse: "lots" } }),
+    });
+    expect(isConfigError(error)).toBe(true);
+    expect((error as { problems: string[] }).problems).toEqual([expect.stringMatching(/^keybuzz:baseOs\.journald\.systemMaxUse: /)]);
+    expect(registrations).toHaveLength(0);
+  });
+
+  it("reaches every server's base OS step", async () => {
+    const run = await runProgram("prod", { "keybuzz:baseOs": JSON.stringify({ fail2ban: { maxRetry: 3 } }) });
+    for (const server of inventory.servers) {
+      const step = run.steps.find((candidate) => candidate.step === `${server.name}-base-os`);
+      const jail = step?.files.find((file) => file.path === "/etc/fail2ban/jail.d/keybuzz.conf");
+      expect([server.name, jail?.content]).toEqual([server.name, expect.stringMatching(/^maxretry = 3$/m)]);
+    }
+  });
+});
+
 describe("base OS steps (mock engine)", () => {
   it("hardens then verifies every server, each verification after its hardening", async () => {
     const run = await runProgram("prod");
+    for (const server of inventory.servers) {
+      // Each server's hardening waits for its own private network attachment (after.hosts) and
+      // nothing of another server; the server itself is the connection's.
+      const apply = run.registrations.find((candidate) => candidate.name === `${server.name}-base-os`);
+      expect([...(apply?.dependsOn ?? [])].sort()).toEqual([server.name, `${server.name}-private`]);
+      const verify = run.registrations.find((candidate) => candidate.name === `${server.name}-base-os-verify`);
+      expect([...(verify?.dependsOn ?? [])].sort()).toEqual([server.name, `${server.name}-base-os`]);
+    }
     for (const server of inventory.servers) {
       const apply = run.steps.findIndex((step) => step.step === `${server.name}-base-os`);
       const verify = run.steps.findIndex((step) => step.step === `${server.name}-base-os-verify`);

@@ -1,7 +1,13 @@
 import * as yaml from "js-yaml";
 import { ConfigError, Inventory, loadVersions, parseInventory, serversOf } from "../../config";
-import { backendConfigData, calicoValues, kubePrometheusStackValues } from "../../components/k8s/addons";
-import { ingressController, ingressProxyProtocol } from "../../components/k8s/ingress";
+import {
+  backendConfigData,
+  calicoValues,
+  ingressController,
+  ingressProxyProtocol,
+  kubePrometheusStackValues,
+  renderVerifyScript,
+} from "../../components/k8s/addons";
 import {
   caCertHashFromKubeconfig,
   clusterFacts,
@@ -16,10 +22,9 @@ import {
   renderKubernetesAptSource,
   renderKubernetesSysctl,
   renderPrepareScript,
-  renderVerifyScript,
   rewriteKubeconfigServer,
-} from "../../components/k8s/render";
-import { parseK8sSettings } from "../../components/k8s/settings";
+  parseK8sSettings,
+} from "../../components/k8s/cluster";
 import { secretKeysIn } from "../../components/lib/remote";
 import { rawStackConfig } from "../support/stack-config";
 

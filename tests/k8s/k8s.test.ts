@@ -1,5 +1,5 @@
-import { loadVersions, parseInventory, serversOf } from "../../config";
-import { isSecretValue, MockRun, Registration, reveal, runProgram } from "../../scripts/lib/mock-engine";
+import { isConfigError, loadVersions, parseInventory, serversOf } from "../../config";
+import { isSecretValue, MockRun, Registration, reveal, runFailingProgram, runProgram } from "../../scripts/lib/mock-engine";
 import { rawStackConfig } from "../support/stack-config";
 
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -118,11 +118,40 @@ describe("Kubernetes cluster steps (mock engine, prod)", () => {
     }
   });
 
+  it("installs Calico only once the whole cluster module is done: kubeadm init and every join", () => {
+    const calico = dependsOn(RELEASE, "k8s-addons-tigera-operator");
+    expect(calico).toEqual(
+      expect.arrayContaining([
+        `${controlPlanes[0]}-k8s-init`,
+        ...[...controlPlanes.slice(1), ...workers].map((node) => `${node}-k8s-join`),
+      ]),
+    );
+    const clusterSteps = run.registrations.filter((candidate) => candidate.module === "keybuzz:k8s:KubernetesCluster" && candidate.custom);
+    expect(clusterSteps.length).toBeGreaterThan(16);
+    expect(calico).toEqual(expect.arrayContaining(clusterSteps.map((step) => step.name)));
+  });
+
   it("verifies every node Ready and CoreDNS after Calico", () => {
     const verify = run.steps.find((step) => step.step === `${controlPlanes[0]}-k8s-verify`)!;
     expect(verify.script).toContain(`KB_NODES='${[...controlPlanes, ...workers].join(" ")}'`);
     expect(verify.script).toContain("rollout status deployment/coredns");
     expect(dependsOn(COMMAND, `${controlPlanes[0]}-k8s-verify`)).toContain("k8s-addons-tigera-operator");
+  });
+});
+
+describe("Kubernetes configuration (config pass)", () => {
+  // A missing control plane used to surface as a TypeError inside the component; config/ names the key first.
+  it.each([
+    ["k8s-master", /^keybuzz:servers: no server has the k8s-master role/],
+    ["k8s-worker", /^keybuzz:servers: no server has the k8s-worker role/],
+  ])("refuses a stack without a %s server before any resource", async (group, message) => {
+    const raw = rawStackConfig("prod") as { servers: { name: string }[] };
+    const names = new Set(serversOf(inventory, group as "k8s-master" | "k8s-worker").map((server) => server.name));
+    const servers = raw.servers.filter((server) => !names.has(server.name));
+    const { error, registrations } = await runFailingProgram("prod", { "keybuzz:servers": JSON.stringify(servers) });
+    expect(isConfigError(error)).toBe(true);
+    expect((error as { problems: string[] }).problems).toContainEqual(expect.stringMatching(message));
+    expect(registrations).toHaveLength(0);
   });
 });
 

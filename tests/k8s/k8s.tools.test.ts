@@ -9,7 +9,7 @@ import {
   renderContainerdConfig,
   renderEtcdMetricsPatch,
   renderPrepareScript,
-} from "../../components/k8s/render";
+} from "../../components/k8s/cluster";
 import { renderStepScript } from "../../components/lib/remote";
 import { loadVersions, parseInventory, serversOf } from "../../config";
 import { MockRun, runProgram } from "../../scripts/lib/mock-engine";

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { PlatformSecrets } from "../../components/security/secrets";
 import { isSecretValue, runProgram } from "../../scripts/lib/mock-engine";
+import { registeredOutputs } from "../support/registered-outputs";
 
 /** Every string held inside a secret wrapper anywhere in the value. */
 function secretStrings(value: unknown, insideSecret = false, found = new Set<string>()): Set<string> {
@@ -35,6 +36,9 @@ describe("secrets", () => {
     }
     expect(outputs.length).toBeGreaterThanOrEqual(17);
     for (const [key, output] of outputs) expect([key, await pulumi.isSecret(output)]).toEqual([key, true]);
+    // Its registerOutputs (every credential) must reach this run's monitor before the next test replaces it.
+    const urn = await new Promise<string>((resolve) => secrets.urn.apply(resolve));
+    expect([...(await registeredOutputs((candidate) => candidate === urn)).keys()]).toEqual([urn]);
   });
 
   it.each(["prod", "staging"])("never puts a secret value into a plain input of any resource (%s)", async (stack) => {

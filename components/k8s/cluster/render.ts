@@ -1,18 +1,14 @@
 import { createHash, createPublicKey } from "crypto";
-import * as fs from "fs";
 import * as yaml from "js-yaml";
-import * as path from "path";
-import { Inventory, ServerSpec, Versions } from "../../config";
-import { commonScript } from "../lib/scripts";
-import { HostFile, secretRef, shellQuote } from "../lib/remote";
+import { Inventory, ServerSpec, Versions } from "../../../config";
+import { HostFile, secretRef } from "../../lib/remote";
+import { stepBody } from "../../lib/scripts";
 
 /**
  * Pure render functions of the Kubernetes module (spec 002 module 9, DESIGN.md "Kubernetes"):
  * every file and script that lands on a node. Plain inputs in, text out; secrets appear only as
  * {@link secretRef} placeholders.
  */
-
-const SCRIPTS = path.join(__dirname, "..", "..", "scripts", "k8s");
 
 /** Where the module keeps its own files on a node (root only). */
 export const KEYBUZZ_K8S_DIR = "/etc/kubernetes/keybuzz";
@@ -274,14 +270,9 @@ export function renderKubernetesAptSource(version: string): string {
   return `deb [signed-by=${K8S_APT_KEYRING}] https://pkgs.k8s.io/core:/stable:/v${kubernetesMinor(version)}/deb/ /\n`;
 }
 
-function preamble(variables: Record<string, string>): string {
-  return Object.entries(variables)
-    .map(([name, value]) => `${name}=${shellQuote(value)}`)
-    .join("\n");
-}
-
-function script(file: string, variables: Record<string, string>): string {
-  return `${preamble(variables)}\n${fs.readFileSync(path.join(SCRIPTS, file), "utf8")}`;
+/** A step body of this module: its variables, then `scripts/k8s/<file>`. */
+function script(file: string, variables: Readonly<Record<string, string>>): string {
+  return stepBody("k8s", [file], { variables });
 }
 
 /** The files of the node preparation step (every node). */
@@ -300,13 +291,13 @@ export function prepareFiles(versions: Versions): HostFile[] {
  * helpers (`scripts/common/apt.sh`: lock retries, signing-key check) come before the node script.
  */
 export function renderPrepareScript(versions: Versions): string {
-  const variables = preamble({
+  const variables = {
     KB_K8S_MINOR: kubernetesMinor(versions.kubernetes.version),
     KB_K8S_PACKAGE_VERSION: `${versions.kubernetes.version}-${versions.kubernetes.packageRevision}`,
     KB_K8S_KEY_FINGERPRINT: K8S_APT_KEY_FINGERPRINT,
     KB_K8S_KEYRING: K8S_APT_KEYRING,
-  });
-  return `${variables}\n${commonScript("apt.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "prepare-node.sh"), "utf8")}`;
+  };
+  return stepBody("k8s", ["prepare-node.sh"], { variables, common: ["apt.sh"] });
 }
 
 /** `kubeadm init` on the first control plane (skipped once done); prints admin.conf on stdout. */
@@ -325,11 +316,6 @@ export function renderJoinCredentialsScript(): string {
 /** `kubeadm join` of one node (skipped when it already joined). */
 export function renderJoinScript(node: ServerSpec): string {
   return script("join.sh", { KB_NODE: node.name, KB_CONFIG: `${KEYBUZZ_K8S_DIR}/kubeadm-join.yaml` });
-}
-
-/** The cluster verification: every inventory node Ready and CoreDNS available. */
-export function renderVerifyScript(nodeNames: readonly string[]): string {
-  return script("verify.sh", { KB_NODES: nodeNames.join(" ") });
 }
 
 /**

@@ -1,18 +1,13 @@
-import * as pulumi from "@pulumi/pulumi";
-import * as fs from "fs";
-import * as path from "path";
-import { Inventory, ServerGroup, serversOf, Versions } from "../../config";
-import { Host, HostFile, remoteStep, sha256, shellQuote } from "../lib/remote";
-import { commonScript } from "../lib/scripts";
+import { Inventory, ServerGroup, serversOf, Versions } from "../../../config";
+import { HostFile } from "../../lib/remote";
+import { stepBody } from "../../lib/scripts";
+import { BaseOsSettings } from "./settings";
 
 /**
- * Base OS & security (spec 000, "Module 2"), on every server before anything else: packages,
- * Europe/Paris + NTP, swap off, kernel settings, Docker pinned, SSH hardening, UFW per role,
- * fixed DNS, journald limits, fail2ban, auditd and the managed /etc/hosts block; then the spec's
- * 8 validation tests.
+ * Pure render functions of the base OS (spec 000, "Module 2"): every file and step body that lands
+ * on a server. Inventory, versions and settings in, text out; the scripts are files under
+ * `scripts/base-os/`.
  */
-
-const SCRIPTS = path.join(__dirname, "..", "..", "scripts", "base-os");
 
 /**
  * Where the SSH hardening lands. sshd keeps the first value it reads for each keyword (sshd_config(5):
@@ -173,22 +168,23 @@ export function sshdEffectiveSettings(): string[] {
   ];
 }
 
-/** `/etc/systemd/journald.conf.d/limit.conf`, spec 000 §9. */
-export function renderJournaldLimits(): string {
-  return "[Journal]\nSystemMaxUse=200M\nSystemKeepFree=100M\n";
+/** `/etc/systemd/journald.conf.d/limit.conf`, spec 000 §9 (the sizes are `keybuzz:baseOs.journald`). */
+export function renderJournaldLimits(settings: BaseOsSettings): string {
+  return `[Journal]\nSystemMaxUse=${settings.journald.systemMaxUse}\nSystemKeepFree=${settings.journald.systemKeepFree}\n`;
 }
 
 /**
- * `/etc/fail2ban/jail.d/keybuzz.conf`: the SSH jail, never banning the admin CIDRs or the private
- * network (a ban of the operators' bastion would cut `pulumi up` off).
+ * `/etc/fail2ban/jail.d/keybuzz.conf`: the SSH jail (its limits are `keybuzz:baseOs.fail2ban`),
+ * never banning the admin CIDRs or the private network (a ban of the operators' bastion would cut
+ * `pulumi up` off).
  */
-export function renderFail2banJail(adminCidrs: readonly string[], privateCidr: string): string {
+export function renderFail2banJail(adminCidrs: readonly string[], privateCidr: string, settings: BaseOsSettings): string {
   return [
     "[sshd]",
     "enabled = true",
-    "maxretry = 5",
-    "findtime = 10m",
-    "bantime = 1h",
+    `maxretry = ${settings.fail2ban.maxRetry}`,
+    `findtime = ${settings.fail2ban.findTime}`,
+    `bantime = ${settings.fail2ban.banTime}`,
     `ignoreip = 127.0.0.1/8 ::1 ${privateCidr} ${adminCidrs.join(" ")}`,
     "",
   ].join("\n");
@@ -229,28 +225,24 @@ export const DOCKER_PACKAGES = {
   distribution: { engine: "docker.io", cli: "", containerd: "containerd" },
 } as const;
 
-/** Shell preamble that sets the variables the static scripts read. */
-function renderPreamble(variables: Record<string, string>): string {
-  return Object.entries(variables)
-    .map(([name, value]) => `${name}=${shellQuote(value)}`)
-    .join("\n");
-}
-
-/** The files the base OS step writes on `host`. */
-export function baseOsFiles(inventory: Inventory): HostFile[] {
+/** The files the base OS step writes on every server (the same on each). */
+export function baseOsFiles(inventory: Inventory, settings: BaseOsSettings): HostFile[] {
   return [
     { path: "/etc/sysctl.d/99-keybuzz.conf", content: renderSysctl() },
     { path: "/etc/docker/daemon.json", content: renderDockerDaemonJson() },
     { path: SSHD_DROP_IN, content: renderSshdDropIn() },
-    { path: "/etc/systemd/journald.conf.d/limit.conf", content: renderJournaldLimits() },
-    { path: "/etc/fail2ban/jail.d/keybuzz.conf", content: renderFail2banJail(inventory.adminCidrs, inventory.network.ipRange) },
+    { path: "/etc/systemd/journald.conf.d/limit.conf", content: renderJournaldLimits(settings) },
+    {
+      path: "/etc/fail2ban/jail.d/keybuzz.conf",
+      content: renderFail2banJail(inventory.adminCidrs, inventory.network.ipRange, settings),
+    },
     { path: "/etc/keybuzz/hosts.block", content: renderHostsBlock(inventory) },
   ];
 }
 
 /**
- * The base OS script body for one server: its variables, the shared apt helpers
- * (`scripts/common/apt.sh`), then `scripts/base-os/base-os.sh`.
+ * The base OS script body for one server: its variables, the shared apt, sshd and host helpers
+ * (`scripts/common/`), then `scripts/base-os/base-os.sh`.
  */
 export function renderBaseOsScript(hostName: string, group: ServerGroup, inventory: Inventory, versions: Versions): string {
   const isKubernetesNode = group === "k8s-master" || group === "k8s-worker";
@@ -258,7 +250,7 @@ export function renderBaseOsScript(hostName: string, group: ServerGroup, invento
   const rules = ufwRulesFor(group, inventory.network.ipRange, inventory.adminCidrs).map(
     (rule) => `${rule.port}/${rule.proto}${rule.from ? `@${rule.from}` : ""}`,
   );
-  const preamble = renderPreamble({
+  const variables = {
     KB_HOSTNAME: hostName,
     KB_PRIVATE_CIDR: inventory.network.ipRange,
     KB_ADMIN_CIDRS: inventory.adminCidrs.join(" "),
@@ -277,9 +269,8 @@ export function renderBaseOsScript(hostName: string, group: ServerGroup, invento
     // pods on other nodes (source in the pod CIDR: Prometheus scraping node-exporter, kubelet).
     KB_UFW_ROUTED: isKubernetesNode ? "allow" : "deny",
     KB_POD_CIDR: isKubernetesNode ? inventory.kubernetes.podCidr : "",
-  });
-  const helpers = [commonScript("apt.sh"), commonScript("sshd.sh"), commonScript("host.sh")].join("\n");
-  return `${preamble}\n${helpers}\n${fs.readFileSync(path.join(SCRIPTS, "base-os.sh"), "utf8")}`;
+  };
+  return stepBody("base-os", ["base-os.sh"], { variables, common: ["apt.sh", "sshd.sh", "host.sh"] });
 }
 
 /**
@@ -287,57 +278,12 @@ export function renderBaseOsScript(hostName: string, group: ServerGroup, invento
  * package of the configured Docker source and the release the running daemon reports.
  */
 export function renderVerifyScript(hostName: string, versions: Versions): string {
-  const preamble = renderPreamble({
+  const variables = {
     KB_HOSTNAME: hostName,
     KB_DOCKER_PACKAGE: DOCKER_PACKAGES[versions.docker.source].engine,
     KB_DOCKER_VERSION: versions.docker.engine,
     KB_DOCKER_RELEASE: upstreamRelease(versions.docker.engine),
     KB_SSHD_EXPECTED: sshdEffectiveSettings().join("\n"),
-  });
-  return `${preamble}\n${commonScript("sshd.sh")}\n${commonScript("host.sh")}\n${fs.readFileSync(path.join(SCRIPTS, "verify-base-os.sh"), "utf8")}`;
-}
-
-/** Arguments of {@link BaseOs}. */
-export interface BaseOsArgs {
-  readonly inventory: Inventory;
-  /** `docker.source` and its `docker.engine` / `docker.containerd` package versions. */
-  readonly versions: Versions;
-  /** Every server, by inventory name (from `ServerFleet.hosts`). */
-  readonly hosts: Readonly<Record<string, Host>>;
-  /** What must exist first on each host, by name (its private network attachment). */
-  readonly dependsOn: Readonly<Record<string, pulumi.Resource>>;
-}
-
-/**
- * Hardens every server (spec 000) and verifies it. Per server, two steps: `<name>-base-os` (waits
- * for cloud-init, applies everything, idempotent, re-runs only when its rendered script or files
- * change) and `<name>-base-os-verify` (the spec's 8 tests; fails the deployment on any failure).
- */
-export class BaseOs extends pulumi.ComponentResource {
-  /** By inventory name: the verification step; the modules' first steps depend on it. */
-  public readonly ready: Readonly<Record<string, pulumi.Resource>>;
-
-  constructor(name: string, args: BaseOsArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("keybuzz:os:BaseOs", name, {}, opts);
-    const ready: Record<string, pulumi.Resource> = {};
-    for (const spec of args.inventory.servers) {
-      const host = args.hosts[spec.name];
-      const files = baseOsFiles(args.inventory);
-      const script = renderBaseOsScript(spec.name, spec.group, args.inventory, args.versions);
-      const apply = remoteStep(
-        `${spec.name}-base-os`,
-        { host, files, script, timeoutMinutes: 30 },
-        { parent: this, dependsOn: [args.dependsOn[spec.name]] },
-      );
-      // Re-verify whenever the hardening changes.
-      const appliedFingerprint = sha256(script + files.map((file) => file.content).join(""));
-      ready[spec.name] = remoteStep(
-        `${spec.name}-base-os-verify`,
-        { host, script: renderVerifyScript(spec.name, args.versions), timeoutMinutes: 5, triggers: [appliedFingerprint] },
-        { parent: this, dependsOn: [apply] },
-      );
-    }
-    this.ready = ready;
-    this.registerOutputs({});
-  }
+  };
+  return stepBody("base-os", ["verify-base-os.sh"], { variables, common: ["sshd.sh", "host.sh"] });
 }
