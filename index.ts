@@ -3,7 +3,9 @@
  * configuration first, then wires the modules in order; every module is a ComponentResource in
  * components/. See README.md and ../shared/DESIGN.md.
  */
+import * as pulumi from "@pulumi/pulumi";
 import { clusterNodes, loadPlatformConfig, serversOf } from "./config";
+import { backupHostsOf, PgBackRest, pgBackRestPatroniParameters } from "./components/backup/pgbackrest";
 import { AdminFirewall } from "./components/infra/firewall";
 import { ServerFleet } from "./components/infra/fleet";
 import { LoadBalancer } from "./components/infra/load-balancer";
@@ -19,6 +21,9 @@ import {
   postgresHaproxyCaFile,
   postgresHaproxyListeners,
   PostgresCluster,
+  patroniImageTag,
+  DEFAULT_POSTGRES_LAYOUT,
+  POSTGRES_UID,
 } from "./components/data/postgres";
 import { ProxySqlLayer } from "./components/data/proxysql";
 import {
@@ -48,6 +53,8 @@ const loadBalancers = Object.fromEntries(
 // 3. Credentials and PKI.
 const secrets = new PlatformSecrets("secrets");
 const pki = new Pki("pki", { stack, nodes: serversOf(inventory, "postgres") });
+// Backups exist when the inventory has a backup server (docs/backups.md); then every DB node archives its WAL.
+const backupHosts = backupHostsOf(inventory);
 
 // 4. Base OS on every server; each module below starts after its hosts are hardened and verified.
 const baseOs = new BaseOs("base-os", { inventory, versions, hosts: fleet.hosts, dependsOn: fleet.attachments });
@@ -91,6 +98,7 @@ const postgres = new PostgresCluster("postgres", {
   ready: baseOs.ready,
   secrets,
   pki,
+  extraParameters: backupHosts ? pgBackRestPatroniParameters(settings.backup.postgres) : undefined,
 });
 const haproxy = new HaproxyLayer("haproxy", {
   hosts: hostsOf("haproxy"),
@@ -144,6 +152,31 @@ new ProxySqlLayer("proxysql", {
   galeraReady: galera.verified,
   passwords: { admin: secrets.proxysql.admin, app: secrets.mariadb.app, monitor: secrets.mariadb.monitor },
 });
+
+// Backups on backup-01 (docs/backups.md): pgBackRest for PostgreSQL, once the cluster is verified.
+if (backupHosts) {
+  const keybuzzConfig = new pulumi.Config("keybuzz");
+  new PgBackRest("pgbackrest", {
+    hosts: [...hostsOf("postgres"), ...hostsOf("backup")],
+    versions,
+    settings: settings.backup.postgres,
+    secrets: {
+      caCertPem: pki.caCertPem,
+      // backup-01's certificate of the platform CA (pgBackRest's TLS with client certificates), issued here.
+      certificates: {
+        ...pki.nodes,
+        ...Object.fromEntries(serversOf(inventory, "backup").map((server) => [server.name, pki.issue(server)])),
+      },
+      s3: settings.backup.postgres.s3
+        ? { accessKey: keybuzzConfig.requireSecret("backupS3AccessKey"), secretKey: keybuzzConfig.requireSecret("backupS3SecretKey") }
+        : undefined,
+    },
+    after: { hosts: baseOs.ready, all: [postgres.verified] },
+    patroniImageTag: patroniImageTag(versions),
+    postgresUid: POSTGRES_UID,
+    postgresPaths: DEFAULT_POSTGRES_LAYOUT.paths,
+  });
+}
 
 // Kubernetes (kubeadm HA, then Calico, CSI, monitoring, ingress; docs/kubernetes.md).
 const kubernetes = new KubernetesCluster("k8s", {

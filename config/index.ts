@@ -28,7 +28,14 @@ export interface PlatformConfig {
 }
 
 /** Every key of the `keybuzz:` namespace the program reads. */
-export const KNOWN_KEYS: readonly string[] = [...INVENTORY_KEYS, ...SETTINGS_KEYS, "sshPrivateKey"];
+export const KNOWN_KEYS: readonly string[] = [
+  ...INVENTORY_KEYS,
+  // The backups' S3 repository credentials (secret; read only when keybuzz:backup.postgres.s3 is set).
+  "backupS3AccessKey",
+  "backupS3SecretKey",
+  ...SETTINGS_KEYS,
+  "sshPrivateKey",
+];
 
 /** Keys an earlier version of the stack files used, and their names now. */
 const RENAMED_KEYS: Readonly<Record<string, string>> = { sshPublicKeys: "sshKeys" };

@@ -1,3 +1,4 @@
+import { backupHostsOf, parseBackupSettings } from "../components/backup/pgbackrest";
 import { parseGaleraSettings } from "../components/data/galera";
 import { parsePostgresSettings } from "../components/data/postgres/settings";
 import { parseRedisTuning } from "../components/data/redis";
@@ -21,6 +22,7 @@ const MODULE_SETTINGS = {
   redis: parseRedisTuning,
   postgres: parsePostgresSettings,
   galera: parseGaleraSettings,
+  backup: parseBackupSettings,
   k8s: parseK8sSettings,
 } as const;
 
@@ -60,6 +62,7 @@ export function moduleInventoryProblems(inventory: Inventory): string[] {
   const problems: string[] = [];
   collectProblems(() => backendConfigData(inventory), problems);
   collectProblems(() => ingressProxyProtocol(inventory), problems);
+  collectProblems(() => backupHostsOf(inventory), problems);
   if (!inventory.loadBalancers.some((lb) => lb.targetGroup === "haproxy")) {
     problems.push(
       "keybuzz:loadBalancers: no load balancer targets the haproxy group; the PostgreSQL endpoints (5432, 5433, 6432) need one",

@@ -30,6 +30,9 @@ if ! mountpoint -q "$KB_VOLUME_MOUNT"; then
   mount "$KB_VOLUME_MOUNT"
 fi
 install -d -m 0700 -o "$KB_POSTGRES_UID" -g "$KB_POSTGRES_UID" "$KB_DATA_DIR" "$KB_WAL_DIR"
+# pgBackRest's directory (components/backup/pgbackrest): PostgreSQL's second socket directory must
+# exist before PostgreSQL starts.
+install -d -m 0700 -o "$KB_POSTGRES_UID" -g "$KB_POSTGRES_UID" "$KB_VOLUME_MOUNT/pgbackrest"
 # Verification: the right filesystem, mounted with noatime, directories as PostgreSQL requires.
 # (captured first: a pipe into grep -q fails under pipefail whenever findmnt gets SIGPIPE)
 mounted=$(findmnt -no FSTYPE,OPTIONS "$KB_VOLUME_MOUNT")

@@ -1,3 +1,4 @@
+import { parseBackupSettings, pgBackRestPatroniParameters } from "../../components/backup/pgbackrest";
 import * as pulumi from "@pulumi/pulumi";
 import * as yaml from "js-yaml";
 import { ConfigError, loadVersions, parseInventory, serversOf } from "../../config";
@@ -378,7 +379,15 @@ describe("the program (prod)", () => {
     for (const node of dbNodesOf(inventory)) {
       const files = run.steps.filter((step) => step.host === node.name).flatMap((step) => step.files);
       const patroni = files.find((file) => file.path === "/etc/keybuzz/postgres/patroni.yml");
-      expect(patroni?.content).toBe(renderPatroniConfig({ node, members: dbNodesOf(inventory), settings: defaults }));
+      // prod has backup-01, so every node archives its WAL through pgBackRest (components/backup/pgbackrest).
+      expect(patroni?.content).toBe(
+        renderPatroniConfig({
+          node,
+          members: dbNodesOf(inventory),
+          settings: defaults,
+          extraParameters: pgBackRestPatroniParameters(parseBackupSettings(undefined).postgres),
+        }),
+      );
       expect(files.find((file) => file.path === "/etc/keybuzz/etcd/etcd.env")?.content).toBe(
         renderEtcdEnv(node, dbNodesOf(inventory), "prod"),
       );

@@ -60,6 +60,8 @@ export interface PostgresClusterArgs {
   readonly pki: Pki;
   /** Default {@link DEFAULT_POSTGRES_LAYOUT} with the inventory's private CIDR. */
   readonly layout?: PostgresLayout;
+  /** PostgreSQL node parameters of another module, merged last (the backups' WAL archiving). */
+  readonly extraParameters?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /**
@@ -177,7 +179,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
       const files: HostFile[] = [
         {
           path: path.posix.join(paths.configDir, "patroni.yml"),
-          content: renderPatroniConfig({ node, members, settings: args.settings, layout }),
+          content: renderPatroniConfig({ node, members, settings: args.settings, layout, extraParameters: args.extraParameters }),
           mode: "0600",
           owner,
         },
