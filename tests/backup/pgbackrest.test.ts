@@ -79,9 +79,11 @@ describe("pgbackrest.conf", () => {
     const conf = renderDbNodeConfig({ node, repoHost, settings });
     const global = sectionOf(conf, "global");
     expect(global).toMatchObject({
-      "repo1-host": "10.0.0.201",
+      // A name: pgBackRest checks the certificate's DNS names, not its IP addresses.
+      "repo1-host": "backup-01",
       "repo1-host-type": "tls",
       "repo1-host-port": "8432",
+      "repo1-path": "/var/lib/pgbackrest",
       "repo1-host-cert-file": "/etc/keybuzz/postgres/tls/node.crt",
       "archive-async": "y",
       "spool-path": "/opt/keybuzz/postgres/pgbackrest/spool",
@@ -104,10 +106,12 @@ describe("pgbackrest.conf", () => {
       "repo1-retention-full": "4",
       "repo1-retention-diff": "7",
       "backup-standby": "y",
-      "tls-server-auth": "db-master-01,db-slave-01,db-slave-02=keybuzz",
     });
+    expect(conf).toContain(
+      "\ntls-server-auth=db-master-01=keybuzz\ntls-server-auth=db-slave-01=keybuzz\ntls-server-auth=db-slave-02=keybuzz\n",
+    );
     const stanza = sectionOf(conf, "keybuzz");
-    expect(members.map((_, index) => stanza[`pg${index + 1}-host`])).toEqual(members.map((member) => member.address));
+    expect(members.map((_, index) => stanza[`pg${index + 1}-host`])).toEqual(members.map((member) => member.name));
     expect(stanza["pg3-host-type"]).toBe("tls");
   });
 

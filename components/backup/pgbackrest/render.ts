@@ -131,6 +131,20 @@ export interface DbNodeConfigInput {
   readonly paths?: DbNodePaths;
   /** PostgreSQL's port on the node (default 5432). */
   readonly postgresPort?: number;
+  /** How a peer is named when connecting (default {@link tlsHostName}). */
+  readonly tlsHost?: (node: ClusterNode) => string;
+  /** The repository's path on backup-01 (default {@link DEFAULT_REPO_HOST_PATHS}'s). */
+  readonly repoPath?: string;
+}
+
+/**
+ * The name a TLS client connects to: the inventory name (every host resolves it through its
+ * managed /etc/hosts block), because pgBackRest verifies the server certificate's DNS names only,
+ * not its IP addresses (src/common/io/tls/client.c, `tlsClientHostVerify`: GEN_DNS entries, else
+ * the CN), and the platform's certificates carry the name as a DNS SAN (components/security/pki.ts).
+ */
+export function tlsHostName(node: ClusterNode): string {
+  return node.name;
 }
 
 /**
@@ -141,9 +155,11 @@ export function renderDbNodeConfig(input: DbNodeConfigInput): string {
   const paths = input.paths ?? DEFAULT_DB_NODE_PATHS;
   const { settings, node, repoHost } = input;
   const global = section("global", [
-    ["repo1-host", repoHost.address],
+    ["repo1-host", (input.tlsHost ?? tlsHostName)(repoHost)],
     ["repo1-host-type", "tls"],
     ["repo1-host-port", settings.tlsPort],
+    // The TLS server's commands take their options from the client, the repository's path included.
+    ["repo1-path", input.repoPath ?? DEFAULT_REPO_HOST_PATHS.repoPath],
     ["repo1-host-ca-file", paths.tls.ca],
     ["repo1-host-cert-file", paths.tls.cert],
     ["repo1-host-key-file", paths.tls.key],
@@ -186,6 +202,8 @@ export interface RepoHostConfigInput {
   readonly settings: PgBackRestSettings;
   /** Default {@link DEFAULT_REPO_HOST_PATHS}. */
   readonly paths?: RepoHostPaths;
+  /** How a DB node is named when connecting (default {@link tlsHostName}). */
+  readonly tlsHost?: (node: ClusterNode) => string;
 }
 
 /**
@@ -212,8 +230,9 @@ export function renderRepoHostConfig(input: RepoHostConfigInput): string {
     ["tls-server-ca-file", paths.tls.ca],
     ["tls-server-cert-file", paths.tls.cert],
     ["tls-server-key-file", paths.tls.key],
-    // The DB nodes' certificates, for this stanza only (archive-push, archive-get, check).
-    ["tls-server-auth", `${members.map((member) => member.node.name).join(",")}=${settings.stanza}`],
+    // The DB nodes' certificates, for this stanza only (archive-push, archive-get, check); one
+    // line per client CN (pgBackRest help, "tls-server-auth": the option repeats, CN=stanza).
+    ...members.map((member): [string, string] => ["tls-server-auth", `${member.node.name}=${settings.stanza}`]),
   ]);
   const stanza = section(
     settings.stanza,
@@ -221,7 +240,7 @@ export function renderRepoHostConfig(input: RepoHostConfigInput): string {
       const pg = `pg${index + 1}`;
       const memberPaths = member.paths ?? DEFAULT_DB_NODE_PATHS;
       return [
-        [`${pg}-host`, member.node.address],
+        [`${pg}-host`, (input.tlsHost ?? tlsHostName)(member.node)],
         [`${pg}-host-type`, "tls"],
         [`${pg}-host-port`, settings.tlsPort],
         [`${pg}-host-ca-file`, paths.tls.ca],
