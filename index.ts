@@ -4,6 +4,7 @@
  * components/. See README.md and ../shared/DESIGN.md.
  */
 import { loadPlatformConfig, serversOf } from "./config";
+import { backupHostsOf, PgBackRest, pgBackRestPatroniParameters } from "./components/backup/pgbackrest";
 import { AdminFirewall } from "./components/infra/firewall";
 import { ServerFleet } from "./components/infra/fleet";
 import { LoadBalancer } from "./components/infra/load-balancer";
@@ -12,7 +13,13 @@ import { GaleraCluster } from "./components/data/galera";
 import { MinioCluster } from "./components/data/minio";
 import { HaproxyLayer } from "./components/data/haproxy";
 import { PgBouncerLayer } from "./components/data/pgbouncer";
-import { PostgresCluster, postgresLoadBalancerIp } from "./components/data/postgres";
+import {
+  DEFAULT_POSTGRES_LAYOUT,
+  patroniImageTag,
+  POSTGRES_UID,
+  PostgresCluster,
+  postgresLoadBalancerIp,
+} from "./components/data/postgres";
 import { ProxySqlLayer } from "./components/data/proxysql";
 import { RabbitMqCluster } from "./components/data/rabbitmq";
 import { RedisCluster } from "./components/data/redis";
@@ -23,7 +30,7 @@ import { Pki } from "./components/security/pki";
 import { PlatformSecrets } from "./components/security/secrets";
 
 // 1. Configuration: everything (inventory, versions, every module's settings) is validated before the first resource is declared.
-const { stack, inventory, versions, settings, sshPrivateKey, hcloudToken } = loadPlatformConfig();
+const { stack, inventory, versions, settings, sshPrivateKey, hcloudToken, backupS3Credentials } = loadPlatformConfig();
 
 // 2. Hetzner infrastructure.
 const network = new PrivateNetwork("network", { stack, inventory });
@@ -36,6 +43,8 @@ const loadBalancers = Object.fromEntries(
 // 3. Credentials and PKI.
 const secrets = new PlatformSecrets("secrets");
 const pki = new Pki("pki", { stack, nodes: serversOf(inventory, "postgres") });
+// Backups exist when the inventory has a backup server (docs/backups.md); then every DB node archives its WAL.
+const backupHosts = backupHostsOf(inventory);
 
 // 4. Base OS on every server; each module below starts after its hosts are hardened and verified.
 const baseOs = new BaseOs("base-os", {
@@ -85,6 +94,7 @@ const postgres = new PostgresCluster("postgres", {
   volumes: fleet.volumes,
   clientCidr: inventory.network.ipRange,
   loadBalancerIp: postgresLoadBalancerIp(inventory),
+  extraParameters: backupHosts ? pgBackRestPatroniParameters(settings.backup.postgres) : undefined,
 });
 // The shared HAProxy (docs/haproxy.md) serves every module's contribution and declares their checks through the internal LB.
 const haproxyLb = inventory.loadBalancers.find((lb) => lb.targetGroup === "haproxy");
@@ -123,6 +133,28 @@ new ProxySqlLayer("proxysql", {
   after: { hosts: baseOs.verifiedByHost, all: [galera.verified] },
   galeraNodes: galera.nodes,
 });
+
+// Backups on backup-01 (docs/backups.md): pgBackRest for PostgreSQL, once the cluster is verified.
+if (backupHosts) {
+  new PgBackRest("pgbackrest", {
+    hosts: [...hostsOf("postgres"), ...hostsOf("backup")],
+    versions,
+    settings: settings.backup.postgres,
+    secrets: {
+      caCertPem: pki.caCertPem,
+      // backup-01's certificate of the platform CA (pgBackRest's TLS with client certificates), issued here.
+      certificates: {
+        ...pki.nodes,
+        ...Object.fromEntries(serversOf(inventory, "backup").map((server) => [server.name, pki.issue(server)])),
+      },
+      s3: backupS3Credentials,
+    },
+    after: { hosts: baseOs.verifiedByHost, all: [postgres.verified] },
+    patroniImageTag: patroniImageTag(versions),
+    postgresUid: POSTGRES_UID,
+    postgresPaths: DEFAULT_POSTGRES_LAYOUT.paths,
+  });
+}
 
 // Kubernetes (kubeadm HA, then Calico, CSI, monitoring, ingress; docs/kubernetes.md).
 const kubernetesHosts = [...hostsOf("k8s-master"), ...hostsOf("k8s-worker")];

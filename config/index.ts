@@ -25,10 +25,22 @@ export interface PlatformConfig {
   readonly sshPrivateKey: pulumi.Output<string>;
   /** The Hetzner API token (`hcloud:token`, secret): the provider's own, also given to the cluster's CSI driver. */
   readonly hcloudToken: pulumi.Output<string>;
+  /**
+   * Access and secret key of the backups' S3 repository (`keybuzz:backupS3AccessKey`,
+   * `keybuzz:backupS3SecretKey`, secret), when `keybuzz:backup.postgres.s3` is set; else undefined.
+   */
+  readonly backupS3Credentials?: { readonly accessKey: pulumi.Output<string>; readonly secretKey: pulumi.Output<string> };
 }
 
 /** Every key of the `keybuzz:` namespace the program reads. */
-export const KNOWN_KEYS: readonly string[] = [...INVENTORY_KEYS, ...SETTINGS_KEYS, "sshPrivateKey"];
+export const KNOWN_KEYS: readonly string[] = [
+  ...INVENTORY_KEYS,
+  // The backups' S3 repository credentials (secret; read only when keybuzz:backup.postgres.s3 is set).
+  "backupS3AccessKey",
+  "backupS3SecretKey",
+  ...SETTINGS_KEYS,
+  "sshPrivateKey",
+];
 
 /** Keys an earlier version of the stack files used, and their names now. */
 const RENAMED_KEYS: Readonly<Record<string, string>> = { sshPublicKeys: "sshKeys" };
@@ -83,13 +95,31 @@ export function loadPlatformConfig(): PlatformConfig {
   if (sshPrivateKey === undefined) {
     problems.push('keybuzz:sshPrivateKey: not set; pulumi config set --secret keybuzz:sshPrivateKey -- "$(cat ~/.ssh/id_ed25519)"');
   }
+  const backupS3Credentials = modules.settings?.backup.postgres.s3 ? readBackupS3Credentials(config, problems) : undefined;
   const hcloudToken = new pulumi.Config("hcloud").getSecret("token");
   if (hcloudToken === undefined) problems.push("hcloud:token: not set; pulumi config set --secret hcloud:token <hetzner-api-token>");
 
   if (problems.length > 0 || !inventory || !versions || !modules.settings || !sshPrivateKey || !hcloudToken) {
     throw new ConfigError(problems);
   }
-  return { stack: pulumi.getStack(), inventory, versions, settings: modules.settings, sshPrivateKey, hcloudToken };
+  return { stack: pulumi.getStack(), inventory, versions, settings: modules.settings, sshPrivateKey, hcloudToken, backupS3Credentials };
+}
+
+/** The two secret keys of the backups' S3 repository; a problem per missing one. */
+function readBackupS3Credentials(config: pulumi.Config, problems: string[]): PlatformConfig["backupS3Credentials"] {
+  const accessKey = config.getSecret("backupS3AccessKey");
+  const secretKey = config.getSecret("backupS3SecretKey");
+  for (const [key, value] of [
+    ["backupS3AccessKey", accessKey],
+    ["backupS3SecretKey", secretKey],
+  ] as const) {
+    if (value === undefined) {
+      problems.push(
+        `keybuzz:${key}: not set, and keybuzz:backup.postgres.s3 asks for an S3 repository; pulumi config set --secret keybuzz:${key} <value>`,
+      );
+    }
+  }
+  return accessKey && secretKey ? { accessKey, secretKey } : undefined;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { backupHostsOf, parseBackupSettings } from "../components/backup/pgbackrest";
 import { parseGaleraSettings } from "../components/data/galera/settings";
 import { parseHaproxySettings } from "../components/data/haproxy/settings";
 import { minioVolumes } from "../components/data/minio/render";
@@ -31,6 +32,7 @@ const MODULE_SETTINGS = {
   postgres: parsePostgresSettings,
   galera: parseGaleraSettings,
   proxysql: parseProxySqlSettings,
+  backup: parseBackupSettings,
   k8s: parseK8sSettings,
 } as const;
 
@@ -72,6 +74,7 @@ export function moduleInventoryProblems(inventory: Inventory): string[] {
   collectProblems(() => ingressProxyProtocol(inventory), problems);
   const minioNodes = clusterNodes(serversOf(inventory, "minio"));
   if (minioNodes.length > 0) collectProblems(() => minioVolumes(minioNodes), problems);
+  collectProblems(() => backupHostsOf(inventory), problems);
   if (!inventory.loadBalancers.some((lb) => lb.targetGroup === "haproxy")) {
     problems.push(
       "keybuzz:loadBalancers: no load balancer targets the haproxy group; the PostgreSQL endpoints (5432, 5433, 6432) need one",

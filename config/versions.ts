@@ -126,7 +126,16 @@ const versionsSchema = z
       }),
       proxysql: pinnedImage,
     }),
-    packages: z.strictObject({ patroni: exactVersion, pgvector: pgdgPackageVersion, pgbouncer: exactVersion }),
+    packages: z.strictObject({
+      patroni: exactVersion,
+      pgvector: pgdgPackageVersion,
+      pgbouncer: exactVersion,
+      // pgBackRest from PGDG: in the Patroni image (its Debian release) and on backup-01 (Ubuntu noble).
+      pgbackrest: pgdgPackageVersion,
+      pgbackrestRepoHost: z
+        .string()
+        .regex(/^\d+\.\d+(\.\d+)?-\d+\.pgdg24\.04\+\d+$/, "must be PGDG's Ubuntu 24.04 build, e.g. 2.59.1-1.pgdg24.04+1"),
+    }),
     kubernetes: z.strictObject({
       version: exactVersion,
       packageRevision: z.string().regex(/^\d+\.\d+$/, "must be the pkgs.k8s.io revision such as 1.1"),

@@ -29,11 +29,14 @@ export interface PkiArgs {
  */
 export class Pki extends pulumi.ComponentResource {
   public readonly caCertPem: pulumi.Output<string>;
+  private readonly caKeyPem: pulumi.Output<string>;
+  private readonly prefix: string;
   /** By inventory name. */
   public readonly nodes: Readonly<Record<string, NodeCertificate>>;
 
   constructor(name: string, args: PkiArgs, opts?: pulumi.ComponentResourceOptions) {
     super("keybuzz:security:Pki", name, {}, opts);
+    this.prefix = name;
     const caKey = new tls.PrivateKey(`${name}-ca`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
     const caCert = new tls.SelfSignedCert(
       `${name}-ca`,
@@ -48,34 +51,42 @@ export class Pki extends pulumi.ComponentResource {
     );
     this.caCertPem = caCert.certPem;
 
+    this.caKeyPem = caKey.privateKeyPem;
     const nodes: Record<string, NodeCertificate> = {};
-    for (const node of args.nodes) {
-      const key = new tls.PrivateKey(`${name}-${node.name}`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
-      const request = new tls.CertRequest(
-        `${name}-${node.name}`,
-        {
-          privateKeyPem: key.privateKeyPem,
-          subject: { commonName: node.name, organization: "KeyBuzz" },
-          dnsNames: [node.name, "localhost"],
-          ipAddresses: [node.privateIp, "127.0.0.1"],
-        },
-        { parent: this },
-      );
-      const cert = new tls.LocallySignedCert(
-        `${name}-${node.name}`,
-        {
-          certRequestPem: request.certRequestPem,
-          caPrivateKeyPem: caKey.privateKeyPem,
-          caCertPem: caCert.certPem,
-          validityPeriodHours: NODE_CERT_VALIDITY_HOURS,
-          earlyRenewalHours: NODE_CERT_EARLY_RENEWAL_HOURS,
-          allowedUses: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
-        },
-        { parent: this },
-      );
-      nodes[node.name] = { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
-    }
+    for (const node of args.nodes) nodes[node.name] = this.issue(node);
     this.nodes = nodes;
     this.registerOutputs({ caCertPem: this.caCertPem, nodes: this.nodes });
+  }
+
+  /**
+   * Issues one more node certificate of this CA (same kind as the constructor's), for a module
+   * declared later in the program (the backup host's pgBackRest TLS). Resource names
+   * `<pki name>-<node name>`, like the constructor's.
+   */
+  issue(node: ServerSpec): NodeCertificate {
+    const key = new tls.PrivateKey(`${this.prefix}-${node.name}`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+    const request = new tls.CertRequest(
+      `${this.prefix}-${node.name}`,
+      {
+        privateKeyPem: key.privateKeyPem,
+        subject: { commonName: node.name, organization: "KeyBuzz" },
+        dnsNames: [node.name, "localhost"],
+        ipAddresses: [node.privateIp, "127.0.0.1"],
+      },
+      { parent: this },
+    );
+    const cert = new tls.LocallySignedCert(
+      `${this.prefix}-${node.name}`,
+      {
+        certRequestPem: request.certRequestPem,
+        caPrivateKeyPem: this.caKeyPem,
+        caCertPem: this.caCertPem,
+        validityPeriodHours: NODE_CERT_VALIDITY_HOURS,
+        earlyRenewalHours: NODE_CERT_EARLY_RENEWAL_HOURS,
+        allowedUses: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
+      },
+      { parent: this },
+    );
+    return { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
   }
 }

@@ -168,7 +168,12 @@ describe("scripts/patroni/Dockerfile installs the pinned pgvector build", () => 
     );
     const result = spawnSync("bash", ["-o", "pipefail", "-c", body], {
       encoding: "utf8",
-      env: { ...process.env, PATH: `${root}/bin:${process.env.PATH}`, PGVECTOR_VERSION: "0.8.4-1.pgdg12+1" },
+      env: {
+        ...process.env,
+        PATH: `${root}/bin:${process.env.PATH}`,
+        PGVECTOR_VERSION: "0.8.4-1.pgdg12+1",
+        PGBACKREST_VERSION: "2.59.1-1.pgdg12+1",
+      },
     });
     expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
@@ -189,7 +194,7 @@ describe("scripts/patroni/Dockerfile installs the pinned pgvector build", () => 
   it("asks apt for exactly the pinned build", () => {
     expect(runPgvectorInstall("bookworm").calls).toEqual([
       "update",
-      "install -y --no-install-recommends postgresql-16-pgvector=0.8.4-1.pgdg12+1 python3-venv",
+      "install -y --no-install-recommends postgresql-16-pgvector=0.8.4-1.pgdg12+1 pgbackrest=2.59.1-1.pgdg12+1 python3-venv",
     ]);
   });
 
@@ -199,5 +204,6 @@ describe("scripts/patroni/Dockerfile installs the pinned pgvector build", () => 
     expect(dockerfile).toContain(`ARG POSTGRES_IMAGE=${versions.images.postgres}\n`);
     expect(dockerfile).toContain(`ARG PATRONI_VERSION=${versions.packages.patroni}\n`);
     expect(dockerfile).toContain(`ARG PGVECTOR_VERSION=${versions.packages.pgvector}\n`);
+    expect(dockerfile).toContain(`ARG PGBACKREST_VERSION=${versions.packages.pgbackrest}\n`);
   });
 });

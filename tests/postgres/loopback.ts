@@ -108,6 +108,15 @@ function killPostmaster(dataDir: string): void {
   }
 }
 
+/** Options of {@link PostgresLoopbackCluster.start}. */
+export interface PostgresLoopbackOptions {
+  /**
+   * Another module's node parameters (`PatroniRenderInput.extraParameters`), asked per node before
+   * its Patroni starts; the callback may prepare what they name (tests/backup: pgBackRest's files).
+   */
+  readonly extraParameters?: (node: DbNode, layout: PostgresLayout) => Readonly<Record<string, string | number | boolean>>;
+}
+
 /** A running loopback PostgreSQL cluster. */
 export class PostgresLoopbackCluster {
   readonly supervisor = new Supervisor();
@@ -131,6 +140,7 @@ export class PostgresLoopbackCluster {
     readonly dir: string,
     readonly stack: string,
     overrides: Readonly<Record<string, unknown>>,
+    private readonly options: PostgresLoopbackOptions = {},
   ) {
     const inventory = loopbackInventory(stack);
     // The stack's own settings (timing profile, parameters, synchronous mode), with the caller's
@@ -152,8 +162,12 @@ export class PostgresLoopbackCluster {
    * Issues the TLS material, renders the configs, starts etcd, the bootstrap node, the replicas,
    * then HAProxy. `overrides` are `keybuzz:postgres` keys laid over the stack's (e.g. `timingProfile`).
    */
-  static async start(stack = "prod", overrides: Readonly<Record<string, unknown>> = {}): Promise<PostgresLoopbackCluster> {
-    const cluster = new PostgresLoopbackCluster(clusterDir("postgres"), stack, overrides);
+  static async start(
+    stack = "prod",
+    overrides: Readonly<Record<string, unknown>> = {},
+    options: PostgresLoopbackOptions = {},
+  ): Promise<PostgresLoopbackCluster> {
+    const cluster = new PostgresLoopbackCluster(clusterDir("postgres"), stack, overrides, options);
     try {
       await cluster.boot();
     } catch (error) {
@@ -246,7 +260,11 @@ export class PostgresLoopbackCluster {
     ownedFile(path.join(paths.tlsDir, "ca.crt"), fs.readFileSync(this.pki.caFile, "utf8"), "postgres");
     ownedFile(path.join(paths.tlsDir, "node.crt"), fs.readFileSync(this.pki.nodes[node.name].certFile, "utf8"), "postgres");
     ownedFile(path.join(paths.tlsDir, "node.key"), fs.readFileSync(this.pki.nodes[node.name].keyFile, "utf8"), "postgres");
-    const patroniYml = fillSecrets(renderPatroniConfig({ node, members: this.nodes, settings: this.settings, layout }), this.secrets);
+    const extraParameters = this.options.extraParameters?.(node, layout);
+    const patroniYml = fillSecrets(
+      renderPatroniConfig({ node, members: this.nodes, settings: this.settings, layout, extraParameters }),
+      this.secrets,
+    );
     assertLoopbackText(`${node.name} patroni.yml`, patroniYml);
     ownedFile(path.join(paths.configDir, "patroni.yml"), patroniYml, "postgres");
   }

@@ -1,3 +1,4 @@
+import { parseBackupSettings, pgBackRestPatroniParameters } from "../../components/backup/pgbackrest";
 import * as pulumi from "@pulumi/pulumi";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -302,7 +303,7 @@ describe("host scripts", () => {
     const args = patroniBuildArgs(versions);
     expect(buildStep(false)).toEqual([
       `image inspect ${tag}`,
-      `build -q --build-arg POSTGRES_IMAGE=${args.POSTGRES_IMAGE} --build-arg PATRONI_VERSION=${args.PATRONI_VERSION} --build-arg PGVECTOR_VERSION=${args.PGVECTOR_VERSION} -t ${tag} /etc/keybuzz/postgres/build`,
+      `build -q --build-arg POSTGRES_IMAGE=${args.POSTGRES_IMAGE} --build-arg PATRONI_VERSION=${args.PATRONI_VERSION} --build-arg PGVECTOR_VERSION=${args.PGVECTOR_VERSION} --build-arg PGBACKREST_VERSION=${args.PGBACKREST_VERSION} -t ${tag} /etc/keybuzz/postgres/build`,
     ]);
     expect(buildStep(true)).toEqual([`image inspect ${tag}`]);
     // The Dockerfile declares exactly the arguments the step passes.
@@ -472,7 +473,15 @@ describe("the program (prod)", () => {
     for (const node of dbNodesOf(inventory)) {
       const files = run.steps.filter((step) => step.host === node.name).flatMap((step) => step.files);
       const patroni = files.find((file) => file.path === "/etc/keybuzz/postgres/patroni.yml");
-      expect(patroni?.content).toBe(renderPatroniConfig({ node, members: dbNodesOf(inventory), settings: defaults }));
+      // prod has backup-01, so every node archives its WAL through pgBackRest (components/backup/pgbackrest).
+      expect(patroni?.content).toBe(
+        renderPatroniConfig({
+          node,
+          members: dbNodesOf(inventory),
+          settings: defaults,
+          extraParameters: pgBackRestPatroniParameters(parseBackupSettings(undefined).postgres),
+        }),
+      );
       expect(files.find((file) => file.path === "/etc/keybuzz/etcd/etcd.env")?.content).toBe(
         renderEtcdEnv(node, dbNodesOf(inventory), "prod"),
       );

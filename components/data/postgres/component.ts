@@ -75,6 +75,8 @@ export interface PostgresClusterArgs extends ModuleArgs<PostgresSettings, Postgr
   readonly clientCidr: string;
   /** Private IP of the internal load balancer in front of the haproxy group (spec: 10.0.0.10; `postgresLoadBalancerIp`). */
   readonly loadBalancerIp: string;
+  /** PostgreSQL node parameters of another module, merged last (the backups' WAL archiving, `pgbackrestPatroniParameters`). */
+  readonly extraParameters?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /**
@@ -190,7 +192,7 @@ export class PostgresCluster extends pulumi.ComponentResource implements ModuleO
       const files: HostFile[] = [
         {
           path: path.posix.join(paths.configDir, "patroni.yml"),
-          content: renderPatroniConfig({ node, members, settings: args.settings, layout }),
+          content: renderPatroniConfig({ node, members, settings: args.settings, layout, extraParameters: args.extraParameters }),
           mode: "0600",
           owner,
         },

@@ -153,6 +153,8 @@ export interface PatroniRenderInput {
   readonly settings: PostgresSettings;
   /** Default {@link DEFAULT_POSTGRES_LAYOUT}. */
   readonly layout?: PostgresLayout;
+  /** Node parameters merged last (the backup module's WAL archiving: `pgBackRestPatroniParameters`). */
+  readonly extraParameters?: Readonly<Record<string, ParameterValue>>;
 }
 
 /**
@@ -235,6 +237,7 @@ export function renderPatroniConfigObject(input: PatroniRenderInput): Record<str
         unix_socket_directories: paths.socketDir,
         ...SPEC_NODE_PARAMETERS,
         ...splitOverrides(settings).node,
+        ...input.extraParameters,
       },
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
@@ -379,6 +382,7 @@ export function patroniBuildArgs(versions: Versions): Record<string, string> {
       : versions.images.postgres,
     PATRONI_VERSION: versions.packages.patroni,
     PGVECTOR_VERSION: versions.packages.pgvector,
+    PGBACKREST_VERSION: versions.packages.pgbackrest,
   };
 }
 

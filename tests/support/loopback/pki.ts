@@ -28,7 +28,10 @@ function openssl(args: readonly string[]): void {
 }
 
 /** Issues the CA and one certificate per `{name, address}` (addresses must be loopback). */
-export function issueTestPki(dir: string, nodes: readonly { readonly name: string; readonly address: string }[]): TestPki {
+export function issueTestPki(
+  dir: string,
+  nodes: readonly { readonly name: string; readonly address: string; readonly dnsNames?: readonly string[] }[],
+): TestPki {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const caKey = path.join(dir, "ca.key");
   const caFile = path.join(dir, "ca.crt");
@@ -49,7 +52,7 @@ export function issueTestPki(dir: string, nodes: readonly { readonly name: strin
         "basicConstraints = critical, CA:FALSE",
         "keyUsage = critical, digitalSignature, keyEncipherment",
         "extendedKeyUsage = serverAuth, clientAuth",
-        `subjectAltName = DNS:${node.name}, DNS:localhost, IP:${node.address}, IP:127.0.0.1`,
+        `subjectAltName = ${[node.name, "localhost", ...(node.dnsNames ?? [])].map((name) => `DNS:${name}`).join(", ")}, IP:${node.address}, IP:127.0.0.1`,
         "",
       ].join("\n"),
     );
