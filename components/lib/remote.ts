@@ -186,7 +186,10 @@ kb_step_terminated() {
 }
 trap 'kb_step_terminated "$BASH_COMMAND"' TERM`;
 
-const HELPERS = `# kb_write PATH MODE OWNER < content: replace PATH atomically unless it already has this content.
+const HELPERS = `# The last command of a pipeline runs in this shell ("... | kb_write PATH"), so what kb_write records
+# (kb_changed) is not lost with a subshell.
+shopt -s lastpipe
+# kb_write PATH MODE OWNER < content: replace PATH atomically unless it already has this content.
 # New content leaves a marker (root only) that only a successful end of this step removes, so a
 # step that failed after writing a file still applies it on its retry (kb_is_changed).
 kb_changed=()

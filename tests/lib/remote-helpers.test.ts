@@ -214,6 +214,21 @@ describe("kb_is_changed: desired against applied state", () => {
     expect(next.stdout).toBe("restart\n");
     expect(runStep(body(false), { files: [{ ...files[0], content: "maxmemory 200mb\n" }], logDir }).stdout).toBe("unchanged\n");
   });
+
+  // Files that hold secrets arrive on stdin and go through a pipeline into kb_write: the change must
+  // still count in this very run (found on real hosts: a Redis password-file change restarted nothing).
+  it("sees a changed secret-bearing file in the run that wrote it", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "keybuzz-step-secret-"));
+    roots.push(root);
+    const file: HostFile = { path: path.join(root, "redis.conf"), content: `requirepass ${secretRef("pw")}\n`, mode: "0600" };
+    const body = `if kb_is_changed ${file.path}; then echo restart; else echo unchanged; fi\necho "recorded: \${kb_changed[*]}"`;
+    const stdin = (value: string) => `${Buffer.from(`requirepass ${value}\n`).toString("base64")}\n`;
+    const logDir = path.join(root, "steps");
+    const first = runStep(body, { files: [file], stdin: stdin("one"), logDir });
+    expect(first.stdout).toBe(`restart\nrecorded: ${file.path}\n`);
+    expect(runStep(body, { files: [file], stdin: stdin("one"), logDir }).stdout).toBe("unchanged\nrecorded: \n");
+    expect(runStep(body, { files: [file], stdin: stdin("two"), logDir }).stdout).toBe(`restart\nrecorded: ${file.path}\n`);
+  });
 });
 
 describe("kb_wait_until", () => {
