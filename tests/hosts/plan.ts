@@ -1,3 +1,4 @@
+import { execFileSync } from "child_process";
 import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
@@ -83,21 +84,40 @@ export function dependencyOrder<T extends { name: string; dependsOn: readonly st
   return ordered;
 }
 
+/** A mock engine certificate (`-----BEGIN CERTIFICATE-----\n<resource>\n-----END CERTIFICATE-----`). */
+const MOCK_CERTIFICATE = /-----BEGIN CERTIFICATE-----\n([A-Za-z0-9_-]+)\n-----END CERTIFICATE-----\n?/g;
+
+/**
+ * A fresh self-signed certificate (PEM) named after `resource`, valid one day, from the machine's
+ * openssl; its key is discarded (the tier's steps only verify against it, e.g. HAProxy's `ca-file`).
+ */
+function freshCertificate(resource: string): string {
+  const args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null"];
+  args.push("-subj", `/CN=keybuzz-host-tier ${resource}`, "-days", "1");
+  return execFileSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+}
+
 /**
  * Replaces every mock secret (`mock-secret-<resource>`) inside the base64 stdin lines with a fresh
  * random value, the same value for the same resource within one plan, so files that share a secret
- * (a password and its HAProxy check) still agree.
+ * (a password and its HAProxy check) still agree; and every mock certificate with a real fresh one
+ * (the daemons parse them: HAProxy refuses a `ca-file` that is not PEM).
  */
-export function withFreshSecrets(stdin: string, values: Map<string, string>): string {
+export function withFreshSecrets(stdin: string, values: Map<string, string>, certificates = new Map<string, string>()): string {
   return stdin
     .split("\n")
     .map((line) => {
       if (line === "") return line;
       const text = Buffer.from(line, "base64").toString("utf8");
-      const fresh = text.replace(/mock-secret-([A-Za-z0-9_-]+)/g, (_, resource: string) => {
-        if (!values.has(resource)) values.set(resource, randomBytes(24).toString("base64url"));
-        return values.get(resource) as string;
-      });
+      const fresh = text
+        .replace(/mock-secret-([A-Za-z0-9_-]+)/g, (_, resource: string) => {
+          if (!values.has(resource)) values.set(resource, randomBytes(24).toString("base64url"));
+          return values.get(resource) as string;
+        })
+        .replace(MOCK_CERTIFICATE, (_, resource: string) => {
+          if (!certificates.has(resource)) certificates.set(resource, freshCertificate(resource));
+          return certificates.get(resource) as string;
+        });
       return Buffer.from(fresh).toString("base64");
     })
     .join("\n");
@@ -141,6 +161,11 @@ export interface PlanArgs {
   /** Step kinds to run (e.g. `base-os`); a step of another kind is left out, and so is every step after it. */
   readonly kinds: readonly string[];
   /**
+   * Step kinds the tier does not run but takes as done (e.g. `postgres-verify` before HAProxy): a
+   * dependency on such a step does not hold its dependents back. Default none.
+   */
+  readonly assumedDoneKinds?: readonly string[];
+  /**
    * The test stack's Docker source, over `config/versions.yaml`'s `docker` block (the hosts are
    * Debian: the distribution's docker.io, at the versions the golden image holds).
    */
@@ -182,15 +207,20 @@ export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
   const run = await withDockerPins(args.docker, () => runProgram(args.stack, args.configOverride));
   const hostOf = new Map(run.steps.map((step) => [step.step, step.host]));
   const commands = run.registrations.filter((registration) => registration.type === COMMAND_TYPE);
-  const names = new Set(commands.map((registration) => registration.name));
   const kindOf = (registration: Registration) => {
     const host = hostOf.get(registration.name);
     if (host === undefined) throw new Error(`step ${registration.name} is not in the planned steps`);
     return stepKind(registration.name, host);
   };
   const allKinds = [...new Set(commands.map(kindOf))].sort();
+  const assumedDone = args.assumedDoneKinds ?? [];
+  // Dependencies that count: other steps, minus those the tier takes as done.
+  const names = new Set(
+    commands.filter((registration) => !assumedDone.includes(kindOf(registration))).map((registration) => registration.name),
+  );
 
   const secrets = new Map<string, string>();
+  const certificates = new Map<string, string>();
   const candidates = commands
     .filter((registration) => args.hosts.includes(hostOf.get(registration.name) ?? "") && args.kinds.includes(kindOf(registration)))
     .map((registration): HostStep => {
@@ -204,7 +234,7 @@ export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
         host: hostOf.get(registration.name) as string,
         kind: kindOf(registration),
         command: create,
-        stdin: stdin === undefined ? "" : withFreshSecrets(String(isSecretValue(stdin) ? reveal(stdin) : stdin), secrets),
+        stdin: stdin === undefined ? "" : withFreshSecrets(String(isSecretValue(stdin) ? reveal(stdin) : stdin), secrets, certificates),
         timeoutSeconds: durationSeconds(timeout),
         dependsOn: registration.dependsOn.filter((dependency) => names.has(dependency)),
       };

@@ -29,7 +29,21 @@ const STACK = "staging";
 const BASE_OS_HOSTS = ["db-master-01", "redis-01", "k8s-worker-01", "haproxy-01"];
 /** The data module run end to end: Redis + Sentinel on the three Redis nodes, stand-in image. */
 const REDIS_HOSTS = ["redis-01", "redis-02", "redis-03"];
-const KINDS = ["base-os", "base-os-verify", "redis", "redis-verify"];
+/** The shared HAProxy, on the first host of its group; the internal LB 10.0.0.10 is emulated on it. */
+const HAPROXY_HOST = "haproxy-01";
+const KINDS = ["base-os", "base-os-verify", "redis", "redis-verify", "haproxy", "redis-endpoint-check"];
+/**
+ * Steps the HAProxy step waits for that the tier does not run (no PostgreSQL or RabbitMQ stand-ins):
+ * taken as done, so HAProxy starts with those listeners' backends down.
+ */
+const ASSUMED_DONE_KINDS = ["postgres-verify", "rabbitmq-verify"];
+/** Image settings of the HAProxy stand-in: the official image's (docker-library/haproxy 2.8/Dockerfile and entrypoint). */
+const HAPROXY_IMAGE_CHANGES = [
+  'CMD ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]',
+  "USER haproxy",
+  "WORKDIR /var/lib/haproxy",
+  "STOPSIGNAL SIGUSR1",
+];
 /** Every step's output (fresh secrets masked), one file per step and run, kept after the run. */
 const LOG_DIR = process.env.KB_HOSTS_LOGS ?? "/var/tmp/keybuzz-hosts-logs";
 /** Steps run at once, as `pulumi up` runs independent resources in parallel (2 cores here). */
@@ -65,6 +79,15 @@ function debianVersion(rootfs: string, pkg: string): string {
 function inventoryAddresses(): Map<string, string> {
   const servers = JSON.parse(readStackConfig(STACK).config["keybuzz:servers"]) as { name: string; privateIp: string }[];
   return new Map(servers.map((server) => [server.name, server.privateIp]));
+}
+
+/** Private address of the staging stack's internal load balancer (the one forwarding 6379). */
+function readInternalLbAddress(): string {
+  const config = readStackConfig(STACK).config;
+  const balancers = JSON.parse(config["keybuzz:loadBalancers"] ?? "[]") as { privateIp: string; services: { listenPort: number }[] }[];
+  const internal = balancers.find((lb) => lb.services.some((service) => service.listenPort === 6379));
+  if (!internal) throw new Error(`stack ${STACK} has no load balancer forwarding 6379`);
+  return internal.privateIp;
 }
 
 /** Replaces each fresh secret value in `text` (output of a step that read secrets) with `***`. */
@@ -132,13 +155,13 @@ async function runSteps(
  * /opt, /srv, /root (directories left out: a temporary file compared and removed touches its
  * directory; the modules' data directories too: the verify steps write test keys), every active
  * service's InvocationID (a new one means it was started again; the bus-activated hostnamed,
- * timedated and localed come and go with each hostnamectl/timedatectl call, root's user manager
+ * timedated and localed come and go with each hostnamectl/timedatectl call, root's user manager and runtime directory
  * with each SSH login) and every
  * container's start time.
  */
 const SNAPSHOT_COMMAND = `set -euo pipefail
 files=$(find /etc /usr /opt /srv /root -xdev -not -type d -not -path '/opt/keybuzz/*/data/*' -printf '%p %T@ %s\\n' 2>/dev/null | sort)
-units=$(systemctl list-units --type=service --state=active --no-legend --plain | awk '$1 !~ /^(systemd-(hostnamed|timedated|localed)|user@[0-9]+)[.]service$/ { print $1 }')
+units=$(systemctl list-units --type=service --state=active --no-legend --plain | awk '$1 !~ /^(systemd-(hostnamed|timedated|localed)|user(-runtime-dir)?@[0-9]+)[.]service$/ { print $1 }')
 services=$(for unit in $units; do printf '%s %s\\n' "$unit" "$(systemctl show -P InvocationID "$unit")"; done)
 ids=$(docker ps -q)
 containers=""
@@ -230,8 +253,9 @@ function tcpFrom(from: string, address: string, port: number): boolean {
  * Loads a stand-in root tarball into the host's Docker as `image` (`docker import` over SSH, the
  * tarball streamed from disk), as if the image had been pulled. @throws Error when the import fails.
  */
-function importImage(context: SshContext, address: string, tarball: string, image: string): Promise<void> {
-  const command = `systemctl start docker && docker import - ${image} >/dev/null`;
+function importImage(context: SshContext, address: string, tarball: string, image: string, changes: readonly string[] = []): Promise<void> {
+  const changeOptions = changes.map((change) => `--change '${change}'`).join(" ");
+  const command = `systemctl start docker && docker import ${changeOptions} - ${image} >/dev/null`;
   const args = [
     "netns",
     "exec",
@@ -282,16 +306,18 @@ async function main(): Promise<void> {
   const goldenStarted = Date.now();
   const golden = execFileSync("bash", [GOLDEN_SH], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
   const redisStandin = execFileSync("bash", [STANDIN_SH, "redis"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+  const haproxyStandin = execFileSync("bash", [STANDIN_SH, "haproxy"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
   const goldenSeconds = ((Date.now() - goldenStarted) / 1000).toFixed(0);
-  log(`golden image ${golden} and stand-in image ${redisStandin} ready in ${goldenSeconds} s`);
+  log(`golden image ${golden} and stand-in image ${redisStandin} ready, stand-in ${haproxyStandin}, in ${goldenSeconds} s`);
 
   const addresses = inventoryAddresses();
-  const hosts = [...new Set([...BASE_OS_HOSTS, ...REDIS_HOSTS])];
+  const hosts = [...new Set([...BASE_OS_HOSTS, ...REDIS_HOSTS, HAPROXY_HOST])];
   const plan = await planHostSteps({
     stack: STACK,
     configOverride: { "keybuzz:adminCidrs": JSON.stringify([`${ADMIN_ADDRESS}/32`]), "keybuzz:sshKeys": JSON.stringify([publicKey]) },
     hosts,
     kinds: KINDS,
+    assumedDoneKinds: ASSUMED_DONE_KINDS,
     docker: { source: "distribution", engine: debianVersion(golden, "docker.io"), containerd: debianVersion(golden, "containerd") },
   });
   log(
@@ -318,6 +344,13 @@ async function main(): Promise<void> {
     const redisImage = loadVersions().images.redis;
     await Promise.all(REDIS_HOSTS.map((host) => importImage(context, addresses.get(host) as string, redisStandin, redisImage)));
     log(`stand-in ${redisImage} (Debian's redis packages) imported on ${REDIS_HOSTS.join(", ")}`);
+    const haproxyImage = loadVersions().images.haproxy;
+    await importImage(context, addresses.get(HAPROXY_HOST) as string, haproxyStandin, haproxyImage, HAPROXY_IMAGE_CHANGES);
+    log(`stand-in ${haproxyImage} (Debian's haproxy package) imported on ${HAPROXY_HOST}`);
+    // The internal LB: its private address becomes an address of haproxy-01 (HAProxy binds 0.0.0.0).
+    const internalLb = readInternalLbAddress();
+    execFileSync("ip", ["-n", `kbh-${HAPROXY_HOST}`, "addr", "add", `${internalLb}/32`, "dev", "eth0"]);
+    log(`internal load balancer ${internalLb} emulated as an address of ${HAPROXY_HOST}`);
     const first = await runSteps(context, addresses, plan.steps, "run 1", plan.secretValues);
     const failedFirst = first.filter((outcome) => outcome.code !== 0);
     for (const outcome of failedFirst) printTail(outcome, "run 1", plan.secretValues);
@@ -348,6 +381,7 @@ async function main(): Promise<void> {
     const ranKinds = [...new Set(first.filter((outcome) => outcome.code === 0).map((outcome) => outcome.step.kind))].sort();
     console.log("\n=== real-host tier report");
     console.log(`step kinds run on real hosts: ${ranKinds.length} of ${plan.allKinds.length} (${ranKinds.join(", ")})`);
+    console.log(`taken as done, not run: ${ASSUMED_DONE_KINDS.join(", ")} (HAProxy's PostgreSQL and RabbitMQ backends are down)`);
     console.log(`not run here: ${plan.allKinds.filter((kind) => !ranKinds.includes(kind)).join(", ")}`);
     console.log(`steps run: ${first.length} (run 1) + ${second.length} (run 2), of ${plan.totalSteps} in the plan`);
     console.log(`wall time: ${((Date.now() - started) / 1000).toFixed(0)} s (golden image ${goldenSeconds} s)`);
