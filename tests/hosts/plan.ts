@@ -39,6 +39,8 @@ export interface HostPlan {
   readonly totalSteps: number;
   /** The fresh secret values the selected steps' stdin carries (to mask them in printed output). */
   readonly secretValues: readonly string[];
+  /** The same values by the resource the mock engine named them after (e.g. `secrets-redis`). */
+  readonly secrets: Map<string, string>;
 }
 
 const COMMAND_TYPE = "command:remote:Command";
@@ -170,6 +172,11 @@ export interface PlanArgs {
    * Debian: the distribution's docker.io, at the versions the golden image holds).
    */
   readonly docker?: { readonly source: string; readonly engine: string; readonly containerd: string };
+  /**
+   * Fresh secret values by resource, shared with an earlier plan so a second plan of the same hosts
+   * (a changed setting) carries the same passwords; filled with new values as needed. Default a new map.
+   */
+  readonly secrets?: Map<string, string>;
 }
 
 /**
@@ -219,7 +226,7 @@ export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
     commands.filter((registration) => !assumedDone.includes(kindOf(registration))).map((registration) => registration.name),
   );
 
-  const secrets = new Map<string, string>();
+  const secrets = args.secrets ?? new Map<string, string>();
   const certificates = new Map<string, string>();
   const candidates = commands
     .filter((registration) => args.hosts.includes(hostOf.get(registration.name) ?? "") && args.kinds.includes(kindOf(registration)))
@@ -247,5 +254,5 @@ export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
     if (next.length === selected.length) break;
     selected = next;
   }
-  return { steps: dependencyOrder(selected), allKinds, totalSteps: commands.length, secretValues: [...secrets.values()] };
+  return { steps: dependencyOrder(selected), allKinds, totalSteps: commands.length, secretValues: [...secrets.values()], secrets };
 }

@@ -56,6 +56,9 @@ interface StepOutcome {
   readonly step: HostStep;
   readonly code: number | null;
   readonly millis: number;
+  /** When it started and ended, ms since the epoch. */
+  readonly startedAt: number;
+  readonly endedAt: number;
   readonly output: string;
 }
 
@@ -122,6 +125,7 @@ async function runSteps(
     for (const step of ready.slice(0, PARALLEL - running.size)) {
       pending.splice(pending.indexOf(step), 1);
       const address = addresses.get(step.host) as string;
+      const startedAt = Date.now();
       running.set(
         step.name,
         ssh(context, address, step.command, { from: ADMIN_ADDRESS, stdin: step.stdin, timeoutSeconds: step.timeoutSeconds }).then(
@@ -133,7 +137,7 @@ async function runSteps(
               const tail = await ssh(context, address, `tail -n 60 ${hostLog}`, { from: ADMIN_ADDRESS, timeoutSeconds: 30 });
               output += `\n--- ${hostLog} (last 60 lines)\n${tail.stdout}`;
             }
-            const outcome = { step, code: result.code, millis: result.millis, output };
+            const outcome = { step, code: result.code, millis: result.millis, startedAt, endedAt: Date.now(), output };
             outcomes.set(step.name, outcome);
             fs.writeFileSync(path.join(LOG_DIR, `${label.replace(/ /g, "")}-${step.name}.log`), redact(outcome.output, secrets));
             running.delete(step.name);
@@ -279,6 +283,169 @@ function importImage(context: SshContext, address: string, tarball: string, imag
   });
 }
 
+/** The Redis change the roll applies: `keybuzz:redis.maxmemoryPercent` 60 (default) → 50 (components/data/redis.ts). */
+const REDIS_ROLL_TUNING = { maxmemoryPercent: 50 };
+/** Interval of the roll's writer through the LB, seconds; its bound, seconds. */
+const WRITER_INTERVAL = 0.05;
+const WRITER_BOUND = 180;
+
+/** The master Sentinel names (`SENTINEL get-master-addr-by-name`), asked of the first node that answers. */
+function sentinelMaster(nodeAddresses: readonly string[], sentinelPassword: string): string {
+  for (const address of nodeAddresses) {
+    try {
+      const answer = execFileSync(
+        "ip",
+        [
+          "netns",
+          "exec",
+          NETNS,
+          "redis-cli",
+          "--no-auth-warning",
+          "-h",
+          address,
+          "-p",
+          "26379",
+          "SENTINEL",
+          "get-master-addr-by-name",
+          "kb-redis-master",
+        ],
+        { encoding: "utf8", env: { ...process.env, REDISCLI_AUTH: sentinelPassword }, timeout: 5000 },
+      );
+      const ip = answer.split("\n")[0].trim();
+      if (ip !== "") return ip;
+    } catch {
+      // this Sentinel is down or restarting: ask the next
+    }
+  }
+  return "none";
+}
+
+/**
+ * A bounded client writing through the internal LB from the private network (inside the test
+ * namespace): one `SET` every {@link WRITER_INTERVAL} s, each its own connection, until stopped.
+ * Prints one `epoch-ms reply` line per write.
+ */
+function startWriter(lbAddress: string, password: string, stopFile: string) {
+  const loop = `end=$((SECONDS + ${WRITER_BOUND})); i=0
+while [ ! -e ${stopFile} ] && [ "$SECONDS" -lt "$end" ]; do
+  i=$((i + 1))
+  reply=$(timeout 1 redis-cli --no-auth-warning -h ${lbAddress} -p 6379 SET keybuzz:roll "$i" 2>&1 || true)
+  printf '%s %s\n' "$(date +%s%3N)" "\${reply:-no-reply}"
+  sleep ${WRITER_INTERVAL}
+done`;
+  const child = spawn("ip", ["netns", "exec", NETNS, "bash", "-c", loop], {
+    env: { ...process.env, REDISCLI_AUTH: password },
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const done = new Promise<string>((resolve) => child.on("close", () => resolve(output)));
+  return { done };
+}
+
+/** The writer's interruptions: runs of failed writes, each from its first failure to the next success, ms. */
+function interruptions(writerOutput: string): { writes: number; failed: number; windows: number[] } {
+  const lines = writerOutput
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => ({ at: Number(line.split(" ")[0]), ok: line.endsWith(" OK") }));
+  const windows: number[] = [];
+  let failingSince: number | undefined;
+  for (const line of lines) {
+    if (!line.ok && failingSince === undefined) failingSince = line.at;
+    if (line.ok && failingSince !== undefined) {
+      windows.push(line.at - failingSince);
+      failingSince = undefined;
+    }
+  }
+  if (failingSince !== undefined) windows.push(Infinity);
+  return { writes: lines.length, failed: lines.filter((line) => !line.ok).length, windows };
+}
+
+/**
+ * The Redis roll (issue 13 item 5): the test stack's Redis setting changes and the program's Redis
+ * node steps and verification run again, with the same secrets, while a client writes through the
+ * LB. Checks the nodes rolled one at a time, each restarted as a replica (the master hands its role
+ * over through Sentinel before its own restart) and the client saw at most one short interruption.
+ */
+async function redisRoll(
+  context: SshContext,
+  addresses: Map<string, string>,
+  planArgs: Parameters<typeof planHostSteps>[0],
+  secrets: Map<string, string>,
+  lbAddress: string,
+): Promise<number> {
+  const rollPlan = await planHostSteps({
+    ...planArgs,
+    configOverride: { ...planArgs.configOverride, "keybuzz:redis": JSON.stringify(REDIS_ROLL_TUNING) },
+    hosts: REDIS_HOSTS,
+    kinds: ["redis", "redis-verify"],
+    assumedDoneKinds: [...ASSUMED_DONE_KINDS, "base-os", "base-os-verify"],
+    secrets,
+  });
+  const nodeAddresses = REDIS_HOSTS.map((host) => addresses.get(host) as string);
+  const sentinelPassword = secrets.get("secrets-redis-sentinel") as string;
+  const startedOf = async () =>
+    Promise.all(
+      REDIS_HOSTS.map(async (host) =>
+        (
+          await ssh(context, addresses.get(host) as string, "docker inspect -f '{{.State.StartedAt}}' redis", {
+            from: ADMIN_ADDRESS,
+            timeoutSeconds: 30,
+          })
+        ).stdout.trim(),
+      ),
+    );
+  const masterBefore = sentinelMaster(nodeAddresses, sentinelPassword);
+  const startedBefore = await startedOf();
+  const stopFile = path.join(os.tmpdir(), `keybuzz-roll-stop-${process.pid}`);
+  fs.rmSync(stopFile, { force: true });
+  const writer = startWriter(lbAddress, secrets.get("secrets-redis") as string, stopFile);
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const rolled = await runSteps(context, addresses, rollPlan.steps, "roll", rollPlan.secretValues);
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  fs.writeFileSync(stopFile, "");
+  const writes = interruptions(await writer.done);
+  fs.rmSync(stopFile, { force: true });
+  const masterAfter = sentinelMaster(nodeAddresses, sentinelPassword);
+  const startedAfter = await startedOf();
+
+  check(
+    rolled.length === rollPlan.steps.length && rolled.every((outcome) => outcome.code === 0),
+    `roll: all ${rollPlan.steps.length} Redis steps exit 0 after keybuzz:redis ${JSON.stringify(REDIS_ROLL_TUNING)}`,
+  );
+  const nodeSteps = rolled.filter((outcome) => outcome.step.kind === "redis").sort((a, b) => a.startedAt - b.startedAt);
+  const order = nodeSteps.map((outcome) => outcome.step.host);
+  check(order.join(",") === REDIS_HOSTS.join(","), `roll: node steps in inventory order (${order.join(", ")})`);
+  check(
+    nodeSteps.every((outcome, index) => index === 0 || outcome.startedAt >= nodeSteps[index - 1].endedAt),
+    "roll: one node at a time (each step starts after the previous ended)",
+  );
+  REDIS_HOSTS.forEach((host, index) =>
+    check(startedBefore[index] !== startedAfter[index], `roll: ${host}'s Redis container was restarted with the new setting`),
+  );
+  for (const outcome of nodeSteps) {
+    const asReplica = /redis: starting as replica of/.test(outcome.output);
+    const handedOver = /switching the master role away before the restart/.test(outcome.output);
+    console.log(
+      `roll ${outcome.step.host}: ${handedOver ? "was master, handed the role over, " : ""}${asReplica ? "restarted as a replica" : "restarted as master"}`,
+    );
+    check(asReplica, `roll: ${outcome.step.host} restarted as a replica (never as the serving master)`);
+  }
+  console.log(`roll: Sentinel's master ${masterBefore} before, ${masterAfter} after`);
+  check(masterAfter !== "none", "roll: Sentinel names a master after the roll");
+  const longest = Math.max(0, ...writes.windows);
+  console.log(
+    `roll: writer through ${lbAddress}:6379 made ${writes.writes} writes, ${writes.failed} failed, interruptions ${writes.windows.map((ms) => `${ms} ms`).join(", ") || "none"}`,
+  );
+  check(
+    writes.writes > 0 && writes.windows.length <= 1,
+    `roll: a client writing through ${lbAddress}:6379 sees at most one interruption (${writes.windows.length})`,
+  );
+  check(longest <= 10_000, `roll: the interruption is short (${longest} ms, at most 10 s)`);
+  return rolled.length;
+}
+
 /** What a container cannot do, as each hardened host reports it after the base OS. */
 async function containerLimits(context: SshContext, host: string, address: string): Promise<string> {
   const command = `printf 'auditd: %s; ' "$(systemctl is-active auditd || true)"
@@ -312,14 +479,15 @@ async function main(): Promise<void> {
 
   const addresses = inventoryAddresses();
   const hosts = [...new Set([...BASE_OS_HOSTS, ...REDIS_HOSTS, HAPROXY_HOST])];
-  const plan = await planHostSteps({
+  const planArgs = {
     stack: STACK,
     configOverride: { "keybuzz:adminCidrs": JSON.stringify([`${ADMIN_ADDRESS}/32`]), "keybuzz:sshKeys": JSON.stringify([publicKey]) },
     hosts,
     kinds: KINDS,
     assumedDoneKinds: ASSUMED_DONE_KINDS,
     docker: { source: "distribution", engine: debianVersion(golden, "docker.io"), containerd: debianVersion(golden, "containerd") },
-  });
+  };
+  const plan = await planHostSteps(planArgs);
   log(
     `plan: ${plan.steps.length} of the program's ${plan.totalSteps} remote steps run here (${[...new Set(plan.steps.map((s) => s.kind))].join(", ")})`,
   );
@@ -376,6 +544,8 @@ async function main(): Promise<void> {
       });
       await Promise.all(hosts.map((host) => checkFromOutside(context, host, addresses.get(host) as string, wrongKey)));
     }
+    let rolledSteps = 0;
+    if (failedFirst.length === 0) rolledSteps = await redisRoll(context, addresses, planArgs, plan.secrets, internalLb);
     for (const host of hosts) console.log(`container limits, ${await containerLimits(context, host, addresses.get(host) as string)}`);
 
     const ranKinds = [...new Set(first.filter((outcome) => outcome.code === 0).map((outcome) => outcome.step.kind))].sort();
@@ -383,7 +553,9 @@ async function main(): Promise<void> {
     console.log(`step kinds run on real hosts: ${ranKinds.length} of ${plan.allKinds.length} (${ranKinds.join(", ")})`);
     console.log(`taken as done, not run: ${ASSUMED_DONE_KINDS.join(", ")} (HAProxy's PostgreSQL and RabbitMQ backends are down)`);
     console.log(`not run here: ${plan.allKinds.filter((kind) => !ranKinds.includes(kind)).join(", ")}`);
-    console.log(`steps run: ${first.length} (run 1) + ${second.length} (run 2), of ${plan.totalSteps} in the plan`);
+    console.log(
+      `steps run: ${first.length} (run 1) + ${second.length} (run 2) + ${rolledSteps} (Redis roll), of ${plan.totalSteps} in the plan`,
+    );
     console.log(`wall time: ${((Date.now() - started) / 1000).toFixed(0)} s (golden image ${goldenSeconds} s)`);
     console.log(`step outputs and host consoles: ${LOG_DIR}`);
   } finally {
