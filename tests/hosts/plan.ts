@@ -41,6 +41,14 @@ export interface HostPlan {
   readonly secretValues: readonly string[];
   /** The same values by the resource the mock engine named them after (e.g. `secrets-redis`). */
   readonly secrets: Map<string, string>;
+  /** The fresh certificates that replaced the mock ones, with their keys, by resource (e.g. `pki-ca`). */
+  readonly certificates: Map<string, FreshCertificate>;
+}
+
+/** A fresh self-signed certificate and its private key (PEM), standing in for a mock one. */
+export interface FreshCertificate {
+  readonly certificate: string;
+  readonly key: string;
 }
 
 const COMMAND_TYPE = "command:remote:Command";
@@ -91,12 +99,16 @@ const MOCK_CERTIFICATE = /-----BEGIN CERTIFICATE-----\n([A-Za-z0-9_-]+)\n-----EN
 
 /**
  * A fresh self-signed certificate (PEM) named after `resource`, valid one day, from the machine's
- * openssl; its key is discarded (the tier's steps only verify against it, e.g. HAProxy's `ca-file`).
+ * openssl, with its key (a stand-in backend serves it, so HAProxy's `ca-file` check verifies it).
  */
-function freshCertificate(resource: string): string {
-  const args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null"];
+function freshCertificate(resource: string): FreshCertificate {
+  const args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "-", "-out", "-"];
   args.push("-subj", `/CN=keybuzz-host-tier ${resource}`, "-days", "1");
-  return execFileSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  const pem = execFileSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  const certificate = /-----BEGIN CERTIFICATE-----\n[^-]+-----END CERTIFICATE-----\n/.exec(pem)?.[0];
+  const key = /-----BEGIN PRIVATE KEY-----\n[^-]+-----END PRIVATE KEY-----\n/.exec(pem)?.[0];
+  if (certificate === undefined || key === undefined) throw new Error(`openssl gave no certificate and key for ${resource}`);
+  return { certificate, key };
 }
 
 /**
@@ -105,7 +117,7 @@ function freshCertificate(resource: string): string {
  * (a password and its HAProxy check) still agree; and every mock certificate with a real fresh one
  * (the daemons parse them: HAProxy refuses a `ca-file` that is not PEM).
  */
-export function withFreshSecrets(stdin: string, values: Map<string, string>, certificates = new Map<string, string>()): string {
+export function withFreshSecrets(stdin: string, values: Map<string, string>, certificates = new Map<string, FreshCertificate>()): string {
   return stdin
     .split("\n")
     .map((line) => {
@@ -118,7 +130,7 @@ export function withFreshSecrets(stdin: string, values: Map<string, string>, cer
         })
         .replace(MOCK_CERTIFICATE, (_, resource: string) => {
           if (!certificates.has(resource)) certificates.set(resource, freshCertificate(resource));
-          return certificates.get(resource) as string;
+          return (certificates.get(resource) as FreshCertificate).certificate;
         });
       return Buffer.from(fresh).toString("base64");
     })
@@ -173,6 +185,11 @@ export interface PlanArgs {
    */
   readonly docker?: { readonly source: string; readonly engine: string; readonly containerd: string };
   /**
+   * The test stack's image pins over `config/versions.yaml`'s `images` (e.g. the Redis stand-in
+   * under a second tag, for a roll that must restart every node). Default none.
+   */
+  readonly images?: Readonly<Record<string, string>>;
+  /**
    * Fresh secret values by resource, shared with an earlier plan so a second plan of the same hosts
    * (a changed setting) carries the same passwords; filled with new values as needed. Default a new map.
    */
@@ -180,11 +197,12 @@ export interface PlanArgs {
 }
 
 /**
- * Runs `load` while reads of `config/versions.yaml` return it with `docker` replaced: the test
- * stack's own pins, as an operator would set them in that file. Restores the reader afterwards.
+ * Runs `load` while reads of `config/versions.yaml` return it with the test stack's own pins
+ * (`docker` replaced, `images` entries replaced), as an operator would set them in that file.
+ * Restores the reader afterwards.
  */
-async function withDockerPins<T>(docker: PlanArgs["docker"], load: () => Promise<T>): Promise<T> {
-  if (docker === undefined) return load();
+async function withVersionPins<T>(args: Pick<PlanArgs, "docker" | "images">, load: () => Promise<T>): Promise<T> {
+  if (args.docker === undefined && args.images === undefined) return load();
   // The module object itself: config/versions.ts reads through it at call time.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const fsModule = require("fs") as { readFileSync: typeof fs.readFileSync };
@@ -193,7 +211,11 @@ async function withDockerPins<T>(docker: PlanArgs["docker"], load: () => Promise
     const content = original(file, options as BufferEncoding);
     if (typeof file !== "string" || path.resolve(file) !== VERSIONS_FILE) return content;
     const versions = yaml.load(String(content)) as Record<string, unknown>;
-    return yaml.dump({ ...versions, docker: { ...(versions.docker as object), ...docker } });
+    return yaml.dump({
+      ...versions,
+      docker: { ...(versions.docker as object), ...args.docker },
+      images: { ...(versions.images as object), ...args.images },
+    });
   }) as typeof fs.readFileSync;
   fsModule.readFileSync = patched;
   try {
@@ -211,7 +233,7 @@ async function withDockerPins<T>(docker: PlanArgs["docker"], load: () => Promise
  */
 export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
   const timeouts = recordCreateTimeouts();
-  const run = await withDockerPins(args.docker, () => runProgram(args.stack, args.configOverride));
+  const run = await withVersionPins(args, () => runProgram(args.stack, args.configOverride));
   const hostOf = new Map(run.steps.map((step) => [step.step, step.host]));
   const commands = run.registrations.filter((registration) => registration.type === COMMAND_TYPE);
   const kindOf = (registration: Registration) => {
@@ -227,7 +249,7 @@ export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
   );
 
   const secrets = args.secrets ?? new Map<string, string>();
-  const certificates = new Map<string, string>();
+  const certificates = new Map<string, FreshCertificate>();
   const candidates = commands
     .filter((registration) => args.hosts.includes(hostOf.get(registration.name) ?? "") && args.kinds.includes(kindOf(registration)))
     .map((registration): HostStep => {
@@ -254,5 +276,12 @@ export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
     if (next.length === selected.length) break;
     selected = next;
   }
-  return { steps: dependencyOrder(selected), allKinds, totalSteps: commands.length, secretValues: [...secrets.values()], secrets };
+  return {
+    steps: dependencyOrder(selected),
+    allKinds,
+    totalSteps: commands.length,
+    secretValues: [...secrets.values()],
+    secrets,
+    certificates,
+  };
 }
