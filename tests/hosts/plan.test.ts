@@ -67,6 +67,23 @@ describe("real-host tier: steps taken from the program's plan", () => {
     expect(plan.steps[0].command).toContain("KB_DOCKER_VERSION='\\''26.1.5+dfsg1-9+deb13u1+b1'\\''");
   });
 
+  it("runs HAProxy and the endpoint check only when the PostgreSQL and RabbitMQ verifications are taken as done", async () => {
+    const args = {
+      stack: "staging",
+      configOverride: {},
+      hosts: ["redis-01", "redis-02", "redis-03", "haproxy-01"],
+      kinds: ["base-os", "base-os-verify", "redis", "redis-verify", "haproxy", "redis-endpoint-check"],
+    };
+    const strict = await planHostSteps(args);
+    expect(strict.steps.map((step) => step.name)).not.toContain("haproxy-01-haproxy");
+    const assumed = await planHostSteps({ ...args, assumedDoneKinds: ["postgres-verify", "rabbitmq-verify"] });
+    const byName = new Map(assumed.steps.map((step) => [step.name, step]));
+    expect(byName.get("haproxy-01-haproxy")?.dependsOn).toEqual(["haproxy-01-base-os-verify", "redis-verify"]);
+    expect(byName.get("redis-01-redis-endpoint-check")?.dependsOn).toEqual(["redis-verify", "haproxy-01-haproxy"]);
+    const names = assumed.steps.map((step) => step.name);
+    expect(names.indexOf("haproxy-01-haproxy")).toBeLessThan(names.indexOf("redis-01-redis-endpoint-check"));
+  });
+
   it("names step kinds without their host, wherever the host name sits", () => {
     expect(stepKind("redis-01-base-os", "redis-01")).toBe("base-os");
     expect(stepKind("galera-maria-01-bootstrap", "maria-01")).toBe("galera-bootstrap");

@@ -1,3 +1,4 @@
+import { execFileSync } from "child_process";
 import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as yaml from "js-yaml";
@@ -38,6 +39,16 @@ export interface HostPlan {
   readonly totalSteps: number;
   /** The fresh secret values the selected steps' stdin carries (to mask them in printed output). */
   readonly secretValues: readonly string[];
+  /** The same values by the resource the mock engine named them after (e.g. `secrets-redis`). */
+  readonly secrets: Map<string, string>;
+  /** The fresh certificates that replaced the mock ones, with their keys, by resource (e.g. `pki-ca`). */
+  readonly certificates: Map<string, FreshCertificate>;
+}
+
+/** A fresh self-signed certificate and its private key (PEM), standing in for a mock one. */
+export interface FreshCertificate {
+  readonly certificate: string;
+  readonly key: string;
 }
 
 const COMMAND_TYPE = "command:remote:Command";
@@ -83,21 +94,44 @@ export function dependencyOrder<T extends { name: string; dependsOn: readonly st
   return ordered;
 }
 
+/** A mock engine certificate (`-----BEGIN CERTIFICATE-----\n<resource>\n-----END CERTIFICATE-----`). */
+const MOCK_CERTIFICATE = /-----BEGIN CERTIFICATE-----\n([A-Za-z0-9_-]+)\n-----END CERTIFICATE-----\n?/g;
+
+/**
+ * A fresh self-signed certificate (PEM) named after `resource`, valid one day, from the machine's
+ * openssl, with its key (a stand-in backend serves it, so HAProxy's `ca-file` check verifies it).
+ */
+function freshCertificate(resource: string): FreshCertificate {
+  const args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "-", "-out", "-"];
+  args.push("-subj", `/CN=keybuzz-host-tier ${resource}`, "-days", "1");
+  const pem = execFileSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  const certificate = /-----BEGIN CERTIFICATE-----\n[^-]+-----END CERTIFICATE-----\n/.exec(pem)?.[0];
+  const key = /-----BEGIN PRIVATE KEY-----\n[^-]+-----END PRIVATE KEY-----\n/.exec(pem)?.[0];
+  if (certificate === undefined || key === undefined) throw new Error(`openssl gave no certificate and key for ${resource}`);
+  return { certificate, key };
+}
+
 /**
  * Replaces every mock secret (`mock-secret-<resource>`) inside the base64 stdin lines with a fresh
  * random value, the same value for the same resource within one plan, so files that share a secret
- * (a password and its HAProxy check) still agree.
+ * (a password and its HAProxy check) still agree; and every mock certificate with a real fresh one
+ * (the daemons parse them: HAProxy refuses a `ca-file` that is not PEM).
  */
-export function withFreshSecrets(stdin: string, values: Map<string, string>): string {
+export function withFreshSecrets(stdin: string, values: Map<string, string>, certificates = new Map<string, FreshCertificate>()): string {
   return stdin
     .split("\n")
     .map((line) => {
       if (line === "") return line;
       const text = Buffer.from(line, "base64").toString("utf8");
-      const fresh = text.replace(/mock-secret-([A-Za-z0-9_-]+)/g, (_, resource: string) => {
-        if (!values.has(resource)) values.set(resource, randomBytes(24).toString("base64url"));
-        return values.get(resource) as string;
-      });
+      const fresh = text
+        .replace(/mock-secret-([A-Za-z0-9_-]+)/g, (_, resource: string) => {
+          if (!values.has(resource)) values.set(resource, randomBytes(24).toString("base64url"));
+          return values.get(resource) as string;
+        })
+        .replace(MOCK_CERTIFICATE, (_, resource: string) => {
+          if (!certificates.has(resource)) certificates.set(resource, freshCertificate(resource));
+          return (certificates.get(resource) as FreshCertificate).certificate;
+        });
       return Buffer.from(fresh).toString("base64");
     })
     .join("\n");
@@ -141,18 +175,34 @@ export interface PlanArgs {
   /** Step kinds to run (e.g. `base-os`); a step of another kind is left out, and so is every step after it. */
   readonly kinds: readonly string[];
   /**
+   * Step kinds the tier does not run but takes as done (e.g. `postgres-verify` before HAProxy): a
+   * dependency on such a step does not hold its dependents back. Default none.
+   */
+  readonly assumedDoneKinds?: readonly string[];
+  /**
    * The test stack's Docker source, over `config/versions.yaml`'s `docker` block (the hosts are
    * Debian: the distribution's docker.io, at the versions the golden image holds).
    */
   readonly docker?: { readonly source: string; readonly engine: string; readonly containerd: string };
+  /**
+   * The test stack's image pins over `config/versions.yaml`'s `images` (e.g. the Redis stand-in
+   * under a second tag, for a roll that must restart every node). Default none.
+   */
+  readonly images?: Readonly<Record<string, string>>;
+  /**
+   * Fresh secret values by resource, shared with an earlier plan so a second plan of the same hosts
+   * (a changed setting) carries the same passwords; filled with new values as needed. Default a new map.
+   */
+  readonly secrets?: Map<string, string>;
 }
 
 /**
- * Runs `load` while reads of `config/versions.yaml` return it with `docker` replaced: the test
- * stack's own pins, as an operator would set them in that file. Restores the reader afterwards.
+ * Runs `load` while reads of `config/versions.yaml` return it with the test stack's own pins
+ * (`docker` replaced, `images` entries replaced), as an operator would set them in that file.
+ * Restores the reader afterwards.
  */
-async function withDockerPins<T>(docker: PlanArgs["docker"], load: () => Promise<T>): Promise<T> {
-  if (docker === undefined) return load();
+async function withVersionPins<T>(args: Pick<PlanArgs, "docker" | "images">, load: () => Promise<T>): Promise<T> {
+  if (args.docker === undefined && args.images === undefined) return load();
   // The module object itself: config/versions.ts reads through it at call time.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const fsModule = require("fs") as { readFileSync: typeof fs.readFileSync };
@@ -161,7 +211,11 @@ async function withDockerPins<T>(docker: PlanArgs["docker"], load: () => Promise
     const content = original(file, options as BufferEncoding);
     if (typeof file !== "string" || path.resolve(file) !== VERSIONS_FILE) return content;
     const versions = yaml.load(String(content)) as Record<string, unknown>;
-    return yaml.dump({ ...versions, docker: { ...(versions.docker as object), ...docker } });
+    return yaml.dump({
+      ...versions,
+      docker: { ...(versions.docker as object), ...args.docker },
+      images: { ...(versions.images as object), ...args.images },
+    });
   }) as typeof fs.readFileSync;
   fsModule.readFileSync = patched;
   try {
@@ -179,18 +233,23 @@ async function withDockerPins<T>(docker: PlanArgs["docker"], load: () => Promise
  */
 export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
   const timeouts = recordCreateTimeouts();
-  const run = await withDockerPins(args.docker, () => runProgram(args.stack, args.configOverride));
+  const run = await withVersionPins(args, () => runProgram(args.stack, args.configOverride));
   const hostOf = new Map(run.steps.map((step) => [step.step, step.host]));
   const commands = run.registrations.filter((registration) => registration.type === COMMAND_TYPE);
-  const names = new Set(commands.map((registration) => registration.name));
   const kindOf = (registration: Registration) => {
     const host = hostOf.get(registration.name);
     if (host === undefined) throw new Error(`step ${registration.name} is not in the planned steps`);
     return stepKind(registration.name, host);
   };
   const allKinds = [...new Set(commands.map(kindOf))].sort();
+  const assumedDone = args.assumedDoneKinds ?? [];
+  // Dependencies that count: other steps, minus those the tier takes as done.
+  const names = new Set(
+    commands.filter((registration) => !assumedDone.includes(kindOf(registration))).map((registration) => registration.name),
+  );
 
-  const secrets = new Map<string, string>();
+  const secrets = args.secrets ?? new Map<string, string>();
+  const certificates = new Map<string, FreshCertificate>();
   const candidates = commands
     .filter((registration) => args.hosts.includes(hostOf.get(registration.name) ?? "") && args.kinds.includes(kindOf(registration)))
     .map((registration): HostStep => {
@@ -204,7 +263,7 @@ export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
         host: hostOf.get(registration.name) as string,
         kind: kindOf(registration),
         command: create,
-        stdin: stdin === undefined ? "" : withFreshSecrets(String(isSecretValue(stdin) ? reveal(stdin) : stdin), secrets),
+        stdin: stdin === undefined ? "" : withFreshSecrets(String(isSecretValue(stdin) ? reveal(stdin) : stdin), secrets, certificates),
         timeoutSeconds: durationSeconds(timeout),
         dependsOn: registration.dependsOn.filter((dependency) => names.has(dependency)),
       };
@@ -217,5 +276,12 @@ export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
     if (next.length === selected.length) break;
     selected = next;
   }
-  return { steps: dependencyOrder(selected), allKinds, totalSteps: commands.length, secretValues: [...secrets.values()] };
+  return {
+    steps: dependencyOrder(selected),
+    allKinds,
+    totalSteps: commands.length,
+    secretValues: [...secrets.values()],
+    secrets,
+    certificates,
+  };
 }
