@@ -4,6 +4,7 @@ import { parseRedisTuning } from "../components/data/redis";
 import { backendConfigData } from "../components/k8s/addons";
 import { ingressProxyProtocol } from "../components/k8s/ingress";
 import { parseK8sSettings } from "../components/k8s/settings";
+import { parseMonitoringSettings } from "../components/observability/monitoring/settings";
 import { isConfigError } from "./errors";
 import type { Inventory } from "./inventory";
 
@@ -22,6 +23,7 @@ const MODULE_SETTINGS = {
   postgres: parsePostgresSettings,
   galera: parseGaleraSettings,
   k8s: parseK8sSettings,
+  monitoring: parseMonitoringSettings,
 } as const;
 
 /** Every module's validated settings (defaults where a key is omitted), by its `keybuzz:` key. */
