@@ -30,6 +30,8 @@ import {
 import { RedisCluster, redisHaproxyListener, REDIS_PASSWORD_KEY } from "./components/data/redis";
 import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
+import { Exporters } from "./components/observability/exporters";
+import { Monitoring } from "./components/observability/monitoring";
 import { BaseOs } from "./components/os/base-os";
 import { Pki } from "./components/security/pki";
 import { PlatformSecrets } from "./components/security/secrets";
@@ -155,7 +157,7 @@ const kubernetes = new KubernetesCluster("k8s", {
   settings: settings.k8s,
   apiLoadBalancer: loadBalancers[inventory.kubernetes.apiLoadBalancer],
 });
-new ClusterAddons("k8s-addons", {
+const addons = new ClusterAddons("k8s-addons", {
   inventory,
   versions,
   cluster: kubernetes,
@@ -169,6 +171,20 @@ new ClusterAddons("k8s-addons", {
     mariadbPassword: secrets.mariadb.app,
     minioPassword: secrets.minio.rootPassword,
   },
+});
+
+// 6. Observability (docs/monitoring.md): node_exporter on every server; scraping, alert rules, dashboards and metrics-server in the cluster.
+const everyHost = inventory.servers.map((server) => fleet.hosts[server.name]);
+new Exporters("exporters", { hosts: everyHost, versions, settings: settings.exporters, secrets: {}, after: { hosts: baseOs.ready } });
+new Monitoring("monitoring", {
+  hosts: everyHost,
+  versions,
+  settings: settings.monitoring,
+  secrets: { caCertPem: pki.caCertPem },
+  after: { all: [addons.releases.kubePrometheusStack] },
+  provider: kubernetes.provider,
+  nodeExporterPort: settings.exporters.nodeExporterPort,
+  postgresSynchronousMode: settings.postgres.synchronousMode,
 });
 
 export const caCertificate = pki.caCertPem;

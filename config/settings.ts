@@ -4,6 +4,7 @@ import { parseRedisTuning } from "../components/data/redis";
 import { backendConfigData } from "../components/k8s/addons";
 import { ingressProxyProtocol } from "../components/k8s/ingress";
 import { parseK8sSettings } from "../components/k8s/settings";
+import { parseExportersSettings } from "../components/observability/exporters/settings";
 import { parseMonitoringSettings } from "../components/observability/monitoring/settings";
 import { isConfigError } from "./errors";
 import type { Inventory } from "./inventory";
@@ -23,6 +24,7 @@ const MODULE_SETTINGS = {
   postgres: parsePostgresSettings,
   galera: parseGaleraSettings,
   k8s: parseK8sSettings,
+  exporters: parseExportersSettings,
   monitoring: parseMonitoringSettings,
 } as const;
 

@@ -122,6 +122,7 @@ const versionsSchema = z
       minio: pinnedMinioImage,
       mariadb: pinnedImage,
       proxysql: pinnedImage,
+      nodeExporter: pinnedImage,
     }),
     packages: z.strictObject({ patroni: exactVersion, pgvector: pgdgPackageVersion, pgbouncer: exactVersion }),
     kubernetes: z.strictObject({
@@ -134,6 +135,7 @@ const versionsSchema = z
       prometheusOperatorCrds: operatorChartSchema,
       kubePrometheusStack: operatorChartSchema,
       hcloudCsi: chartSchema,
+      metricsServer: chartSchema,
     }),
   })
   .superRefine((versions, context) => {

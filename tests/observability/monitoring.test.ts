@@ -1,4 +1,6 @@
+import * as fs from "fs";
 import * as yaml from "js-yaml";
+import * as path from "path";
 import { parseModuleSettings } from "../../config";
 import { parseMonitoringSettings, renderAlertRuleGroups, renderRuleFile } from "../../components/observability/monitoring";
 
@@ -68,5 +70,17 @@ describe("alert rules", () => {
     expect(yaml.load(renderRuleFile(groups))).toEqual({ groups: JSON.parse(JSON.stringify(groups)) });
     const names = alertNames(groups);
     expect(new Set(names).size).toBe(names.length);
+  });
+});
+
+describe("docs/monitoring.md", () => {
+  it("lists every alert with its severity and first response", () => {
+    const docs = fs.readFileSync(path.join(__dirname, "..", "..", "docs", "monitoring.md"), "utf8");
+    for (const rule of renderAlertRuleGroups(defaults, context).flatMap((group) => group.rules)) {
+      const row = docs.split("\n").find((line) => line.startsWith(`| \`${rule.alert}\` |`));
+      expect(row).toBeDefined();
+      expect(row).toContain(`| ${rule.labels.severity} |`);
+      expect(row).toContain(rule.annotations.response.replace(/\|/g, "\\|"));
+    }
   });
 });

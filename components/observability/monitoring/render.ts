@@ -542,3 +542,170 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
 export function renderRuleFile(groups: readonly AlertRuleGroup[]): string {
   return yaml.dump({ groups }, { lineWidth: -1, noRefs: true });
 }
+
+/** A scraped server as the scrape configs see it (an inventory entry). */
+export interface ScrapedServer {
+  /** Inventory name, the `node` label. */
+  readonly name: string;
+  /** Private address the exporter listens on. */
+  readonly privateIp: string;
+  /** The server's group (`postgres`, `redis`, …), the `cluster` label. */
+  readonly group: string;
+  /** The spec's ROLE column (`db`, `lb`, `k8s`, …), the `role` label. */
+  readonly role: string;
+}
+
+/** How Prometheus reaches one exporter kind: port, path, scheme, and the servers that run it. */
+export interface ScrapeJobSpec {
+  readonly job: ScrapeJob;
+  readonly port: number;
+  readonly metricsPath: string;
+  readonly scheme: "http" | "https";
+  /** https only: the ConfigMap key holding the CA that signed the exporter's certificate. */
+  readonly caConfigMapKey?: string;
+  readonly servers: readonly ScrapedServer[];
+}
+
+/**
+ * The ScrapeConfig objects' specs (prometheus-operator v0.85.0, `monitoring.coreos.com/v1alpha1`
+ * ScrapeConfigSpec: `jobName`, `staticConfigs[].targets/labels`, `metricsPath`, `scheme`,
+ * `tlsConfig.ca.configMap`): one per job, one static group per server with its `cluster`, `role`
+ * and `node` labels, on the server's private address. Pure.
+ *
+ * @param caConfigMap name of the ConfigMap (in the ScrapeConfig's namespace) that holds the CA keys.
+ */
+export function renderScrapeConfigSpecs(jobs: readonly ScrapeJobSpec[], caConfigMap: string): Record<string, unknown>[] {
+  return jobs
+    .filter((job) => job.servers.length > 0)
+    .map((job) => ({
+      jobName: SCRAPE_JOBS[job.job],
+      metricsPath: job.metricsPath,
+      scheme: job.scheme.toUpperCase(),
+      ...(job.caConfigMapKey ? { tlsConfig: { ca: { configMap: { name: caConfigMap, key: job.caConfigMapKey } } } } : {}),
+      staticConfigs: job.servers.map((server) => ({
+        targets: [`${server.privateIp}:${job.port}`],
+        labels: { cluster: server.group, role: server.role, node: server.name },
+      })),
+    }));
+}
+
+/**
+ * Metrics the dashboards may query, by the job that produces them, each name read in the
+ * exporter's source at the pinned version: node_exporter v1.12.1 (collector/*.go), Patroni 4.0.10
+ * (patroni/api.py `do_GET_metrics`), RabbitMQ 3.13.7 (deps/rabbitmq_prometheus collectors).
+ * `up` comes from Prometheus itself for every job.
+ */
+export const DASHBOARD_METRICS: Readonly<Partial<Record<ScrapeJob, readonly string[]>>> = {
+  node: [
+    "node_cpu_seconds_total",
+    "node_load1",
+    "node_memory_MemAvailable_bytes",
+    "node_memory_MemTotal_bytes",
+    "node_filesystem_avail_bytes",
+    "node_filesystem_size_bytes",
+    "node_network_receive_bytes_total",
+    "node_network_transmit_bytes_total",
+    "node_timex_offset_seconds",
+  ],
+  patroni: [
+    "patroni_primary",
+    "patroni_replica",
+    "patroni_sync_standby",
+    "patroni_postgres_timeline",
+    "patroni_xlog_location",
+    "patroni_xlog_replayed_location",
+  ],
+  rabbitmq: [
+    "rabbitmq_queue_messages_ready",
+    "rabbitmq_connections",
+    "rabbitmq_unreachable_cluster_peers_count",
+    "rabbitmq_alarms_memory_used_watermark",
+    "rabbitmq_alarms_free_disk_space_watermark",
+  ],
+};
+
+/** One panel: a title and its PromQL queries (legend from the `node` label). */
+interface PanelSpec {
+  readonly title: string;
+  readonly queries: readonly string[];
+  readonly unit?: string;
+}
+
+/** The Grafana datasource variable every panel reads (`${datasource}`), so a dashboard works on any Prometheus. */
+export const DATASOURCE_VARIABLE = "datasource";
+
+function dashboard(uid: string, title: string, panels: readonly PanelSpec[]): Record<string, unknown> {
+  const datasource = { type: "prometheus", uid: `\${${DATASOURCE_VARIABLE}}` };
+  return {
+    uid,
+    title,
+    tags: ["keybuzz"],
+    schemaVersion: 39,
+    time: { from: "now-6h", to: "now" },
+    refresh: "30s",
+    templating: {
+      list: [{ name: DATASOURCE_VARIABLE, label: "Data source", type: "datasource", query: "prometheus", current: {}, hide: 0 }],
+    },
+    panels: panels.map((panel, index) => ({
+      id: index + 1,
+      type: "timeseries",
+      title: panel.title,
+      datasource,
+      gridPos: { h: 8, w: 12, x: (index % 2) * 12, y: Math.floor(index / 2) * 8 },
+      fieldConfig: { defaults: { unit: panel.unit ?? "short" }, overrides: [] },
+      targets: panel.queries.map((expr, query) => ({
+        refId: String.fromCharCode(65 + query),
+        datasource,
+        expr,
+        legendFormat: "{{node}}",
+      })),
+    })),
+  };
+}
+
+/**
+ * The Grafana dashboards, by file name (one ConfigMap each for Grafana's sidecar): a platform
+ * overview and one per service with an exporter deployed. Pure.
+ */
+export function renderDashboards(): Record<string, Record<string, unknown>> {
+  return {
+    "keybuzz-overview.json": dashboard("keybuzz-overview", "KeyBuzz / Overview", [
+      { title: "Targets down, by job", queries: ["count by (job) (up == 0)"] },
+      { title: "PostgreSQL leader (per node)", queries: ["patroni_primary"] },
+      { title: "Memory available %", queries: ["node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes * 100"], unit: "percent" },
+      { title: "RabbitMQ unreachable peers", queries: ["rabbitmq_unreachable_cluster_peers_count"] },
+    ]),
+    "keybuzz-hosts.json": dashboard("keybuzz-hosts", "KeyBuzz / Hosts", [
+      { title: "CPU busy %", queries: ['100 - avg by (node) (rate(node_cpu_seconds_total{mode="idle"}[5m])) * 100'], unit: "percent" },
+      { title: "Load (1 min)", queries: ["node_load1"] },
+      { title: "Memory available %", queries: ["node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes * 100"], unit: "percent" },
+      {
+        title: "Filesystem free %",
+        queries: ['node_filesystem_avail_bytes{fstype!~"tmpfs|overlay"} / node_filesystem_size_bytes{fstype!~"tmpfs|overlay"} * 100'],
+        unit: "percent",
+      },
+      {
+        title: "Network bytes/s",
+        queries: ['rate(node_network_receive_bytes_total{device!="lo"}[5m])', 'rate(node_network_transmit_bytes_total{device!="lo"}[5m])'],
+        unit: "Bps",
+      },
+      { title: "Clock offset", queries: ["node_timex_offset_seconds"], unit: "s" },
+    ]),
+    "keybuzz-postgres.json": dashboard("keybuzz-postgres", "KeyBuzz / PostgreSQL (Patroni)", [
+      { title: "Leader", queries: ["patroni_primary"] },
+      { title: "Replicas and sync standby", queries: ["patroni_replica", "patroni_sync_standby"] },
+      { title: "Timeline (rises at each promotion)", queries: ["patroni_postgres_timeline"] },
+      {
+        title: "Replay lag behind the leader (bytes)",
+        queries: ["scalar(max(patroni_xlog_location)) - patroni_xlog_replayed_location and on (cluster, node) patroni_replica == 1"],
+        unit: "bytes",
+      },
+    ]),
+    "keybuzz-rabbitmq.json": dashboard("keybuzz-rabbitmq", "KeyBuzz / RabbitMQ", [
+      { title: "Messages ready", queries: ["sum by (node) (rabbitmq_queue_messages_ready)"] },
+      { title: "Connections", queries: ["sum by (node) (rabbitmq_connections)"] },
+      { title: "Unreachable peers", queries: ["rabbitmq_unreachable_cluster_peers_count"] },
+      { title: "Alarms", queries: ["rabbitmq_alarms_memory_used_watermark", "rabbitmq_alarms_free_disk_space_watermark"] },
+    ]),
+  };
+}
