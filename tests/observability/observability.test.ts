@@ -65,7 +65,7 @@ describe("observability in the prod plan (mock engine)", () => {
     expect(ofType(COMMAND).filter((step) => step.name.endsWith("-node-exporter"))).toHaveLength(inventory.servers.length);
   });
 
-  it("ScrapeConfigs target every server's private address, labelled with cluster, role and node", () => {
+  it("ScrapeConfigs target every server's private address, labelled with cluster, server_role and node", () => {
     const scrape = (job: string) =>
       reveal(named("kubernetes:monitoring.coreos.com/v1alpha1:ScrapeConfig", `monitoring-scrape-${job}`).inputs) as Doc;
     const node = scrape(SCRAPE_JOBS.node);
@@ -74,7 +74,7 @@ describe("observability in the prod plan (mock engine)", () => {
     expect(node.spec.staticConfigs).toEqual(
       inventory.servers.map((server) => ({
         targets: [`${server.privateIp}:9100`],
-        labels: { cluster: server.group, role: server.role, node: server.name },
+        labels: { cluster: server.group, server_role: server.role, node: server.name },
       })),
     );
     const patroni = scrape(SCRAPE_JOBS.patroni);

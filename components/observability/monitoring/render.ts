@@ -551,9 +551,17 @@ export interface ScrapedServer {
   readonly privateIp: string;
   /** The server's group (`postgres`, `redis`, …), the `cluster` label. */
   readonly group: string;
-  /** The spec's ROLE column (`db`, `lb`, `k8s`, …), the `role` label. */
+  /** The spec's ROLE column (`db`, `lb`, `k8s`, …), the {@link SERVER_ROLE_LABEL} label. */
   readonly role: string;
 }
+
+/**
+ * The target label of the server's inventory ROLE. Not `role`: redis_exporter's
+ * `redis_instance_info` carries the Redis `role` (master/slave), which a target label of the same
+ * name would override (Prometheus renames the scraped one `exported_role`), blinding the Redis rules
+ * (found by tests/observability/alerts.loopback.test.ts).
+ */
+export const SERVER_ROLE_LABEL = "server_role";
 
 /** How Prometheus reaches one exporter kind: port, path, scheme, and the servers that run it. */
 export interface ScrapeJobSpec {
@@ -569,8 +577,8 @@ export interface ScrapeJobSpec {
 /**
  * The ScrapeConfig objects' specs (prometheus-operator v0.85.0, `monitoring.coreos.com/v1alpha1`
  * ScrapeConfigSpec: `jobName`, `staticConfigs[].targets/labels`, `metricsPath`, `scheme`,
- * `tlsConfig.ca.configMap`): one per job, one static group per server with its `cluster`, `role`
- * and `node` labels, on the server's private address. Pure.
+ * `tlsConfig.ca.configMap`): one per job, one static group per server with its `cluster`,
+ * {@link SERVER_ROLE_LABEL} and `node` labels, on the server's private address. Pure.
  *
  * @param caConfigMap name of the ConfigMap (in the ScrapeConfig's namespace) that holds the CA keys.
  */
@@ -584,7 +592,7 @@ export function renderScrapeConfigSpecs(jobs: readonly ScrapeJobSpec[], caConfig
       ...(job.caConfigMapKey ? { tlsConfig: { ca: { configMap: { name: caConfigMap, key: job.caConfigMapKey } } } } : {}),
       staticConfigs: job.servers.map((server) => ({
         targets: [`${server.privateIp}:${job.port}`],
-        labels: { cluster: server.group, role: server.role, node: server.name },
+        labels: { cluster: server.group, [SERVER_ROLE_LABEL]: server.role, node: server.name },
       })),
     }));
 }
