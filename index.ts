@@ -25,6 +25,8 @@ import { RabbitMqCluster } from "./components/data/rabbitmq";
 import { RedisCluster } from "./components/data/redis";
 import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
+import { Exporters } from "./components/observability/exporters";
+import { Monitoring } from "./components/observability/monitoring";
 import { BaseOs } from "./components/os/base-os";
 import { Pki } from "./components/security/pki";
 import { PlatformSecrets } from "./components/security/secrets";
@@ -47,8 +49,9 @@ const pki = new Pki("pki", { stack, nodes: serversOf(inventory, "postgres") });
 const backupHosts = backupHostsOf(inventory);
 
 // 4. Base OS on every server; each module below starts after its hosts are hardened and verified.
+const everyHost = inventory.servers.map((server) => fleet.hosts[server.name]);
 const baseOs = new BaseOs("base-os", {
-  hosts: inventory.servers.map((server) => fleet.hosts[server.name]),
+  hosts: everyHost,
   versions,
   settings: settings.baseOs,
   secrets: {},
@@ -167,7 +170,7 @@ const kubernetes = new KubernetesCluster("k8s", {
   inventory,
   apiLoadBalancer: loadBalancers[inventory.kubernetes.apiLoadBalancer],
 });
-new ClusterAddons("k8s-addons", {
+const addons = new ClusterAddons("k8s-addons", {
   hosts: kubernetesHosts,
   versions,
   settings: settings.k8s,
@@ -185,6 +188,25 @@ new ClusterAddons("k8s-addons", {
   after: { all: [kubernetes.verified] },
   provider: kubernetes.provider,
   inventory,
+});
+
+// 6. Observability (docs/monitoring.md): node_exporter on every server; scraping, alert rules, dashboards and metrics-server in the cluster.
+new Exporters("exporters", {
+  hosts: everyHost,
+  versions,
+  settings: settings.exporters,
+  secrets: {},
+  after: { hosts: baseOs.verifiedByHost },
+});
+new Monitoring("monitoring", {
+  hosts: everyHost,
+  versions,
+  settings: settings.monitoring,
+  secrets: { caCertPem: pki.caCertPem },
+  after: { all: [addons.releases.kubePrometheusStack] },
+  provider: kubernetes.provider,
+  nodeExporterPort: settings.exporters.nodeExporterPort,
+  postgresSynchronousMode: settings.postgres.synchronousMode,
 });
 
 export const caCertificate = pki.caCertPem;

@@ -9,6 +9,8 @@ import { parseRabbitMqSettings } from "../components/data/rabbitmq/settings";
 import { parseRedisSettings } from "../components/data/redis/settings";
 import { backendConfigData, ingressProxyProtocol } from "../components/k8s/addons/render";
 import { parseK8sSettings } from "../components/k8s/cluster/settings";
+import { parseExportersSettings } from "../components/observability/exporters/settings";
+import { parseMonitoringSettings } from "../components/observability/monitoring/settings";
 import { parseBaseOsSettings } from "../components/os/base-os/settings";
 import { isConfigError } from "./errors";
 import { clusterNodes, Inventory, serversOf } from "./inventory";
@@ -34,6 +36,8 @@ const MODULE_SETTINGS = {
   proxysql: parseProxySqlSettings,
   backup: parseBackupSettings,
   k8s: parseK8sSettings,
+  exporters: parseExportersSettings,
+  monitoring: parseMonitoringSettings,
 } as const;
 
 /** Every module's validated settings (defaults where a key is omitted), by its `keybuzz:` key. */

@@ -125,6 +125,7 @@ const versionsSchema = z
         message: "must carry its x.y.z tag (e.g. mariadb:10.11.18, optionally @sha256:…): ProxySQL's server_version is derived from it",
       }),
       proxysql: pinnedImage,
+      nodeExporter: pinnedImage,
     }),
     packages: z.strictObject({
       patroni: exactVersion,
@@ -146,6 +147,7 @@ const versionsSchema = z
       prometheusOperatorCrds: operatorChartSchema,
       kubePrometheusStack: operatorChartSchema,
       hcloudCsi: chartSchema,
+      metricsServer: chartSchema,
     }),
   })
   .superRefine((versions, context) => {

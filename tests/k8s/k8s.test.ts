@@ -173,7 +173,10 @@ describe("cluster add-ons (mock engine, prod)", () => {
 
   it("declares only pinned helm.v3 releases, every Kubernetes resource on the explicit provider", () => {
     const kubernetesResources = run.registrations.filter((candidate) => candidate.type.startsWith("kubernetes:"));
-    expect(kubernetesResources.filter((candidate) => candidate.type === RELEASE)).toHaveLength(5);
+    // The add-ons' five; the monitoring module adds metrics-server (tests/observability).
+    const releases = kubernetesResources.filter((candidate) => candidate.type === RELEASE);
+    expect(releases.filter((candidate) => candidate.module === "keybuzz:k8s:ClusterAddons")).toHaveLength(5);
+    expect(releases.map((candidate) => candidate.name)).toContain("monitoring-metrics-server");
     expect(kubernetesResources.some((candidate) => candidate.type.startsWith("kubernetes:helm.sh/v4"))).toBe(false);
     for (const resource of kubernetesResources) {
       expect([resource.name, resource.provider]).toEqual([resource.name, expect.stringContaining("k8s-provider")]);

@@ -79,7 +79,7 @@ export function calicoValues(inventory: Inventory, settings: AddonsSettings): Re
 /**
  * Values of kube-prometheus-stack: CRDs left to their own release, retention, Prometheus /
  * Alertmanager / Grafana on Hetzner volumes, Grafana's admin from an existing Secret, every
- * ServiceMonitor/PodMonitor of the cluster selected.
+ * ServiceMonitor/PodMonitor/PrometheusRule/ScrapeConfig of the cluster selected.
  */
 export function kubePrometheusStackValues(settings: AddonsSettings, grafanaSecret: string): Record<string, unknown> {
   const claim = (sizeGb: number) => ({
@@ -94,6 +94,8 @@ export function kubePrometheusStackValues(settings: AddonsSettings, grafanaSecre
         serviceMonitorSelectorNilUsesHelmValues: false,
         podMonitorSelectorNilUsesHelmValues: false,
         ruleSelectorNilUsesHelmValues: false,
+        // The platform's ScrapeConfig objects (components/observability/monitoring) are selected too.
+        scrapeConfigSelectorNilUsesHelmValues: false,
       },
     },
     alertmanager: { alertmanagerSpec: { storage: { volumeClaimTemplate: claim(settings.alertmanagerStorageGb) } } },
