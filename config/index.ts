@@ -19,7 +19,7 @@ export interface PlatformConfig {
   readonly stack: string;
   readonly inventory: Inventory;
   readonly versions: Versions;
-  /** Every module's operator settings (`keybuzz:redis`, `keybuzz:postgres`, `keybuzz:galera`, `keybuzz:k8s`). */
+  /** Every module's operator settings (`keybuzz:<module>`, the keys of config/settings.ts's `MODULE_SETTINGS`). */
   readonly settings: ModuleSettings;
   /** Private half of the SSH key the remote steps log in with (`keybuzz:sshPrivateKey`, secret). */
   readonly sshPrivateKey: pulumi.Output<string>;

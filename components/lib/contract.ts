@@ -15,7 +15,7 @@ import type { Host } from "./remote";
  * gates every step (another module's `verified`).
  */
 export interface After {
-  /** Per host name: the resource that host's first step waits for (e.g. `BaseOs.verified`'s entries). */
+  /** Per host name: the resource that host's first step waits for (e.g. `BaseOs.verifiedByHost`). */
   readonly hosts?: Readonly<Record<string, pulumi.Resource>>;
   /** Resources every step of the module waits for (other modules' `verified`). */
   readonly all?: readonly pulumi.Resource[];
@@ -23,7 +23,7 @@ export interface After {
 
 /** The inputs every module takes, `TSettings` and `TSecrets` being its own. */
 export interface ModuleArgs<TSettings, TSecrets> {
-  /** The module's hosts in inventory order (`config/`'s `moduleHosts`); changes roll in this order. */
+  /** The module's hosts in inventory order (the inventory's group, e.g. `serversOf(inventory, "redis")` in index.ts; config/ has checked it is there); changes roll in this order. */
   readonly hosts: readonly Host[];
   /** Pinned versions (config/versions.yaml, with the digest lock when present). */
   readonly versions: Versions;

@@ -18,7 +18,7 @@ export interface Endpoints {
   readonly registries: Readonly<Record<string, string>>;
   /** Docker's apt repository for Ubuntu (base-os.sh's `deb … https://download.docker.com/linux/ubuntu <codename> stable`). */
   readonly dockerApt: string;
-  /** pkgs.k8s.io's core stable channels (components/k8s/render.ts: `…/core:/stable:/v<minor>/deb/ /`). */
+  /** pkgs.k8s.io's core stable channels (components/k8s/cluster/render.ts: `…/core:/stable:/v<minor>/deb/ /`). */
   readonly kubernetesApt: string;
   /** The PostgreSQL Global Development Group repository (`deb … <codename>-pgdg main`). */
   readonly pgdgApt: string;
