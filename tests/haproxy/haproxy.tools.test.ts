@@ -9,32 +9,14 @@ import { parsePostgresSettings, postgresHaproxyListeners } from "../../component
 import { loadVersions, parseInventory } from "../../config";
 import { rawStackConfig } from "../support/stack-config";
 import { runBash } from "../support/bash-fakes";
-import { requireTool, run, tempDir } from "../support/tools";
+import { requireTool, run, selfSignedCertificate, tempDir } from "../support/tools";
 
 const inventory = parseInventory(rawStackConfig("prod"));
 
 /** A throwaway CA certificate: HAProxy loads the ca-file of `check-ssl verify required` at check time. */
 function caFile(dir: string): string {
-  const openssl = requireTool("openssl");
   const file = path.join(dir, "ca.crt");
-  const result = run(openssl, [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    path.join(dir, "ca.key"),
-    "-out",
-    file,
-    "-subj",
-    "/CN=test-ca",
-    "-days",
-    "1",
-  ]);
-  expect(result.status).toBe(0);
+  selfSignedCertificate({ certFile: file, keyFile: path.join(dir, "ca.key"), commonName: "test-ca", days: 1 });
   return file;
 }
 

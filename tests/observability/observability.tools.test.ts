@@ -9,7 +9,7 @@ import {
   renderDashboards,
 } from "../../components/observability/monitoring";
 import { SCRIPTS_DIR } from "../../components/lib/scripts";
-import { requireTool, run, tempDir } from "../support/tools";
+import { requireTool, run, selfSignedCertificate, tempDir } from "../support/tools";
 
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -23,24 +23,7 @@ describe("certificate scan (scripts/exporters/cert-expiry.sh, real openssl and p
     fs.mkdirSync(pki, { recursive: true });
     const cert = path.join(pki, "server.crt");
     const key = path.join(pki, "server.key.pem");
-    const made = run(openssl, [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "30",
-      "-subj",
-      "/CN=test",
-    ]);
-    expect(made.status).toBe(0);
+    selfSignedCertificate({ certFile: cert, keyFile: key, commonName: "test", days: 30 });
     const notAfter = run(openssl, ["x509", "-noout", "-enddate", "-in", cert])
       .stdout.trim()
       .replace(/^notAfter=/, "");

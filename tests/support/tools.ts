@@ -20,6 +20,31 @@ export function run(
   return spawnSync(tool, args, { encoding: "utf8", timeout: 60_000, ...options });
 }
 
+/**
+ * A throwaway self-signed certificate (P-256, real openssl) and its key, for tests that need a CA
+ * file or a certificate to read. @throws Error when openssl fails.
+ */
+export function selfSignedCertificate(options: { certFile: string; keyFile: string; commonName: string; days: number }): void {
+  const result = run(requireTool("openssl"), [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    options.keyFile,
+    "-out",
+    options.certFile,
+    "-subj",
+    `/CN=${options.commonName}`,
+    "-days",
+    String(options.days),
+  ]);
+  if (result.status !== 0) throw new Error(`openssl req -x509 failed: ${result.stderr}`);
+}
+
 /** A fresh temporary directory, removed by the caller's afterAll if it wants. */
 export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `keybuzz-${prefix}-`));
