@@ -87,9 +87,15 @@ export const DEFAULT_REPO_HOST_PATHS: RepoHostPaths = {
   tls: { ca: "/etc/pgbackrest/tls/ca.crt", cert: "/etc/pgbackrest/tls/node.crt", key: "/etc/pgbackrest/tls/node.key" },
 };
 
+/** One `[name]` section of an INI-style file (pgbackrest.conf, a systemd unit): `key=value` lines, undefined values left out. */
 function section(name: string, options: readonly (readonly [string, string | number | undefined])[]): string {
   const lines = options.filter(([, value]) => value !== undefined).map(([key, value]) => `${key}=${String(value)}`);
   return `[${name}]\n${lines.join("\n")}\n`;
+}
+
+/** A systemd unit file: its sections separated by a blank line. */
+function unitFile(sections: readonly string[]): string {
+  return sections.join("\n");
 }
 
 /** The S3 repository's options (repo2), identical on both sides: both push or read it. */
@@ -294,53 +300,47 @@ export const BACKUP_RUN_PATH = "/usr/local/sbin/keybuzz-pgbackrest-backup";
  * overlap; pgBackRest's own stanza lock is the last guard.
  */
 export function renderRepoHostUnits(settings: PgBackRestSettings, paths: RepoHostPaths = DEFAULT_REPO_HOST_PATHS): RepoHostUnits {
-  const server = [
-    "[Unit]",
-    "Description=KeyBuzz pgBackRest TLS server (repository host)",
-    "After=network-online.target",
-    "Wants=network-online.target",
-    "",
-    "[Service]",
-    "User=postgres",
-    "Group=postgres",
-    `ExecStart=/usr/bin/pgbackrest --config=${paths.configFile} server`,
-    "Restart=always",
-    "RestartSec=5",
-    "",
-    "[Install]",
-    "WantedBy=multi-user.target",
-    "",
-  ].join("\n");
+  const server = unitFile([
+    section("Unit", [
+      ["Description", "KeyBuzz pgBackRest TLS server (repository host)"],
+      ["After", "network-online.target"],
+      ["Wants", "network-online.target"],
+    ]),
+    section("Service", [
+      ["User", "postgres"],
+      ["Group", "postgres"],
+      ["ExecStart", `/usr/bin/pgbackrest --config=${paths.configFile} server`],
+      ["Restart", "always"],
+      ["RestartSec", 5],
+    ]),
+    section("Install", [["WantedBy", "multi-user.target"]]),
+  ]);
   const files: Record<string, string> = { "keybuzz-pgbackrest-server.service": server };
   for (const [type, schedule] of [
     ["full", settings.fullSchedule],
     ["diff", settings.diffSchedule],
   ] as const) {
-    files[`keybuzz-pgbackrest-${type}.service`] = [
-      "[Unit]",
-      `Description=KeyBuzz pgBackRest ${type} backup of stanza ${settings.stanza}`,
-      "After=network-online.target keybuzz-pgbackrest-server.service",
-      "",
-      "[Service]",
-      "Type=oneshot",
-      "User=postgres",
-      "Group=postgres",
-      `ExecStart=${BACKUP_RUN_PATH} ${type}`,
-      "",
-    ].join("\n");
-    files[`keybuzz-pgbackrest-${type}.timer`] = [
-      "[Unit]",
-      `Description=KeyBuzz pgBackRest ${type} backup schedule`,
-      "",
-      "[Timer]",
-      `OnCalendar=${schedule}`,
-      "Persistent=true",
-      "RandomizedDelaySec=60",
-      "",
-      "[Install]",
-      "WantedBy=timers.target",
-      "",
-    ].join("\n");
+    files[`keybuzz-pgbackrest-${type}.service`] = unitFile([
+      section("Unit", [
+        ["Description", `KeyBuzz pgBackRest ${type} backup of stanza ${settings.stanza}`],
+        ["After", "network-online.target keybuzz-pgbackrest-server.service"],
+      ]),
+      section("Service", [
+        ["Type", "oneshot"],
+        ["User", "postgres"],
+        ["Group", "postgres"],
+        ["ExecStart", `${BACKUP_RUN_PATH} ${type}`],
+      ]),
+    ]);
+    files[`keybuzz-pgbackrest-${type}.timer`] = unitFile([
+      section("Unit", [["Description", `KeyBuzz pgBackRest ${type} backup schedule`]]),
+      section("Timer", [
+        ["OnCalendar", schedule],
+        ["Persistent", "true"],
+        ["RandomizedDelaySec", 60],
+      ]),
+      section("Install", [["WantedBy", "timers.target"]]),
+    ]);
   }
   return { files, enable: ["keybuzz-pgbackrest-server.service", "keybuzz-pgbackrest-full.timer", "keybuzz-pgbackrest-diff.timer"] };
 }
@@ -387,23 +387,24 @@ export function renderDbNodeServerUnit(
   postgresUid: number,
 ): string {
   const docker = "/usr/bin/docker";
-  return [
-    "[Unit]",
-    "Description=KeyBuzz pgBackRest TLS server (DB node, for backup-01)",
-    "After=docker.service",
-    "Requires=docker.service",
-    "",
-    "[Service]",
-    `ExecStartPre=-${docker} rm -f keybuzz-pgbackrest`,
-    `ExecStart=${docker} run --rm --name keybuzz-pgbackrest --network host --user ${postgresUid}:${postgresUid} --entrypoint pgbackrest -v ${volumeMount}:${volumeMount} -v ${configDir}:${configDir}:ro ${imageTag} --config=${configFile} server`,
-    `ExecStop=${docker} stop -t 30 keybuzz-pgbackrest`,
-    "Restart=always",
-    "RestartSec=5",
-    "",
-    "[Install]",
-    "WantedBy=multi-user.target",
-    "",
-  ].join("\n");
+  return unitFile([
+    section("Unit", [
+      ["Description", "KeyBuzz pgBackRest TLS server (DB node, for backup-01)"],
+      ["After", "docker.service"],
+      ["Requires", "docker.service"],
+    ]),
+    section("Service", [
+      ["ExecStartPre", `-${docker} rm -f keybuzz-pgbackrest`],
+      [
+        "ExecStart",
+        `${docker} run --rm --name keybuzz-pgbackrest --network host --user ${postgresUid}:${postgresUid} --entrypoint pgbackrest -v ${volumeMount}:${volumeMount} -v ${configDir}:${configDir}:ro ${imageTag} --config=${configFile} server`,
+      ],
+      ["ExecStop", `${docker} stop -t 30 keybuzz-pgbackrest`],
+      ["Restart", "always"],
+      ["RestartSec", 5],
+    ]),
+    section("Install", [["WantedBy", "multi-user.target"]]),
+  ]);
 }
 
 /** PGDG's apt signing key (https://www.postgresql.org/media/keys/ACCC4CF8.asc), as the official postgres image pins it. */
