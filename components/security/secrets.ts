@@ -10,9 +10,11 @@ export const ACCOUNTS = {
   postgresSuperuser: "postgres",
   postgresReplication: "replicator",
   postgresApp: "keybuzz",
+  postgresBackend: "kb_backend",
   patroniRestApi: "patroni",
   rabbitmqUser: "keybuzz",
   minioRootUser: "keybuzz-root",
+  minioAppUser: "keybuzz-backend",
   mariadbApp: "erpnext",
   mariadbSst: "sst",
   mariadbMonitor: "monitor",
@@ -33,7 +35,10 @@ export class PlatformSecrets extends pulumi.ComponentResource {
   public readonly postgres: {
     readonly superuser: pulumi.Output<string>;
     readonly replication: pulumi.Output<string>;
+    /** Owner of the product database `keybuzz` ({@link ACCOUNTS.postgresApp}). */
     readonly app: pulumi.Output<string>;
+    /** Owner of the backend's own database `keybuzz_backend` ({@link ACCOUNTS.postgresBackend}). */
+    readonly backend: pulumi.Output<string>;
     /** Basic auth of Patroni's REST API (writes: switchover, restart). */
     readonly restApi: pulumi.Output<string>;
   };
@@ -49,7 +54,11 @@ export class PlatformSecrets extends pulumi.ComponentResource {
     /** The `monitoring`-tag user HAProxy's health check logs in as (its own, not the administrator's). */
     readonly monitor: pulumi.Output<string>;
   };
-  public readonly minio: { readonly rootPassword: pulumi.Output<string> };
+  public readonly minio: {
+    readonly rootPassword: pulumi.Output<string>;
+    /** Secret key of the application's own access key {@link ACCOUNTS.minioAppUser}, limited to its bucket. */
+    readonly appSecretKey: pulumi.Output<string>;
+  };
   public readonly mariadb: {
     readonly root: pulumi.Output<string>;
     readonly app: pulumi.Output<string>;
@@ -76,6 +85,7 @@ export class PlatformSecrets extends pulumi.ComponentResource {
       superuser: password("postgres-superuser"),
       replication: password("postgres-replication"),
       app: password("postgres-app"),
+      backend: password("postgres-backend"),
       restApi: password("patroni-restapi"),
     };
     this.redis = { password: password("redis"), sentinel: password("redis-sentinel") };
@@ -84,7 +94,7 @@ export class PlatformSecrets extends pulumi.ComponentResource {
       erlangCookie: password("rabbitmq-erlang-cookie", { length: 48, lower: false }),
       monitor: password("rabbitmq-monitor"),
     };
-    this.minio = { rootPassword: password("minio-root") };
+    this.minio = { rootPassword: password("minio-root"), appSecretKey: password("minio-app") };
     this.mariadb = {
       root: password("mariadb-root"),
       app: password("mariadb-app"),
