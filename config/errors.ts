@@ -25,13 +25,15 @@ export function isConfigError(error: unknown): error is ConfigError {
 
 /**
  * Turns a schema error into one line per issue, prefixed with the `keybuzz:` key path
- * (`keybuzz:servers[2].privateIp: must be an IPv4 address …`).
+ * (`keybuzz:servers[2].privateIp: must be an IPv4 address …`). An issue of the object itself (an
+ * unknown key, a cross-field rule) names the prefix alone: `keybuzz:redis: Unrecognized key …`.
  */
 export function formatZodError(error: z.ZodError, prefix = "keybuzz:"): string[] {
   return error.issues.map((issue) => {
     const path = issue.path
       .map((part, index) => (typeof part === "number" ? `[${part}]` : index === 0 ? String(part) : `.${String(part)}`))
       .join("");
+    if (path === "") return `${prefix.replace(/[.:]\s*$/, "")}: ${issue.message}`;
     return `${prefix}${path}: ${issue.message}`;
   });
 }
