@@ -138,7 +138,11 @@ const versionsSchema = z
         .regex(/^\d+\.\d+(\.\d+)?-\d+\.pgdg24\.04\+\d+$/, "must be PGDG's Ubuntu 24.04 build, e.g. 2.59.1-1.pgdg24.04+1"),
     }),
     kubernetes: z.strictObject({
-      version: exactVersion,
+      // pkgs.k8s.io names its packages `<major.minor.patch>-<revision>` and its channels `v<major.minor>`:
+      // no epoch, no leading v, no pre-release (the k8s cluster module derives the channel from it).
+      version: exactVersion.refine((value) => semver.valid(value) === value && semver.prerelease(value) === null, {
+        message: "must be a Kubernetes release as pkgs.k8s.io names it, e.g. 1.33.5 (no epoch, no leading v, no pre-release)",
+      }),
       packageRevision: z.string().regex(/^\d+\.\d+$/, "must be the pkgs.k8s.io revision such as 1.1"),
     }),
     charts: z.strictObject({

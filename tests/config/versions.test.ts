@@ -207,3 +207,18 @@ describe("scripts/patroni/Dockerfile installs the pinned pgvector build", () => 
     expect(dockerfile).toContain(`ARG PGBACKREST_VERSION=${versions.packages.pgbackrest}\n`);
   });
 });
+
+describe("the Kubernetes release", () => {
+  it.each(["1:1.33.5", "v1.33.5", "1.34.0-rc.1"])(
+    "refuses %s before any resource, since the cluster module derives pkgs.k8s.io's channel from it",
+    (version) => {
+      expect(problemsAfter((raw) => (raw.kubernetes.version = version))).toEqual([
+        expect.stringMatching(/^versions\.yaml: kubernetes\.version: must be a Kubernetes release as pkgs\.k8s\.io names it/),
+      ]);
+    },
+  );
+
+  it("accepts a plain release", () => {
+    expect(problemsAfter((raw) => (raw.kubernetes.version = "1.33.6"))).toEqual([]);
+  });
+});
