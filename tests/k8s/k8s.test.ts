@@ -36,16 +36,77 @@ describe("Kubernetes cluster steps (mock engine, prod)", () => {
   it("inits on the first control plane, joins the others one at a time, then the workers in parallel", () => {
     const [first, second, third] = controlPlanes;
     expect(dependsOn(COMMAND, `${first}-k8s-init`)).toContain(`${first}-k8s-prepare`);
-    expect(dependsOn(COMMAND, `${first}-k8s-join-credentials`)).toContain(`${first}-k8s-init`);
+    expect(dependsOn(COMMAND, `${first}-k8s-admin-conf`)).toContain(`${first}-k8s-init`);
+    expect(dependsOn(COMMAND, `${second}-k8s-join-credentials`)).toContain(`${first}-k8s-admin-conf`);
     expect(dependsOn(COMMAND, `${second}-k8s-join`)).toEqual(
-      expect.arrayContaining([`${second}-k8s-prepare`, `${first}-k8s-join-credentials`]),
+      expect.arrayContaining([`${second}-k8s-prepare`, `${second}-k8s-join-credentials`]),
     );
-    expect(dependsOn(COMMAND, `${third}-k8s-join`)).toContain(`${second}-k8s-join`);
+    expect(dependsOn(COMMAND, `${third}-k8s-join-credentials`)).toContain(`${second}-k8s-join`);
+    expect(dependsOn(COMMAND, `${third}-k8s-join`)).toContain(`${third}-k8s-join-credentials`);
     for (const worker of workers) {
+      expect(dependsOn(COMMAND, `${worker}-k8s-join-credentials`)).toContain(`${third}-k8s-join`);
       const deps = dependsOn(COMMAND, `${worker}-k8s-join`);
-      expect(deps).toContain(`${third}-k8s-join`);
+      expect(deps).toContain(`${worker}-k8s-join-credentials`);
       expect(deps.filter((dep) => workers.some((other) => dep === `${other}-k8s-join`))).toEqual([]);
     }
+  });
+
+  // Issue 15 item 5: a node replaced later joins with fresh credentials, made together with its join.
+  it("refreshes each node's join credentials on the first control plane whenever that node's server is replaced", () => {
+    const first = controlPlanes[0];
+    for (const node of [...controlPlanes.slice(1), ...workers]) {
+      const step = run.steps.find((candidate) => candidate.step === `${node}-k8s-join-credentials`);
+      expect(step?.host).toBe(first);
+      const credentials = registration(COMMAND, `${node}-k8s-join-credentials`);
+      expect(credentials.dependsOn).toContain(node);
+      // The mock engine's id of a resource is 100000 + its declaration index (scripts/lib/mock-engine.ts).
+      const serverId = String(100000 + registration("hcloud:index/server:Server", node).index);
+      expect((reveal(credentials.inputs.triggers) as unknown[]).map(String)).toContain(serverId);
+    }
+    expect(run.registrations.some((candidate) => candidate.name === `${first}-k8s-join-credentials`)).toBe(false);
+  });
+
+  // Issue 15 item 7: the provider reads admin.conf from a step that changes nothing, not from init's output.
+  it("feeds the provider and the joins' CA hash from the read-only admin.conf step", () => {
+    const first = controlPlanes[0];
+    const provider = registration("pulumi:providers:kubernetes", "k8s-provider");
+    expect(provider.dependsOn).toContain(`${first}-k8s-admin-conf`);
+    expect(provider.dependsOn).not.toContain(`${first}-k8s-init`);
+    const read = run.steps.find((candidate) => candidate.step === `${first}-k8s-admin-conf`);
+    expect(read?.files).toEqual([]);
+    for (const node of [...controlPlanes.slice(1), ...workers])
+      expect(dependsOn(COMMAND, `${node}-k8s-join`)).toContain(`${first}-k8s-admin-conf`);
+  });
+
+  it("declares no certificate renewal unless keybuzz:k8s.certificateRenewal is set, then one per control plane, chained", async () => {
+    expect(run.registrations.filter((candidate) => candidate.name.endsWith("-k8s-certificate-renewal"))).toEqual([]);
+    const renewed = await runProgram("prod", { "keybuzz:k8s": JSON.stringify({ certificateRenewal: "2027-10" }) });
+    const renewalDeps = (node: string) => {
+      const found = renewed.registrations.find((candidate) => candidate.name === `${node}-k8s-certificate-renewal`);
+      if (!found) throw new Error(`no renewal step on ${node}`);
+      return found.dependsOn;
+    };
+    const [first, second, third] = controlPlanes;
+    expect(renewalDeps(first)).toContain(`${first}-k8s-init`);
+    const read = renewed.registrations.find((candidate) => candidate.name === `${first}-k8s-admin-conf`)!;
+    expect(read.dependsOn).toContain(`${first}-k8s-certificate-renewal`);
+    expect(renewalDeps(second)).toContain(`${second}-k8s-join`);
+    expect(renewed.registrations.find((candidate) => candidate.name === `${third}-k8s-join-credentials`)!.dependsOn).toContain(
+      `${second}-k8s-certificate-renewal`,
+    );
+    expect(renewalDeps(third)).toContain(`${third}-k8s-join`);
+    for (const worker of workers) {
+      expect(renewed.registrations.find((candidate) => candidate.name === `${worker}-k8s-certificate-renewal`)).toBeUndefined();
+      expect(renewed.registrations.find((candidate) => candidate.name === `${worker}-k8s-join-credentials`)!.dependsOn).toContain(
+        `${third}-k8s-certificate-renewal`,
+      );
+    }
+  });
+
+  it("refuses a certificate renewal label that is not a short word, naming the key", async () => {
+    const { error } = await runFailingProgram("prod", { "keybuzz:k8s": JSON.stringify({ certificateRenewal: "next year please" }) });
+    expect(isConfigError(error)).toBe(true);
+    expect(String((error as Error).message)).toContain("keybuzz:k8s.certificateRenewal: must be a short label");
   });
 
   it("runs kubeadm init and every join only once the API load balancer, its targets and attachment exist", () => {

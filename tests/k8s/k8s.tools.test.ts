@@ -30,6 +30,7 @@ describe("real tools on the rendered Kubernetes files", () => {
     const yamllint = requireTool("yamllint");
     const dir = tempDir("kubeadm");
     const expected: Record<string, string[]> = {
+      "kubeadm-cluster.yaml": ["kubeadm.k8s.io/v1beta4/ClusterConfiguration"],
       "kubeadm-init.yaml": [
         "kubeadm.k8s.io/v1beta4/InitConfiguration",
         "kubeadm.k8s.io/v1beta4/ClusterConfiguration",
@@ -56,8 +57,9 @@ describe("real tools on the rendered Kubernetes files", () => {
         written.push(target);
       }
     }
-    // init + credentials on the first control plane, 7 joins, the 3 control planes' etcd patches.
-    expect(written.length).toBe(13);
+    // init (its config, its ClusterConfiguration alone), 7 join credentials on the first control plane
+    // (the token, plus the init config for the 2 control planes), 7 joins, the 3 control planes' etcd patches.
+    expect(written.length).toBe(2 + (7 + 2) + 7 + 3);
     const lint = run(yamllint, ["--strict", "-d", "{extends: relaxed, rules: {line-length: disable}}", ...written]);
     expect(lint.stdout).toBe("");
     expect(lint.status).toBe(0);
@@ -88,7 +90,8 @@ describe("real tools on the rendered Kubernetes files", () => {
       fs.writeFileSync(file, step.script);
       return file;
     });
-    expect(files.length).toBe(8 + 1 + 1 + 7 + 1);
+    // prepare ×8, init, admin.conf read, join credentials ×7, joins ×7, verify.
+    expect(files.length).toBe(8 + 1 + 1 + 7 + 7 + 1);
     const result = run(shellcheck, ["--shell=bash", ...files]);
     expect(result.stdout).toBe("");
     expect(result.status).toBe(0);

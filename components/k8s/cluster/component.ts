@@ -11,8 +11,12 @@ import {
   kubeadmPatchFiles,
   prepareFiles,
   publicIpKey,
+  CLUSTER_CONFIG_FILE,
+  renderAdminConfScript,
   renderBootstrapTokenSecret,
+  renderCertificateRenewalScript,
   renderInitScript,
+  renderKubeadmClusterConfig,
   renderJoinCredentialsScript,
   renderJoinScript,
   renderKubeadmInitConfig,
@@ -93,45 +97,72 @@ export class KubernetesCluster extends pulumi.ComponentResource implements Modul
     const publicIps = Object.fromEntries(controlPlanes.map((host) => [publicIpKey(host.spec.name), host.server.ipv4Address]));
     const initConfig = { path: `${KEYBUZZ_K8S_DIR}/kubeadm-init.yaml`, content: renderKubeadmInitConfig(first.spec, facts), mode: "0600" };
 
-    // 2. kubeadm init on the first control plane; its (secret) stdout is admin.conf.
+    // 2. kubeadm init on the first control plane; it also keeps the ClusterConfiguration it applied.
     const init = remoteStep(
       `${first.spec.name}-k8s-init`,
       {
         host: first,
-        files: [initConfig, ...kubeadmPatchFiles(first.spec)],
+        files: [
+          initConfig,
+          { path: CLUSTER_CONFIG_FILE, content: renderKubeadmClusterConfig(facts), mode: "0600" },
+          ...kubeadmPatchFiles(first.spec),
+        ],
         script: renderInitScript(),
         secrets: { [SECRET_KEYS.token]: token, [SECRET_KEYS.certificateKey]: certificateKey, ...publicIps },
         timeoutMinutes: 30,
       },
       { parent: this, dependsOn: [prepared[first.spec.name], args.apiLoadBalancer] },
     );
-    const adminConf = pulumi.secret(init.stdout);
+
+    // 3. Certificate renewal (`keybuzz:k8s.certificateRenewal`), one control plane at a time, the
+    // first one right after init so the provider reads its renewed admin.conf.
+    const renewal = args.settings.certificateRenewal;
+    const renew = (host: Host, after: pulumi.Resource[]) =>
+      renewal === undefined
+        ? undefined
+        : remoteStep(
+            `${host.spec.name}-k8s-certificate-renewal`,
+            { host, script: renderCertificateRenewalScript(host.spec, renewal), triggers: [renewal], timeoutMinutes: 30 },
+            { parent: this, dependsOn: after },
+          );
+    const firstRenewal = renew(first, [init]);
+
+    // 4. admin.conf read back by a step that changes nothing: the provider's kubeconfig and the CA
+    // hash of the joins stay known in previews whatever changes in the init step.
+    const adminConfRead = remoteStep(
+      `${first.spec.name}-k8s-admin-conf`,
+      { host: first, script: renderAdminConfScript(), triggers: [renewal ?? "no renewal"], timeoutMinutes: 5 },
+      { parent: this, dependsOn: [init, ...(firstRenewal ? [firstRenewal] : [])] },
+    );
+    const adminConf = pulumi.secret(adminConfRead.stdout);
     const caCertHash = pulumi.secret(adminConf.apply(caCertHashFromKubeconfig));
 
-    // 3. Fresh join credentials whenever the node list changes (token expiration, uploaded certs).
-    const nodeNames = [...controlPlanes, ...workers].map((host) => host.spec.name);
-    const credentials = remoteStep(
-      `${first.spec.name}-k8s-join-credentials`,
-      {
-        host: first,
-        files: [initConfig, { path: `${KEYBUZZ_K8S_DIR}/bootstrap-token.yaml`, content: renderBootstrapTokenSecret(), mode: "0600" }],
-        script: renderJoinCredentialsScript(),
-        secrets: {
-          [SECRET_KEYS.token]: token,
-          [SECRET_KEYS.certificateKey]: certificateKey,
-          [SECRET_KEYS.tokenId]: pulumi.secret(token.apply((value) => value.split(".")[0])),
-          [SECRET_KEYS.tokenSecret]: pulumi.secret(token.apply((value) => value.split(".")[1] ?? "")),
-          ...publicIps,
+    // 5. Each node's join credentials on the first control plane, then its join. The credentials
+    // step re-runs with the join when the node's server is replaced (token expiration, uploaded
+    // certificates, a stale etcd member). Control planes one at a time (etcd grows by one member at
+    // a time), then the workers in parallel.
+    const tokenManifest = { path: `${KEYBUZZ_K8S_DIR}/bootstrap-token.yaml`, content: renderBootstrapTokenSecret(), mode: "0600" };
+    const credentialSecrets = {
+      [SECRET_KEYS.token]: token,
+      [SECRET_KEYS.certificateKey]: certificateKey,
+      [SECRET_KEYS.tokenId]: pulumi.secret(token.apply((value) => value.split(".")[0])),
+      [SECRET_KEYS.tokenSecret]: pulumi.secret(token.apply((value) => value.split(".")[1] ?? "")),
+      ...publicIps,
+    };
+    const join = (host: Host, controlPlane: boolean, after: pulumi.Resource) => {
+      const credentials = remoteStep(
+        `${host.spec.name}-k8s-join-credentials`,
+        {
+          host: first,
+          files: controlPlane ? [initConfig, tokenManifest] : [tokenManifest],
+          script: renderJoinCredentialsScript(host.spec, controlPlane),
+          secrets: credentialSecrets,
+          triggers: [host.server.id],
+          timeoutMinutes: 10,
         },
-        triggers: [nodeNames.join(",")],
-        timeoutMinutes: 10,
-      },
-      { parent: this, dependsOn: [init] },
-    );
-
-    // 4. Control planes join one at a time (etcd grows by one member at a time), then the workers in parallel.
-    const join = (host: Host, controlPlane: boolean, after: pulumi.Resource) =>
-      remoteStep(
+        { parent: this, dependsOn: [after] },
+      );
+      return remoteStep(
         `${host.spec.name}-k8s-join`,
         {
           host,
@@ -151,13 +182,18 @@ export class KubernetesCluster extends pulumi.ComponentResource implements Modul
           },
           timeoutMinutes: args.settings.joinTimeoutMinutes,
         },
-        { parent: this, dependsOn: [prepared[host.spec.name], after, args.apiLoadBalancer] },
+        { parent: this, dependsOn: [prepared[host.spec.name], credentials, args.apiLoadBalancer] },
       );
-    let previous: pulumi.Resource = credentials;
-    for (const host of otherControlPlanes) previous = join(host, true, previous);
+    };
+    // A control plane renews once it joined, before the next one joins.
+    let previous: pulumi.Resource = adminConfRead;
+    for (const host of otherControlPlanes) {
+      const joined = join(host, true, previous);
+      previous = renew(host, [joined]) ?? joined;
+    }
     for (const host of workers) join(host, false, previous);
 
-    // 5. The provider: admin.conf through the first control plane's public IP (in the SANs).
+    // 6. The provider: admin.conf through the first control plane's public IP (in the SANs).
     this.kubeconfig = pulumi.secret(
       pulumi.all([adminConf, first.server.ipv4Address]).apply(([conf, publicIp]) => rewriteKubeconfigServer(conf, publicIp)),
     );

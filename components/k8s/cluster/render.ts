@@ -27,6 +27,10 @@ export const SANDBOX_IMAGE = "registry.k8s.io/pause:3.10";
 export const K8S_APT_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436";
 /** Where the pkgs.k8s.io key lives on a node (the `signed-by` of the apt source). */
 export const K8S_APT_KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
+/** kubeadm's root directory on a node: admin.conf, manifests/, pki/. */
+export const KUBERNETES_DIR = "/etc/kubernetes";
+/** etcd's peer port (kubeadm's constants.EtcdListenPeerPort): a member's peer URL is `https://<private IP>:2380`. */
+export const ETCD_PEER_PORT = 2380;
 /** etcd's metrics port (kubeadm's constants.EtcdMetricsPort; its probes use it on 127.0.0.1). */
 export const ETCD_METRICS_PORT = 2381;
 /**
@@ -34,6 +38,10 @@ export const ETCD_METRICS_PORT = 2381;
  * kubeadm reads files named `target[suffix][+patchtype].extension`).
  */
 export const KUBEADM_PATCHES_DIR = `${KEYBUZZ_K8S_DIR}/patches`;
+/** The ClusterConfiguration alone, as rendered, written by the init step next to kubeadm-init.yaml. */
+export const CLUSTER_CONFIG_FILE = `${KEYBUZZ_K8S_DIR}/kubeadm-cluster.yaml`;
+/** The ClusterConfiguration kubeadm applied (copied at init): the reference a later rendering is compared with. */
+export const APPLIED_CLUSTER_CONFIG_FILE = `${KEYBUZZ_K8S_DIR}/kubeadm-cluster.applied.yaml`;
 /** Placeholder keys of the module's secret values. */
 export const SECRET_KEYS = {
   token: "kubeadm-token",
@@ -126,7 +134,25 @@ export function renderKubeadmInitConfig(node: ServerSpec, facts: ClusterFacts): 
     nodeRegistration: nodeRegistration(node, true),
     patches: { directory: KUBEADM_PATCHES_DIR },
   };
-  const cluster = {
+  const kubelet = { apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration", cgroupDriver: "systemd" };
+  const kubeProxy = {
+    apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
+    kind: "KubeProxyConfiguration",
+    mode: "iptables",
+    metricsBindAddress: "0.0.0.0:10249",
+  };
+  return [dump(init), renderKubeadmClusterConfig(facts), dump(kubelet), dump(kubeProxy)].join("---\n");
+}
+
+/**
+ * The ClusterConfiguration document of `kubeadm-init.yaml` (kubeadm.k8s.io/v1beta4): the API LB as
+ * `controlPlaneEndpoint`, the SANs (plus the control planes' public IPs, placeholders filled at
+ * deployment because they exist only once the servers do), the pod/service CIDRs and metrics
+ * endpoints Prometheus can scrape. kubeadm reads it only at init; the init step also writes it alone
+ * ({@link CLUSTER_CONFIG_FILE}) to notice a later change.
+ */
+export function renderKubeadmClusterConfig(facts: ClusterFacts): string {
+  return dump({
     apiVersion: "kubeadm.k8s.io/v1beta4",
     kind: "ClusterConfiguration",
     clusterName: "keybuzz",
@@ -139,15 +165,7 @@ export function renderKubeadmInitConfig(node: ServerSpec, facts: ClusterFacts): 
     // interfaces closed (22 and 6443 only). etcd's metrics are bound per node (renderEtcdMetricsPatch).
     controllerManager: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }] },
     scheduler: { extraArgs: [{ name: "bind-address", value: "0.0.0.0" }] },
-  };
-  const kubelet = { apiVersion: "kubelet.config.k8s.io/v1beta1", kind: "KubeletConfiguration", cgroupDriver: "systemd" };
-  const kubeProxy = {
-    apiVersion: "kubeproxy.config.k8s.io/v1alpha1",
-    kind: "KubeProxyConfiguration",
-    mode: "iptables",
-    metricsBindAddress: "0.0.0.0:10249",
-  };
-  return [init, cluster, kubelet, kubeProxy].map(dump).join("---\n");
+  });
 }
 
 /**
@@ -300,17 +318,48 @@ export function renderPrepareScript(versions: Versions): string {
   return stepBody("k8s", ["prepare-node.sh"], { variables, common: ["apt.sh"] });
 }
 
-/** `kubeadm init` on the first control plane (skipped once done); prints admin.conf on stdout. */
+/**
+ * `kubeadm init` on the first control plane (skipped once done), then a failure when the rendered
+ * ClusterConfiguration differs from the applied one (kubeadm would ignore the change).
+ */
 export function renderInitScript(): string {
-  return script("init.sh", { KB_CONFIG: `${KEYBUZZ_K8S_DIR}/kubeadm-init.yaml` });
+  return script("init.sh", {
+    KB_CONFIG: `${KEYBUZZ_K8S_DIR}/kubeadm-init.yaml`,
+    KB_CLUSTER_CONFIG: CLUSTER_CONFIG_FILE,
+    KB_APPLIED_CLUSTER_CONFIG: APPLIED_CLUSTER_CONFIG_FILE,
+    KB_ADMIN_CONF: `${KUBERNETES_DIR}/admin.conf`,
+  });
 }
 
-/** Refreshes the join credentials on the first control plane: token expiration, uploaded certs. */
-export function renderJoinCredentialsScript(): string {
+/**
+ * Refreshes one node's join credentials on the first control plane, just before that node's join:
+ * the token's expiration; for a control plane also the uploaded certificates and the removal of
+ * its stale etcd member (a replaced server's old member, matched by peer URL, never a healthy one).
+ */
+export function renderJoinCredentialsScript(node: ServerSpec, controlPlane: boolean): string {
   return script("join-credentials.sh", {
+    KB_NODE: node.name,
+    KB_CONTROL_PLANE: controlPlane ? "1" : "0",
+    KB_PEER_URL: `https://${node.privateIp}:${ETCD_PEER_PORT}`,
     KB_INIT_CONFIG: `${KEYBUZZ_K8S_DIR}/kubeadm-init.yaml`,
     KB_TOKEN_MANIFEST: `${KEYBUZZ_K8S_DIR}/bootstrap-token.yaml`,
+    KB_ETCD_PKI: `${KUBERNETES_DIR}/pki/etcd`,
   });
+}
+
+/** Reads admin.conf for the provider, changing nothing (the step's stdout is the kubeconfig). */
+export function renderAdminConfScript(): string {
+  return script("admin-conf.sh", { KB_ADMIN_CONF: `${KUBERNETES_DIR}/admin.conf` });
+}
+
+/**
+ * Renews one control plane's kubeadm certificates and restarts its static Pods one at a time
+ * (`keybuzz:k8s.certificateRenewal`; docs/kubernetes.md "Certificate renewal").
+ *
+ * @param renewal the operator's label of this renewal, printed in the step's output.
+ */
+export function renderCertificateRenewalScript(node: ServerSpec, renewal: string): string {
+  return script("renew-certificates.sh", { KB_NODE: node.name, KB_KUBERNETES_DIR: KUBERNETES_DIR, KB_RENEWAL: renewal });
 }
 
 /** `kubeadm join` of one node (skipped when it already joined). */
