@@ -201,6 +201,13 @@ describe("add-on values", () => {
     expect(JSON.stringify(values)).not.toMatch(/adminPassword/);
   });
 
+  // Issue 15 item 8: a rolling update would wait forever for the old Pod's ReadWriteOnce volume.
+  it("recreates Grafana's Deployment instead of rolling it, since its volume is ReadWriteOnce", () => {
+    const values = kubePrometheusStackValues(settings, "grafana-admin") as Doc;
+    expect(values.grafana.persistence.enabled).toBe(true);
+    expect(values.grafana.deploymentStrategy).toEqual({ type: "Recreate" });
+  });
+
   it("runs the ingress controller as a hostNetwork DaemonSet without LoadBalancer Service", () => {
     const { controller } = ingressController(inventory, versions).values as Doc;
     expect(controller).toMatchObject({

@@ -78,7 +78,8 @@ export function calicoValues(inventory: Inventory, settings: AddonsSettings): Re
 
 /**
  * Values of kube-prometheus-stack: CRDs left to their own release, retention, Prometheus /
- * Alertmanager / Grafana on Hetzner volumes, Grafana's admin from an existing Secret, every
+ * Alertmanager / Grafana on Hetzner volumes (Grafana's Deployment recreated, never rolled, on its
+ * ReadWriteOnce volume), Grafana's admin from an existing Secret, every
  * ServiceMonitor/PodMonitor/PrometheusRule/ScrapeConfig of the cluster selected.
  */
 export function kubePrometheusStackValues(settings: AddonsSettings, grafanaSecret: string): Record<string, unknown> {
@@ -102,6 +103,9 @@ export function kubePrometheusStackValues(settings: AddonsSettings, grafanaSecre
     grafana: {
       admin: { existingSecret: grafanaSecret, userKey: "admin-user", passwordKey: "admin-password" },
       persistence: { enabled: true, storageClassName: STORAGE_CLASS, size: `${settings.grafanaStorageGb}Gi` },
+      // Its volume is ReadWriteOnce: the chart's default RollingUpdate (grafana chart 10.0.0, the
+      // stack's dependency) would start the new Pod before the old one lets the volume go, and hang.
+      deploymentStrategy: { type: "Recreate" },
     },
   };
 }
