@@ -3,9 +3,10 @@
 # Variables: KB_HOSTNAME, KB_DOCKER_PACKAGE (docker-ce or docker.io), KB_DOCKER_VERSION (its pinned
 # package version), KB_DOCKER_RELEASE (the x.y.z the daemon reports), KB_SSHD_EXPECTED (lines
 # `sshd -T` must print). kb_sshd_missing_settings and kb_container come from scripts/common/sshd.sh
-# and host.sh, included before this file. In a container (the real-host test tier) swap and the clock
+# and host.sh, kb_platform_containers_up/down from containers-running.sh, included before this file. In a container (the real-host test tier) swap and the clock
 # are the machine's: those two tests are reported as skipped there, by name; a Hetzner server is never
-# a container, so production always runs all 8.
+# a container, so production always runs all 8. Then it waits until the platform's containers on the
+# server run (and are healthy) again: the next server of the same group waits for this step.
 # Each test captures a command's whole output before it looks at it: under pipefail, a pipe into a
 # reader that stops early (grep -q) fails whenever the writer gets SIGPIPE.
 
@@ -54,6 +55,13 @@ for test in docker_pinned swap_off ufw_active dns_fixed ssh_hardened timezone_pa
 done
 if [ "$failures" -ne 0 ]; then
   kb_diagnose "base OS verification: ${failures} of 8 tests failed on ${KB_HOSTNAME}"
+  exit 1
+fi
+# The platform's containers on this server are back (kb_platform_containers_down, containers-running.sh):
+# the next server of the group waits for this step.
+if ! kb_wait_until 300 5 "the platform's containers on ${KB_HOSTNAME} are not all running and healthy" kb_platform_containers_up; then
+  down=$(kb_platform_containers_down)
+  kb_diagnose "not back: ${down//$'\n'/; }"
   exit 1
 fi
 if [ "$skipped" -ne 0 ]; then

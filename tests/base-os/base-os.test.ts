@@ -184,10 +184,15 @@ describe("base OS steps (mock engine)", () => {
   it("hardens then verifies every server, each verification after its hardening", async () => {
     const run = await runProgram("prod");
     for (const server of inventory.servers) {
-      // Each server's hardening waits for its own private network attachment (after.hosts) and
-      // nothing of another server; the server itself is the connection's.
+      // Each server's hardening waits for its own private network attachment (after.hosts); the
+      // server itself is the connection's.
       const apply = run.registrations.find((candidate) => candidate.name === `${server.name}-base-os`);
-      expect([...(apply?.dependsOn ?? [])].sort()).toEqual([server.name, `${server.name}-private`]);
+      // ... and, after the first of its group, the verification of the previous one (the roll).
+      const group = inventory.servers.filter((candidate) => candidate.group === server.group);
+      const previous = group[group.indexOf(server) - 1];
+      expect([...(apply?.dependsOn ?? [])].sort()).toEqual(
+        [server.name, `${server.name}-private`, ...(previous ? [`${previous.name}-base-os-verify`] : [])].sort(),
+      );
       const verify = run.registrations.find((candidate) => candidate.name === `${server.name}-base-os-verify`);
       expect([...(verify?.dependsOn ?? [])].sort()).toEqual([server.name, `${server.name}-base-os`]);
     }

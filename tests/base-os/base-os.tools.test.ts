@@ -322,3 +322,40 @@ describe("real tools on the rendered base OS files", () => {
     });
   });
 });
+
+describe("the base OS verification's wait for the platform's containers (scripts/base-os/containers-running.sh)", () => {
+  const gate = fs.readFileSync(path.join(__dirname, "../../scripts/base-os/containers-running.sh"), "utf8");
+  /** `docker ps --all --filter label=keybuzz.spec --format …` answering `listing` (Names State Status). */
+  const docker = (listing: string) =>
+    `[ "$1 $2 $3" = "ps --all --filter" ] && [ "$4" = label=keybuzz.spec ] || exit 3\nprintf '%s' '${listing}'`;
+  const down = (listing: string) => runBash(`${gate}\nkb_platform_containers_down`, { docker: docker(listing) });
+
+  it("is satisfied by running containers, healthy or without a health check, and by a host without any", () => {
+    expect(down("redis running Up 3 minutes (healthy)\nsentinel running Up 3 minutes\n").stdout).toBe("");
+    expect(down("").stdout).toBe("");
+    expect(runBash(`${gate}\nkb_platform_containers_up`, { docker: docker("redis running Up 2 hours (healthy)\n") }).status).toBe(0);
+  });
+
+  it("names each container that is stopped, restarting, unhealthy or still starting", () => {
+    const result = down(
+      [
+        "redis exited Exited (137) 5 seconds ago",
+        "sentinel restarting Restarting (1) 2 seconds ago",
+        "haproxy running Up 40 seconds (health: starting)",
+        "pgbouncer running Up 2 minutes (unhealthy)",
+        "node-exporter running Up 2 minutes",
+      ].join("\n"),
+    );
+    expect(result.stdout.trim().split("\n")).toEqual([
+      "redis: exited",
+      "sentinel: restarting",
+      "haproxy: health: starting",
+      "pgbouncer: unhealthy",
+    ]);
+    expect(runBash(`${gate}\nkb_platform_containers_up`, { docker: docker("redis exited Exited (0) 1 second ago\n") }).status).toBe(1);
+  });
+
+  it("counts a Docker that does not answer as not back", () => {
+    expect(runBash(`${gate}\nkb_platform_containers_down`, { docker: "exit 1" }).stdout).toBe("docker: not answering\n");
+  });
+});

@@ -24,7 +24,9 @@ export interface BaseOsArgs extends ModuleArgs<BaseOsSettings, Record<string, ne
  * DNS, journald limits, fail2ban, auditd and the managed /etc/hosts block; then the spec's 8
  * validation tests. Per server, two steps: `<name>-base-os` (waits for cloud-init, applies
  * everything, idempotent, re-runs only when its rendered script or files change) and
- * `<name>-base-os-verify` (the spec's 8 tests; fails the deployment on any failure).
+ * `<name>-base-os-verify` (the spec's 8 tests, then the server's platform containers running and
+ * healthy; fails the deployment otherwise). Within a server group the servers go one at a time,
+ * each after the previous one's verification (issue 15 item 6).
  */
 export class BaseOs extends pulumi.ComponentResource implements ModuleOutputs {
   /** By inventory name: that server's verification step; each module's first step on the server waits for it (`after.hosts`). */
@@ -39,13 +41,18 @@ export class BaseOs extends pulumi.ComponentResource implements ModuleOutputs {
     super("keybuzz:os:BaseOs", name, {}, opts);
     const files = baseOsFiles(args.inventory, args.settings);
     const verifiedByHost: Record<string, pulumi.Resource> = {};
+    // One server at a time within each group (inventory order), each after the previous one's
+    // verification, its containers back included: a change (a Docker bump, a UFW rule) never hits
+    // every member of a cluster at once. The groups roll in parallel.
+    const previousInGroup: Record<string, pulumi.Resource> = {};
     for (const host of args.hosts) {
       const { name: hostName, group } = host.spec;
       const script = renderBaseOsScript(hostName, group, args.inventory, args.versions);
+      const previous = previousInGroup[group];
       const apply = remoteStep(
         `${hostName}-base-os`,
         { host, files, script, timeoutMinutes: 30 },
-        { parent: this, dependsOn: waitsFor(args.after, hostName) },
+        { parent: this, dependsOn: waitsFor(args.after, hostName, previous) },
       );
       // Re-verify whenever the hardening changes.
       const appliedFingerprint = sha256(script + files.map((file) => file.content).join(""));
@@ -54,6 +61,7 @@ export class BaseOs extends pulumi.ComponentResource implements ModuleOutputs {
         { host, script: renderVerifyScript(hostName, args.versions), timeoutMinutes: 5, triggers: [appliedFingerprint] },
         { parent: this, dependsOn: [apply] },
       );
+      previousInGroup[group] = verifiedByHost[hostName];
     }
     this.verifiedByHost = verifiedByHost;
     this.verified = this;

@@ -274,8 +274,10 @@ export function renderBaseOsScript(hostName: string, group: ServerGroup, invento
 }
 
 /**
- * The verification script for one server: spec 000's 8 tests. `docker_pinned` checks the pinned
- * package of the configured Docker source and the release the running daemon reports.
+ * The verification script for one server: spec 000's 8 tests (`docker_pinned` checks the pinned
+ * package of the configured Docker source and the release the running daemon reports), then a
+ * bounded wait (300 s) until the platform's containers on the server run and are healthy, which the
+ * next server of its group waits for (BaseOs rolls a change one server at a time per group).
  */
 export function renderVerifyScript(hostName: string, versions: Versions): string {
   const variables = {
@@ -285,5 +287,5 @@ export function renderVerifyScript(hostName: string, versions: Versions): string
     KB_DOCKER_RELEASE: upstreamRelease(versions.docker.engine),
     KB_SSHD_EXPECTED: sshdEffectiveSettings().join("\n"),
   };
-  return stepBody("base-os", ["verify-base-os.sh"], { variables, common: ["sshd.sh", "host.sh"] });
+  return stepBody("base-os", ["containers-running.sh", "verify-base-os.sh"], { variables, common: ["sshd.sh", "host.sh"] });
 }
