@@ -83,11 +83,24 @@ serving_master() {
   info=$(rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication || true)
   grep -q '^connected_slaves:[1-9]' <<<"$info"
 }
-handed_over() { is_replica && [ "$(current_master)" != "$KB_NODE_IP" ]; }
+# Another node is master and has a replica other than this node online: Sentinel has moved the
+# other replicas over, so the new master takes writes (min-replicas-to-write) while this one restarts.
+handed_over() {
+  local master info
+  is_replica || return 1
+  master=$(current_master)
+  [ "$master" != "$KB_NODE_IP" ] || return 1
+  info=$(rcli REDIS_PASS -h "$master" -p "$KB_PORT" INFO replication) || return 1
+  local line
+  while IFS= read -r line; do
+    if [[ $line == slave[0-9]*:* && $line != *"ip=$KB_NODE_IP,"* && $line == *state=online* ]]; then return 0; fi
+  done <<<"$info"
+  return 1
+}
 
 # Before restarting the master, hand its role to a replica through Sentinel so clients see a
-# clean switchover instead of an outage; done once this node is a replica and a Sentinel names
-# another master.
+# clean switchover instead of an outage; done once this node is a replica of another master that
+# has a replica besides this one.
 hand_over() {
   echo "redis: switching the master role away before the restart"
   rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" SENTINEL failover "$KB_MASTER_NAME"

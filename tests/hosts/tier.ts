@@ -415,11 +415,16 @@ done`;
  * What the writer saw: its interruptions (runs of failed writes, each from its first failure to
  * the next success, ms) and the master switchovers (changes of the node that took a write).
  */
-function writerRecord(writerOutput: string): { writes: number; failed: number; windows: number[]; servedBy: string[] } {
+function writerRecord(writerOutput: string): { writes: number; failed: number; windows: number[]; servedBy: string[]; errors: string[] } {
   const lines = writerOutput
     .split("\n")
     .filter((line) => line !== "")
-    .map((line) => ({ at: Number(line.split(" ")[0]), node: line.split(" ")[1], ok: line.endsWith(" OK") }));
+    .map((line) => ({
+      at: Number(line.split(" ")[0]),
+      node: line.split(" ")[1],
+      ok: line.endsWith(" OK"),
+      reply: line.split(" ").slice(2).join(" "),
+    }));
   const windows: number[] = [];
   const servedBy: string[] = [];
   let failingSince: number | undefined;
@@ -432,7 +437,8 @@ function writerRecord(writerOutput: string): { writes: number; failed: number; w
     if (line.ok && line.node !== "none" && servedBy[servedBy.length - 1] !== line.node) servedBy.push(line.node);
   }
   if (failingSince !== undefined) windows.push(Infinity);
-  return { writes: lines.length, failed: lines.filter((line) => !line.ok).length, windows, servedBy };
+  const errors = [...new Set(lines.filter((line) => !line.ok).map((line) => line.reply))];
+  return { writes: lines.length, failed: lines.filter((line) => !line.ok).length, windows, servedBy, errors };
 }
 
 /**
@@ -527,7 +533,8 @@ async function redisRoll(
   console.log(
     `roll: writer through ${lbAddress}:6379 made ${writes.writes} writes, ${writes.failed} failed; ` +
       `master switchovers seen: ${switchovers} (${writes.servedBy.join(" → ")}); ` +
-      `interruptions: ${writes.windows.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(", ") || "none"}`,
+      `interruptions: ${writes.windows.map((ms) => `${(ms / 1000).toFixed(2)} s`).join(", ") || "none"}` +
+      `${writes.errors.length ? `; failed replies: ${writes.errors.slice(0, 4).join(" | ")}` : ""}`,
   );
   check(
     writes.writes > 0 && !writes.windows.includes(Infinity),

@@ -53,7 +53,20 @@ if [ "$1 $2" = "run --rm" ]; then
       done
       echo OK ;;
     "INFO replication")
-      if [ "$role" = master ]; then printf 'role:master\\nconnected_slaves:2\\n'; else printf 'role:slave\\nmaster_link_status:up\\n'; fi ;;
+      if [ "$role" = slave ]; then printf 'role:slave\\nmaster_link_status:up\\n'; exit 0; fi
+      printf 'role:master\\nconnected_slaves:2\\n'
+      n=0
+      for peer in 10.0.0.123 10.0.0.124 10.0.0.125; do
+        [ "$peer" != "$ip" ] || continue
+        link=online
+        # link-delay.<peer>: that replica is still connecting for this many more INFO calls.
+        if [ -f "$state/link-delay.$peer" ]; then
+          left=$(cat "$state/link-delay.$peer")
+          if [ "$left" -gt 0 ]; then link=connect; echo $((left - 1)) >"$state/link-delay.$peer"; else rm "$state/link-delay.$peer"; echo "link $peer online" >>"$state/calls"; fi
+        fi
+        printf 'slave%s:ip=%s,port=6379,state=%s,offset=1,lag=0\\n' "$n" "$peer" "$link"
+        n=$((n + 1))
+      done ;;
     *) echo "unexpected redis-cli $*" >&2; exit 1 ;;
   esac
   exit 0
@@ -147,6 +160,17 @@ describe("the Redis roll (scripts/redis/redis-node.sh)", () => {
     expect(roll.calls).toEqual(["failover by 10.0.0.124", ...RESTART]);
     expect(roll.output).toContain("redis: starting as replica of 10.0.0.123");
     expect(fs.existsSync(deferred)).toBe(false);
+  });
+
+  it("master-roll: restarts only once the new master has another replica online (else it would refuse writes: min-replicas-to-write)", () => {
+    const node = redis02({ "10.0.0.123": "slave", "10.0.0.124": "master" }, "10.0.0.124");
+    outdate(node);
+    expect(node.run("node").calls).toEqual([]);
+    // After the failover to 10.0.0.123, Sentinel is still moving redis-03 (10.0.0.125) over to it.
+    fs.writeFileSync(path.join(node.fake, "link-delay.10.0.0.125"), "1");
+    const roll = node.run("master-roll");
+    expect(roll.status).toBe(0);
+    expect(roll.calls).toEqual(["failover by 10.0.0.124", "link 10.0.0.125 online", ...RESTART]);
   });
 
   it("a config change only (container current): the master's restart is deferred the same way", () => {
