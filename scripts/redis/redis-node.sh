@@ -83,15 +83,17 @@ serving_master() {
   info=$(rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication || true)
   grep -q '^connected_slaves:[1-9]' <<<"$info"
 }
-# Another node is master and has a replica other than this node online: Sentinel has moved the
-# other replicas over, so the new master takes writes (min-replicas-to-write) while this one restarts.
+# A Sentinel names another master, and that master has a replica other than this node online:
+# Sentinel has moved the other replicas over, so the new master takes writes (min-replicas-to-write)
+# while this one restarts. This node's own demotion is not waited for: Sentinel converts an old
+# master only sentinel_publish_period x 4 (8 s) after the switch (Redis 7.2, src/sentinel.c,
+# sentinelRefreshInstanceInfo), and until then HAProxy still sends clients to it, where writes fail
+# with no replica left (NOREPLICAS). Stopping it now moves the clients within HAProxy's fall 2.
 handed_over() {
-  local master info
-  is_replica || return 1
+  local master info line
   master=$(current_master)
   [ "$master" != "$KB_NODE_IP" ] || return 1
   info=$(rcli REDIS_PASS -h "$master" -p "$KB_PORT" INFO replication) || return 1
-  local line
   while IFS= read -r line; do
     if [[ $line == slave[0-9]*:* && $line != *"ip=$KB_NODE_IP,"* && $line == *state=online* ]]; then return 0; fi
   done <<<"$info"
@@ -99,12 +101,11 @@ handed_over() {
 }
 
 # Before restarting the master, hand its role to a replica through Sentinel so clients see a
-# clean switchover instead of an outage; done once this node is a replica of another master that
-# has a replica besides this one.
+# clean switchover instead of an outage; done once another master has a replica besides this one.
 hand_over() {
   echo "redis: switching the master role away before the restart"
   rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" SENTINEL failover "$KB_MASTER_NAME"
-  kb_wait_until 90 2 "redis: the switchover did not complete (this node is not a replica of another master)" handed_over
+  kb_wait_until 90 1 "redis: the switchover did not complete (no other master with an online replica)" handed_over
 }
 
 # --- Redis -------------------------------------------------------------------------------------

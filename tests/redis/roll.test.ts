@@ -8,7 +8,7 @@ import { tempDir } from "../support/tools";
 /**
  * The roll decisions of scripts/redis/redis-node.sh, the whole rendered step run by bash against a
  * fake `docker` that plays three nodes: their roles, Sentinel's answer and `SENTINEL failover`
- * (which makes this node a replica and another the master), and logs every container call. The
+ * (which makes another node the master), and logs every container call. The
  * real daemons and the timing are the host tier's (docs/integration.md, "The Redis roll").
  */
 
@@ -47,7 +47,7 @@ if [ "$1 $2" = "run --rm" ]; then
     "SENTINEL get-master-addr-by-name "*) printf '%s\\n6379\\n' "$(cat "$state/master")" ;;
     "SENTINEL failover "*)
       echo "failover by $ip" >>"$state/calls"
-      echo slave >"$state/role.$ip"
+      # As Sentinel does, the old master keeps its role until it is converted 8 s later.
       for peer in 10.0.0.124 10.0.0.123; do
         if [ "$peer" != "$ip" ]; then echo master >"$state/role.$peer"; echo "$peer" >"$state/master"; break; fi
       done
