@@ -65,6 +65,13 @@ export interface ContainerSpec {
   readonly command: readonly string[];
   /** Its `nofile` limit, soft = hard ({@link CONTAINER_NOFILE}). */
   readonly nofile: number;
+  /**
+   * Seconds a running container gets to exit after its stop signal (SIGTERM unless the image sets
+   * STOPSIGNAL) before Docker kills it (`docker stop -t`), when it is recreated; sized from the
+   * daemon's own shutdown work. Unset: the old container is removed with `docker rm -f` (SIGKILL).
+   * Not part of the spec label: how a container is stopped does not recreate it.
+   */
+  readonly stopGraceSeconds?: number;
 }
 
 /** Options every data container gets: host network (DESIGN.md), restart after reboots, bounded logs. */
@@ -126,12 +133,14 @@ export function containerSpecHash(spec: ContainerSpec): string {
 /**
  * Bash that defines two functions for one container, named after it (`-` becomes `_`):
  * `kb_<name>_state` prints `missing`, `outdated` (label differs), `stopped` or `current`;
- * `kb_<name>_run` pulls the image if absent ({@link renderImagePull}), removes any old container and
- * starts the new one.
+ * `kb_<name>_run` pulls the image if absent ({@link renderImagePull}), stops any old container
+ * (within {@link ContainerSpec.stopGraceSeconds} when set), removes it and starts the new one.
  */
 export function renderContainerFunctions(spec: ContainerSpec): string {
   const fn = spec.name.replace(/-/g, "_");
   const hash = containerSpecHash(spec);
+  const stopOld =
+    spec.stopGraceSeconds === undefined ? "" : `\n  docker stop -t ${spec.stopGraceSeconds} ${spec.name} >/dev/null 2>&1 || true`;
   const run = [
     "docker",
     "run",
@@ -161,7 +170,7 @@ export function renderContainerFunctions(spec: ContainerSpec): string {
   fi
 }
 kb_${fn}_run() {
-  ${renderImagePull(spec.image).replace(/\n/g, "\n  ")}
+  ${renderImagePull(spec.image).replace(/\n/g, "\n  ")}${stopOld}
   docker rm -f ${spec.name} >/dev/null 2>&1 || true
   ${run}
 }`;

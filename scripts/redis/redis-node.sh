@@ -1,12 +1,18 @@
-# Redis + Sentinel on one node (components/data/redis.ts sets the KB_* variables above).
+# Redis + Sentinel on one node (components/data/redis/render.ts sets the KB_* variables above).
 # The step writes the managed configs under /etc/keybuzz/redis; the live copies the daemons run
 # with (and Sentinel rewrites) are regenerated from them only when they change, so a re-run on a
 # converged node does nothing and never undoes a failover.
-: "${KB_NODE_IP:?}" "${KB_PORT:?}" "${KB_SENTINEL_PORT:?}" "${KB_MASTER_NAME:?}" "${KB_QUORUM:?}"
+# KB_PHASE: `node` (the node step: restarts a replica; a master with replicas is left running and
+# marked deferred) or `master-roll` (after every node step: hands a deferred master's role over
+# through Sentinel, then restarts it). So replicas roll first and the master last, once.
+: "${KB_PHASE:?}" "${KB_NODE_IP:?}" "${KB_PORT:?}" "${KB_SENTINEL_PORT:?}" "${KB_MASTER_NAME:?}" "${KB_QUORUM:?}"
 : "${KB_BOOT_MASTER_IP:?}" "${KB_PEER_IPS:?}" "${KB_IMAGE:?}" "${KB_OWNER:?}"
 : "${KB_MANAGED_DIR:?}" "${KB_REDIS_DIR:?}" "${KB_SENTINEL_DIR:?}" "${KB_DATA_DIR:?}"
 
 managed_redis=$KB_MANAGED_DIR/redis.conf
+# Present while this node runs a container or config older than wanted because it was the master
+# at its node step: the master-roll step restarts it, and removes this once Redis is back.
+deferred=$KB_MANAGED_DIR/redis.restart-deferred
 managed_sentinel=$KB_MANAGED_DIR/sentinel.conf
 live_redis=$KB_REDIS_DIR/redis.conf
 live_sentinel=$KB_SENTINEL_DIR/sentinel.conf
@@ -70,42 +76,75 @@ link_up() {
 }
 sentinel_pong() { [ "$(rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" PING)" = "PONG" ]; }
 
-# Before restarting the master, hand its role to a replica through Sentinel so clients see a
-# clean switchover instead of a 5 s outage.
-hand_over_if_master() {
-  [ "$(local_role)" = "master" ] || return 0
+# A master clients are writing to: it has a connected replica that can take its role over.
+serving_master() {
+  [ "$(local_role)" = "master" ] || return 1
   local info
   info=$(rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" INFO replication || true)
-  if ! grep -q '^connected_slaves:[1-9]' <<<"$info"; then
-    echo "redis: no connected replica, restarting the master in place"
-    return 0
-  fi
+  grep -q '^connected_slaves:[1-9]' <<<"$info"
+}
+# A Sentinel names another master, and that master has a replica other than this node online:
+# Sentinel has moved the other replicas over, so the new master takes writes (min-replicas-to-write)
+# while this one restarts. This node's own demotion is not waited for: Sentinel converts an old
+# master only sentinel_publish_period x 4 (8 s) after the switch (Redis 7.2, src/sentinel.c,
+# sentinelRefreshInstanceInfo), and until then HAProxy still sends clients to it, where writes fail
+# with no replica left (NOREPLICAS). Stopping it now moves the clients within HAProxy's fall 2.
+handed_over() {
+  local master info line
+  master=$(current_master)
+  [ "$master" != "$KB_NODE_IP" ] || return 1
+  info=$(rcli REDIS_PASS -h "$master" -p "$KB_PORT" INFO replication) || return 1
+  while IFS= read -r line; do
+    if [[ $line == slave[0-9]*:* && $line != *"ip=$KB_NODE_IP,"* && $line == *state=online* ]]; then return 0; fi
+  done <<<"$info"
+  return 1
+}
+
+# Before restarting the master, hand its role to a replica through Sentinel so clients see a
+# clean switchover instead of an outage; done once another master has a replica besides this one.
+hand_over() {
   echo "redis: switching the master role away before the restart"
   rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" SENTINEL failover "$KB_MASTER_NAME"
-  kb_wait_until 90 2 "redis: the switchover did not complete" is_replica
+  kb_wait_until 90 1 "redis: the switchover did not complete (no other master with an online replica)" handed_over
 }
 
 # --- Redis -------------------------------------------------------------------------------------
 redis_state=$(kb_redis_state)
-if [ "$redis_state" != "current" ] || [ ! -f "$live_redis" ] || kb_is_changed "$managed_redis"; then
-  if [ "$redis_state" = "current" ]; then hand_over_if_master; fi
-  master=$(current_master)
-  tmp=$(mktemp "$live_redis.XXXXXX")
-  cat "$managed_redis" >"$tmp"
-  if [ "$master" != "$KB_NODE_IP" ]; then
-    printf 'replicaof %s %s\n' "$master" "$KB_PORT" >>"$tmp"
+restarted=no
+if [ "$redis_state" != "current" ] || [ ! -f "$live_redis" ] || [ -f "$deferred" ] || kb_is_changed "$managed_redis"; then
+  restart=yes
+  if serving_master; then
+    if [ "$KB_PHASE" = node ]; then
+      restart=no
+      touch "$deferred"
+      echo "redis: master with replicas, restart deferred to the master-roll step (after every replica)"
+    else
+      hand_over
+    fi
+  elif [ "$(local_role)" = "master" ]; then
+    echo "redis: no connected replica, restarting the master in place"
   fi
-  chmod 0600 "$tmp"
-  chown "$KB_OWNER" "$tmp"
-  mv -f "$tmp" "$live_redis"
-  echo "redis: starting as $([ "$master" = "$KB_NODE_IP" ] && echo master || echo "replica of $master")"
-  kb_redis_run
+  if [ "$restart" = yes ]; then
+    master=$(current_master)
+    tmp=$(mktemp "$live_redis.XXXXXX")
+    cat "$managed_redis" >"$tmp"
+    if [ "$master" != "$KB_NODE_IP" ]; then
+      printf 'replicaof %s %s\n' "$master" "$KB_PORT" >>"$tmp"
+    fi
+    chmod 0600 "$tmp"
+    chown "$KB_OWNER" "$tmp"
+    mv -f "$tmp" "$live_redis"
+    echo "redis: starting as $([ "$master" = "$KB_NODE_IP" ] && echo master || echo "replica of $master")"
+    kb_redis_run
+    restarted=yes
+  fi
 fi
 
 kb_wait_until --logs redis 120 2 "redis: no PONG on $KB_NODE_IP:$KB_PORT" redis_pong
 if is_replica; then
   kb_wait_until 120 2 "redis: replication link to the master is not up" link_up
 fi
+if [ "$restarted" = yes ]; then rm -f "$deferred"; fi
 
 # --- Sentinel ----------------------------------------------------------------------------------
 sentinel_state=$(kb_redis_sentinel_state)

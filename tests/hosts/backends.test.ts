@@ -9,7 +9,7 @@ describe("real-host tier: stand-in backends for HAProxy's HTTP checks", () => {
       stack: "staging",
       configOverride: {},
       hosts: ["redis-01", "redis-02", "redis-03", "haproxy-01", "db-master-01"],
-      kinds: ["base-os", "base-os-verify", "redis", "redis-verify", "haproxy"],
+      kinds: ["base-os", "base-os-verify", "redis", "redis-master-roll", "redis-verify", "haproxy"],
       assumedDoneKinds: ["postgres-verify", "rabbitmq-verify"],
     });
     const haproxy = plan.steps.find((step) => step.kind === "haproxy");

@@ -72,7 +72,7 @@ describe("real-host tier: steps taken from the program's plan", () => {
       stack: "staging",
       configOverride: {},
       hosts: ["redis-01", "redis-02", "redis-03", "haproxy-01"],
-      kinds: ["base-os", "base-os-verify", "redis", "redis-verify", "haproxy", "redis-endpoint-check"],
+      kinds: ["base-os", "base-os-verify", "redis", "redis-master-roll", "redis-verify", "haproxy", "redis-endpoint-check"],
     };
     const strict = await planHostSteps(args);
     expect(strict.steps.map((step) => step.name)).not.toContain("haproxy-01-haproxy");

@@ -177,6 +177,24 @@ describe("RedisCluster on the mock engine", () => {
     expect(String(reveal(step.create))).not.toMatch(/data-pass|sentinel-pass/);
   });
 
+  it("rolls a deferred master after every node step: master-roll steps one at a time, then the verification", async () => {
+    const resources = await declared(build);
+    const nodes = ["redis-01-redis", "redis-02-redis", "redis-03-redis"];
+    expect(resources.get("redis-01-redis-master-roll")?.deps).toEqual(nodes);
+    expect(resources.get("redis-02-redis-master-roll")?.deps).toEqual([...nodes, "redis-01-redis-master-roll"]);
+    expect(resources.get("redis-03-redis-master-roll")?.deps).toEqual([
+      ...nodes,
+      "redis-01-redis-master-roll",
+      "redis-02-redis-master-roll",
+    ]);
+    expect(resources.get("redis-verify")?.deps).toEqual(expect.arrayContaining(["redis-03-redis-master-roll"]));
+    // No files and no secrets: it restarts from what the node step landed.
+    const roll = resources.get("redis-02-redis-master-roll")?.inputs ?? {};
+    expect(roll.stdin).toBeUndefined();
+    expect(String(reveal(roll.create))).toMatch(/KB_PHASE=\W*master-roll\W/);
+    expect(String(reveal(resources.get("redis-02-redis")?.inputs.create))).toMatch(/KB_PHASE=\W*node\W/);
+  });
+
   it("hands HAProxy the master-only listener, the AUTH secret and a write-through check, declaring no check itself", async () => {
     const resources = await declared(build);
     expect([...resources.keys()].filter((name) => name.includes("endpoint-check"))).toEqual([]);

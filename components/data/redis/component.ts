@@ -28,16 +28,20 @@ export type RedisClusterArgs = ModuleArgs<RedisSettings, RedisSecrets>;
 /**
  * Redis + Sentinel on the redis group (`keybuzz:data:RedisCluster`; spec 001 module 4, spec 003,
  * DESIGN.md "Redis routing"). Nodes go one at a time in inventory order (redis-01 first, as
- * master; the others join as its replicas); a later change rolls the same way, the master handing
- * its role over through Sentinel before it restarts. Ends with a verification step: one master
+ * master; the others join as its replicas). A later change restarts the replicas in their node
+ * steps, one at a time; whichever node is master when its node step runs is left running, and its
+ * master-roll step (after every node step) hands the role over through Sentinel, then restarts it:
+ * the master restarts last, with one switchover. Ends with a verification step: one master
  * agreed by every Sentinel, all replicas online, a write read back on every node. Its HAProxy
  * contribution routes clients to the master only and checks a write through the load balancer.
  */
 export class RedisCluster extends pulumi.ComponentResource implements ModuleOutputs {
   /** The verification step; what depends on a healthy Redis waits for it. */
   public readonly verified: command.remote.Command;
-  /** Per host: the node's step (Redis + Sentinel up, replica linked). */
+  /** Per host: the node's step (Redis + Sentinel up, replica linked; a serving master's restart deferred). */
   public readonly nodeSteps: Readonly<Record<string, command.remote.Command>>;
+  /** Per host: the step after every node step that hands over and restarts a deferred master (else does nothing). */
+  public readonly masterRollSteps: Readonly<Record<string, command.remote.Command>>;
   /** Sentinel endpoints `ip:26379`, for Sentinel-aware clients. */
   public readonly sentinelEndpoints: readonly string[];
   /** The `listen redis` section, its AUTH secret and the end-to-end check, for `HaproxyLayer`. */
@@ -50,6 +54,7 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
     const secrets = { [REDIS_PASSWORD_KEY]: args.secrets.password, [SENTINEL_PASSWORD_KEY]: args.secrets.sentinelPassword };
     const nodeSteps: Record<string, command.remote.Command> = {};
     const fingerprints: string[] = [];
+    const rollScripts: string[] = [];
     let previous: pulumi.Resource | undefined;
     args.hosts.forEach((host, index) => {
       const node = nodes[index];
@@ -65,6 +70,7 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
       ];
       const script = renderRedisNodeScript(node, nodes, lockedImage(args.versions, "redis"), settings);
       fingerprints.push(sha256(script + files.map((file) => file.content).join("")));
+      rollScripts.push(renderRedisNodeScript(node, nodes, lockedImage(args.versions, "redis"), settings, "master-roll"));
       const step = remoteStep(
         `${node.name}-redis`,
         { host, files, script, secrets, timeoutMinutes: 15 },
@@ -73,13 +79,24 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
       nodeSteps[node.name] = step;
       previous = step;
     });
+    // One at a time after every node step; a node's roll re-runs whenever its node step does.
+    const masterRollSteps: Record<string, command.remote.Command> = {};
+    args.hosts.forEach((host, index) => {
+      const step = remoteStep(
+        `${nodes[index].name}-redis-master-roll`,
+        { host, script: rollScripts[index], timeoutMinutes: 10, triggers: [fingerprints[index]] },
+        { parent: this, dependsOn: [...Object.values(nodeSteps), ...Object.values(masterRollSteps)] },
+      );
+      masterRollSteps[nodes[index].name] = step;
+    });
     const verifyScript = renderRedisVerifyScript(nodes, image, { ...DEFAULT_REDIS_DAEMON_SETTINGS, maxmemoryMb: 0 });
     this.verified = remoteStep(
       `${name}-verify`,
       { host: args.hosts[0], script: verifyScript, timeoutMinutes: 5, triggers: [sha256(fingerprints.join("") + verifyScript)] },
-      { parent: this, dependsOn: Object.values(nodeSteps) },
+      { parent: this, dependsOn: [...Object.values(nodeSteps), ...Object.values(masterRollSteps)] },
     );
     this.nodeSteps = nodeSteps;
+    this.masterRollSteps = masterRollSteps;
     this.sentinelEndpoints = nodes.map((node) => `${node.address}:${DEFAULT_REDIS_DAEMON_SETTINGS.sentinelPort}`);
     const listener = redisHaproxyListener(nodes);
     this.haproxy = {
@@ -100,6 +117,7 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
     this.registerOutputs({
       verified: this.verified,
       nodeSteps: this.nodeSteps,
+      masterRollSteps: this.masterRollSteps,
       sentinelEndpoints: this.sentinelEndpoints,
       haproxy: this.haproxy,
     });

@@ -151,15 +151,41 @@ export const REDIS_HOST_PATHS: RedisHostPaths = {
   sysctlFile: "/etc/sysctl.d/60-keybuzz-redis.conf",
 };
 
+/**
+ * Seconds Redis gets to exit after SIGTERM before Docker kills it (the container's `stopGraceSeconds`, components/lib/container.ts).
+ * On SIGTERM Redis 7.2 (`shutdown-on-sigterm default`; src/server.c `prepareForShutdown` and
+ * `finishShutdown`) first waits up to `shutdown-timeout` (default 10 s, src/config.c) for lagging
+ * replicas, then fsyncs the AOF and, since save points are configured, writes a final RDB in the
+ * foreground. So: the 10 s, plus the dataset (at most `maxmemory`) written at an assumed 100 MB/s,
+ * a floor for the servers' SSDs (an assumption, not measured). Pure.
+ */
+export function redisStopGraceSeconds(maxmemoryMb: number): number {
+  return REDIS_SHUTDOWN_TIMEOUT_SECONDS + Math.ceil(maxmemoryMb / RDB_WRITE_MB_PER_SECOND);
+}
+const REDIS_SHUTDOWN_TIMEOUT_SECONDS = 10;
+const RDB_WRITE_MB_PER_SECOND = 100;
+
+/**
+ * Which of a node's two steps a script is for. `node`: the node step, which restarts an outdated
+ * replica but leaves a master that has replicas running (its restart is deferred); `master-roll`:
+ * the step after every node step, which hands a deferred master's role over through Sentinel and
+ * then restarts it, so the master restarts last (docs/redis.md, "Order and rolling changes").
+ */
+export type RedisStepPhase = "node" | "master-roll";
+
 const REDIS_CONTAINER_CONF = "/usr/local/etc/redis";
 const SENTINEL_CONTAINER_CONF = "/usr/local/etc/redis-sentinel";
 
-/** The node step's bash body: container functions, variables, then scripts/redis/redis-node.sh. Pure. */
+/**
+ * A node's step body for `phase` ({@link RedisStepPhase}): container functions, variables, then
+ * scripts/redis/redis-node.sh. Pure.
+ */
 export function renderRedisNodeScript(
   node: RedisNode,
   nodes: readonly RedisNode[],
   image: string,
   settings: RedisDaemonSettings,
+  phase: RedisStepPhase = "node",
   paths: RedisHostPaths = REDIS_HOST_PATHS,
 ): string {
   const user = ["--user", REDIS_IMAGE_OWNER];
@@ -171,6 +197,7 @@ export function renderRedisNodeScript(
         options: [...user, "-v", `${paths.redisDir}:${REDIS_CONTAINER_CONF}`, "-v", `${paths.dataDir}:${settings.dataDir}`],
         command: ["redis-server", `${REDIS_CONTAINER_CONF}/redis.conf`],
         nofile: CONTAINER_NOFILE.redis,
+        stopGraceSeconds: redisStopGraceSeconds(settings.maxmemoryMb),
       }),
       renderContainerFunctions({
         name: "redis-sentinel",
@@ -181,6 +208,7 @@ export function renderRedisNodeScript(
       }),
     ],
     variables: {
+      KB_PHASE: phase,
       KB_NODE_IP: node.address,
       KB_PORT: settings.port,
       KB_SENTINEL_PORT: settings.sentinelPort,
