@@ -77,13 +77,16 @@ const rabbitmq = new RabbitMqCluster("rabbitmq", {
   secrets: { password: secrets.rabbitmq.password, erlangCookie: secrets.rabbitmq.erlangCookie, monitorPassword: secrets.rabbitmq.monitor },
   after: { hosts: baseOs.verifiedByHost },
 });
+// MinIO's S3 endpoint is the internal LB in front of the shared HAProxy, like PostgreSQL's (docs/minio.md).
 const minio = new MinioCluster("minio", {
   hosts: hostsOf("minio"),
   versions,
   settings: settings.minio,
-  secrets: { rootPassword: secrets.minio.rootPassword },
+  secrets: { rootPassword: secrets.minio.rootPassword, appSecretKey: secrets.minio.appSecretKey },
   after: { hosts: baseOs.verifiedByHost },
   domain: inventory.internalDomain,
+  volumes: fleet.volumes,
+  loadBalancerIp: postgresLoadBalancerIp(inventory),
 });
 
 // PostgreSQL HA: etcd + Patroni on the DB nodes, then the shared HAProxy and PgBouncer on haproxy-01/02 (docs/postgres.md).
@@ -107,7 +110,7 @@ const haproxy = new HaproxyLayer("haproxy", {
   settings: settings.haproxy,
   secrets: {},
   after: { hosts: baseOs.verifiedByHost },
-  contributions: [postgres.haproxy, redis.haproxy, rabbitmq.haproxy],
+  contributions: [postgres.haproxy, redis.haproxy, rabbitmq.haproxy, minio.haproxy],
   loadBalancer: haproxyLb && { address: haproxyLb.privateIp, ready: loadBalancers[haproxyLb.name] },
 });
 new PgBouncerLayer("pgbouncer", {
@@ -214,6 +217,7 @@ export const servers = inventory.servers.map((server) => ({ name: server.name, p
 export const publicIps = fleet.publicIps;
 /** admin.conf for operators (`pulumi stack output --show-secrets kubeconfig`); secret. */
 export const kubeconfig = kubernetes.kubeconfig;
+/** MinIO's HA S3 endpoint on the internal LB (prod `http://10.0.0.10:9000`). */
 export const s3Endpoint = minio.s3Endpoint;
 /** PostgreSQL: write (leader), read (replicas), pooled (PgBouncer) on the internal LB. */
 export const postgresEndpoints = postgres.endpoints;

@@ -143,10 +143,11 @@ describe.each(["prod", "staging"])("Hetzner infrastructure (%s)", (stack) => {
     }
   });
 
-  it("gives PostgreSQL and MariaDB nodes an XFS volume, protected only when protectData is on", () => {
+  it("gives PostgreSQL, MariaDB and MinIO nodes an XFS volume, protected only when protectData is on", () => {
     const run = runs[stack];
     const volumes = ofType(run, "hcloud:index/volume:Volume");
-    const expected = inventory.servers.filter((server) => server.group === "postgres" || server.group === "mariadb");
+    const expected = inventory.servers.filter((server) => ["postgres", "mariadb", "minio"].includes(server.group));
+    expect(expected.filter((server) => server.group === "minio")).toHaveLength(3);
     expect(volumes.map((volume) => volume.name).sort()).toEqual(expected.map((server) => `${server.name}-data`).sort());
     for (const volume of volumes) {
       expect(inputs(volume)).toMatchObject({ format: "xfs", deleteProtection: stack === "prod" });
