@@ -7,7 +7,7 @@ import { loadPlatformConfig, serversOf } from "./config";
 import { backupHostsOf, PgBackRest, pgBackRestPatroniParameters } from "./components/backup/pgbackrest";
 import { AdminFirewall } from "./components/infra/firewall";
 import { ServerFleet } from "./components/infra/fleet";
-import { LoadBalancer } from "./components/infra/load-balancer";
+import { ingressCertificate, isIngressLoadBalancer, LoadBalancer } from "./components/infra/load-balancer";
 import { PrivateNetwork } from "./components/infra/network";
 import { GaleraCluster } from "./components/data/galera";
 import { MinioCluster } from "./components/data/minio";
@@ -23,7 +23,7 @@ import {
 import { ProxySqlLayer } from "./components/data/proxysql";
 import { RabbitMqCluster } from "./components/data/rabbitmq";
 import { RedisCluster } from "./components/data/redis";
-import { ClusterAddons } from "./components/k8s/addons";
+import { ClusterAddons, INGRESS_HEALTH_CHECK, INGRESS_PORTS } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { Exporters } from "./components/observability/exporters";
 import { Monitoring } from "./components/observability/monitoring";
@@ -38,8 +38,16 @@ const { stack, inventory, versions, settings, sshPrivateKey, hcloudToken, backup
 const network = new PrivateNetwork("network", { stack, inventory });
 const firewall = new AdminFirewall("firewall", { stack, adminCidrs: inventory.adminCidrs });
 const fleet = new ServerFleet("fleet", { stack, inventory, versions, network, firewall, sshPrivateKey });
+// The public ingress LBs check the ingress controller's /healthz and, with keybuzz:k8s.ingressDomains, terminate TLS with a
+// Hetzner managed certificate (docs/ingress.md).
+const certificate = settings.k8s.ingressDomains.length > 0 ? ingressCertificate(stack, settings.k8s.ingressDomains) : undefined;
 const loadBalancers = Object.fromEntries(
-  inventory.loadBalancers.map((spec) => [spec.name, new LoadBalancer(spec.name, { stack, inventory, spec, network, fleet })]),
+  inventory.loadBalancers.map((spec) => {
+    const ingress = isIngressLoadBalancer(spec);
+    const tls = ingress && certificate ? { certificateId: certificate.id.apply(Number), httpPort: INGRESS_PORTS[0] } : undefined;
+    const httpHealthCheck = ingress ? INGRESS_HEALTH_CHECK : undefined;
+    return [spec.name, new LoadBalancer(spec.name, { stack, inventory, spec, network, fleet, httpHealthCheck, tls })];
+  }),
 );
 
 // 3. Credentials and PKI.
