@@ -7,7 +7,7 @@ import { loadPlatformConfig, serversOf } from "./config";
 import { backupHostsOf, PgBackRest, pgBackRestPatroniParameters } from "./components/backup/pgbackrest";
 import { AdminFirewall } from "./components/infra/firewall";
 import { ServerFleet } from "./components/infra/fleet";
-import { LoadBalancer } from "./components/infra/load-balancer";
+import { ingressCertificate, isIngressLoadBalancer, LoadBalancer } from "./components/infra/load-balancer";
 import { PrivateNetwork } from "./components/infra/network";
 import { GaleraCluster } from "./components/data/galera";
 import { MinioCluster } from "./components/data/minio";
@@ -23,7 +23,7 @@ import {
 import { ProxySqlLayer } from "./components/data/proxysql";
 import { RabbitMqCluster } from "./components/data/rabbitmq";
 import { RedisCluster } from "./components/data/redis";
-import { ClusterAddons } from "./components/k8s/addons";
+import { ClusterAddons, INGRESS_HEALTH_CHECK, INGRESS_PORTS } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { Exporters } from "./components/observability/exporters";
 import { Monitoring } from "./components/observability/monitoring";
@@ -38,8 +38,16 @@ const { stack, inventory, versions, settings, sshPrivateKey, hcloudToken, backup
 const network = new PrivateNetwork("network", { stack, inventory });
 const firewall = new AdminFirewall("firewall", { stack, adminCidrs: inventory.adminCidrs });
 const fleet = new ServerFleet("fleet", { stack, inventory, versions, network, firewall, sshPrivateKey });
+// The public ingress LBs check the ingress controller's /healthz and, with keybuzz:k8s.ingressDomains, terminate TLS with a
+// Hetzner managed certificate (docs/ingress.md).
+const certificate = settings.k8s.ingressDomains.length > 0 ? ingressCertificate(stack, settings.k8s.ingressDomains) : undefined;
 const loadBalancers = Object.fromEntries(
-  inventory.loadBalancers.map((spec) => [spec.name, new LoadBalancer(spec.name, { stack, inventory, spec, network, fleet })]),
+  inventory.loadBalancers.map((spec) => {
+    const ingress = isIngressLoadBalancer(spec);
+    const tls = ingress && certificate ? { certificateId: certificate.id.apply(Number), httpPort: INGRESS_PORTS[0] } : undefined;
+    const httpHealthCheck = ingress ? INGRESS_HEALTH_CHECK : undefined;
+    return [spec.name, new LoadBalancer(spec.name, { stack, inventory, spec, network, fleet, httpHealthCheck, tls })];
+  }),
 );
 
 // 3. Credentials and PKI.
@@ -77,13 +85,16 @@ const rabbitmq = new RabbitMqCluster("rabbitmq", {
   secrets: { password: secrets.rabbitmq.password, erlangCookie: secrets.rabbitmq.erlangCookie, monitorPassword: secrets.rabbitmq.monitor },
   after: { hosts: baseOs.verifiedByHost },
 });
+// MinIO's S3 endpoint is the internal LB in front of the shared HAProxy, like PostgreSQL's (docs/minio.md).
 const minio = new MinioCluster("minio", {
   hosts: hostsOf("minio"),
   versions,
   settings: settings.minio,
-  secrets: { rootPassword: secrets.minio.rootPassword },
+  secrets: { rootPassword: secrets.minio.rootPassword, appSecretKey: secrets.minio.appSecretKey },
   after: { hosts: baseOs.verifiedByHost },
   domain: inventory.internalDomain,
+  volumes: fleet.volumes,
+  loadBalancerIp: postgresLoadBalancerIp(inventory),
 });
 
 // PostgreSQL HA: etcd + Patroni on the DB nodes, then the shared HAProxy and PgBouncer on haproxy-01/02 (docs/postgres.md).
@@ -107,7 +118,7 @@ const haproxy = new HaproxyLayer("haproxy", {
   settings: settings.haproxy,
   secrets: {},
   after: { hosts: baseOs.verifiedByHost },
-  contributions: [postgres.haproxy, redis.haproxy, rabbitmq.haproxy],
+  contributions: [postgres.haproxy, redis.haproxy, rabbitmq.haproxy, minio.haproxy],
   loadBalancer: haproxyLb && { address: haproxyLb.privateIp, ready: loadBalancers[haproxyLb.name] },
 });
 new PgBouncerLayer("pgbouncer", {
@@ -214,6 +225,7 @@ export const servers = inventory.servers.map((server) => ({ name: server.name, p
 export const publicIps = fleet.publicIps;
 /** admin.conf for operators (`pulumi stack output --show-secrets kubeconfig`); secret. */
 export const kubeconfig = kubernetes.kubeconfig;
+/** MinIO's HA S3 endpoint on the internal LB (prod `http://10.0.0.10:9000`). */
 export const s3Endpoint = minio.s3Endpoint;
 /** PostgreSQL: write (leader), read (replicas), pooled (PgBouncer) on the internal LB. */
 export const postgresEndpoints = postgres.endpoints;

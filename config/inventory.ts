@@ -44,8 +44,18 @@ export const REQUIRED_GROUPS: readonly ServerGroup[] = [
 /** Groups that form a quorum cluster: an odd count of at least 3 (spec 001, modules 3–7). */
 export const QUORUM_GROUPS: readonly ServerGroup[] = ["postgres", "redis", "rabbitmq", "minio", "mariadb"];
 
-/** Groups whose data lives on an XFS Hetzner volume (spec 001, "Volumes XFS"). */
-export const VOLUME_GROUPS: readonly ServerGroup[] = ["postgres", "mariadb"];
+/**
+ * Groups whose data lives on an XFS Hetzner volume: PostgreSQL and MariaDB (spec 001, "Volumes
+ * XFS"), MinIO (issue 19: the operators ran a 200 GB data volume per MinIO node).
+ */
+export const VOLUME_GROUPS: readonly ServerGroup[] = ["postgres", "mariadb", "minio"];
+
+/**
+ * Size in GB of a group's data volume when the server sets no `volumeSizeGb`; a group of
+ * {@link VOLUME_GROUPS} without an entry requires the key. MinIO: 200 GB per node (issue 19, the
+ * operators' size).
+ */
+export const DEFAULT_VOLUME_SIZE_GB: Readonly<Partial<Record<ServerGroup, number>>> = { minio: 200 };
 
 const ipv4 = z.string().refine((value) => ipaddr.IPv4.isValidFourPartDecimal(value), {
   message: "must be an IPv4 address such as 10.0.0.11",
@@ -184,7 +194,7 @@ export interface ServerSpec {
   readonly serverType: string;
   /** Memory of the server type, GB. */
   readonly memoryGb: number;
-  /** Size of the XFS data volume, GB; set exactly on PostgreSQL and MariaDB nodes. */
+  /** Size of the XFS data volume, GB; set exactly on the nodes of {@link VOLUME_GROUPS} (PostgreSQL, MariaDB, MinIO). */
   readonly volumeSizeGb?: number;
 }
 
@@ -423,11 +433,12 @@ export function parseInventory(raw: unknown, options: InventoryOptions = {}): In
 
     const group = resolveGroup(server.role, server.subrole, where, problems);
     const memoryGb = checkServerType(server.serverType, where, problems);
-    if (group && VOLUME_GROUPS.includes(group) && server.volumeSizeGb === undefined) {
+    const volumeSizeGb = server.volumeSizeGb ?? (group ? DEFAULT_VOLUME_SIZE_GB[group] : undefined);
+    if (group && VOLUME_GROUPS.includes(group) && volumeSizeGb === undefined) {
       problems.push(`${where}.volumeSizeGb: ${group} nodes keep their data on an XFS volume; set its size in GB (e.g. 100)`);
     }
     if (group && !VOLUME_GROUPS.includes(group) && server.volumeSizeGb !== undefined) {
-      problems.push(`${where}.volumeSizeGb: only ${VOLUME_GROUPS.join(" and ")} nodes get a data volume; remove the key`);
+      problems.push(`${where}.volumeSizeGb: only ${VOLUME_GROUPS.join(", ")} nodes get a data volume; remove the key`);
     }
     if (group && memoryGb !== undefined) {
       servers.push({
@@ -438,7 +449,7 @@ export function parseInventory(raw: unknown, options: InventoryOptions = {}): In
         group,
         serverType: server.serverType,
         memoryGb,
-        volumeSizeGb: server.volumeSizeGb,
+        volumeSizeGb,
       });
     }
   });

@@ -37,7 +37,7 @@ export interface ServerFleetArgs {
  * Every server of the inventory: SSH keys (uploaded, or existing ones looked up by name), one spread placement group per cluster group (so no two
  * nodes of a quorum share a physical host), the servers with their firewall, the private network
  * attachment at the inventory's fixed IP (`subnetId`, so it waits for the subnet), and the XFS data
- * volumes of PostgreSQL and MariaDB nodes (`protect` + `deleteProtection` when
+ * volumes of PostgreSQL, MariaDB and MinIO nodes (`protect` + `deleteProtection` when
  * `keybuzz:protectData` is true, as in prod).
  */
 export class ServerFleet extends pulumi.ComponentResource {
@@ -45,7 +45,7 @@ export class ServerFleet extends pulumi.ComponentResource {
   public readonly hosts: Readonly<Record<string, Host>>;
   /** By inventory name: the private network attachment (load balancer targets wait for it). */
   public readonly attachments: Readonly<Record<string, hcloud.ServerNetwork>>;
-  /** By inventory name, PostgreSQL and MariaDB nodes only: the XFS data volume. */
+  /** By inventory name, PostgreSQL, MariaDB and MinIO nodes only: the XFS data volume. */
   public readonly volumes: Readonly<Record<string, hcloud.Volume>>;
   /** Public IPv4 by inventory name. */
   public readonly publicIps: pulumi.Output<Record<string, string>>;

@@ -2,9 +2,13 @@
 # distributed deployment wait for each other, so a first start does not wait for health; a
 # restart of a running node waits until the whole cluster has its write quorum again, so changes
 # roll one node at a time.
-: "${KB_NODE_IP:?}" "${KB_API_PORT:?}" "${KB_DATA_DIR:?}" "${KB_ENV_FILE:?}"
+: "${KB_NODE_IP:?}" "${KB_API_PORT:?}" "${KB_VOLUME_MOUNT:?}" "${KB_DATA_DIR:?}" "${KB_ENV_FILE:?}"
 
-install -d -m 0700 "$KB_DATA_DIR"
+# The drive lives on the node's data volume (the volume step mounts it): never on the root disk.
+if ! mountpoint -q "$KB_VOLUME_MOUNT" || [ ! -d "$KB_DATA_DIR" ]; then
+  kb_diagnose "minio: no data volume mounted at $KB_VOLUME_MOUNT (or no drive $KB_DATA_DIR on it); refusing to start MinIO on the root disk. Check that the node's Hetzner volume is attached (ls /dev/disk/by-id/scsi-0HC_Volume_*) and re-run"
+  exit 1
+fi
 cluster_healthy() { curl -fsS -o /dev/null --max-time 5 "http://$KB_NODE_IP:$KB_API_PORT/minio/health/cluster"; }
 
 state=$(kb_minio_state)

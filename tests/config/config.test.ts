@@ -156,7 +156,8 @@ describe("stack configuration", () => {
 
   it("rejects more services than the load balancer type holds", () => {
     const raw = prodConfig();
-    (raw.loadBalancers[0].services as unknown[]).push({ name: "extra", listenPort: 7000 });
+    // lb-internal's six services, on the type that holds five.
+    raw.loadBalancers[0].type = "lb11";
     expect(problemsOf(raw)).toContainEqual(
       "keybuzz:loadBalancers[0].services: 6 services but lb11 holds 5; use a larger type (lb21 holds 15) or split the load balancer",
     );
@@ -172,6 +173,25 @@ describe("stack configuration", () => {
     const raw = prodConfig();
     delete raw.servers[serverIndex(raw, "maria-02")].volumeSizeGb;
     expect(problemsOf(raw)).toContainEqual(expect.stringMatching(/volumeSizeGb: mariadb nodes keep their data on an XFS volume/));
+  });
+
+  it("gives MinIO nodes a 200 GB data volume unless the server sets its own size (issue 19)", () => {
+    const raw = prodConfig();
+    raw.servers[serverIndex(raw, "minio-02")].volumeSizeGb = 500;
+    const sizes = parseInventory(raw)
+      .servers.filter((server) => server.group === "minio")
+      .map((server) => [server.name, server.volumeSizeGb]);
+    expect(sizes).toEqual([
+      ["minio-01", 200],
+      ["minio-02", 500],
+      ["minio-03", 200],
+    ]);
+    raw.servers[serverIndex(raw, "redis-01")].volumeSizeGb = 50;
+    expect(problemsOf(raw)).toContainEqual(
+      expect.stringMatching(
+        /^keybuzz:servers\[\d+\]\.volumeSizeGb: only postgres, mariadb, minio nodes get a data volume; remove the key$/,
+      ),
+    );
   });
 
   it("rejects a pod CIDR inside the private network", () => {
@@ -256,7 +276,10 @@ describe("stack configuration", () => {
   });
 
   it.each([
-    ["lb-internal", /serves 5432 \(PostgreSQL\), 5433 \(PostgreSQL replicas\), 6432 \(PgBouncer\), 6379 \(Redis\), 5672 \(RabbitMQ\)/],
+    [
+      "lb-internal",
+      /serves 5432 \(PostgreSQL\), 5433 \(PostgreSQL replicas\), 6432 \(PgBouncer\), 6379 \(Redis\), 5672 \(RabbitMQ\), 9000 \(MinIO\)/,
+    ],
     ["lb-mariadb", /serves 3306 \(MariaDB\)/],
     ["lb-k8s-api", /serves 6443 \(the Kubernetes API\)/],
   ])("rejects %s with public: true", (name, served) => {

@@ -1,11 +1,13 @@
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
+import * as http from "http";
 import * as net from "net";
 import * as path from "path";
 import { renderHaproxyConfig, renderHaproxyStepScript } from "../../components/data/haproxy";
 import { renderStepScript } from "../../components/lib/remote";
 import { hostScript, shellVariables } from "../../components/lib/scripts";
 import { parsePostgresSettings, postgresHaproxyListeners } from "../../components/data/postgres";
+import { DEFAULT_MINIO_SETTINGS, minioHaproxyListener } from "../../components/data/minio";
 import { loadVersions, parseInventory } from "../../config";
 import { rawStackConfig } from "../support/stack-config";
 import { runBash } from "../support/bash-fakes";
@@ -28,6 +30,21 @@ describe("haproxy -c on the rendered haproxy.cfg", () => {
     const config = path.join(dir, "haproxy.cfg");
     fs.writeFileSync(config, renderHaproxyConfig(listeners));
     const result = run(haproxy, ["-c", "-f", config]);
+    expect(result.stderr.trim()).toBe("");
+    expect(result.stdout).toMatch(/Configuration file is valid/);
+    expect(result.status).toBe(0);
+  });
+
+  it("accepts the MinIO S3 listener without a warning", () => {
+    const dir = tempDir("haproxy-minio");
+    const config = path.join(dir, "haproxy.cfg");
+    const nodes = [
+      { name: "minio-01", address: "10.0.0.134" },
+      { name: "minio-02", address: "10.0.0.131" },
+      { name: "minio-03", address: "10.0.0.132" },
+    ];
+    fs.writeFileSync(config, renderHaproxyConfig([minioHaproxyListener(nodes)]));
+    const result = run(requireTool("haproxy"), ["-c", "-f", config]);
     expect(result.stderr.trim()).toBe("");
     expect(result.stdout).toMatch(/Configuration file is valid/);
     expect(result.status).toBe(0);
@@ -137,5 +154,79 @@ describe("the step's server check against the real haproxy", () => {
       `${shellVariables({ KB_STATS_URL: `http://${address}:1/stats;csv` })}\n${hostScript("haproxy", "server-check.sh")}\nkb_haproxy_checked_server up`,
     );
     expect(result.status).not.toBe(0);
+  });
+});
+
+// The MinIO listener (components/data/minio/render.ts) in Debian's haproxy, in front of two stand-in
+// nodes that answer MinIO's cluster probe with 200 or 503 (as ClusterCheckHandler does with and
+// without write quorum): S3 requests reach only the node whose probe answers 200, and move when that changes.
+describe("the MinIO listener against the real haproxy", () => {
+  const address = "127.0.14.1";
+  const nodeAddresses = ["127.0.14.2", "127.0.14.3"];
+  const healthy = new Map<string, boolean>([
+    ["minio-01", true],
+    ["minio-02", false],
+  ]);
+  let haproxy: ChildProcess | undefined;
+  const servers: http.Server[] = [];
+  let s3Url = "";
+  let statsUrl = "";
+
+  beforeAll(async () => {
+    const apiPort = await freePort(nodeAddresses[0]);
+    const nodes = [...healthy.keys()].map((name, index) => ({ name, address: nodeAddresses[index] }));
+    for (const node of nodes) {
+      const server = http.createServer((request, response) => {
+        if (request.url === "/minio/health/cluster") response.writeHead(healthy.get(node.name) ? 200 : 503).end();
+        else response.writeHead(200).end(node.name);
+      });
+      await new Promise<void>((resolve) => server.listen(apiPort, node.address, resolve));
+      servers.push(server);
+    }
+    const statsPort = await freePort(address);
+    const config = renderHaproxyConfig([minioHaproxyListener(nodes, { ...DEFAULT_MINIO_SETTINGS, apiPort })], {
+      bindAddress: address,
+      statsAddress: address,
+      statsPort,
+    });
+    const file = path.join(tempDir("haproxy-minio-checks"), "haproxy.cfg");
+    fs.writeFileSync(file, config);
+    haproxy = spawn(requireTool("haproxy"), ["-db", "-f", file], { stdio: "ignore" });
+    s3Url = `http://${address}:${apiPort}/keybuzz-attachments/object`;
+    statsUrl = `http://${address}:${statsPort}/stats;csv`;
+  });
+  afterAll(() => {
+    haproxy?.kill("SIGKILL");
+    for (const server of servers) server.close();
+  });
+
+  /** The status column of each MinIO server in HAProxy's stats CSV. */
+  const statuses = () =>
+    run("curl", ["-fsS", statsUrl])
+      .stdout.split("\n")
+      .map((line) => line.split(","))
+      .filter((fields) => fields[0] === "minio" && !["FRONTEND", "BACKEND"].includes(fields[1]))
+      .map((fields) => `${fields[1]} ${fields[17]}`);
+  async function waitForStatuses(expected: string[]): Promise<void> {
+    const deadline = Date.now() + 15_000;
+    while (JSON.stringify(statuses()) !== JSON.stringify(expected) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(statuses()).toEqual(expected);
+  }
+  // Asked from this process without blocking it: the stand-in nodes answer on its event loop.
+  const answeredBy = () =>
+    Promise.all(Array.from({ length: 6 }, () => fetch(s3Url, { signal: AbortSignal.timeout(2000) }).then((response) => response.text())));
+
+  it("sends every request to the node whose cluster probe answers 200", async () => {
+    await waitForStatuses(["minio-01 UP", "minio-02 DOWN"]);
+    expect(new Set(await answeredBy())).toEqual(new Set(["minio-01"]));
+  });
+
+  it("moves them when that node loses its write quorum and the other has it", async () => {
+    healthy.set("minio-01", false);
+    healthy.set("minio-02", true);
+    await waitForStatuses(["minio-01 DOWN", "minio-02 UP"]);
+    expect(new Set(await answeredBy())).toEqual(new Set(["minio-02"]));
   });
 });

@@ -10,7 +10,7 @@ describe("real-host tier: stand-in backends for HAProxy's HTTP checks", () => {
       configOverride: {},
       hosts: ["redis-01", "redis-02", "redis-03", "haproxy-01", "db-master-01"],
       kinds: ["base-os", "base-os-verify", "redis", "redis-master-roll", "redis-verify", "haproxy"],
-      assumedDoneKinds: ["postgres-verify", "rabbitmq-verify"],
+      assumedDoneKinds: ["postgres-verify", "rabbitmq-verify", "minio-verify"],
     });
     const haproxy = plan.steps.find((step) => step.kind === "haproxy");
     const cfg = stdinFiles(haproxy ?? plan.steps[0]).find((file) => /^listen /m.test(file)) ?? "";
@@ -43,6 +43,16 @@ describe("real-host tier: stand-in backends for HAProxy's HTTP checks", () => {
         uri: "/api/health/checks/port-listener/5672",
         authorization,
         log: "/logs/backend-standin-10.0.0.126-15672.log",
+      },
+      {
+        listener: "minio",
+        address: "10.0.0.134",
+        port: 9000,
+        tls: false,
+        method: "GET",
+        uri: "/minio/health/cluster",
+        authorization: null,
+        log: "/logs/backend-standin-10.0.0.134-9000.log",
       },
     ]);
   });

@@ -67,7 +67,7 @@ describe("real-host tier: steps taken from the program's plan", () => {
     expect(plan.steps[0].command).toContain("KB_DOCKER_VERSION='\\''26.1.5+dfsg1-9+deb13u1+b1'\\''");
   });
 
-  it("runs HAProxy and the endpoint check only when the PostgreSQL and RabbitMQ verifications are taken as done", async () => {
+  it("runs HAProxy and the endpoint check only when the PostgreSQL, RabbitMQ and MinIO verifications are taken as done", async () => {
     const args = {
       stack: "staging",
       configOverride: {},
@@ -76,7 +76,7 @@ describe("real-host tier: steps taken from the program's plan", () => {
     };
     const strict = await planHostSteps(args);
     expect(strict.steps.map((step) => step.name)).not.toContain("haproxy-01-haproxy");
-    const assumed = await planHostSteps({ ...args, assumedDoneKinds: ["postgres-verify", "rabbitmq-verify"] });
+    const assumed = await planHostSteps({ ...args, assumedDoneKinds: ["postgres-verify", "rabbitmq-verify", "minio-verify"] });
     const byName = new Map(assumed.steps.map((step) => [step.name, step]));
     expect(byName.get("haproxy-01-haproxy")?.dependsOn).toEqual(["haproxy-01-base-os-verify", "redis-verify"]);
     expect(byName.get("redis-01-redis-endpoint-check")?.dependsOn).toEqual(["redis-verify", "haproxy-01-haproxy"]);

@@ -34,10 +34,10 @@ const REDIS_HOSTS = ["redis-01", "redis-02", "redis-03"];
 const HAPROXY_HOST = "haproxy-01";
 const KINDS = ["base-os", "base-os-verify", "redis", "redis-master-roll", "redis-verify", "haproxy", "redis-endpoint-check"];
 /**
- * Steps the HAProxy step waits for that the tier does not run (no PostgreSQL or RabbitMQ images):
- * taken as done; stand-in backends answer those listeners' health checks ({@link backendStandins}).
+ * Steps the HAProxy step waits for that the tier does not run (no PostgreSQL, RabbitMQ or MinIO
+ * images): taken as done; stand-in backends answer those listeners' health checks ({@link backendStandins}).
  */
-const ASSUMED_DONE_KINDS = ["postgres-verify", "rabbitmq-verify"];
+const ASSUMED_DONE_KINDS = ["postgres-verify", "rabbitmq-verify", "minio-verify"];
 /** Image settings of the HAProxy stand-in: the official image's (docker-library/haproxy 2.8/Dockerfile and entrypoint). */
 const HAPROXY_IMAGE_CHANGES = [
   'CMD ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]',
@@ -671,7 +671,9 @@ async function main(): Promise<void> {
     const ranKinds = [...new Set(first.filter((outcome) => outcome.code === 0).map((outcome) => outcome.step.kind))].sort();
     console.log("\n=== real-host tier report");
     console.log(`step kinds run on real hosts: ${ranKinds.length} of ${plan.allKinds.length} (${ranKinds.join(", ")})`);
-    console.log(`taken as done, not run: ${ASSUMED_DONE_KINDS.join(", ")} (HAProxy's PostgreSQL and RabbitMQ backends are stand-ins)`);
+    console.log(
+      `taken as done, not run: ${ASSUMED_DONE_KINDS.join(", ")} (HAProxy's PostgreSQL, RabbitMQ and MinIO backends are stand-ins)`,
+    );
     console.log(`not run here: ${plan.allKinds.filter((kind) => !ranKinds.includes(kind)).join(", ")}`);
     console.log(
       `steps run: ${first.length} (run 1) + ${second.length} (run 2) + ${rolledSteps} (Redis roll), of ${plan.totalSteps} in the plan`,

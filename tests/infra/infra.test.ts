@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
-import { parseInventory } from "../../config";
-import { MockRun, Registration, reveal, runProgram } from "../../scripts/lib/mock-engine";
+import { isConfigError, parseInventory } from "../../config";
+import { MockRun, Registration, reveal, runFailingProgram, runProgram } from "../../scripts/lib/mock-engine";
 import { urnChanges } from "../../scripts/plan";
 import { rawStackConfig } from "../support/stack-config";
 
@@ -15,6 +15,48 @@ beforeAll(async () => {
 const ofType = (run: MockRun, type: string) => run.registrations.filter((registration) => registration.type === type);
 const inputs = (registration: Registration) => reveal(registration.inputs) as Inputs;
 const idOf = (registration: Registration) => 100000 + registration.index;
+
+describe("the public ingress load balancers' certificate (keybuzz:k8s.ingressDomains)", () => {
+  it("passes 443 through as TCP and declares no certificate when no domain is set", () => {
+    expect(ofType(runs.prod, "hcloud:index/managedCertificate:ManagedCertificate")).toEqual([]);
+  });
+
+  it("with domains: one Hetzner managed certificate, which the 443 services of both ingress LBs terminate TLS with, to port 80", async () => {
+    const run = await runProgram("prod", { "keybuzz:k8s": JSON.stringify({ ingressDomains: ["app.keybuzz.io", "api.keybuzz.io"] }) });
+    const certificates = ofType(run, "hcloud:index/managedCertificate:ManagedCertificate");
+    expect(certificates.map((certificate) => [certificate.name, inputs(certificate).domainNames, inputs(certificate).name])).toEqual([
+      ["ingress-certificate", ["app.keybuzz.io", "api.keybuzz.io"], "keybuzz-ingress"],
+    ]);
+    const services = ofType(run, "hcloud:index/loadBalancerService:LoadBalancerService");
+    for (const lb of ["lb-ingress-01", "lb-ingress-02"]) {
+      expect(inputs(services.find((service) => service.name === `${lb}-https`)!)).toMatchObject({
+        protocol: "https",
+        listenPort: 443,
+        destinationPort: 80,
+        http: { certificates: [idOf(certificates[0])] },
+        healthCheck: { protocol: "http", port: 10254 },
+      });
+      expect(inputs(services.find((service) => service.name === `${lb}-http`)!)).toMatchObject({
+        protocol: "tcp",
+        listenPort: 80,
+        destinationPort: 80,
+      });
+    }
+    // The data tier's LBs are untouched.
+    expect(inputs(services.find((service) => service.name === "lb-internal-minio")!)).toMatchObject({
+      protocol: "tcp",
+      healthCheck: { protocol: "tcp" },
+    });
+  });
+
+  it("refuses a domain that is not a DNS name, naming the key", async () => {
+    const { error } = await runFailingProgram("prod", { "keybuzz:k8s": JSON.stringify({ ingressDomains: ["https://app.keybuzz.io"] }) });
+    if (!isConfigError(error)) throw error;
+    expect(error.problems).toContainEqual(
+      expect.stringMatching(/^keybuzz:k8s\.ingressDomains\[0\]: must be a DNS name such as app\.keybuzz\.io$/),
+    );
+  });
+});
 
 describe.each(["prod", "staging"])("Hetzner infrastructure (%s)", (stack) => {
   const inventory = parseInventory(rawStackConfig(stack));
@@ -77,10 +119,12 @@ describe.each(["prod", "staging"])("Hetzner infrastructure (%s)", (stack) => {
         spec.services.map((service) => [service.listenPort, service.destinationPort]),
       );
       for (const service of services) {
-        expect(service).toMatchObject({
-          protocol: "tcp",
-          healthCheck: expect.objectContaining({ protocol: "tcp", port: service.destinationPort }),
-        });
+        // The ingress LBs ask the ingress controller's health endpoint (issue 19); the others connect to the port served.
+        const healthCheck =
+          spec.public && spec.targetGroup === "k8s-worker"
+            ? { protocol: "http", port: 10254, http: { path: "/healthz", statusCodes: ["200"] } }
+            : { protocol: "tcp", port: service.destinationPort };
+        expect(service).toMatchObject({ protocol: "tcp", healthCheck: expect.objectContaining(healthCheck) });
       }
       const targets = ofType(run, "hcloud:index/loadBalancerTarget:LoadBalancerTarget").filter(belongs).map(inputs);
       expect(targets.every((target) => target.usePrivateIp === true && target.type === "server")).toBe(true);
@@ -143,10 +187,11 @@ describe.each(["prod", "staging"])("Hetzner infrastructure (%s)", (stack) => {
     }
   });
 
-  it("gives PostgreSQL and MariaDB nodes an XFS volume, protected only when protectData is on", () => {
+  it("gives PostgreSQL, MariaDB and MinIO nodes an XFS volume, protected only when protectData is on", () => {
     const run = runs[stack];
     const volumes = ofType(run, "hcloud:index/volume:Volume");
-    const expected = inventory.servers.filter((server) => server.group === "postgres" || server.group === "mariadb");
+    const expected = inventory.servers.filter((server) => ["postgres", "mariadb", "minio"].includes(server.group));
+    expect(expected.filter((server) => server.group === "minio")).toHaveLength(3);
     expect(volumes.map((volume) => volume.name).sort()).toEqual(expected.map((server) => `${server.name}-data`).sort());
     for (const volume of volumes) {
       expect(inputs(volume)).toMatchObject({ format: "xfs", deleteProtection: stack === "prod" });

@@ -3,6 +3,7 @@ import { ConfigError, Inventory, loadVersions, parseInventory, serversOf } from 
 import {
   backendConfigData,
   calicoValues,
+  INGRESS_HEALTH_CHECK,
   ingressController,
   ingressProxyProtocol,
   kubePrometheusStackValues,
@@ -219,6 +220,15 @@ describe("add-on values", () => {
     expect(controller.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions).toEqual([
       { key: "node-role.kubernetes.io/control-plane", operator: "DoesNotExist" },
     ]);
+  });
+
+  it("keeps the controller's health endpoint where the public load balancers check it (chart defaults: /healthz on 10254, every address)", () => {
+    const { controller } = ingressController(inventory, versions).values as Doc;
+    expect(INGRESS_HEALTH_CHECK).toEqual({ port: 10254, path: "/healthz" });
+    // Any of these would move or hide the endpoint the load balancers' HTTP check asks.
+    for (const key of ["healthCheckPath", "healthCheckHost", "extraArgs"]) expect(controller).not.toHaveProperty(key);
+    expect(controller.metrics.port ?? 10254).toBe(INGRESS_HEALTH_CHECK.port);
+    expect(controller.hostNetwork).toBe(true);
   });
 
   it("follows the load balancers' PROXY protocol, and refuses ingress services that disagree", () => {

@@ -2,9 +2,13 @@ import * as pulumi from "@pulumi/pulumi";
 import {
   DEFAULT_MINIO_SETTINGS,
   MinioCluster,
+  minioBucketFiles,
+  minioHaproxyListener,
   minioS3Endpoint,
   minioVolumes,
   parseMinioSettings,
+  renderMinioAppPolicy,
+  renderMinioBucketScript,
   renderMinioEnv,
   renderMinioNodeScript,
   renderMinioVerifyScript,
@@ -98,7 +102,62 @@ describe("the program (prod)", () => {
       expect(isSecretValue(registrations.find((registration) => registration.name === `${name}-minio`)?.inputs.stdin)).toBe(true);
     }
     expect(steps.some((step) => step.step === "minio-verify")).toBe(true);
-    expect(outputs.s3Endpoint).toBe("http://s3.keybuzz.io:9000");
+    // The HA endpoint: the internal LB in front of the shared HAProxy, not minio-01 (issue 19).
+    expect(outputs.s3Endpoint).toBe("http://10.0.0.10:9000");
+  });
+
+  it("gives each MinIO node a 200 GB XFS data volume, mounted by its volume step before MinIO starts", () => {
+    const { steps, registrations } = program;
+    for (const name of ["minio-01", "minio-02", "minio-03"]) {
+      const volume = registrations.find(
+        (registration) => registration.type === "hcloud:index/volume:Volume" && registration.name === `${name}-data`,
+      );
+      expect(volume?.inputs).toMatchObject({ size: 200, format: "xfs", automount: false, deleteProtection: true });
+      expect(volume?.protect).toBe(true);
+      const volumeStep = registrations.find((registration) => registration.name === `${name}-minio-volume`);
+      // The volume (its id, a trigger) and the host's verified base OS; nothing of the other nodes.
+      expect(volumeStep?.dependsOn).toEqual(expect.arrayContaining([`${name}-base-os-verify`, `${name}-data`]));
+      expect(volumeStep?.dependsOn.filter((dependency) => /minio-0\d-minio/.test(dependency))).toEqual([]);
+      expect(registrations.find((registration) => registration.name === `${name}-minio`)?.dependsOn).toContain(`${name}-minio-volume`);
+      const script = steps.find((step) => step.step === `${name}-minio-volume`)?.script ?? "";
+      expect(script).toContain('kb_xfs_volume "$KB_VOLUME_MOUNT"');
+      expect(script).toContain("KB_VOLUME_MOUNT='/opt/keybuzz/minio'");
+    }
+  });
+
+  it("creates the application's bucket, policy and user on minio-01 after the nodes, before the verification, secrets only on stdin", () => {
+    const { steps, registrations } = program;
+    const bucket = steps.find((step) => step.step === "minio-bucket");
+    expect(bucket?.host).toBe("minio-01");
+    expect(bucket?.script).toContain("KB_BUCKET='keybuzz-attachments'");
+    expect(bucket?.script).toContain("KB_APP_USER='keybuzz-backend'");
+    expect(bucket?.files.map((file) => [file.path, file.mode])).toEqual([
+      ["/etc/keybuzz/minio/admin/mc.env", "0600"],
+      ["/etc/keybuzz/minio/admin/app-secret-key", "0600"],
+      ["/etc/keybuzz/minio/admin/app-policy.json", "0600"],
+    ]);
+    const registration = registrations.find((candidate) => candidate.name === "minio-bucket");
+    expect(registration?.dependsOn).toEqual(
+      expect.arrayContaining(["minio-01-minio", "minio-02-minio", "minio-03-minio", "secrets-minio-app"]),
+    );
+    expect(isSecretValue(registration?.inputs.stdin)).toBe(true);
+    expect(String(reveal(registration?.inputs.create))).not.toMatch(/mock-secret/);
+    expect(registrations.find((candidate) => candidate.name === "minio-verify")?.dependsOn).toContain("minio-bucket");
+  });
+
+  it("serves S3 through the shared HAProxy and checks it through the internal LB's service on 9000", () => {
+    const { steps, registrations } = program;
+    const config =
+      steps.find((step) => step.step === "haproxy-01-haproxy")?.files.find((file) => file.path.endsWith("haproxy.cfg"))?.content ?? "";
+    expect(config).toContain("listen minio\n    bind 0.0.0.0:9000\n");
+    expect(config).toContain("http-check send meth GET uri /minio/health/cluster");
+    for (const node of NODES) expect(config).toContain(`server ${node.name} ${node.address}:9000 check`);
+    expect(registrations.find((registration) => registration.name === "haproxy-01-haproxy")?.dependsOn).toContain("minio-verify");
+    const service = registrations.find((registration) => registration.name === "lb-internal-minio");
+    expect(service?.inputs).toMatchObject({ listenPort: 9000, destinationPort: 9000, protocol: "tcp" });
+    const check = registrations.find((registration) => registration.name === "minio-01-minio-endpoint-check");
+    expect(check?.dependsOn).toEqual(expect.arrayContaining(["minio-verify", "lb-internal", "haproxy-01-haproxy", "haproxy-02-haproxy"]));
+    expect(steps.find((step) => step.step === "minio-01-minio-endpoint-check")?.script).toContain("KB_LB_ADDRESS='10.0.0.10'");
   });
 
   it("gives the three servers the same MINIO_* variables, so MinIO's bootstrap check lets them form the cluster", () => {
@@ -118,18 +177,43 @@ describe("the program (prod)", () => {
 
 describe("keybuzz:minio settings", () => {
   it("default to today's production values when the key is absent", () => {
-    expect(parseMinioSettings(undefined)).toEqual({ apiPort: 9000, consolePort: 9001, dataPath: "/data", rootUser: "keybuzz-root" });
+    expect(parseMinioSettings(undefined)).toEqual({
+      apiPort: 9000,
+      consolePort: 9001,
+      dataPath: "/data",
+      rootUser: "keybuzz-root",
+      bucket: "keybuzz-attachments",
+    });
   });
 
   it("reach the pool, the server's addresses, the verification and the S3 endpoint", () => {
-    const settings = parseMinioSettings({ apiPort: 9100, consolePort: 9101, dataPath: "/export" });
+    const settings = parseMinioSettings({ apiPort: 9100, consolePort: 9101, dataPath: "/export", bucket: "other-files" });
     const layout = { ...settings, domain: "keybuzz.io" };
     expect(renderMinioEnv(NODES, layout)).toContain('MINIO_VOLUMES="http://minio-0{1...3}.keybuzz.io:9100/export"');
     const script = renderMinioNodeScript(NODES[0], "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z", settings);
     expect(script).toContain("--address 10.0.0.134:9100 --console-address 10.0.0.134:9101");
-    expect(script).toContain("/opt/keybuzz/minio/data:/export");
+    expect(script).toContain("--mount type=bind,source=/opt/keybuzz/minio/data,target=/export");
     expect(renderMinioVerifyScript(NODES, settings)).toContain("http://10.0.0.131:9100/minio/health/cluster");
-    expect(minioS3Endpoint(layout)).toBe("http://s3.keybuzz.io:9100");
+    expect(minioS3Endpoint("10.0.0.10", settings)).toBe("http://10.0.0.10:9100");
+    expect(minioHaproxyListener(NODES, settings)).toMatchObject({ port: 9100 });
+    expect(minioHaproxyListener(NODES, settings).lines).toContain("server minio-02 10.0.0.131:9100 check");
+    const bucket = renderMinioBucketScript(NODES[0], "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z", settings);
+    expect(bucket).toContain("KB_BUCKET='other-files'");
+    expect(bucket).toContain("KB_HEALTH_URL='http://10.0.0.134:9100/minio/health/cluster'");
+    expect(minioBucketFiles(NODES[0], settings)[0].content).toContain("@10.0.0.134:9100\n");
+  });
+
+  it("give the application a policy of s3:* on its bucket and the bucket's objects, nothing else", () => {
+    expect(JSON.parse(renderMinioAppPolicy({ bucket: "keybuzz-attachments" }))).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Effect: "Allow",
+          Action: ["s3:*"],
+          Resource: ["arn:aws:s3:::keybuzz-attachments", "arn:aws:s3:::keybuzz-attachments/*"],
+        },
+      ],
+    });
   });
 
   it.each([
@@ -137,6 +221,7 @@ describe("keybuzz:minio settings", () => {
     [{ consolePort: 9000 }, /^keybuzz:minio\.apiPort: apiPort and consolePort must differ$/],
     [{ dataPath: "data" }, /^keybuzz:minio\.dataPath: an absolute path/],
     [{ rootUser: "ab" }, /^keybuzz:minio\.rootUser: at least 3 characters/],
+    [{ bucket: "Keybuzz_Attachments" }, /^keybuzz:minio\.bucket: an S3 bucket name/],
     [{ region: "x" }, /^keybuzz:minio\.: Unrecognized key: "region"$/],
   ])("refuses %j with a ConfigError naming the key", (raw, problem) => {
     expect(configProblems(() => parseMinioSettings(raw))).toContainEqual(expect.stringMatching(problem));
@@ -159,27 +244,43 @@ describe("keybuzz:minio settings", () => {
 });
 
 describe("MinioCluster on the mock engine", () => {
-  it("waits for each host's base OS and the previous node, verifies after the last, keeps the root password secret", async () => {
+  it("mounts each volume, waits for each host's base OS and the previous node, creates the bucket, verifies after it, keeps secrets secret", async () => {
     let cluster: MinioCluster | undefined;
     const resources = await declared(() => {
-      const { list: hosts, ready } = mockHosts(NODES.map((node) => testSpec(node.name, node.address, "minio")));
+      const {
+        list: hosts,
+        ready,
+        volumes,
+      } = mockHosts(NODES.map((node) => ({ ...testSpec(node.name, node.address, "minio"), volumeSizeGb: 200 })));
       cluster = new MinioCluster("minio", {
         hosts,
         after: { hosts: ready },
         versions: loadVersions(),
         settings: DEFAULT_MINIO_SETTINGS,
-        secrets: { rootPassword: pulumi.secret("R00tSecretValue") },
+        secrets: { rootPassword: pulumi.secret("R00tSecretValue"), appSecretKey: pulumi.secret("AppSecretValue") },
         domain: "keybuzz.io",
+        volumes,
+        loadBalancerIp: "10.0.0.10",
       });
     });
-    expect(resources.get("minio-01-minio")?.deps).toEqual(["minio-01-base"]);
-    expect(resources.get("minio-02-minio")?.deps).toEqual(["minio-02-base", "minio-01-minio"]);
-    expect(resources.get("minio-03-minio")?.deps).toEqual(["minio-03-base", "minio-02-minio"]);
-    expect(resources.get("minio-verify")?.deps).toEqual(["minio-01-minio", "minio-02-minio", "minio-03-minio"]);
-    const step = resources.get("minio-02-minio")?.inputs ?? {};
-    expect(isSecretValue(step.stdin)).toBe(true);
-    expect(String(reveal(step.create))).not.toContain("R00tSecretValue");
-    expect(cluster?.s3Endpoint).toBe("http://s3.keybuzz.io:9000");
+    expect(resources.get("minio-01-minio-volume")?.deps).toEqual(["minio-01-base", "minio-01-data"]);
+    expect(resources.get("minio-01-minio")?.deps).toEqual(["minio-01-base", "minio-01-minio-volume"]);
+    expect(resources.get("minio-02-minio")?.deps).toEqual(["minio-02-base", "minio-02-minio-volume", "minio-01-minio"]);
+    expect(resources.get("minio-03-minio")?.deps).toEqual(["minio-03-base", "minio-03-minio-volume", "minio-02-minio"]);
+    expect(resources.get("minio-bucket")?.deps).toEqual(["minio-01-minio", "minio-02-minio", "minio-03-minio"]);
+    expect(resources.get("minio-verify")?.deps).toEqual(["minio-01-minio", "minio-02-minio", "minio-03-minio", "minio-bucket"]);
+    for (const name of ["minio-02-minio", "minio-bucket"]) {
+      const step = resources.get(name)?.inputs ?? {};
+      expect(isSecretValue(step.stdin)).toBe(true);
+      expect(String(reveal(step.create))).not.toMatch(/R00tSecretValue|AppSecretValue/);
+    }
+    // The secrets reach the bucket step's files (stdin), and nowhere else.
+    const stdin = Buffer.from(String(reveal(resources.get("minio-bucket")?.inputs.stdin)).split("\n")[0], "base64").toString();
+    expect(stdin).toBe(
+      "MC_HOST_keybuzz=http://keybuzz-root:R00tSecretValue@10.0.0.134:9000\nMC_HOST_app=http://keybuzz-backend:AppSecretValue@10.0.0.134:9000\n",
+    );
+    expect(cluster?.s3Endpoint).toBe("http://10.0.0.10:9000");
     expect(cluster?.consoleUrl).toBe("http://10.0.0.134:9001");
+    expect(cluster?.haproxy.listeners.map((listener) => [listener.name, listener.port])).toEqual([["minio", 9000]]);
   });
 });

@@ -40,7 +40,7 @@ describe("offline plan (npm run plan)", () => {
     expect(summary.resources["hcloud:index/server:Server"]).toBe(serverCount);
     const internal = summary.loadBalancers.find((lb) => lb.privateIp === "10.0.0.10");
     expect(internal).toMatchObject({ publicInterface: false });
-    expect(internal?.services.map((service) => service.listenPort)).toEqual([5432, 5433, 6432, 6379, 5672]);
+    expect(internal?.services.map((service) => service.listenPort)).toEqual([5432, 5433, 6432, 6379, 5672, 9000]);
     expect(summary.steps.length).toBeGreaterThanOrEqual(serverCount * 2);
   });
 

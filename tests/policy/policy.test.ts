@@ -66,7 +66,7 @@ describe("policy pack (scripts/policy) on the program's resources", () => {
     const violations = await evaluatePolicies(variant, keybuzzPolicies);
     expect(new Set(violations.map((violation) => violation.policy))).toEqual(new Set(["no-data-port-on-public-load-balancer"]));
     expect(violations.map((violation) => violation.message.replace(/^\S+: /, ""))).toEqual(
-      [5432, 5433, 6432, 6379, 5672].map((port) => expect.stringContaining(`port ${port} (`)),
+      [5432, 5433, 6432, 6379, 5672, 9000].map((port) => expect.stringContaining(`port ${port} (`)),
     );
   });
 

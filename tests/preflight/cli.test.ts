@@ -207,7 +207,14 @@ describe("npm run preflight against loopback copies of every upstream source", (
     };
     expect(report.facts.filter((fact) => fact.status !== "ok")).toEqual([]);
     expect(result.status).toBe(0);
-    expect(report.facts).toHaveLength(37);
+    expect(report.facts).toHaveLength(38);
+    // lb-internal is an lb21 since MinIO's S3 service made it six services (issue 19): both LB types are checked.
+    expect(report.facts.map((fact) => fact.fact)).toEqual(
+      expect.arrayContaining([
+        "load balancer type lb11 offered in fsn1, not deprecated",
+        "load balancer type lb21 offered in fsn1, not deprecated",
+      ]),
+    );
     for (const [key, reference] of Object.entries(versions.images)) {
       expect(report.facts.find((fact) => fact.fact.startsWith(`images.${key}`))?.digest).toBe(digests[reference]);
     }
@@ -217,7 +224,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     const result = await preflight(["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^fact +source +result$/m);
-    expect(result.stdout).toMatch(/^PASS: 37 facts — 37 hold, 0 fail, 0 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^PASS: 38 facts — 38 hold, 0 fail, 0 unreachable, 0 skipped$/m);
   });
   it("writes the digest lock, then holds against it, then fails a tag moved upstream", async () => {
     const lockFile = path.join(dir, "versions.lock.yaml");
@@ -257,7 +264,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     expect(failed.stdout).toContain(
       `FAIL: tag moved upstream: locked ${digests[versions.images.redis]}, the registry now serves ${movedDigest}`,
     );
-    expect(failed.stdout).toMatch(/^FAIL: 37 facts — 36 hold, 1 fail, 0 unreachable, 0 skipped$/m);
+    expect(failed.stdout).toMatch(/^FAIL: 38 facts — 37 hold, 1 fail, 0 unreachable, 0 skipped$/m);
   });
 });
 

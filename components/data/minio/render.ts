@@ -1,18 +1,34 @@
 import { ConfigError } from "../../../config/errors";
 import type { ClusterNode } from "../../../config/inventory";
-import { CONTAINER_NOFILE, renderContainerFunctions } from "../../lib/container";
-import { secretRef } from "../../lib/remote";
+import { CONTAINER_NOFILE, imagePull, renderContainerFunctions } from "../../lib/container";
+import type { HaproxyListener } from "../../lib/contract";
+import { HostFile, secretRef } from "../../lib/remote";
 import { stepBody } from "../../lib/scripts";
+import { ACCOUNTS } from "../../security/secrets";
 import { DEFAULT_MINIO_SETTINGS, MinioSettings } from "./settings";
 
 /**
  * The MinIO module's pure render functions (spec 001 design section B, spec 003; DESIGN.md): one
- * erasure set over one drive per node, the same `MINIO_*` environment everywhere, the step bodies
- * (scripts/minio/).
+ * erasure set over one drive per node (on the node's XFS data volume), the same `MINIO_*`
+ * environment everywhere, the application's bucket and access key, the HAProxy listener of the HA
+ * S3 endpoint, the step bodies (scripts/minio/).
  */
 
 /** Placeholder key of the root password. */
 export const MINIO_ROOT_PASSWORD_KEY = "minio-root-password";
+/** Placeholder key of the application's secret key (`PlatformSecrets.minio.appSecretKey`). */
+export const MINIO_APP_SECRET_KEY = "minio-app-secret-key";
+/** The application's access key (user name): `ACCOUNTS.minioAppUser`, what the backend's connection Secret carries. */
+export const MINIO_APP_USER = ACCOUNTS.minioAppUser;
+/**
+ * MinIO's per-node cluster probe: 200 while the node serving it is initialised and sees the write
+ * quorum, else 503 (minio cmd/healthcheck-router.go and `ClusterCheckHandler` at the pinned
+ * release; docs/metrics/healthcheck/README.md). The verification, the HAProxy check and the
+ * endpoint check all ask it.
+ */
+export const MINIO_HEALTH_PATH = "/minio/health/cluster";
+/** Name of the HAProxy listen section of the S3 API (and of the listener the endpoint check goes through). */
+export const MINIO_LISTENER = "minio";
 
 /** One MinIO node: its host name `<name>.<domain>` is in the managed /etc/hosts; S3 API and console bind its address. */
 export type MinioNode = ClusterNode;
@@ -69,9 +85,36 @@ export function minioConsoleUrl(
   return `http://${nodes[0].address}:${settings.consolePort}`;
 }
 
-/** The S3 endpoint, `http://s3.<domain>:<apiPort>` (spec 001 design B: minio-01 through the managed /etc/hosts). Pure. */
-export function minioS3Endpoint(layout: MinioLayout = DEFAULT_MINIO_LAYOUT): string {
-  return `http://s3.${layout.domain}:${layout.apiPort}`;
+/**
+ * The HA S3 endpoint, `http://<load balancer>:<apiPort>`: the internal load balancer in front of
+ * the shared HAProxy, which sends each connection to a node whose cluster probe answers 200
+ * (issue 19: not minio-01's address). Pure.
+ */
+export function minioS3Endpoint(loadBalancerIp: string, settings: Pick<MinioSettings, "apiPort"> = DEFAULT_MINIO_SETTINGS): string {
+  return `http://${loadBalancerIp}:${settings.apiPort}`;
+}
+
+/**
+ * The S3 listener of the shared HAProxy: TCP on {@link MinioSettings.apiPort} (requests and their
+ * signatures pass untouched), the connection to the node with the fewest, each node checked over
+ * HTTP on {@link MINIO_HEALTH_PATH} every 2 s (out after 2 failures, back after 2 successes), so a
+ * node that restarts, lost its drive's peers or is overloaded gets no new requests. Pure.
+ */
+export function minioHaproxyListener(nodes: readonly MinioNode[], settings: MinioSettings = DEFAULT_MINIO_SETTINGS): HaproxyListener {
+  return {
+    name: MINIO_LISTENER,
+    port: settings.apiPort,
+    lines: [
+      "mode tcp",
+      "option tcplog",
+      "balance leastconn",
+      "option httpchk",
+      `http-check send meth GET uri ${MINIO_HEALTH_PATH}`,
+      "http-check expect status 200",
+      "default-server inter 2s fall 2 rise 2",
+      ...nodes.map((node) => `server ${node.name} ${node.address}:${settings.apiPort} check`),
+    ],
+  };
 }
 
 /**
@@ -96,14 +139,23 @@ export function renderMinioEnv(nodes: readonly MinioNode[], layout: MinioLayout 
 
 /** Host paths of the MinIO module; defaults are production (spec 003: /opt/keybuzz/minio/data). */
 export interface MinioHostPaths {
-  /** The node's drive, mounted as {@link MinioSettings.dataPath}. */
+  /** Mount point of the node's XFS data volume (`kb_xfs_volume`). */
+  readonly volumeMount: string;
+  /** The node's drive, a directory on the volume, mounted as {@link MinioSettings.dataPath}. */
   readonly dataDir: string;
   /** The environment file (root-only), mounted read-only. */
   readonly envFile: string;
+  /** Root-only directory of the bucket step's files (mc's aliases, the application's secret key, its policy). */
+  readonly adminDir: string;
 }
 
 /** Production host paths. */
-export const MINIO_HOST_PATHS: MinioHostPaths = { dataDir: "/opt/keybuzz/minio/data", envFile: "/etc/keybuzz/minio/config.env" };
+export const MINIO_HOST_PATHS: MinioHostPaths = {
+  volumeMount: "/opt/keybuzz/minio",
+  dataDir: "/opt/keybuzz/minio/data",
+  envFile: "/etc/keybuzz/minio/config.env",
+  adminDir: "/etc/keybuzz/minio/admin",
+};
 
 const CONTAINER_ENV_FILE = "/etc/minio/config.env";
 
@@ -122,8 +174,10 @@ export function renderMinioNodeScript(
       `MINIO_CONFIG_ENV_FILE=${CONTAINER_ENV_FILE}`,
       "-v",
       `${paths.envFile}:${CONTAINER_ENV_FILE}:ro`,
-      "-v",
-      `${paths.dataDir}:${settings.dataPath}`,
+      // --mount, not -v: Docker refuses a missing source instead of creating it, so a container
+      // restarted at boot without its volume does not start on an empty directory of the root disk.
+      "--mount",
+      `type=bind,source=${paths.dataDir},target=${settings.dataPath}`,
     ],
     // The pool and the credentials come from the environment file.
     command: ["server", "--address", `${node.address}:${settings.apiPort}`, "--console-address", `${node.address}:${settings.consolePort}`],
@@ -131,12 +185,124 @@ export function renderMinioNodeScript(
   });
   return stepBody("minio", ["minio-node.sh"], {
     prefix: [containerFunctions],
-    variables: { KB_NODE_IP: node.address, KB_API_PORT: settings.apiPort, KB_DATA_DIR: paths.dataDir, KB_ENV_FILE: paths.envFile },
+    variables: {
+      KB_NODE_IP: node.address,
+      KB_API_PORT: settings.apiPort,
+      KB_VOLUME_MOUNT: paths.volumeMount,
+      KB_DATA_DIR: paths.dataDir,
+      KB_ENV_FILE: paths.envFile,
+    },
+  });
+}
+
+/**
+ * Body of a node's volume step: the Hetzner volume mounted on {@link MinioHostPaths.volumeMount}
+ * by `kb_xfs_volume` (scripts/common/xfs-volume.sh: XFS, `noatime`, /etc/fstab by file-system
+ * UUID), then the drive directory on it (scripts/minio/volume.sh). Pure.
+ */
+export function renderMinioVolumeScript(paths: MinioHostPaths = MINIO_HOST_PATHS): string {
+  return stepBody("minio", ["volume.sh"], {
+    variables: { KB_VOLUME_MOUNT: paths.volumeMount, KB_DATA_DIR: paths.dataDir },
+    common: ["xfs-volume.sh"],
+  });
+}
+
+/** Name of the IAM policy that gives the application its bucket. */
+export function minioAppPolicyName(settings: Pick<MinioSettings, "bucket"> = DEFAULT_MINIO_SETTINGS): string {
+  return `${settings.bucket}-readwrite`;
+}
+
+/**
+ * The application's IAM policy: every S3 action on its bucket and the bucket's objects, nothing
+ * else (issue 19; MinIO reads AWS IAM policy documents, `arn:aws:s3:::` resources). Pure.
+ */
+export function renderMinioAppPolicy(settings: Pick<MinioSettings, "bucket"> = DEFAULT_MINIO_SETTINGS): string {
+  const policy = {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Effect: "Allow",
+        Action: ["s3:*"],
+        Resource: [`arn:aws:s3:::${settings.bucket}`, `arn:aws:s3:::${settings.bucket}/*`],
+      },
+    ],
+  };
+  return JSON.stringify(policy, null, 2) + "\n";
+}
+
+/** mc alias of the root credentials in the bucket step. */
+const MC_ROOT_ALIAS = "keybuzz";
+/** mc alias of the application's own credentials, with which the step checks the bucket. */
+const MC_APP_ALIAS = "app";
+
+/**
+ * Files of the bucket step, root-only: mc's aliases as `MC_HOST_<alias>` lines of a Docker env
+ * file (root and application credentials, as placeholders), the application's secret key alone
+ * (read by `mc admin user add` on stdin), and the policy. Both aliases point at `node`'s own S3
+ * address: the load balancer's HAProxy waits for this module. Pure.
+ */
+export function minioBucketFiles(
+  node: MinioNode,
+  settings: MinioSettings = DEFAULT_MINIO_SETTINGS,
+  paths: MinioHostPaths = MINIO_HOST_PATHS,
+): HostFile[] {
+  const address = `${node.address}:${settings.apiPort}`;
+  return [
+    {
+      path: `${paths.adminDir}/mc.env`,
+      content: [
+        // mc reads an alias from MC_HOST_<alias>=http://<access key>:<secret key>@<host> (mc cmd/config.go);
+        // the generated keys are alphanumeric, so they need no URL encoding.
+        `MC_HOST_${MC_ROOT_ALIAS}=http://${settings.rootUser}:${secretRef(MINIO_ROOT_PASSWORD_KEY)}@${address}`,
+        `MC_HOST_${MC_APP_ALIAS}=http://${MINIO_APP_USER}:${secretRef(MINIO_APP_SECRET_KEY)}@${address}`,
+        "",
+      ].join("\n"),
+      mode: "0600",
+    },
+    { path: `${paths.adminDir}/app-secret-key`, content: `${secretRef(MINIO_APP_SECRET_KEY)}\n`, mode: "0600" },
+    { path: `${paths.adminDir}/app-policy.json`, content: renderMinioAppPolicy(settings), mode: "0600" },
+  ];
+}
+
+/**
+ * Body of the bucket step (scripts/minio/bucket.sh) on `node`: waits for the write quorum, then
+ * creates the bucket, the policy and the application's user with mc from the pinned image, and
+ * lists the bucket with the application's own key. Pure.
+ */
+export function renderMinioBucketScript(
+  node: MinioNode,
+  image: string,
+  settings: MinioSettings = DEFAULT_MINIO_SETTINGS,
+  paths: MinioHostPaths = MINIO_HOST_PATHS,
+): string {
+  return stepBody("minio", ["bucket.sh"], {
+    variables: {
+      KB_IMAGE: imagePull(image).run,
+      KB_MC_ENV_FILE: `${paths.adminDir}/mc.env`,
+      KB_POLICY_FILE: `${paths.adminDir}/app-policy.json`,
+      KB_APP_SECRET_FILE: `${paths.adminDir}/app-secret-key`,
+      KB_ROOT_ALIAS: MC_ROOT_ALIAS,
+      KB_APP_ALIAS: MC_APP_ALIAS,
+      KB_BUCKET: settings.bucket,
+      KB_POLICY: minioAppPolicyName(settings),
+      KB_APP_USER: MINIO_APP_USER,
+      KB_HEALTH_URL: `http://${node.address}:${settings.apiPort}${MINIO_HEALTH_PATH}`,
+    },
+  });
+}
+
+/**
+ * The endpoint check's bash body (scripts/minio/endpoint-check.sh): the cluster probe answers 200
+ * through the load balancer at `address:port`, i.e. LB → HAProxy → a MinIO node with write quorum. Pure.
+ */
+export function renderMinioEndpointCheckScript(address: string, port: number): string {
+  return stepBody("minio", ["endpoint-check.sh"], {
+    variables: { KB_LB_ADDRESS: address, KB_LB_PORT: port, KB_HEALTH_PATH: MINIO_HEALTH_PATH },
   });
 }
 
 /** The verification bash body (scripts/minio/verify.sh): `/minio/health/cluster` answers 200 (write quorum) on every node. Pure. */
 export function renderMinioVerifyScript(nodes: readonly MinioNode[], settings: MinioSettings = DEFAULT_MINIO_SETTINGS): string {
-  const urls = nodes.map((node) => `http://${node.address}:${settings.apiPort}/minio/health/cluster`);
+  const urls = nodes.map((node) => `http://${node.address}:${settings.apiPort}${MINIO_HEALTH_PATH}`);
   return stepBody("minio", ["verify.sh"], { variables: { KB_HEALTH_URLS: urls.join(" ") } });
 }

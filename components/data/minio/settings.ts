@@ -31,6 +31,16 @@ export const minioSettingsSchema = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{2,}$/, "at least 3 characters: letters, digits, '.', '_', '-'")
       .default(ACCOUNTS.minioRootUser),
+    /**
+     * The application's bucket, created by the deploy together with its own user
+     * (`ACCOUNTS.minioAppUser`) and a policy limited to it (issue 19: the KeyBuzz backend reads
+     * this bucket and never creates it). Default `keybuzz-attachments`. An S3 bucket name: 3–63
+     * lowercase letters, digits, '.', '-', starting and ending with a letter or digit.
+     */
+    bucket: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "an S3 bucket name: 3-63 lowercase letters, digits, '.', '-'")
+      .default("keybuzz-attachments"),
   })
   .refine((settings) => settings.apiPort !== settings.consolePort, { message: "apiPort and consolePort must differ", path: ["apiPort"] });
 

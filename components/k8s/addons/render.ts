@@ -139,6 +139,16 @@ export interface IngressControllerChoice {
 export const INGRESS_PORTS = [80, 443] as const;
 
 /**
+ * The controller's health endpoint, which the public load balancers check over HTTP (issue 19):
+ * `GET /healthz` on port 10254 answers 200 while the controller runs and its nginx is up. Port
+ * and path are the defaults of the pinned controller and chart, which {@link ingressController}
+ * keeps: controller v1.15.1 `--healthz-port` 10254, `--healthz-host` empty (every address, so the
+ * node's private IP with `hostNetwork`; pkg/flags/flags.go), chart 4.15.1 `controller.healthCheckPath`
+ * `/healthz` and its liveness/readiness probes on 10254 (values.yaml).
+ */
+export const INGRESS_HEALTH_CHECK = { port: 10254, path: "/healthz" } as const;
+
+/**
  * PROXY protocol of the public ingress load balancers (those targeting `k8s-worker` on 80/443).
  * Both ends must agree, so every such service must carry the same setting.
  *

@@ -18,7 +18,18 @@ export const addonsSettingsFields = {
   alertmanagerStorageGb: z.number().int().min(10).default(10),
   /** Size of Grafana's volume, GB. */
   grafanaStorageGb: z.number().int().min(10).default(10),
+  /**
+   * Domains of the Hetzner managed certificate (Let's Encrypt, issued by Hetzner) on the public
+   * ingress load balancers (issue 19; docs/ingress.md, "Certificates"): when set, their 443 service
+   * terminates TLS with it and forwards plain HTTP to the ingress controller's port 80. Default
+   * empty: 443 passes through as TCP and the cluster terminates TLS (cert-manager, the documented
+   * alternative).
+   */
+  ingressDomains: z
+    .array(z.string().regex(/^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$/, "must be a DNS name such as app.keybuzz.io"))
+    .refine((domains) => new Set(domains).size === domains.length, { message: "lists a domain twice" })
+    .default([]),
 };
 
-/** The validated add-on settings (MTU, retention, volume sizes). */
+/** The validated add-on settings (MTU, retention, volume sizes, the ingress certificate's domains). */
 export type AddonsSettings = z.infer<z.ZodObject<typeof addonsSettingsFields>>;
