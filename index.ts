@@ -67,7 +67,7 @@ const redis = new RedisCluster("redis", {
   hosts: hostsOf("redis"),
   versions,
   settings: settings.redis,
-  secrets: { password: secrets.redis.password, sentinelPassword: secrets.redis.sentinel },
+  secrets: { password: secrets.redis.password, sentinelPassword: secrets.redis.sentinel, exporterPassword: secrets.redis.exporter },
   after: { hosts: baseOs.verifiedByHost },
 });
 const rabbitmq = new RabbitMqCluster("rabbitmq", {

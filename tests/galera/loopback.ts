@@ -96,6 +96,7 @@ export class GaleraLoopbackCluster {
     [GALERA_SECRET_KEYS.app]: testPassword(),
     [GALERA_SECRET_KEYS.sst]: testPassword(),
     [GALERA_SECRET_KEYS.monitor]: testPassword(),
+    [GALERA_SECRET_KEYS.exporter]: testPassword(),
   };
   private runs = 0;
 
