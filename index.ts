@@ -26,7 +26,7 @@ import { RedisCluster } from "./components/data/redis";
 import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { Exporters } from "./components/observability/exporters";
-import { Monitoring } from "./components/observability/monitoring";
+import { deployedScrapeJobs, Monitoring } from "./components/observability/monitoring";
 import { BaseOs } from "./components/os/base-os";
 import { Pki } from "./components/security/pki";
 import { PlatformSecrets } from "./components/security/secrets";
@@ -57,6 +57,7 @@ const baseOs = new BaseOs("base-os", {
   secrets: {},
   after: { hosts: fleet.attachments },
   inventory,
+  scrapeJobs: deployedScrapeJobs(inventory.servers, settings.exporters),
 });
 
 // 5. Data tier and Kubernetes (modules added here in order).
@@ -190,13 +191,14 @@ const addons = new ClusterAddons("k8s-addons", {
   inventory,
 });
 
-// 6. Observability (docs/monitoring.md): node_exporter on every server; scraping, alert rules, dashboards and metrics-server in the cluster.
+// 6. Observability (docs/monitoring.md): node_exporter on every server, the service exporters on their clusters; scraping, alert rules, dashboards and metrics-server in the cluster.
 new Exporters("exporters", {
   hosts: everyHost,
   versions,
   settings: settings.exporters,
-  secrets: {},
+  secrets: { redisExporter: secrets.redis.exporter, mysqldExporter: secrets.mariadb.exporter },
   after: { hosts: baseOs.verifiedByHost },
+  clustersVerified: { redis: redis.verified, mariadb: galera.verified },
 });
 new Monitoring("monitoring", {
   hosts: everyHost,
@@ -205,7 +207,7 @@ new Monitoring("monitoring", {
   secrets: { caCertPem: pki.caCertPem },
   after: { all: [addons.releases.kubePrometheusStack] },
   provider: kubernetes.provider,
-  nodeExporterPort: settings.exporters.nodeExporterPort,
+  exporters: settings.exporters,
   postgresSynchronousMode: settings.postgres.synchronousMode,
 });
 

@@ -571,6 +571,11 @@ export interface ScrapeJobSpec {
   readonly scheme: "http" | "https";
   /** https only: the ConfigMap key holding the CA that signed the exporter's certificate. */
   readonly caConfigMapKey?: string;
+  /**
+   * The port is also the service's own (Patroni's REST API, which HAProxy's checks reach): UFW
+   * leaves it to the module's rules instead of limiting it to the Kubernetes nodes.
+   */
+  readonly servicePort?: boolean;
   readonly servers: readonly ScrapedServer[];
 }
 
