@@ -151,6 +151,9 @@ describe("the step's server check against the real haproxy", () => {
     // The rule's metric and labels (components/observability/monitoring/render.ts): one live server behind "up".
     expect(metrics.stdout).toMatch(/^haproxy_backend_active_servers\{proxy="up"\} 1$/m);
     expect(metrics.stdout).toMatch(/^haproxy_backend_active_servers\{proxy="down"\} \d+$/m);
+    // The stats page is a listen section without servers: always 0, which HaproxyBackendDown leaves out.
+    expect(metrics.stdout).toMatch(/^haproxy_backend_active_servers\{proxy="stats"\} 0$/m);
+    expect(metrics.stdout).not.toMatch(/^haproxy_backend_\w+\{proxy="prometheus"/m);
     expect(run("curl", ["-fsS", metricsUrl.replace(/metrics$/, "other")]).status).not.toBe(0);
   });
 });

@@ -488,7 +488,8 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
         rule(
           "HaproxyBackendDown",
           "critical",
-          `haproxy_backend_active_servers == 0`,
+          // `listen stats` (the stats page, components/data/haproxy) has no server: always 0.
+          `haproxy_backend_active_servers{proxy!="stats"} == 0`,
           "1m",
           "An HAProxy listener has no server passing its health check.",
           "Clients of that port (PostgreSQL write/read, PgBouncer, Redis, RabbitMQ) get refused connections.",
