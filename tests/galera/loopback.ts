@@ -100,6 +100,11 @@ export class GaleraLoopbackCluster {
   };
   private runs = 0;
 
+  /** mysqld_exporter's password (its account is in the rendered accounts SQL), for tests/observability's Galera alert scenario. */
+  get exporterPassword(): string {
+    return this.secrets[GALERA_SECRET_KEYS.exporter];
+  }
+
   private constructor(
     readonly dir: string,
     stack: string,
