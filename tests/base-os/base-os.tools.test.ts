@@ -392,4 +392,13 @@ describe("the base OS step's UFW rules, in the order the step adds them", () => 
     expect(verdict(calls, app.privateIp, 8008)).toBe("allow");
     expect(verdict(calls, app.privateIp, 9100)).toBe("deny");
   });
+
+  it("proxysql-01's REST API (Prometheus metrics, no authentication) answers the Kubernetes nodes only", () => {
+    const calls = ufwCalls("proxysql-01", "proxysql");
+    const [worker] = serversOf(inventory, "k8s-worker");
+    const maria = serversOf(inventory, "mariadb")[0];
+    expect(verdict(calls, worker.privateIp, 6070)).toBe("allow");
+    expect(verdict(calls, maria.privateIp, 6070)).toBe("deny");
+    expect(verdict(calls, maria.privateIp, 3306)).toBe("allow");
+  });
 });

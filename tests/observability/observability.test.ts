@@ -178,6 +178,7 @@ describe("observability in the prod plan (mock engine)", () => {
     expect(targets(SCRAPE_JOBS.sentinel)).toEqual(addresses("redis", 9122));
     expect(targets(SCRAPE_JOBS.mysqld)).toEqual(addresses("mariadb", 9104));
     expect(targets(SCRAPE_JOBS.haproxy)).toEqual(addresses("haproxy", 8405));
+    expect(targets(SCRAPE_JOBS.proxysql)).toEqual(addresses("proxysql", 6070));
   });
 
   it("the PrometheusRule, the dashboards and metrics-server wait for kube-prometheus-stack", () => {

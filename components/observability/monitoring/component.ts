@@ -42,7 +42,7 @@ export interface MonitoringArgs extends ModuleArgs<MonitoringSettings, Monitorin
 /**
  * The scrape jobs of the exporters deployed today, from the inventory's servers: node_exporter
  * everywhere, Patroni's `/metrics`, RabbitMQ's plugin, redis_exporter (Redis and Sentinel),
- * mysqld_exporter, and HAProxy's built-in exporter. UFW opens each job's port on its servers to the
+ * mysqld_exporter, ProxySQL's REST API, and HAProxy's built-in exporter. UFW opens each job's port on its servers to the
  * Kubernetes nodes only (components/os/base-os, `exporterUfwRules`). Pure.
  */
 export function deployedScrapeJobs(servers: readonly ScrapedServer[], exporters: ExportersSettings): ScrapeJobSpec[] {
@@ -64,6 +64,7 @@ export function deployedScrapeJobs(servers: readonly ScrapedServer[], exporters:
     { job: "redis", port: exporters.redisExporterPort, ...http, servers: ofGroup("redis") },
     { job: "sentinel", port: exporters.sentinelExporterPort, ...http, servers: ofGroup("redis") },
     { job: "mysqld", port: exporters.mysqldExporterPort, ...http, servers: ofGroup("mariadb") },
+    { job: "proxysql", port: DEFAULT_PROXYSQL_CNF_SETTINGS.restapiPort, ...http, servers: ofGroup("proxysql") },
     { job: "haproxy", port: HAPROXY_PROMETHEUS.port, metricsPath: HAPROXY_PROMETHEUS.path, scheme: "http", servers: ofGroup("haproxy") },
   ];
 }
