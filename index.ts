@@ -26,7 +26,7 @@ import { RedisCluster } from "./components/data/redis";
 import { ClusterAddons, INGRESS_HEALTH_CHECK, INGRESS_PORTS } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { Exporters } from "./components/observability/exporters";
-import { Monitoring } from "./components/observability/monitoring";
+import { deployedScrapeJobs, Monitoring } from "./components/observability/monitoring";
 import { BaseOs } from "./components/os/base-os";
 import { Pki } from "./components/security/pki";
 import { PlatformSecrets } from "./components/security/secrets";
@@ -65,6 +65,7 @@ const baseOs = new BaseOs("base-os", {
   secrets: {},
   after: { hosts: fleet.attachments },
   inventory,
+  scrapeJobs: deployedScrapeJobs(inventory.servers, settings.exporters),
 });
 
 // 5. Data tier and Kubernetes (modules added here in order).
@@ -75,7 +76,7 @@ const redis = new RedisCluster("redis", {
   hosts: hostsOf("redis"),
   versions,
   settings: settings.redis,
-  secrets: { password: secrets.redis.password, sentinelPassword: secrets.redis.sentinel },
+  secrets: { password: secrets.redis.password, sentinelPassword: secrets.redis.sentinel, exporterPassword: secrets.redis.exporter },
   after: { hosts: baseOs.verifiedByHost },
 });
 const rabbitmq = new RabbitMqCluster("rabbitmq", {
@@ -201,13 +202,14 @@ const addons = new ClusterAddons("k8s-addons", {
   inventory,
 });
 
-// 6. Observability (docs/monitoring.md): node_exporter on every server; scraping, alert rules, dashboards and metrics-server in the cluster.
+// 6. Observability (docs/monitoring.md): node_exporter on every server, the service exporters on their clusters; scraping, alert rules, dashboards and metrics-server in the cluster.
 new Exporters("exporters", {
   hosts: everyHost,
   versions,
   settings: settings.exporters,
-  secrets: {},
+  secrets: { redisExporter: secrets.redis.exporter, mysqldExporter: secrets.mariadb.exporter },
   after: { hosts: baseOs.verifiedByHost },
+  clustersVerified: { redis: redis.verified, mariadb: galera.verified },
 });
 new Monitoring("monitoring", {
   hosts: everyHost,
@@ -216,7 +218,7 @@ new Monitoring("monitoring", {
   secrets: { caCertPem: pki.caCertPem },
   after: { all: [addons.releases.kubePrometheusStack] },
   provider: kubernetes.provider,
-  nodeExporterPort: settings.exporters.nodeExporterPort,
+  exporters: settings.exporters,
   postgresSynchronousMode: settings.postgres.synchronousMode,
 });
 

@@ -126,6 +126,8 @@ const versionsSchema = z
       }),
       proxysql: pinnedImage,
       nodeExporter: pinnedImage,
+      redisExporter: pinnedImage,
+      mysqldExporter: pinnedImage,
     }),
     packages: z.strictObject({
       patroni: exactVersion,

@@ -18,6 +18,10 @@ export const ACCOUNTS = {
   mariadbApp: "erpnext",
   mariadbSst: "sst",
   mariadbMonitor: "monitor",
+  /** mysqld_exporter's MariaDB account (PROCESS, REPLICATION CLIENT, SELECT). */
+  mariadbExporter: "exporter",
+  /** redis_exporter's Redis and Sentinel ACL user (INFO and the few read-only commands it issues). */
+  redisExporter: "exporter",
   proxysqlAdmin: "admin",
   grafanaAdmin: "admin",
 } as const;
@@ -47,6 +51,8 @@ export class PlatformSecrets extends pulumi.ComponentResource {
     readonly password: pulumi.Output<string>;
     /** `requirepass` of the Sentinels (their own, not the data password). */
     readonly sentinel: pulumi.Output<string>;
+    /** Password of redis_exporter's ACL user {@link ACCOUNTS.redisExporter}, on Redis and on Sentinel. */
+    readonly exporter: pulumi.Output<string>;
   };
   public readonly rabbitmq: {
     readonly password: pulumi.Output<string>;
@@ -65,6 +71,8 @@ export class PlatformSecrets extends pulumi.ComponentResource {
     readonly sst: pulumi.Output<string>;
     /** The `USAGE`-only account ProxySQL monitors the Galera nodes with. */
     readonly monitor: pulumi.Output<string>;
+    /** mysqld_exporter's account {@link ACCOUNTS.mariadbExporter}. */
+    readonly exporter: pulumi.Output<string>;
   };
   public readonly proxysql: { readonly admin: pulumi.Output<string> };
   public readonly grafana: { readonly admin: pulumi.Output<string> };
@@ -88,7 +96,7 @@ export class PlatformSecrets extends pulumi.ComponentResource {
       backend: password("postgres-backend"),
       restApi: password("patroni-restapi"),
     };
-    this.redis = { password: password("redis"), sentinel: password("redis-sentinel") };
+    this.redis = { password: password("redis"), sentinel: password("redis-sentinel"), exporter: password("redis-exporter") };
     this.rabbitmq = {
       password: password("rabbitmq"),
       erlangCookie: password("rabbitmq-erlang-cookie", { length: 48, lower: false }),
@@ -100,6 +108,7 @@ export class PlatformSecrets extends pulumi.ComponentResource {
       app: password("mariadb-app"),
       sst: password("mariadb-sst"),
       monitor: password("mariadb-monitor"),
+      exporter: password("mariadb-exporter"),
     };
     this.proxysql = { admin: password("proxysql-admin") };
     this.grafana = { admin: password("grafana-admin") };

@@ -4,7 +4,7 @@
 # KB_DOCKER_SOURCE (docker-ce|distribution), KB_DOCKER_PACKAGE, KB_DOCKER_CLI_PACKAGE (may be empty),
 # KB_CONTAINERD_PACKAGE, KB_DOCKER_VERSION, KB_CONTAINERD_VERSION, KB_DOCKER_KEY_FINGERPRINT,
 # KB_SSHD_DROP_IN, KB_OLD_SSHD_DROP_IN, KB_SSHD_EXPECTED (lines `sshd -T` must print),
-# KB_UFW_RULES (one "port/proto" or "port/proto@source" per line), KB_UFW_ROUTED (allow|deny),
+# KB_UFW_RULES (one "[deny:]port/proto[@source]" per line), KB_UFW_ROUTED (allow|deny),
 # KB_POD_CIDR (Kubernetes nodes only, else empty). The apt helpers (kb_apt_get, kb_apt_retry,
 # kb_apt_key, kb_wait_cloud_init), kb_sshd_missing_settings and kb_container come from
 # scripts/common/apt.sh, sshd.sh and host.sh, included before this file.
@@ -108,8 +108,8 @@ if [ -n "$sshd_missing" ]; then
   exit 1
 fi
 
-# 7. UFW (§7): default deny in, allow out; SSH from admins and the private network; the private
-# network in full (this also lets Calico's IPIP, protocol 4, through); role ports below.
+# 7. UFW (§7): default deny in, allow out; SSH from admins and the private network; role and
+# exporter ports; then the private network in full (this also lets Calico's IPIP, protocol 4, through).
 # Rebuilt only when the wanted rule set differs from the one last applied, or UFW is not active, so
 # a converged host keeps its rule files (a reset rewrites them and leaves backups on every run).
 ufw_wanted=$(printf 'routed %s\nadmin %s\nprivate %s\npods %s\n%s\n' "$KB_UFW_ROUTED" "$KB_ADMIN_CIDRS" "$KB_PRIVATE_CIDR" "$KB_POD_CIDR" "$KB_UFW_RULES")
@@ -122,19 +122,26 @@ if ! grep -qxF 'Status: active' <<<"$ufw_status" || [ "$ufw_applied" != "$ufw_wa
   ufw default "$KB_UFW_ROUTED" routed >/dev/null
   for cidr in $KB_ADMIN_CIDRS; do ufw allow from "$cidr" to any port 22 proto tcp >/dev/null; done
   ufw allow from "$KB_PRIVATE_CIDR" to any port 22 proto tcp >/dev/null
-  ufw allow from "$KB_PRIVATE_CIDR" >/dev/null
-  if [ -n "$KB_POD_CIDR" ]; then ufw allow from "$KB_POD_CIDR" >/dev/null; fi
+  # Role and exporter rules before the blanket allows: UFW keeps the first matching rule, so an
+  # exporter port's deny from the private network holds for every server but the Kubernetes nodes.
   while IFS= read -r rule; do
     [ -n "$rule" ] || continue
+    action=allow
+    if [[ $rule == deny:* ]]; then
+      action=deny
+      rule=${rule#deny:}
+    fi
     port_proto=${rule%@*}
     port=${port_proto%/*}
     proto=${port_proto#*/}
     if [ "$rule" = "$port_proto" ]; then
-      ufw allow "${port}/${proto}" >/dev/null
+      ufw "$action" "${port}/${proto}" >/dev/null
     else
-      ufw allow from "${rule#*@}" to any port "$port" proto "$proto" >/dev/null
+      ufw "$action" from "${rule#*@}" to any port "$port" proto "$proto" >/dev/null
     fi
   done <<<"$KB_UFW_RULES"
+  ufw allow from "$KB_PRIVATE_CIDR" >/dev/null
+  if [ -n "$KB_POD_CIDR" ]; then ufw allow from "$KB_POD_CIDR" >/dev/null; fi
   ufw --force enable >/dev/null
   # Recorded only once the rules are in force, so a failed run rebuilds them on its retry.
   printf '%s\n' "$ufw_wanted" | kb_write /etc/keybuzz/ufw.applied 0644 root:root

@@ -1,6 +1,9 @@
-import { isConfigError, parseInventory, ServerGroup } from "../../config";
+import { isConfigError, parseInventory, ServerGroup, serversOf } from "../../config";
+import { parseExportersSettings } from "../../components/observability/exporters";
+import { deployedScrapeJobs } from "../../components/observability/monitoring";
 import {
   baseOsFiles,
+  exporterPortsOf,
   OLD_SSHD_DROP_IN,
   parseBaseOsSettings,
   renderBaseOsScript,
@@ -34,6 +37,8 @@ const SPEC_000_PORTS: Partial<Record<ServerGroup, string[]>> = {
   haproxy: ["5432/tcp", "5672/tcp", "6379/tcp"],
 };
 
+const scrapeJobs = deployedScrapeJobs(inventory.servers, parseExportersSettings(undefined));
+
 describe("base OS render functions", () => {
   it.each(Object.entries(SPEC_000_PORTS))("UFW opens spec 000's ports for %s, and documents every addition", (group, ports) => {
     const rules = ufwRulesFor(group as ServerGroup, "10.0.0.0/16", ["192.0.2.10/32"]);
@@ -62,10 +67,10 @@ describe("base OS render functions", () => {
       ["k8s-master-01", "k8s-master"],
       ["k8s-worker-01", "k8s-worker"],
     ] as const) {
-      const script = renderBaseOsScript(name, group, inventory, versions);
+      const script = renderBaseOsScript(name, group, inventory, versions, exporterPortsOf(name, scrapeJobs));
       const rules = /^KB_UFW_RULES='([^']*)'$/m.exec(script)?.[1].split("\n") ?? [];
       expect(rules.length).toBeGreaterThan(2);
-      for (const rule of rules) expect(rule).toMatch(/^\d+(:\d+)?\/tcp@\d+\.\d+\.\d+\.\d+\/\d+$/);
+      for (const rule of rules) expect(rule).toMatch(/^(deny:)?\d+(:\d+)?\/tcp@\d+\.\d+\.\d+\.\d+\/\d+$/);
       for (const port of ["10250", "2379:2380", "30000:32767", "10257", "10259"]) {
         for (const rule of rules.filter((line) => line.startsWith(`${port}/`)))
           expect(rule).toBe(`${port}/tcp@${inventory.network.ipRange}`);
@@ -73,18 +78,34 @@ describe("base OS render functions", () => {
     }
   });
 
-  it("puts each server's own UFW rules into its script", () => {
-    const script = renderBaseOsScript("redis-01", "redis", inventory, versions);
-    expect(script).toContain("KB_UFW_RULES='6379/tcp@10.0.0.0/16\n26379/tcp@10.0.0.0/16'");
+  it("puts each server's own UFW rules into its script: exporter ports for the Kubernetes nodes and pods only, then the role's", () => {
+    const script = renderBaseOsScript("redis-01", "redis", inventory, versions, exporterPortsOf("redis-01", scrapeJobs));
+    const kubernetesNodes = [...serversOf(inventory, "k8s-master"), ...serversOf(inventory, "k8s-worker")].map(
+      (server) => `${server.privateIp}/32`,
+    );
+    expect(kubernetesNodes).toHaveLength(8);
+    const exporterRules = (port: number) => [
+      ...[...kubernetesNodes, inventory.kubernetes.podCidr].map((source) => `${port}/tcp@${source}`),
+      `deny:${port}/tcp@10.0.0.0/16`,
+    ];
+    // node_exporter, redis_exporter in front of Redis and of Sentinel: the ports of the scrape jobs.
+    const expected = [
+      ...exporterRules(9100),
+      ...exporterRules(9121),
+      ...exporterRules(9122),
+      "6379/tcp@10.0.0.0/16",
+      "26379/tcp@10.0.0.0/16",
+    ];
+    expect(script).toContain(`KB_UFW_RULES='${expected.join("\n")}'`);
     expect(script).toContain("KB_UFW_ROUTED='deny'");
-    const worker = renderBaseOsScript("k8s-worker-01", "k8s-worker", inventory, versions);
+    const worker = renderBaseOsScript("k8s-worker-01", "k8s-worker", inventory, versions, []);
     expect(worker).toContain("KB_UFW_ROUTED='allow'");
     expect(worker).toContain(`KB_POD_CIDR='${inventory.kubernetes.podCidr}'`);
     expect(script).toContain("KB_POD_CIDR=''");
   });
 
   it("pins Docker CE and containerd from versions.yaml (the default source)", () => {
-    const script = renderBaseOsScript("db-master-01", "postgres", inventory, versions);
+    const script = renderBaseOsScript("db-master-01", "postgres", inventory, versions, []);
     expect(versions.docker.source).toBe("docker-ce");
     expect(script).toContain("KB_DOCKER_SOURCE='docker-ce'");
     expect(script).toContain("KB_DOCKER_PACKAGE='docker-ce'\nKB_DOCKER_CLI_PACKAGE='docker-ce-cli'\nKB_CONTAINERD_PACKAGE='containerd.io'");
@@ -101,7 +122,7 @@ describe("base OS render functions", () => {
       ...versions,
       docker: { source: "distribution" as const, engine: "26.1.5+dfsg1-9+b9", containerd: "1.7.24~ds1-6+b4" },
     };
-    const script = renderBaseOsScript("db-master-01", "postgres", inventory, distribution);
+    const script = renderBaseOsScript("db-master-01", "postgres", inventory, distribution, []);
     expect(script).toContain("KB_DOCKER_SOURCE='distribution'");
     expect(script).toContain("KB_DOCKER_PACKAGE='docker.io'\nKB_DOCKER_CLI_PACKAGE=''\nKB_CONTAINERD_PACKAGE='containerd'");
     expect(script).toContain("KB_DOCKER_VERSION='26.1.5+dfsg1-9+b9'");

@@ -1,8 +1,11 @@
 import * as fs from "fs";
 import * as path from "path";
 import { commonScript } from "../../components/lib/scripts";
-import { loadVersions, parseInventory } from "../../config";
+import { loadVersions, parseInventory, serversOf } from "../../config";
+import { parseExportersSettings } from "../../components/observability/exporters";
+import { deployedScrapeJobs } from "../../components/observability/monitoring";
 import {
+  exporterPortsOf,
   OLD_SSHD_DROP_IN,
   renderBaseOsScript,
   renderSshdDropIn,
@@ -92,7 +95,7 @@ describe("real tools on the rendered base OS files", () => {
   it("the base OS step's sshd check fails the step when another drop-in overrides ours", () => {
     const sshd = requireTool("sshd");
     const inventory = parseInventory(rawStackConfig("prod"));
-    const script = renderBaseOsScript("redis-01", "redis", inventory, loadVersions());
+    const script = renderBaseOsScript("redis-01", "redis", inventory, loadVersions(), []);
     // The step's SSH section, run against a real sshd whose config has cloud-init's file first.
     const section = script.slice(script.indexOf("# 6. SSH hardening"), script.indexOf("# 7. UFW"));
     const preamble = script.slice(0, script.indexOf("\n# Base OS hardening"));
@@ -118,7 +121,7 @@ describe("real tools on the rendered base OS files", () => {
   it("the base OS step removes the old 99-keybuzz.conf of an earlier run and reloads sshd", () => {
     const sshd = requireTool("sshd");
     const inventory = parseInventory(rawStackConfig("prod"));
-    const script = renderBaseOsScript("redis-01", "redis", inventory, loadVersions());
+    const script = renderBaseOsScript("redis-01", "redis", inventory, loadVersions(), []);
     const section = script.slice(script.indexOf("# 6. SSH hardening"), script.indexOf("# 7. UFW"));
     const preamble = script.slice(0, script.indexOf("\n# Base OS hardening"));
     const config = ubuntuLikeSshdConfig({ [path.basename(SSHD_DROP_IN)]: renderSshdDropIn() });
@@ -254,7 +257,7 @@ describe("real tools on the rendered base OS files", () => {
      * systemctl and rm only log what they are asked (`installed` = packages dpkg reports installed).
      */
     const dockerSection = (docker: typeof versions.docker, installed: readonly string[]) => {
-      const script = renderBaseOsScript("redis-01", "redis", inventory, { ...versions, docker });
+      const script = renderBaseOsScript("redis-01", "redis", inventory, { ...versions, docker }, []);
       const head = script.slice(0, script.indexOf("# A fresh server is still running cloud-init"));
       const section = script.slice(script.indexOf("# 5. Docker pinned"), script.indexOf("# 6. SSH hardening"));
       const log = path.join(tempDir("docker-section"), "log");
@@ -357,5 +360,82 @@ describe("the base OS verification's wait for the platform's containers (scripts
 
   it("counts a Docker that does not answer as not back", () => {
     expect(runBash(`${gate}\nkb_platform_containers_down`, { docker: "exit 1" }).stdout).toBe("docker: not answering\n");
+  });
+});
+
+// The UFW section of the step with a fake ufw that records its rules, read back with UFW's own
+// rule order (the first rule matching a packet decides): an exporter port answers the Kubernetes
+// nodes and pods only, although the private network is otherwise open in full.
+describe("the base OS step's UFW rules, in the order the step adds them", () => {
+  const inventory = parseInventory(rawStackConfig("prod"));
+  const jobs = deployedScrapeJobs(inventory.servers, parseExportersSettings(undefined));
+
+  /** The `ufw allow|deny ...` calls of the step's UFW section on `host`, in order. */
+  function ufwCalls(host: string, group: Parameters<typeof renderBaseOsScript>[1]): string[] {
+    const script = renderBaseOsScript(host, group, inventory, loadVersions(), exporterPortsOf(host, jobs));
+    const preamble = script.slice(0, script.indexOf("\n# Base OS hardening"));
+    const section = script.slice(script.indexOf("# 7. UFW"), script.indexOf("# 8. DNS"));
+    const log = path.join(tempDir("ufw-section"), "ufw.log");
+    const result = runBash(`${preamble}\nkb_write() { cat >/dev/null; }\n${section}`, { ufw: `echo "$*" >>${log}` });
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    return fs
+      .readFileSync(log, "utf8")
+      .split("\n")
+      .filter((line) => /^(allow|deny) /.test(line));
+  }
+
+  const inCidr = (address: string, cidr: string) => {
+    const [base, bits] = cidr.split("/");
+    const value = (ip: string) => ip.split(".").reduce((sum, octet) => sum * 256 + Number(octet), 0);
+    const size = 2 ** (32 - Number(bits));
+    return Math.floor(value(address) / size) === Math.floor(value(base) / size);
+  };
+
+  /** UFW's verdict for a TCP connection from `source` to `port`: the first matching rule's action, else the default deny. */
+  function verdict(calls: readonly string[], source: string, port: number): string {
+    for (const call of calls) {
+      const match = /^(allow|deny)(?: from (\S+))?(?: to any port (\S+) proto tcp)?$/.exec(call) ?? /^(allow|deny) (\d+)\/tcp$/.exec(call);
+      if (!match) continue;
+      const [, action, from, rulePort] = match;
+      if (from && !inCidr(source, from)) continue;
+      if (rulePort && rulePort !== String(port)) continue;
+      return action;
+    }
+    return "deny";
+  }
+
+  it("redis-01's exporter ports answer the Kubernetes nodes and pods, not the other servers; its service ports stay open", () => {
+    const calls = ufwCalls("redis-01", "redis");
+    const [worker] = serversOf(inventory, "k8s-worker");
+    const [master] = serversOf(inventory, "k8s-master");
+    const peer = serversOf(inventory, "redis")[1];
+    const app = serversOf(inventory, "haproxy")[0];
+    const pod = inventory.kubernetes.podCidr.replace(/0\/\d+$/, "17");
+    for (const port of [9100, 9121, 9122]) {
+      expect([worker, master].map((server) => verdict(calls, server.privateIp, port))).toEqual(["allow", "allow"]);
+      expect(verdict(calls, pod, port)).toBe("allow");
+      expect([peer, app].map((server) => verdict(calls, server.privateIp, port))).toEqual(["deny", "deny"]);
+    }
+    expect(verdict(calls, peer.privateIp, 6379)).toBe("allow");
+    expect(verdict(calls, app.privateIp, 26379)).toBe("allow");
+    // The rest of the private network stays open (Calico's IPIP, the clusters' own ports).
+    expect(verdict(calls, peer.privateIp, 16379)).toBe("allow");
+  });
+
+  it("db-master-01 keeps Patroni's REST API open to HAProxy (a scrape port that is also the service's)", () => {
+    const calls = ufwCalls("db-master-01", "postgres");
+    const app = serversOf(inventory, "haproxy")[0];
+    expect(verdict(calls, app.privateIp, 8008)).toBe("allow");
+    expect(verdict(calls, app.privateIp, 9100)).toBe("deny");
+  });
+
+  it("proxysql-01's REST API (Prometheus metrics, no authentication) answers the Kubernetes nodes only", () => {
+    const calls = ufwCalls("proxysql-01", "proxysql");
+    const [worker] = serversOf(inventory, "k8s-worker");
+    const maria = serversOf(inventory, "mariadb")[0];
+    expect(verdict(calls, worker.privateIp, 6070)).toBe("allow");
+    expect(verdict(calls, maria.privateIp, 6070)).toBe("deny");
+    expect(verdict(calls, maria.privateIp, 3306)).toBe("allow");
   });
 });

@@ -92,7 +92,7 @@ describe("secret-bearing files", () => {
   it("creates database and accounts idempotently, monitor with USAGE only", () => {
     const sql = renderAccountsSql();
     expect(sql).toContain("CREATE DATABASE IF NOT EXISTS `erpnext`");
-    for (const user of ["'erpnext'@'%'", "'sst'@'localhost'", "'monitor'@'%'"]) {
+    for (const user of ["'erpnext'@'%'", "'sst'@'localhost'", "'monitor'@'%'", "'exporter'@'%'"]) {
       expect(sql).toContain(`CREATE USER IF NOT EXISTS ${user}`);
       expect(sql).toContain(`ALTER USER ${user}`);
     }
@@ -100,7 +100,8 @@ describe("secret-bearing files", () => {
     expect(sql).toMatch(/GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR.* TO 'sst'@'localhost';/);
     const monitorGrants = sql.split("\n").filter((line) => line.startsWith("GRANT") && line.includes("'monitor'"));
     expect(monitorGrants).toEqual(["GRANT USAGE ON *.* TO 'monitor'@'%';"]);
-    expect(secretKeysIn(sql).sort()).toEqual(["mariadb-app", "mariadb-monitor", "mariadb-sst"]);
+    expect(sql).toContain("GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO 'exporter'@'%';");
+    expect(secretKeysIn(sql).sort()).toEqual(["mariadb-app", "mariadb-exporter", "mariadb-monitor", "mariadb-sst"]);
     expect(sql).not.toMatch(/DROP|CREATE USER '(?!.*IF NOT EXISTS)/);
   });
 
@@ -186,6 +187,7 @@ describe("GaleraCluster on the mock engine", () => {
           app: pulumi.secret("S3cretApp"),
           sst: pulumi.secret("S3cretSst"),
           monitor: pulumi.secret("S3cretMonitor"),
+          exporter: pulumi.secret("S3cretExporter"),
         },
         after: { hosts: ready },
         volumes,
@@ -226,7 +228,13 @@ describe("GaleraCluster on the mock engine", () => {
         hosts,
         versions: loadVersions(),
         settings: parseGaleraSettings(undefined),
-        secrets: { root: pulumi.secret("r"), app: pulumi.secret("a"), sst: pulumi.secret("s"), monitor: pulumi.secret("m") },
+        secrets: {
+          root: pulumi.secret("r"),
+          app: pulumi.secret("a"),
+          sst: pulumi.secret("s"),
+          monitor: pulumi.secret("m"),
+          exporter: pulumi.secret("e"),
+        },
         after: { hosts: ready },
         volumes,
       });

@@ -21,7 +21,13 @@ const NODES = [
   { name: "maria-02", address: "10.0.0.171" },
   { name: "maria-03", address: "10.0.0.172" },
 ];
-const SECRETS = { "mariadb-root": "RootPw123", "mariadb-app": "AppPw123", "mariadb-sst": "SstPw123", "mariadb-monitor": "MonPw123" };
+const SECRETS = {
+  "mariadb-root": "RootPw123",
+  "mariadb-app": "AppPw123",
+  "mariadb-sst": "SstPw123",
+  "mariadb-monitor": "MonPw123",
+  "mariadb-exporter": "ExpPw123",
+};
 
 /** Writes my.cnf + sst-auth.cnf and an option file including both, as the image reads them. */
 function writeNodeConfig(dir: string, cnf: string): string {
@@ -159,6 +165,12 @@ describe("the accounts SQL on a real MariaDB 10.11 (socket only, no network)", (
       /GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON \*\.\*/,
     );
     expect(sql("SHOW GRANTS FOR 'erpnext'@'%';").stdout).toContain("GRANT ALL PRIVILEGES ON `erpnext`.* TO `erpnext`@`%`");
+    // mysqld_exporter: status and process list, no table, at most 3 connections.
+    expect(sql("SHOW GRANTS FOR 'exporter'@'%';").stdout.trim().split("\n")).toEqual([
+      expect.stringMatching(
+        /^GRANT PROCESS, BINLOG MONITOR, SLAVE MONITOR ON \*\.\* TO `exporter`@`%` IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}' WITH MAX_USER_CONNECTIONS 3$/,
+      ),
+    ]);
   });
 });
 

@@ -96,8 +96,14 @@ export class GaleraLoopbackCluster {
     [GALERA_SECRET_KEYS.app]: testPassword(),
     [GALERA_SECRET_KEYS.sst]: testPassword(),
     [GALERA_SECRET_KEYS.monitor]: testPassword(),
+    [GALERA_SECRET_KEYS.exporter]: testPassword(),
   };
   private runs = 0;
+
+  /** mysqld_exporter's password (its account is in the rendered accounts SQL), for tests/observability's Galera alert scenario. */
+  get exporterPassword(): string {
+    return this.secrets[GALERA_SECRET_KEYS.exporter];
+  }
 
   private constructor(
     readonly dir: string,

@@ -86,12 +86,15 @@ describe("the step's server check against the real haproxy", () => {
   let haproxy: ChildProcess | undefined;
   let backend: net.Server | undefined;
   let statsUrl = "";
+  let metricsUrl = "";
 
   beforeAll(async () => {
     backend = net.createServer((socket) => socket.end());
     await new Promise<void>((resolve) => backend!.listen(0, address, resolve));
     const upPort = (backend.address() as net.AddressInfo).port;
-    const [statsPort, upListen, downListen, refused1, refused2] = await Promise.all([1, 2, 3, 4, 5].map(() => freePort(address)));
+    const [statsPort, upListen, downListen, refused1, refused2, prometheusPort] = await Promise.all(
+      [1, 2, 3, 4, 5, 6].map(() => freePort(address)),
+    );
     const config = renderHaproxyConfig(
       [
         { name: "up", port: upListen, lines: ["mode tcp", "default-server inter 500ms", `server live ${address}:${upPort} check`] },
@@ -107,12 +110,13 @@ describe("the step's server check against the real haproxy", () => {
           ],
         },
       ],
-      { bindAddress: address, statsAddress: address, statsPort },
+      { bindAddress: address, statsAddress: address, statsPort, prometheusPort },
     );
     const file = path.join(tempDir("haproxy-checks"), "haproxy.cfg");
     fs.writeFileSync(file, config);
     haproxy = spawn(requireTool("haproxy"), ["-db", "-f", file], { stdio: "ignore" });
     statsUrl = `http://${address}:${statsPort}/stats;csv`;
+    metricsUrl = `http://${address}:${prometheusPort}/metrics`;
     for (let attempt = 0; attempt < 50 && run("curl", ["-fsS", statsUrl]).status !== 0; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -154,6 +158,20 @@ describe("the step's server check against the real haproxy", () => {
       `${shellVariables({ KB_STATS_URL: `http://${address}:1/stats;csv` })}\n${hostScript("haproxy", "server-check.sh")}\nkb_haproxy_checked_server up`,
     );
     expect(result.status).not.toBe(0);
+  });
+
+  it("serves the Prometheus metrics HaproxyBackendDown reads on the exporter's frontend", async () => {
+    const deadline = Date.now() + 5000;
+    while (checkedServer("up").status !== 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    const metrics = run("curl", ["-fsS", metricsUrl]);
+    expect(metrics.status).toBe(0);
+    // The rule's metric and labels (components/observability/monitoring/render.ts): one live server behind "up".
+    expect(metrics.stdout).toMatch(/^haproxy_backend_active_servers\{proxy="up"\} 1$/m);
+    expect(metrics.stdout).toMatch(/^haproxy_backend_active_servers\{proxy="down"\} \d+$/m);
+    // The stats page is a listen section without servers: always 0, which HaproxyBackendDown leaves out.
+    expect(metrics.stdout).toMatch(/^haproxy_backend_active_servers\{proxy="stats"\} 0$/m);
+    expect(metrics.stdout).not.toMatch(/^haproxy_backend_\w+\{proxy="prometheus"/m);
+    expect(run("curl", ["-fsS", metricsUrl.replace(/metrics$/, "other")]).status).not.toBe(0);
   });
 });
 

@@ -1,10 +1,15 @@
 import { loadVersions, parseInventory } from "../../config";
 import {
   CERT_EXPIRY_FILE,
+  mysqldExporter,
   nodeExporterContainer,
   parseExportersSettings,
+  redisExporter,
   renderNodeExporterScript,
+  renderServiceExportersScript,
 } from "../../components/observability/exporters";
+import { secretKeysIn } from "../../components/lib/remote";
+import { runBash } from "../support/bash-fakes";
 import { SCRAPE_JOBS } from "../../components/observability/monitoring";
 import { MockRun, Registration, reveal, runProgram } from "../../scripts/lib/mock-engine";
 import { rawStackConfig } from "../support/stack-config";
@@ -44,6 +49,70 @@ describe("node_exporter (render)", () => {
   });
 });
 
+describe("service exporters (render)", () => {
+  const settings = parseExportersSettings(undefined);
+  const redis = redisExporter("quay.io/oliver006/redis_exporter:v1.88.0", "10.0.0.123", "redis", 6379, settings);
+  const sentinel = redisExporter("quay.io/oliver006/redis_exporter:v1.88.0", "10.0.0.123", "sentinel", 26379, settings);
+  const mysqld = mysqldExporter("quay.io/prometheus/mysqld-exporter:v0.20.0", "10.0.0.170", 3306, settings);
+
+  it("redis_exporter logs in as the ACL user, never sends CONFIG, listens on the private address only", () => {
+    expect(redis.container.command).toEqual([
+      "--redis.addr=redis://10.0.0.123:6379",
+      "--redis.user=exporter",
+      "--web.listen-address=10.0.0.123:9121",
+      "--config-command=-",
+    ]);
+    expect(sentinel.container.name).toBe("sentinel-exporter");
+    expect(sentinel.container.command.slice(0, 1)).toEqual(["--redis.addr=redis://10.0.0.123:26379"]);
+    expect(sentinel.url).toBe("http://10.0.0.123:9122/metrics");
+  });
+
+  it("mysqld_exporter reads its own node's global status (wsrep_*) as the exporter account", () => {
+    expect(mysqld.container.command).toEqual([
+      "--mysqld.address=10.0.0.170:3306",
+      "--mysqld.username=exporter",
+      "--web.listen-address=10.0.0.170:9104",
+      "--collect.global_status",
+    ]);
+    expect(mysqld.upMetric).toBe("mysql_up");
+  });
+
+  it("passwords reach the containers only through root-only env files holding placeholders", () => {
+    for (const exporter of [redis, sentinel, mysqld]) {
+      expect(exporter.container.options).toEqual(["--env-file", exporter.envFile.path]);
+      expect(exporter.envFile.mode).toBe("0600");
+      expect(secretKeysIn(exporter.envFile.content)).toHaveLength(1);
+      expect(secretKeysIn(exporter.container.command.join(" "))).toEqual([]);
+    }
+    expect(redis.envFile.content).toBe("REDIS_PASSWORD={{secret:redis-exporter-password}}\n");
+    expect(mysqld.envFile.content).toBe("MYSQLD_EXPORTER_PASSWORD={{secret:mariadb-exporter}}\n");
+  });
+
+  // The step body with a fake docker (the container state) and a fake curl (the exporter's answer).
+  const step = (state: "current" | "missing", metrics: string, changed: string[] = []) =>
+    runBash(
+      `kb_is_changed() { [[ " ${changed.join(" ")} " == *" $1 "* ]]; }\nkb_wait_until() { shift 2; shift 3; "$@"; }\n${renderServiceExportersScript([redis])}`,
+      {
+        docker: `case "$1 $2" in "inspect -f") if [ "${state}" = missing ]; then exit 1; fi; case "$3" in *Running*) echo true ;; *) echo '${""}' ;; esac ;; *) echo "docker $*" >&2 ;; esac`,
+        curl: `cat <<'METRICS'\n${metrics}\nMETRICS`,
+      },
+    );
+
+  it("starts a missing container and passes once the exporter reports its service up", () => {
+    const result = step("missing", "# HELP redis_up\nredis_up 1");
+    expect(result.stdout).toContain("redis-exporter: (re)starting (missing)");
+    expect(result.stderr).toMatch(/docker run -d --name redis-exporter .*--env-file \/etc\/keybuzz\/exporters\/redis-exporter.env/);
+    expect(result.stdout).toContain("redis-exporter: serving http://10.0.0.123:9121/metrics (redis_up 1)");
+    expect(result.status).toBe(0);
+  });
+
+  it("fails when the exporter cannot reach its service (redis_up 0)", () => {
+    const result = step("missing", "redis_up 0");
+    expect(result.status).not.toBe(0);
+    expect(result.stdout).not.toContain("serving");
+  });
+});
+
 describe("observability in the prod plan (mock engine)", () => {
   let run: MockRun;
   beforeAll(async () => {
@@ -63,6 +132,22 @@ describe("observability in the prod plan (mock engine)", () => {
       expect(step.parent).toContain("keybuzz:observability:Exporters");
     }
     expect(ofType(COMMAND).filter((step) => step.name.endsWith("-node-exporter"))).toHaveLength(inventory.servers.length);
+  });
+
+  it("every redis node gets redis_exporter (Redis, Sentinel) and every MariaDB node mysqld_exporter, after their cluster is verified", () => {
+    for (const [group, step, verified] of [
+      ["redis", "redis-exporter", "redis-verify"],
+      ["mariadb", "mysqld-exporter", "galera-maria-03-verify"],
+    ] as const) {
+      const hosts = inventory.servers.filter((server) => server.group === group);
+      expect(hosts.length).toBe(3);
+      for (const server of hosts) {
+        const registration = named(COMMAND, `${server.name}-${step}`);
+        expect(registration.dependsOn).toEqual(expect.arrayContaining([`${server.name}-base-os-verify`, verified]));
+        expect(registration.parent).toContain("keybuzz:observability:Exporters");
+      }
+    }
+    expect(ofType(COMMAND).filter((step) => /-(redis|mysqld)-exporter$/.test(step.name))).toHaveLength(6);
   });
 
   it("ScrapeConfigs target every server's private address, labelled with cluster, server_role and node", () => {
@@ -86,6 +171,14 @@ describe("observability in the prod plan (mock engine)", () => {
     expect(scrape(SCRAPE_JOBS.rabbitmq).spec.staticConfigs.map((group: Doc) => group.targets[0])).toEqual(
       inventory.servers.filter((server) => server.group === "rabbitmq").map((server) => `${server.privateIp}:15692`),
     );
+    const targets = (job: string) => scrape(job).spec.staticConfigs.map((group: Doc) => group.targets[0]);
+    const addresses = (group: string, port: number) =>
+      inventory.servers.filter((server) => server.group === group).map((server) => `${server.privateIp}:${port}`);
+    expect(targets(SCRAPE_JOBS.redis)).toEqual(addresses("redis", 9121));
+    expect(targets(SCRAPE_JOBS.sentinel)).toEqual(addresses("redis", 9122));
+    expect(targets(SCRAPE_JOBS.mysqld)).toEqual(addresses("mariadb", 9104));
+    expect(targets(SCRAPE_JOBS.haproxy)).toEqual(addresses("haproxy", 8405));
+    expect(targets(SCRAPE_JOBS.proxysql)).toEqual(addresses("proxysql", 6070));
   });
 
   it("the PrometheusRule, the dashboards and metrics-server wait for kube-prometheus-stack", () => {

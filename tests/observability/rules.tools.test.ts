@@ -396,6 +396,8 @@ const cases: Case[] = [
     input: [
       series("haproxy_backend_active_servers", { ...target("haproxy", "haproxy", "haproxy-01"), proxy: "postgres-write" }, "1 0x5"),
       series("haproxy_backend_active_servers", { ...target("haproxy", "haproxy", "haproxy-01"), proxy: "redis" }, "1x5"),
+      // The stats page's listen section, which has no server (tests/haproxy/haproxy.tools.test.ts).
+      series("haproxy_backend_active_servers", { ...target("haproxy", "haproxy", "haproxy-01"), proxy: "stats" }, "0x5"),
     ],
     expect: [
       { at: "1m", alert: "HaproxyBackendDown", fired: [] },

@@ -41,6 +41,8 @@ describe("renderProxySqlCnf", () => {
   it("listens on 0.0.0.0:3306 (never the LB IP) with the admin interface on localhost only", () => {
     expect(cnf).toContain('interfaces = "0.0.0.0:3306"');
     expect(cnf).toContain('mysql_ifaces = "127.0.0.1:6032"');
+    // The REST API serves the Prometheus metrics (the proxysql scrape job); UFW limits it to Kubernetes.
+    expect(cnf).toMatch(/^ {4}restapi_enabled = true\n {4}restapi_port = 6070$/m);
     expect(cnf).not.toContain("10.0.0.20");
     expect(cnf).toContain('admin_credentials = "admin:{{secret:proxysql-admin}}"');
   });

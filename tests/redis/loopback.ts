@@ -9,6 +9,7 @@ import {
   redisDaemonSettings,
   redisHaproxyListener,
   RedisNode,
+  REDIS_EXPORTER_PASSWORD_KEY,
   REDIS_PASSWORD_KEY,
   RedisSettings,
   renderRedisConf,
@@ -56,6 +57,8 @@ export class RedisLoopbackCluster {
   readonly haproxyConfigFile: string;
   private readonly password = testPassword();
   private readonly sentinelPassword = testPassword();
+  /** redis_exporter's ACL user's password (tests/observability/alerts.loopback.test.ts scrapes as that user). */
+  readonly exporterPassword = testPassword();
   private runs = 0;
 
   private constructor(
@@ -101,7 +104,11 @@ export class RedisLoopbackCluster {
   }
 
   private secrets(): Record<string, string> {
-    return { [REDIS_PASSWORD_KEY]: this.password, [SENTINEL_PASSWORD_KEY]: this.sentinelPassword };
+    return {
+      [REDIS_PASSWORD_KEY]: this.password,
+      [SENTINEL_PASSWORD_KEY]: this.sentinelPassword,
+      [REDIS_EXPORTER_PASSWORD_KEY]: this.exporterPassword,
+    };
   }
 
   private async boot(): Promise<void> {

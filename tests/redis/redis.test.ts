@@ -47,11 +47,18 @@ describe("redis.conf", () => {
     expect(conf).toMatch(/^min-replicas-max-lag 10$/m);
   });
 
-  it("holds passwords only as the redis-password placeholder and no role", () => {
-    expect(secretKeysIn(conf)).toEqual(["redis-password"]);
+  it("holds passwords only as placeholders (data, exporter) and no role", () => {
+    expect(secretKeysIn(conf)).toEqual(["redis-password", "redis-exporter-password"]);
     expect(conf).toMatch(/^requirepass \{\{secret:redis-password\}\}$/m);
     expect(conf).toMatch(/^masterauth \{\{secret:redis-password\}\}$/m);
     expect(conf).not.toMatch(/replicaof/);
+  });
+
+  it("declares redis_exporter's ACL user: INFO and the slowlog/latency reads, no key, no CONFIG", () => {
+    expect(conf).toMatch(
+      /^user exporter on >\{\{secret:redis-exporter-password\}\} -@all \+ping \+client\|setname \+info \+slowlog\|len \+slowlog\|get \+latency\|latest \+latency\|histogram$/m,
+    );
+    expect(conf).not.toMatch(/^user .*(~|\+config|\+@)/m);
   });
 });
 
@@ -161,7 +168,11 @@ describe("RedisCluster on the mock engine", () => {
       hosts,
       versions: loadVersions(),
       settings: parseRedisSettings(undefined),
-      secrets: { password: pulumi.secret("data-pass"), sentinelPassword: pulumi.secret("sentinel-pass") },
+      secrets: {
+        password: pulumi.secret("data-pass"),
+        sentinelPassword: pulumi.secret("sentinel-pass"),
+        exporterPassword: pulumi.secret("exporter-pass"),
+      },
       after: { hosts: ready },
     });
   };

@@ -28,7 +28,11 @@ import { runBash } from "../support/bash-fakes";
 // The rendered redis.conf and sentinel.conf start Debian's redis-server / redis-sentinel on a
 // loopback address and answer PING with the rendered passwords (and refuse without them).
 const ADDRESS = "127.0.10.1";
-const SECRETS = { "redis-password": "data-secret-1", "redis-sentinel-password": "sentinel-secret-2" };
+const SECRETS = {
+  "redis-password": "data-secret-1",
+  "redis-sentinel-password": "sentinel-secret-2",
+  "redis-exporter-password": "exporter-secret-3",
+};
 
 function cli(port: number, password: string | undefined, ...args: string[]): string {
   try {
@@ -93,6 +97,35 @@ describe("rendered Redis configs on the real daemons", () => {
     expect(cli(local.sentinelPort, SECRETS["redis-sentinel-password"], "SENTINEL", "get-master-addr-by-name", settings.masterName)).toBe(
       `${ADDRESS}\n${local.port}`,
     );
+  });
+
+  it("redis_exporter's ACL user reads INFO and the Sentinel tables, but no key, CONFIG or write; the users survive a config rewrite", () => {
+    const local = { ...settings, dataDir: dir, sentinelDir: dir };
+    const exporter = (port: number, ...args: string[]) => cli(port, SECRETS["redis-exporter-password"], "--user", "exporter", ...args);
+    expect(exporter(local.port, "PING")).toBe("PONG");
+    expect(exporter(local.port, "INFO", "replication")).toMatch(/^role:master$/m);
+    expect(exporter(local.port, "SLOWLOG", "LEN")).toMatch(/^\d+$/);
+    expect(exporter(local.port, "LATENCY", "LATEST")).not.toMatch(/NOPERM/);
+    for (const denied of [
+      ["CONFIG", "GET", "requirepass"],
+      ["GET", "k"],
+      ["SET", "k", "v"],
+      ["KEYS", "*"],
+      ["ACL", "LIST"],
+    ]) {
+      expect(exporter(local.port, ...denied)).toMatch(/NOPERM/);
+    }
+    expect(exporter(local.sentinelPort, "SENTINEL", "MASTERS")).toContain(settings.masterName);
+    // One Sentinel here: CKQUORUM answers NOQUORUM, but it answers (no NOPERM).
+    expect(exporter(local.sentinelPort, "SENTINEL", "CKQUORUM", settings.masterName)).toMatch(/^(OK|NOQUORUM)/);
+    expect(exporter(local.sentinelPort, "SENTINEL", "CONFIG", "GET", "*")).toMatch(/NOPERM/);
+    expect(exporter(local.sentinelPort, "SENTINEL", "FAILOVER", settings.masterName)).toMatch(/NOPERM/);
+    // Sentinel rewrites its file (failovers, FLUSHCONFIG) and Redis on CONFIG REWRITE: the user must stay.
+    expect(cli(local.sentinelPort, SECRETS["redis-sentinel-password"], "SENTINEL", "FLUSHCONFIG")).toBe("OK");
+    expect(cli(local.port, SECRETS["redis-password"], "CONFIG", "REWRITE")).toBe("OK");
+    for (const file of ["redis.conf", "sentinel.conf"]) {
+      expect(fs.readFileSync(path.join(dir, file), "utf8")).toMatch(/^user exporter on /m);
+    }
   });
 
   it("the endpoint check writes a key through the address and port it is given, with the managed redis.conf's password", () => {

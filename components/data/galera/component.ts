@@ -15,7 +15,7 @@ import {
 } from "./render";
 import { galeraHostSettings, GaleraSettings, galeraServerSettings } from "./settings";
 
-/** Galera's slice of the platform's credentials (`PlatformSecrets.mariadb`): root, app (`erpnext`), SST, ProxySQL monitor. */
+/** Galera's slice of the platform's credentials (`PlatformSecrets.mariadb`): root, app (`erpnext`), SST, ProxySQL monitor, mysqld_exporter. */
 export type GaleraSecrets = PlatformSecrets["mariadb"];
 
 /** Arguments of {@link GaleraCluster}: the module contract, plus the nodes' data volumes. */
@@ -53,6 +53,7 @@ export class GaleraCluster extends pulumi.ComponentResource implements ModuleOut
       [GALERA_SECRET_KEYS.app]: args.secrets.app,
       [GALERA_SECRET_KEYS.sst]: args.secrets.sst,
       [GALERA_SECRET_KEYS.monitor]: args.secrets.monitor,
+      [GALERA_SECRET_KEYS.exporter]: args.secrets.exporter,
     };
     const timeoutMinutes = Math.ceil(host.syncTimeoutSeconds / 60) + 15;
 

@@ -28,7 +28,13 @@ export const GALERA_HELPER_PATH = "/usr/local/sbin/keybuzz-galera";
 export const GALERA_ENV_PATH = "/etc/keybuzz/galera.env";
 
 /** Keys of the secret placeholders in the Galera files. */
-export const GALERA_SECRET_KEYS = { root: "mariadb-root", app: "mariadb-app", sst: "mariadb-sst", monitor: "mariadb-monitor" } as const;
+export const GALERA_SECRET_KEYS = {
+  root: "mariadb-root",
+  app: "mariadb-app",
+  sst: "mariadb-sst",
+  monitor: "mariadb-monitor",
+  exporter: "mariadb-exporter",
+} as const;
 
 /**
  * The renderer named in the rendered files' headers. It stays the pre-folder path: my.cnf is part
@@ -117,14 +123,16 @@ export interface GaleraAccounts {
   readonly appDatabase: string;
   readonly sstUser: string;
   readonly monitorUser: string;
+  readonly exporterUser: string;
 }
 
-/** Default {@link GaleraAccounts}: `erpnext` user and database, `sst`, `monitor`. */
+/** Default {@link GaleraAccounts}: `erpnext` user and database, `sst`, `monitor`, `exporter`. */
 export const DEFAULT_GALERA_ACCOUNTS: GaleraAccounts = {
   appUser: ACCOUNTS.mariadbApp,
   appDatabase: "erpnext",
   sstUser: ACCOUNTS.mariadbSst,
   monitorUser: ACCOUNTS.mariadbMonitor,
+  exporterUser: ACCOUNTS.mariadbExporter,
 };
 
 /**
@@ -145,6 +153,12 @@ GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR ON *.* TO '${a
 -- ProxySQL health checks: USAGE only (DESIGN.md).
 ${user(accounts.monitorUser, "%", GALERA_SECRET_KEYS.monitor)}
 GRANT USAGE ON *.* TO '${accounts.monitorUser}'@'%';
+-- mysqld_exporter (docs/monitoring.md): its README's PROCESS and REPLICATION CLIENT, plus SLAVE MONITOR
+-- (MariaDB 10.5+ checks it for SHOW SLAVE STATUS, a default collector); no SELECT: no default collector
+-- reads a table, and SELECT ON *.* would read ERPNext's data.
+${user(accounts.exporterUser, "%", GALERA_SECRET_KEYS.exporter)}
+ALTER USER '${accounts.exporterUser}'@'%' WITH MAX_USER_CONNECTIONS 3;
+GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO '${accounts.exporterUser}'@'%';
 `;
 }
 

@@ -18,6 +18,13 @@ export const HAPROXY_IMAGE_UID = 99;
 /** Stats page, HTTP on loopback only (`curl http://127.0.0.1:8404/stats`). */
 export const HAPROXY_STATS = { address: "127.0.0.1", port: 8404, uri: "/stats" } as const;
 
+/**
+ * HAProxy's built-in Prometheus exporter (addons/promex, compiled into the official image: the
+ * docker-library/haproxy 2.8 Dockerfile builds with `USE_PROMEX=1`): `/metrics` on every address
+ * of the host, port 8405 as in promex's README; UFW opens it to the Kubernetes nodes only.
+ */
+export const HAPROXY_PROMETHEUS = { port: 8405, path: "/metrics" } as const;
+
 /** Global `maxconn` of the HAProxy process (the container's `nofile` follows it). */
 export const HAPROXY_MAXCONN = 4096;
 
@@ -27,6 +34,8 @@ export interface HaproxyRenderOptions {
   readonly statsAddress?: string;
   /** Port of the stats listener. Default 8404. */
   readonly statsPort?: number;
+  /** Port of the Prometheus exporter's frontend (on `bindAddress`). Default {@link HAPROXY_PROMETHEUS}.port. */
+  readonly prometheusPort?: number;
   /** Address every listener binds. Default `0.0.0.0` (never the LB IP, which is not on the host). */
   readonly bindAddress?: string;
   /** `maxconn` of the process. Default {@link HAPROXY_MAXCONN}. */
@@ -36,7 +45,8 @@ export interface HaproxyRenderOptions {
 const LISTENER_NAME = /^[a-z][a-z0-9-]*$/;
 
 /**
- * Renders haproxy.cfg: global, TCP defaults, the stats page on loopback, then one `listen` section
+ * Renders haproxy.cfg: global, TCP defaults, the stats page on loopback, the Prometheus exporter's
+ * frontend (`http-request use-service prometheus-exporter`), then one `listen` section
  * per listener in the given order. Valid for HAProxy 2.6 (Debian bookworm) and 2.8 (the image).
  *
  * @throws Error on a duplicate listener name or port, a bad name, or a port out of range.
@@ -45,8 +55,9 @@ export function renderHaproxyConfig(listeners: readonly HaproxyListener[], optio
   const statsAddress = options.statsAddress ?? HAPROXY_STATS.address;
   const statsPort = options.statsPort ?? HAPROXY_STATS.port;
   const bindAddress = options.bindAddress ?? "0.0.0.0";
-  const seenNames = new Set<string>(["stats"]);
-  const seenPorts = new Set<number>([statsPort]);
+  const prometheusPort = options.prometheusPort ?? HAPROXY_PROMETHEUS.port;
+  const seenNames = new Set<string>(["stats", "prometheus"]);
+  const seenPorts = new Set<number>([statsPort, prometheusPort]);
   for (const listener of listeners) {
     if (!LISTENER_NAME.test(listener.name)) throw new Error(`HAProxy listener "${listener.name}": name must match ${LISTENER_NAME}`);
     if (!Number.isInteger(listener.port) || listener.port < 1 || listener.port > 65535) {
@@ -87,6 +98,14 @@ export function renderHaproxyConfig(listeners: readonly HaproxyListener[], optio
       "    stats enable",
       `    stats uri ${HAPROXY_STATS.uri}`,
       "    stats refresh 10s",
+    ],
+    [
+      "frontend prometheus",
+      `    bind ${bindAddress}:${prometheusPort}`,
+      "    mode http",
+      "    timeout client 30s",
+      `    http-request use-service prometheus-exporter if { path ${HAPROXY_PROMETHEUS.path} }`,
+      "    no log",
     ],
     ...listeners.map((listener) => [
       `listen ${listener.name}`,

@@ -90,6 +90,8 @@ admin_variables =
     admin_credentials = "${accounts.adminUser}:${secretRef(PROXYSQL_SECRET_KEYS.admin)}"
     mysql_ifaces = "${settings.adminAddress}:${settings.adminPort}"
     refresh_interval = 2000
+    restapi_enabled = true
+    restapi_port = ${settings.restapiPort}
 }
 
 mysql_variables =

@@ -66,6 +66,12 @@ export interface ProxySqlCnfSettings extends ProxySqlSettings {
   readonly adminAddress: string;
   /** Admin port, TCP (ProxySQL's 6032). */
   readonly adminPort: number;
+  /**
+   * Port of ProxySQL's REST API, which serves its Prometheus `/metrics` without authentication
+   * (ProxySQL 2.6.6 lib/ProxySQL_Admin.cpp: `admin-restapi_port`, default 6070; the server binds
+   * every address, lib/ProxySQL_RESTAPI_Server.cpp): UFW opens it to the Kubernetes nodes only.
+   */
+  readonly restapiPort: number;
   /** ProxySQL datadir as the process sees it. */
   readonly datadir: string;
   readonly hostgroups: GaleraHostgroups;
@@ -78,6 +84,7 @@ export const DEFAULT_PROXYSQL_CNF_SETTINGS: ProxySqlCnfSettings = {
   port: 3306,
   adminAddress: "127.0.0.1",
   adminPort: 6032,
+  restapiPort: 6070,
   datadir: "/var/lib/proxysql",
   hostgroups: { writer: 10, backupWriter: 20, reader: 30, offline: 40 },
 };

@@ -4,6 +4,7 @@ import { clusterNodes, lockedImage } from "../../../config";
 import { HaproxyContribution, ModuleArgs, ModuleOutputs, waitsFor } from "../../lib/contract";
 import { HostFile, remoteStep, sha256 } from "../../lib/remote";
 import {
+  REDIS_EXPORTER_PASSWORD_KEY,
   REDIS_HOST_PATHS,
   REDIS_PASSWORD_KEY,
   redisHaproxyListener,
@@ -51,7 +52,11 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
     super("keybuzz:data:RedisCluster", name, {}, opts);
     const nodes = clusterNodes(args.hosts.map((host) => host.spec));
     const image = args.versions.images.redis;
-    const secrets = { [REDIS_PASSWORD_KEY]: args.secrets.password, [SENTINEL_PASSWORD_KEY]: args.secrets.sentinelPassword };
+    const secrets = {
+      [REDIS_PASSWORD_KEY]: args.secrets.password,
+      [SENTINEL_PASSWORD_KEY]: args.secrets.sentinelPassword,
+      [REDIS_EXPORTER_PASSWORD_KEY]: args.secrets.exporterPassword,
+    };
     const nodeSteps: Record<string, command.remote.Command> = {};
     const fingerprints: string[] = [];
     const rollScripts: string[] = [];

@@ -2,6 +2,7 @@ import type { ClusterNode } from "../../../config";
 import { CONTAINER_NOFILE, imagePull, renderContainerFunctions } from "../../lib/container";
 import type { HaproxyListener } from "../../lib/contract";
 import { secretRef } from "../../lib/remote";
+import { ACCOUNTS } from "../../security/secrets";
 import { stepBody } from "../../lib/scripts";
 import { DEFAULT_REDIS_DAEMON_SETTINGS, RedisDaemonSettings } from "./settings";
 
@@ -15,6 +16,46 @@ import { DEFAULT_REDIS_DAEMON_SETTINGS, RedisDaemonSettings } from "./settings";
 export const REDIS_PASSWORD_KEY = "redis-password";
 /** Placeholder key of the Sentinels' own password. */
 export const SENTINEL_PASSWORD_KEY = "redis-sentinel-password";
+/** Placeholder key of redis_exporter's ACL user's password, the same on Redis and Sentinel. */
+export const REDIS_EXPORTER_PASSWORD_KEY = "redis-exporter-password";
+
+/**
+ * ACL rules of redis_exporter's user on Redis: only the commands redis_exporter v1.88.0 issues on
+ * a standalone node without key checks or Lua scripts (exporter/exporter.go `scrapeRedisHost`:
+ * PING, CLIENT SETNAME, INFO; slowlog.go; latency.go). No keys, no channels (`user` starts with
+ * none), and no CONFIG GET, which would hand it `requirepass` and `masterauth`: the exporter runs
+ * with `--config-command=-` and reads maxmemory from INFO (`redis_memory_max_bytes`). Narrower
+ * than the README's ACL, whose GET/SCAN/EVAL serve the key-check options not used here.
+ */
+export const REDIS_EXPORTER_ACL = [
+  "-@all",
+  "+ping",
+  "+client|setname",
+  "+info",
+  "+slowlog|len",
+  "+slowlog|get",
+  "+latency|latest",
+  "+latency|histogram",
+] as const;
+
+/** ACL rules of the same user on Sentinel: the SENTINEL subcommands of exporter/sentinels.go (the README's Sentinel ACL, without CONFIG GET). */
+export const SENTINEL_EXPORTER_ACL = [
+  "-@all",
+  "+ping",
+  "+client|setname",
+  "+info",
+  "+sentinel|masters",
+  "+sentinel|replicas",
+  "+sentinel|slaves",
+  "+sentinel|sentinels",
+  "+sentinel|ckquorum",
+] as const;
+
+/** The `user` line of redis_exporter's ACL user (Redis 7.2 redis.conf "ACL": `user <name> ... acl rules ...`). */
+function exporterUserLine(rules: readonly string[]): string {
+  return `user ${ACCOUNTS.redisExporter} on >${secretRef(REDIS_EXPORTER_PASSWORD_KEY)} ${rules.join(" ")}`;
+}
+
 /** uid:gid of the `redis` user of the official alpine image; owns the live configs and data. */
 export const REDIS_IMAGE_OWNER = "999:1000";
 
@@ -39,6 +80,7 @@ export function renderRedisConf(node: RedisNode, settings: RedisDaemonSettings):
     `dir ${settings.dataDir}`,
     `requirepass ${secretRef(REDIS_PASSWORD_KEY)}`,
     `masterauth ${secretRef(REDIS_PASSWORD_KEY)}`,
+    exporterUserLine(REDIS_EXPORTER_ACL),
     "appendonly yes",
     "appendfsync everysec",
     ...settings.savePoints.map(([seconds, changes]) => `save ${seconds} ${changes}`),
@@ -72,6 +114,7 @@ export function renderSentinelConf(node: RedisNode, masterAddress: string, setti
     `dir ${settings.sentinelDir}`,
     `requirepass ${secretRef(SENTINEL_PASSWORD_KEY)}`,
     `sentinel sentinel-pass ${secretRef(SENTINEL_PASSWORD_KEY)}`,
+    exporterUserLine(SENTINEL_EXPORTER_ACL),
     `sentinel announce-ip ${node.address}`,
     `sentinel announce-port ${settings.sentinelPort}`,
     "sentinel deny-scripts-reconfig yes",

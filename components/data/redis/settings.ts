@@ -67,6 +67,8 @@ export interface RedisSecrets {
   readonly password: pulumi.Input<string>;
   /** `PlatformSecrets.redis.sentinel`: the Sentinels' own `requirepass` and `sentinel-pass`. */
   readonly sentinelPassword: pulumi.Input<string>;
+  /** `PlatformSecrets.redis.exporter`: redis_exporter's ACL user, on Redis and on Sentinel. */
+  readonly exporterPassword: pulumi.Input<string>;
 }
 
 /** Everything a redis.conf / sentinel.conf depends on besides the node; defaults are production values. */

@@ -1,12 +1,20 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ChartPin } from "../../../config";
+import { HAPROXY_PROMETHEUS } from "../../data/haproxy";
 import { DEFAULT_POSTGRES_LAYOUT } from "../../data/postgres";
 import { DEFAULT_PROXYSQL_CNF_SETTINGS } from "../../data/proxysql";
 import { DEFAULT_RABBITMQ_SETTINGS } from "../../data/rabbitmq";
 import type { ModuleArgs, ModuleOutputs } from "../../lib/contract";
-import type { Host } from "../../lib/remote";
-import { renderAlertRuleGroups, renderDashboards, renderScrapeConfigSpecs, type RuleContext, type ScrapeJobSpec } from "./render";
+import type { ExportersSettings } from "../exporters/settings";
+import {
+  renderAlertRuleGroups,
+  renderDashboards,
+  renderScrapeConfigSpecs,
+  type RuleContext,
+  type ScrapedServer,
+  type ScrapeJobSpec,
+} from "./render";
 import type { MonitoringSettings } from "./settings";
 
 /** Namespace of kube-prometheus-stack (components/k8s/addons.ts), where these objects live. */
@@ -25,33 +33,39 @@ export interface MonitoringSecrets {
 export interface MonitoringArgs extends ModuleArgs<MonitoringSettings, MonitoringSecrets> {
   /** The Kubernetes provider (`KubernetesCluster.provider`), explicit on every object. */
   readonly provider: k8s.Provider;
-  /** node_exporter's port (`keybuzz:exporters.nodeExporterPort`). */
-  readonly nodeExporterPort: number;
+  /** The exporters' ports (`keybuzz:exporters`). */
+  readonly exporters: ExportersSettings;
   /** Patroni's synchronous mode (`keybuzz:postgres.synchronousMode`): a missing sync standby alerts only when it is on. */
   readonly postgresSynchronousMode: boolean;
 }
 
-/** The scrape jobs of the exporters deployed today: node_exporter everywhere, Patroni's `/metrics`, RabbitMQ's plugin. Pure. */
-export function deployedScrapeJobs(hosts: readonly Host[], nodeExporterPort: number): ScrapeJobSpec[] {
-  const servers = hosts.map((host) => host.spec);
+/**
+ * The scrape jobs of the exporters deployed today, from the inventory's servers: node_exporter
+ * everywhere, Patroni's `/metrics`, RabbitMQ's plugin, redis_exporter (Redis and Sentinel),
+ * mysqld_exporter, ProxySQL's REST API, and HAProxy's built-in exporter. UFW opens each job's port on its servers to the
+ * Kubernetes nodes only (components/os/base-os, `exporterUfwRules`). Pure.
+ */
+export function deployedScrapeJobs(servers: readonly ScrapedServer[], exporters: ExportersSettings): ScrapeJobSpec[] {
   const ofGroup = (group: string) => servers.filter((server) => server.group === group);
+  const http = { metricsPath: "/metrics", scheme: "http" } as const;
   return [
-    { job: "node", port: nodeExporterPort, metricsPath: "/metrics", scheme: "http", servers },
+    { job: "node", port: exporters.nodeExporterPort, ...http, servers },
     {
       job: "patroni",
       port: DEFAULT_POSTGRES_LAYOUT.ports.restApi,
       metricsPath: "/metrics",
       scheme: "https",
       caConfigMapKey: PLATFORM_CA_KEY,
+      // HAProxy's health checks read the same REST API.
+      servicePort: true,
       servers: ofGroup("postgres"),
     },
-    {
-      job: "rabbitmq",
-      port: DEFAULT_RABBITMQ_SETTINGS.prometheusPort,
-      metricsPath: "/metrics",
-      scheme: "http",
-      servers: ofGroup("rabbitmq"),
-    },
+    { job: "rabbitmq", port: DEFAULT_RABBITMQ_SETTINGS.prometheusPort, ...http, servers: ofGroup("rabbitmq") },
+    { job: "redis", port: exporters.redisExporterPort, ...http, servers: ofGroup("redis") },
+    { job: "sentinel", port: exporters.sentinelExporterPort, ...http, servers: ofGroup("redis") },
+    { job: "mysqld", port: exporters.mysqldExporterPort, ...http, servers: ofGroup("mariadb") },
+    { job: "proxysql", port: DEFAULT_PROXYSQL_CNF_SETTINGS.restapiPort, ...http, servers: ofGroup("proxysql") },
+    { job: "haproxy", port: HAPROXY_PROMETHEUS.port, metricsPath: HAPROXY_PROMETHEUS.path, scheme: "http", servers: ofGroup("haproxy") },
   ];
 }
 
@@ -85,7 +99,10 @@ export class Monitoring extends pulumi.ComponentResource implements ModuleOutput
       postgresSynchronousMode: args.postgresSynchronousMode,
       proxysqlWriterHostgroup: DEFAULT_PROXYSQL_CNF_SETTINGS.hostgroups.writer,
     };
-    const jobs = deployedScrapeJobs(args.hosts, args.nodeExporterPort);
+    const jobs = deployedScrapeJobs(
+      args.hosts.map((host) => host.spec),
+      args.exporters,
+    );
     this.scrapeConfigs = Object.fromEntries(
       renderScrapeConfigSpecs(jobs, SCRAPE_CA_CONFIGMAP).map((spec) => {
         const job = String(spec.jobName);

@@ -488,7 +488,8 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
         rule(
           "HaproxyBackendDown",
           "critical",
-          `haproxy_backend_active_servers == 0`,
+          // `listen stats` (the stats page, components/data/haproxy) has no server: always 0.
+          `haproxy_backend_active_servers{proxy!="stats"} == 0`,
           "1m",
           "An HAProxy listener has no server passing its health check.",
           "Clients of that port (PostgreSQL write/read, PgBouncer, Redis, RabbitMQ) get refused connections.",
@@ -571,6 +572,11 @@ export interface ScrapeJobSpec {
   readonly scheme: "http" | "https";
   /** https only: the ConfigMap key holding the CA that signed the exporter's certificate. */
   readonly caConfigMapKey?: string;
+  /**
+   * The port is also the service's own (Patroni's REST API, which HAProxy's checks reach): UFW
+   * leaves it to the module's rules instead of limiting it to the Kubernetes nodes.
+   */
+  readonly servicePort?: boolean;
   readonly servers: readonly ScrapedServer[];
 }
 

@@ -2,7 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { Inventory } from "../../../config";
 import { ModuleArgs, ModuleOutputs, waitsFor } from "../../lib/contract";
 import { remoteStep, sha256 } from "../../lib/remote";
-import { baseOsFiles, renderBaseOsScript, renderVerifyScript } from "./render";
+import type { ScrapeJobSpec } from "../../observability/monitoring/render";
+import { baseOsFiles, exporterPortsOf, renderBaseOsScript, renderVerifyScript } from "./render";
 import { BaseOsSettings } from "./settings";
 
 /**
@@ -16,6 +17,11 @@ export interface BaseOsArgs extends ModuleArgs<BaseOsSettings, Record<string, ne
    * role's UFW rules), the pod CIDR (routed traffic on Kubernetes nodes).
    */
   readonly inventory: Inventory;
+  /**
+   * The scrape jobs of the deployed exporters (`deployedScrapeJobs` of
+   * components/observability/monitoring): each server's exporter ports open to the Kubernetes nodes only.
+   */
+  readonly scrapeJobs: readonly ScrapeJobSpec[];
 }
 
 /**
@@ -47,7 +53,7 @@ export class BaseOs extends pulumi.ComponentResource implements ModuleOutputs {
     const previousInGroup: Record<string, pulumi.Resource> = {};
     for (const host of args.hosts) {
       const { name: hostName, group } = host.spec;
-      const script = renderBaseOsScript(hostName, group, args.inventory, args.versions);
+      const script = renderBaseOsScript(hostName, group, args.inventory, args.versions, exporterPortsOf(hostName, args.scrapeJobs));
       const previous = previousInGroup[group];
       const apply = remoteStep(
         `${hostName}-base-os`,

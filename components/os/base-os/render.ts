@@ -1,5 +1,6 @@
 import { Inventory, ServerGroup, serversOf, Versions } from "../../../config";
 import { HostFile } from "../../lib/remote";
+import type { ScrapeJobSpec } from "../../observability/monitoring/render";
 import { stepBody } from "../../lib/scripts";
 import { BaseOsSettings } from "./settings";
 
@@ -26,6 +27,8 @@ export const DOCKER_APT_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFC
 
 /** One UFW rule: a port or range and protocol, from anywhere or from one source CIDR. */
 export interface UfwRule {
+  /** `deny` for a port closed to a source the private network's blanket allow would let in. Default allow. */
+  readonly action?: "deny";
   /** `6443` or a range `2379:2380`. */
   readonly port: string;
   readonly proto: "tcp" | "udp";
@@ -91,6 +94,43 @@ export function ufwRulesFor(group: ServerGroup, privateCidr: string, adminCidrs:
     case "backup":
       return [];
   }
+}
+
+/**
+ * The exporter ports a server serves: every scrape job listing it (`deployedScrapeJobs`), but a
+ * port that is also its service's own ({@link ScrapeJobSpec.servicePort}). Sorted. Pure.
+ */
+export function exporterPortsOf(serverName: string, jobs: readonly ScrapeJobSpec[]): number[] {
+  const ports = jobs.filter((job) => !job.servicePort && job.servers.some((server) => server.name === serverName)).map((job) => job.port);
+  return [...new Set(ports)].sort((a, b) => a - b);
+}
+
+/**
+ * UFW rules of a server's exporter ports (issue 16 item 2): each open to the Kubernetes nodes'
+ * private addresses (Prometheus's pods reach other servers from their node's address: Calico's
+ * outgoing NAT) and the pod CIDR, then denied to the rest of the private network, which the
+ * blanket private allow would otherwise let in. base-os.sh applies these before that allow (UFW
+ * keeps the first matching rule). Pure.
+ */
+export function exporterUfwRules(ports: readonly number[], inventory: Inventory): UfwRule[] {
+  const scrapers = [
+    ...[...serversOf(inventory, "k8s-master"), ...serversOf(inventory, "k8s-worker")].map((server) => `${server.privateIp}/32`),
+    inventory.kubernetes.podCidr,
+  ];
+  return ports.flatMap((port): UfwRule[] => [
+    ...scrapers.map((from): UfwRule => ({
+      port: String(port),
+      proto: "tcp",
+      from,
+      purpose: "exporter, scraped from Kubernetes (addition: issue 16)",
+    })),
+    { action: "deny", port: String(port), proto: "tcp", from: inventory.network.ipRange, purpose: "exporter, closed to the other servers" },
+  ]);
+}
+
+/** One rule as base-os.sh reads it from KB_UFW_RULES: `[deny:]port/proto[@source]`. Pure. */
+function ufwRuleLine(rule: UfwRule): string {
+  return `${rule.action ? `${rule.action}:` : ""}${rule.port}/${rule.proto}${rule.from ? `@${rule.from}` : ""}`;
 }
 
 /** `/etc/sysctl.d/99-keybuzz.conf`, spec 000 §4 verbatim. */
@@ -242,13 +282,20 @@ export function baseOsFiles(inventory: Inventory, settings: BaseOsSettings): Hos
 
 /**
  * The base OS script body for one server: its variables, the shared apt, sshd and host helpers
- * (`scripts/common/`), then `scripts/base-os/base-os.sh`.
+ * (`scripts/common/`), then `scripts/base-os/base-os.sh`. `exporterPorts`: the server's exporter
+ * ports ({@link exporterPortsOf}), open to the Kubernetes nodes only.
  */
-export function renderBaseOsScript(hostName: string, group: ServerGroup, inventory: Inventory, versions: Versions): string {
+export function renderBaseOsScript(
+  hostName: string,
+  group: ServerGroup,
+  inventory: Inventory,
+  versions: Versions,
+  exporterPorts: readonly number[],
+): string {
   const isKubernetesNode = group === "k8s-master" || group === "k8s-worker";
   const dockerPackages = DOCKER_PACKAGES[versions.docker.source];
-  const rules = ufwRulesFor(group, inventory.network.ipRange, inventory.adminCidrs).map(
-    (rule) => `${rule.port}/${rule.proto}${rule.from ? `@${rule.from}` : ""}`,
+  const rules = [...exporterUfwRules(exporterPorts, inventory), ...ufwRulesFor(group, inventory.network.ipRange, inventory.adminCidrs)].map(
+    ufwRuleLine,
   );
   const variables = {
     KB_HOSTNAME: hostName,

@@ -1,0 +1,24 @@
+# Service exporters on one host (components/observability/exporters renders the container functions
+# above and one kb_service_exporter call per exporter below).
+
+# kb_service_exporter CONTAINER ENV_FILE URL UP_METRIC: (re)starts the container when its spec
+# changed or its credentials file was rewritten (Docker reads --env-file only at creation), then
+# waits until its endpoint reports `UP_METRIC 1`: the exporter reaches its service as its user.
+kb_service_exporter() {
+  local container=$1 env_file=$2 url=$3 up_metric=$4 fn state
+  fn=${container//-/_}
+  state=$("kb_${fn}_state")
+  if [ "$state" != "current" ] || kb_is_changed "$env_file"; then
+    echo "$container: (re)starting ($state)"
+    "kb_${fn}_run" >/dev/null
+  fi
+  kb_wait_until --logs "$container" 90 2 "$container: $url does not report $up_metric 1" kb_exporter_reports_up "$url" "$up_metric"
+  echo "$container: serving $url ($up_metric 1)"
+}
+
+# kb_exporter_reports_up URL METRIC: the scrape holds the line `METRIC 1`.
+kb_exporter_reports_up() {
+  local metrics
+  metrics=$(curl -fsS --max-time 10 "$1") || return 1
+  grep -qx "$2 1" <<<"$metrics"
+}
