@@ -1,6 +1,7 @@
 # keybuzz-galera-backup-receive: the forced command (authorized_keys `restrict,command=`) of the
 # Galera backup key on backup-01. SSH_ORIGINAL_COMMAND is one of:
-#   receive NAME        stdin (a gzip'd mbstream) into KB_BACKUP_DIR/.NAME.partial
+#   receive NAME        stdin (a gzip'd mbstream) into KB_BACKUP_DIR/.NAME.partial (a failed run's
+#                       partial stream is removed first)
 #   commit NAME SECONDS check the partial stream (gzip -t), give it its final name NAME.mbstream.gz,
 #                       keep the newest KB_KEEP, write the success metric for node_exporter
 #   list                the stored backups, oldest first
@@ -26,6 +27,8 @@ umask 077
 case "$verb" in
   receive)
     valid_name "$name" || refuse "bad backup name '$name'"
+    # One sender, one backup at a time: a partial stream left here is a failed run's.
+    find "$KB_BACKUP_DIR" -maxdepth 1 -name '.galera-*.partial' -delete
     cat >"$KB_BACKUP_DIR/.$name.partial"
     ;;
   commit)
