@@ -195,6 +195,13 @@ describe("the program", () => {
       expect(paths.includes("/etc/systemd/system/keybuzz-galera-backup.timer")).toBe(name === "maria-03");
       expect(paths.includes("/etc/keybuzz/galera-backup/id_ed25519")).toBe(name === "maria-03");
     }
+    // The backup alerts watch both systems (issue 17 item 6).
+    const rules = run.registrations.find((registration) => registration.type === "kubernetes:monitoring.coreos.com/v1:PrometheusRule");
+    const backupGroup = (rules?.inputs.spec as { groups: { name: string; rules: { alert: string; expr: string }[] }[] }).groups.find(
+      (group) => group.name === "keybuzz-backups",
+    );
+    expect(backupGroup?.rules.map((rule) => rule.alert)).toEqual(["BackupTooOld", "BackupNeverSucceeded", "PostgresWalArchivingFailing"]);
+    expect(backupGroup?.rules[0].expr).toContain('system=~"postgres|galera"');
     // The private key reaches maria-03 only through the step's secret stdin.
     expect(isSecretValue(byName.get("maria-03-galera-backup")?.inputs.stdin)).toBe(true);
     for (const file of filesOf("maria-03-galera-backup")) expect(file.content).not.toMatch(/mock-secret|PRIVATE KEY/);
@@ -203,5 +210,7 @@ describe("the program", () => {
   it("staging (no backup server): no Galera backup", async () => {
     const run = await runProgram("staging");
     expect(run.registrations.filter((registration) => registration.name.includes("galera-backup"))).toEqual([]);
+    const rules = run.registrations.find((registration) => registration.type === "kubernetes:monitoring.coreos.com/v1:PrometheusRule");
+    expect(JSON.stringify(rules?.inputs.spec)).not.toContain("keybuzz-backups");
   });
 });

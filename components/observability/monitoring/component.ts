@@ -6,7 +6,14 @@ import { DEFAULT_PROXYSQL_CNF_SETTINGS } from "../../data/proxysql";
 import { DEFAULT_RABBITMQ_SETTINGS } from "../../data/rabbitmq";
 import type { ModuleArgs, ModuleOutputs } from "../../lib/contract";
 import type { Host } from "../../lib/remote";
-import { renderAlertRuleGroups, renderDashboards, renderScrapeConfigSpecs, type RuleContext, type ScrapeJobSpec } from "./render";
+import {
+  BACKED_UP_SYSTEMS,
+  renderAlertRuleGroups,
+  renderDashboards,
+  renderScrapeConfigSpecs,
+  type RuleContext,
+  type ScrapeJobSpec,
+} from "./render";
 import type { MonitoringSettings } from "./settings";
 
 /** Namespace of kube-prometheus-stack (components/k8s/addons.ts), where these objects live. */
@@ -84,6 +91,8 @@ export class Monitoring extends pulumi.ComponentResource implements ModuleOutput
     const ruleContext: RuleContext = {
       postgresSynchronousMode: args.postgresSynchronousMode,
       proxysqlWriterHostgroup: DEFAULT_PROXYSQL_CNF_SETTINGS.hostgroups.writer,
+      // Backups run when the inventory has a backup server (docs/backups.md).
+      backedUpSystems: args.hosts.some((host) => host.spec.group === "backup") ? BACKED_UP_SYSTEMS : [],
     };
     const jobs = deployedScrapeJobs(args.hosts, args.nodeExporterPort);
     this.scrapeConfigs = Object.fromEntries(
