@@ -99,7 +99,7 @@ describe("npm run preflight", () => {
       ),
     );
     expect(result.stdout).toMatch(/token works +Hetzner API \S+ +UNREACHABLE: connection refused/);
-    expect(result.stdout).toMatch(/^FAIL: 25 facts — 0 hold, 1 fail, 24 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^FAIL: 27 facts — 0 hold, 1 fail, 26 unreachable, 0 skipped$/m);
   });
 
   it("bounds a source that accepts connections but never answers (--timeout)", async () => {
@@ -117,7 +117,7 @@ describe("npm run preflight", () => {
       const report = JSON.parse(result.stdout) as { facts: { status: string; detail: string }[]; summary: { exitCode: number } };
       expect(report.summary.exitCode).toBe(1);
       expect(report.facts.filter((fact) => fact.status === "unreachable").map((fact) => fact.detail)).toEqual(
-        Array(24).fill("no answer within 1 s"),
+        Array(26).fill("no answer within 1 s"),
       );
     } finally {
       silent.close();
@@ -168,7 +168,12 @@ describe("npm run preflight against loopback copies of every upstream source", (
     ftparchive(kubernetes, kubernetes);
     const pgdg = path.join(files, "pgdg");
     buildDeb(pgdg, "postgresql-16-pgvector", versions.packages.pgvector);
+    buildDeb(pgdg, "pgbackrest", versions.packages.pgbackrest);
     ftparchive(pgdg, path.join(pgdg, "dists", "bookworm-pgdg", "main", "binary-amd64"));
+    // backup-01's pgBackRest: PGDG's Ubuntu suite, its own pool (only the Ubuntu build is listed there).
+    const pgdgNoble = path.join(dir, "pgdg-noble");
+    buildDeb(pgdgNoble, "pgbackrest", versions.packages.pgbackrestRepoHost);
+    ftparchive(pgdgNoble, path.join(pgdg, "dists", "noble-pgdg", "main", "binary-amd64"));
     // One chart index listing every pinned chart.
     fs.mkdirSync(path.join(files, "charts"), { recursive: true });
     const entries = Object.fromEntries(
@@ -207,7 +212,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     };
     expect(report.facts.filter((fact) => fact.status !== "ok")).toEqual([]);
     expect(result.status).toBe(0);
-    expect(report.facts).toHaveLength(37);
+    expect(report.facts).toHaveLength(39);
     for (const [key, reference] of Object.entries(versions.images)) {
       expect(report.facts.find((fact) => fact.fact.startsWith(`images.${key}`))?.digest).toBe(digests[reference]);
     }
@@ -217,7 +222,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     const result = await preflight(["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^fact +source +result$/m);
-    expect(result.stdout).toMatch(/^PASS: 37 facts — 37 hold, 0 fail, 0 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^PASS: 39 facts — 39 hold, 0 fail, 0 unreachable, 0 skipped$/m);
   });
   it("writes the digest lock, then holds against it, then fails a tag moved upstream", async () => {
     const lockFile = path.join(dir, "versions.lock.yaml");
@@ -257,7 +262,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     expect(failed.stdout).toContain(
       `FAIL: tag moved upstream: locked ${digests[versions.images.redis]}, the registry now serves ${movedDigest}`,
     );
-    expect(failed.stdout).toMatch(/^FAIL: 37 facts — 36 hold, 1 fail, 0 unreachable, 0 skipped$/m);
+    expect(failed.stdout).toMatch(/^FAIL: 39 facts — 38 hold, 1 fail, 0 unreachable, 0 skipped$/m);
   });
 });
 
