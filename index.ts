@@ -4,12 +4,13 @@
  * components/. See README.md and ../shared/DESIGN.md.
  */
 import { loadPlatformConfig, serversOf } from "./config";
+import { GaleraBackup } from "./components/backup/galera";
 import { backupHostsOf, PgBackRest, pgBackRestPatroniParameters } from "./components/backup/pgbackrest";
 import { AdminFirewall } from "./components/infra/firewall";
 import { ServerFleet } from "./components/infra/fleet";
 import { ingressCertificate, isIngressLoadBalancer, LoadBalancer } from "./components/infra/load-balancer";
 import { PrivateNetwork } from "./components/infra/network";
-import { GaleraCluster } from "./components/data/galera";
+import { GaleraCluster, galeraHostSettings } from "./components/data/galera";
 import { MinioCluster } from "./components/data/minio";
 import { HaproxyLayer } from "./components/data/haproxy";
 import { PgBouncerLayer } from "./components/data/pgbouncer";
@@ -168,6 +169,15 @@ if (backupHosts) {
     patroniImageTag: patroniImageTag(versions),
     postgresUid: POSTGRES_UID,
     postgresPaths: DEFAULT_POSTGRES_LAYOUT.paths,
+  });
+  // MariaDB Galera: a daily mariadb-backup from one desynced node, streamed over SSH to backup-01.
+  new GaleraBackup("galera-backup", {
+    hosts: [...hostsOf("mariadb"), ...hostsOf("backup")],
+    versions,
+    settings: settings.backup.galera,
+    secrets: {},
+    after: { hosts: baseOs.verifiedByHost, all: [galera.verified] },
+    galeraHost: galeraHostSettings(settings.galera),
   });
 }
 

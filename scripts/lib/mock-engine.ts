@@ -95,6 +95,12 @@ function fakeOutputs(type: string, name: string, index: number): Record<string, 
           value: `-----BEGIN PRIVATE KEY-----\n${mockSecret(name)}\n-----END PRIVATE KEY-----\n`,
         },
         publicKeyPem: `-----BEGIN PUBLIC KEY-----\n${name}\n-----END PUBLIC KEY-----\n`,
+        // The OpenSSH forms (an SSH key pair, e.g. the Galera backups' channel to backup-01).
+        privateKeyOpenssh: {
+          [SECRET_SIG_KEY]: SECRET_SIG,
+          value: `-----BEGIN OPENSSH PRIVATE KEY-----\n${mockSecret(name)}\n-----END OPENSSH PRIVATE KEY-----\n`,
+        },
+        publicKeyOpenssh: `ssh-ed25519 ${Buffer.from(name).toString("base64")}\n`,
       };
     case "tls:index/certRequest:CertRequest":
       return { certRequestPem: `-----BEGIN CERTIFICATE REQUEST-----\n${name}\n-----END CERTIFICATE REQUEST-----\n` };

@@ -18,17 +18,16 @@ fi
 started=$(date +%s)
 pgbackrest --config="$KB_PGBACKREST_CONFIG" --stanza="$KB_STANZA" --type="$type" backup
 finished=$(date +%s)
-if [ -d "$KB_TEXTFILE_DIR" ]; then
-  metric=$(mktemp "$KB_TEXTFILE_DIR/.keybuzz-backup-postgres-$type.XXXXXX")
-  cat >"$metric" <<METRICS
-# HELP keybuzz_backup_last_success_timestamp_seconds End of the last successful backup, Unix time.
-# TYPE keybuzz_backup_last_success_timestamp_seconds gauge
-keybuzz_backup_last_success_timestamp_seconds{system="postgres",type="$type"} $finished
-# HELP keybuzz_backup_last_duration_seconds Duration of the last successful backup.
-# TYPE keybuzz_backup_last_duration_seconds gauge
-keybuzz_backup_last_duration_seconds{system="postgres",type="$type"} $((finished - started))
-METRICS
-  chmod 0644 "$metric"
-  mv -f "$metric" "$KB_TEXTFILE_DIR/keybuzz-backup-postgres-$type.prom"
+# repo-host.sh created this file for postgres (the directory is root's): rewritten in place with one
+# write, so node_exporter reads the old or the new content.
+metric=$KB_TEXTFILE_DIR/keybuzz-backup-postgres-$type.prom
+if [ -w "$metric" ]; then
+  content=$(printf '%s\n' "# HELP keybuzz_backup_last_success_timestamp_seconds End of the last successful backup, Unix time." \
+    "# TYPE keybuzz_backup_last_success_timestamp_seconds gauge" \
+    "keybuzz_backup_last_success_timestamp_seconds{system=\"postgres\",type=\"$type\"} $finished" \
+    "# HELP keybuzz_backup_last_duration_seconds Duration of the last successful backup." \
+    "# TYPE keybuzz_backup_last_duration_seconds gauge" \
+    "keybuzz_backup_last_duration_seconds{system=\"postgres\",type=\"$type\"} $((finished - started))")
+  printf '%s\n' "$content" >"$metric"
 fi
 echo "pgbackrest backup: $type backup of stanza $KB_STANZA done in $((finished - started)) s"

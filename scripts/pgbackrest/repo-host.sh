@@ -15,8 +15,15 @@ installed=$(pgbackrest version)
 echo "pgbackrest: $installed on $(hostname)"
 install -d -m 0750 -o postgres -g postgres "$KB_REPO_PATH"
 install -d -m 0750 -o postgres -g postgres "$KB_WORK_DIR" "$KB_WORK_DIR/lock" "$KB_WORK_DIR/log"
-install -d -m 0755 -o root -g postgres "$KB_TEXTFILE_DIR"
-chmod 0775 "$KB_TEXTFILE_DIR"
+# node_exporter's textfile directory stays root's (the exporters step sets it 0755): the backup
+# wrapper, run as postgres, rewrites its own two files there.
+install -d -m 0755 "$KB_TEXTFILE_DIR"
+for type in full diff; do
+  metric=$KB_TEXTFILE_DIR/keybuzz-backup-postgres-$type.prom
+  [ -f "$metric" ] || : >"$metric"
+  chown postgres:postgres "$metric"
+  chmod 0644 "$metric"
+done
 systemctl daemon-reload
 # Restart the TLS server when what it runs changed (compared with the live spec, so a retry after a
 # failed run converges too).

@@ -120,18 +120,27 @@ export function aptPins(versions: Versions, endpoints: Endpoints): { pins: AptPi
   const major = /^(\d+)/.exec(baseTag)?.[1];
   if (debian && major) {
     const pgdg = { label: `PGDG ${debian}-pgdg`, indexUrl: `${endpoints.pgdgApt}/dists/${debian}-pgdg/main/binary-amd64` };
-    pins.push({
-      repository: pgdg,
-      packageName: `postgresql-${major}-pgvector`,
-      version: versions.packages.pgvector,
-      key: "packages.pgvector",
-    });
+    pins.push(
+      { repository: pgdg, packageName: `postgresql-${major}-pgvector`, version: versions.packages.pgvector, key: "packages.pgvector" },
+      // pgBackRest in the Patroni image (scripts/patroni/Dockerfile), from the same suite.
+      { repository: pgdg, packageName: "pgbackrest", version: versions.packages.pgbackrest, key: "packages.pgbackrest" },
+    );
   } else {
     problems.push({
       fact: "packages.pgvector",
       source: "versions.yaml",
       status: "fail",
       detail: `images.postgres ${versions.images.postgres} names no Debian release (e.g. 16.10-bookworm): the PGDG suite is unknown`,
+    });
+  }
+  // backup-01 installs pgBackRest from PGDG's suite of its Ubuntu release (scripts/pgbackrest/repo-host.sh).
+  if (codename) {
+    const pgdgUbuntu = { label: `PGDG ${codename}-pgdg`, indexUrl: `${endpoints.pgdgApt}/dists/${codename}-pgdg/main/binary-amd64` };
+    pins.push({
+      repository: pgdgUbuntu,
+      packageName: "pgbackrest",
+      version: versions.packages.pgbackrestRepoHost,
+      key: "packages.pgbackrestRepoHost",
     });
   }
   return { pins, problems };

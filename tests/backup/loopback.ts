@@ -75,7 +75,10 @@ export class PgBackRestLoopback {
       workDir: path.join(repoBase, "work"),
       tls: this.tlsCopy(repoBase, this.repoHost.name),
     };
-    this.textfileDir = ownedDir(path.join(repoBase, "textfile"), "postgres");
+    this.textfileDir = ownedDir(path.join(repoBase, "textfile"), "root", 0o755);
+    // As repo-host.sh leaves them: the wrapper (postgres) rewrites its own files in root's directory.
+    for (const type of ["full", "diff"])
+      ownedFile(path.join(this.textfileDir, `keybuzz-backup-postgres-${type}.prom`), "", "postgres", 0o644);
     this.backupRun = path.join(repoBase, "keybuzz-pgbackrest-backup");
   }
 

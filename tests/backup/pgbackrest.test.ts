@@ -8,12 +8,15 @@ import {
   renderBackupRunScript,
   renderDbNodeConfig,
   renderRepoHostConfig,
+  renderRepoHostStepBody,
   renderRepoHostUnits,
   PGBACKREST_SECRET_KEYS,
 } from "../../components/backup/pgbackrest";
+import { TEXTFILE_DIR } from "../../components/observability/exporters/render";
 import { renderPatroniConfigObject } from "../../components/data/postgres/render";
 import { parsePostgresSettings } from "../../components/data/postgres/settings";
 import { ConfigError, parseInventory } from "../../config";
+import { loadVersions } from "../../config/versions";
 import { secretRef } from "../../components/lib/remote";
 import { isSecretValue, runProgram } from "../../scripts/lib/mock-engine";
 import { fakeBin, runBash } from "../support/bash-fakes";
@@ -169,9 +172,18 @@ describe("backup-01's timers", () => {
 });
 
 describe("the backup wrapper (scripts/pgbackrest/backup-run.sh)", () => {
+  it("writes its metric where the exporters module's node_exporter reads textfiles, and the repository step prepares the files", () => {
+    expect(renderBackupRunScript(settings)).toContain(`KB_TEXTFILE_DIR='${TEXTFILE_DIR}'`);
+    const body = renderRepoHostStepBody(repoHost, settings, loadVersions());
+    expect(body).toContain(`KB_TEXTFILE_DIR='${TEXTFILE_DIR}'`);
+    expect(body).toContain('chown postgres:postgres "$metric"');
+  });
+
   function installWrapper(): { dir: string; script: string } {
     const dir = tempDir("pgbackrest-run");
     fs.mkdirSync(path.join(dir, "textfile"));
+    // As repo-host.sh leaves them: empty files the wrapper (postgres) may rewrite in root's directory.
+    for (const type of ["full", "diff"]) fs.writeFileSync(path.join(dir, "textfile", `keybuzz-backup-postgres-${type}.prom`), "");
     const script = path.join(dir, "keybuzz-pgbackrest-backup");
     const paths = { configFile: path.join(dir, "pgbackrest.conf"), repoPath: dir, workDir: dir, tls: { ca: "", cert: "", key: "" } };
     fs.writeFileSync(script, renderBackupRunScript(settings, paths, path.join(dir, "textfile")), { mode: 0o755 });
@@ -191,7 +203,7 @@ describe("the backup wrapper (scripts/pgbackrest/backup-run.sh)", () => {
   it("records nothing when the backup fails, and refuses an unknown type", () => {
     const { dir, script } = installWrapper();
     expect(runBash(`"${script}" diff`, { pgbackrest: "exit 50" }).status).toBe(50);
-    expect(fs.readdirSync(path.join(dir, "textfile"))).toEqual([]);
+    expect(fs.readFileSync(path.join(dir, "textfile", "keybuzz-backup-postgres-diff.prom"), "utf8")).toBe("");
     expect(runBash(`"${script}" weekly`, { pgbackrest: "exit 0" }).status).toBe(2);
   });
 

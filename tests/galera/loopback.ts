@@ -34,7 +34,8 @@ import { assertLoopback, assertLoopbackText, ownedDir, ownedFile, settlesWithin,
  */
 
 const ROOT = path.join(__dirname, "..", "..");
-const NODE_EXEC = path.join(__dirname, "galera-node-exec.sh");
+/** galera-node-exec.sh: keybuzz-galera for one loopback node (`NODE_EXEC NODE COMMAND`). */
+export const NODE_EXEC = path.join(__dirname, "galera-node-exec.sh");
 const RECOVER = path.join(ROOT, "scripts", "galera", "recover.sh");
 const TABLE = "kb_it";
 
@@ -138,12 +139,17 @@ export class GaleraLoopbackCluster {
     this.host = host;
   }
 
-  /** Renders every node's files, then bootstraps the cluster with the program's step commands. */
-  static async start(stack = "prod"): Promise<GaleraLoopbackCluster> {
+  /**
+   * Renders every node's files, then bootstraps the cluster with the program's step commands.
+   * `fresh`: only the files, every datadir empty (a cluster a restore fills), with the credentials
+   * of `fresh.sameSecretsAs` (the same stack's secrets, which the restored accounts carry).
+   */
+  static async start(stack = "prod", fresh?: { readonly sameSecretsAs: GaleraLoopbackCluster }): Promise<GaleraLoopbackCluster> {
     const cluster = new GaleraLoopbackCluster(clusterDir("galera"), stack);
+    if (fresh) Object.assign(cluster.secrets, fresh.sameSecretsAs.secrets);
     try {
       cluster.writeFiles(stack);
-      await cluster.boot();
+      if (!fresh) await cluster.boot();
     } catch (error) {
       const logs = cluster.nodes.map((node) => `--- ${node.name}\n${cluster.log(node, 30)}`).join("\n");
       await cluster.stop();
@@ -152,7 +158,8 @@ export class GaleraLoopbackCluster {
     return cluster;
   }
 
-  private nodeDir(node: GaleraNode): string {
+  /** The node's test directory (galera.env, defaults.cnf, data/, secrets/, its server log). */
+  nodeDir(node: GaleraNode): string {
     return path.join(this.dir, node.name);
   }
 
@@ -226,7 +233,8 @@ export class GaleraLoopbackCluster {
     return result.stdout;
   }
 
-  private env(): Record<string, string> {
+  /** The environment keybuzz-galera runs in through galera-node-exec.sh. */
+  env(): Record<string, string> {
     return {
       PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
       LANG: "C.UTF-8",

@@ -13,7 +13,7 @@ import { requireTool, run, tempDir } from "../support/tools";
  */
 
 const settings = parseMonitoringSettings(undefined);
-const context = { postgresSynchronousMode: true, proxysqlWriterHostgroup: 10 };
+const context = { postgresSynchronousMode: true, proxysqlWriterHostgroup: 10, backedUpSystems: ["postgres", "galera"] };
 const groups = renderAlertRuleGroups(settings, context);
 const rulesByName = new Map<string, AlertRule>(groups.flatMap((group) => group.rules.map((rule) => [rule.alert, rule] as const)));
 
@@ -56,8 +56,44 @@ const fs1 = { ...target("node", "postgres", "db-01"), device: "/dev/sdb", fstype
 const tmpfs = { ...target("node", "postgres", "db-01"), device: "tmpfs", fstype: "tmpfs", mountpoint: "/run" };
 const redisInfo = (n: number, role: string) => ({ ...redis(n), role, redis_version: "7.2.16", redis_mode: "standalone" });
 const proxysql = target("proxysql", "proxysql", "proxysql-01");
+/** backup-01's node_exporter: one textfile series per system and type (scripts/pgbackrest/backup-run.sh, scripts/galera-backup/receive.sh). */
+const backup = (system: string, type: string) => ({ ...target("node", "backup", "backup-01"), system, type });
 
 const cases: Case[] = [
+  {
+    name: "the Galera backups stop: its newest success ages past 26 h, PostgreSQL's stays fresh",
+    interval: "4m",
+    input: [
+      // Sample values are the success time (Unix seconds of the test clock): PostgreSQL's advances, Galera's stays at 0.
+      series("keybuzz_backup_last_success_timestamp_seconds", backup("postgres", "diff"), "0+240x420"),
+      series("keybuzz_backup_last_success_timestamp_seconds", backup("galera", "full"), "0x420"),
+    ],
+    expect: [
+      { at: "25h", alert: "BackupTooOld", fired: [] },
+      { at: "27h", alert: "BackupTooOld", fired: [{ system: "galera" }] },
+      { at: "27h", alert: "BackupNeverSucceeded", fired: [] },
+    ],
+  },
+  {
+    name: "no Galera backup was ever recorded",
+    interval: "4m",
+    input: [series("keybuzz_backup_last_success_timestamp_seconds", backup("postgres", "full"), "0+240x420")],
+    expect: [
+      { at: "25h", alert: "BackupNeverSucceeded", fired: [] },
+      { at: "27h", alert: "BackupNeverSucceeded", fired: [{ system: "galera" }] },
+    ],
+  },
+  {
+    name: "archive_command keeps failing on the primary",
+    input: [
+      series("pg_stat_archiver_failed_count", pg(1), "0 0 1 2 3 4 5 6 7 8 9 10"),
+      series("pg_stat_archiver_failed_count", pg(2), "3x11"),
+    ],
+    expect: [
+      { at: "3m", alert: "PostgresWalArchivingFailing", fired: [] },
+      { at: "10m", alert: "PostgresWalArchivingFailing", fired: [pg(1)] },
+    ],
+  },
   {
     name: "a host stops answering",
     input: [series("up", target("node", "redis", "redis-01"), "1 1 0 0 0 0"), series("up", target("node", "redis", "redis-02"), "1x5")],
@@ -469,6 +505,9 @@ const healthyPlatform: Case = {
       series("minio_cluster_drive_offline_total", target("minio", "minio", `minio-0${n}`), "0x40"),
       series("minio_cluster_nodes_offline_total", target("minio", "minio", `minio-0${n}`), "0x40"),
     ]),
+    series("keybuzz_backup_last_success_timestamp_seconds", backup("postgres", "diff"), "0x40"),
+    series("keybuzz_backup_last_success_timestamp_seconds", backup("galera", "full"), "0x40"),
+    ...[1, 2, 3].map((n) => series("pg_stat_archiver_failed_count", pg(n), "2x40")),
     series("up", proxysql, "1x40"),
     series("proxysql_uptime_seconds_total", proxysql, "0+60x40"),
     series("proxysql_connpool_conns_status", { ...proxysql, endpoint: "10.0.0.71:3306", hostgroup: "10" }, "1x40"),

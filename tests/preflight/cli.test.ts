@@ -168,7 +168,12 @@ describe("npm run preflight against loopback copies of every upstream source", (
     ftparchive(kubernetes, kubernetes);
     const pgdg = path.join(files, "pgdg");
     buildDeb(pgdg, "postgresql-16-pgvector", versions.packages.pgvector);
+    buildDeb(pgdg, "pgbackrest", versions.packages.pgbackrest);
     ftparchive(pgdg, path.join(pgdg, "dists", "bookworm-pgdg", "main", "binary-amd64"));
+    // backup-01's pgBackRest: PGDG's Ubuntu suite, its own pool (only the Ubuntu build is listed there).
+    const pgdgNoble = path.join(dir, "pgdg-noble");
+    buildDeb(pgdgNoble, "pgbackrest", versions.packages.pgbackrestRepoHost);
+    ftparchive(pgdgNoble, path.join(pgdg, "dists", "noble-pgdg", "main", "binary-amd64"));
     // One chart index listing every pinned chart.
     fs.mkdirSync(path.join(files, "charts"), { recursive: true });
     const entries = Object.fromEntries(
@@ -207,7 +212,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     };
     expect(report.facts.filter((fact) => fact.status !== "ok")).toEqual([]);
     expect(result.status).toBe(0);
-    expect(report.facts).toHaveLength(40);
+    expect(report.facts).toHaveLength(42);
     // lb-internal is an lb21 since MinIO's S3 service made it six services (issue 19): both LB types are checked.
     expect(report.facts.map((fact) => fact.fact)).toEqual(
       expect.arrayContaining([
@@ -225,7 +230,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     const result = await preflight(["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^fact +source +result$/m);
-    expect(result.stdout).toMatch(/^PASS: 40 facts — 40 hold, 0 fail, 0 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^PASS: 42 facts — 42 hold, 0 fail, 0 unreachable, 0 skipped$/m);
   });
   it("writes the digest lock, then holds against it, then fails a tag moved upstream", async () => {
     const lockFile = path.join(dir, "versions.lock.yaml");
@@ -265,7 +270,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     expect(failed.stdout).toContain(
       `FAIL: tag moved upstream: locked ${digests[versions.images.redis]}, the registry now serves ${movedDigest}`,
     );
-    expect(failed.stdout).toMatch(/^FAIL: 40 facts — 39 hold, 1 fail, 0 unreachable, 0 skipped$/m);
+    expect(failed.stdout).toMatch(/^FAIL: 42 facts — 41 hold, 1 fail, 0 unreachable, 0 skipped$/m);
   });
 });
 

@@ -2,6 +2,8 @@ import * as path from "path";
 import { ClusterNode, clusterNodes, ConfigError, Inventory, serversOf, Versions } from "../../../config";
 import { secretRef } from "../../lib/remote";
 import { stepBody } from "../../lib/scripts";
+// node_exporter's textfile collector directory (the exporters module's), where the backups write their last-success metric.
+import { TEXTFILE_DIR } from "../../observability/exporters/render";
 import { PgBackRestSettings } from "./settings";
 
 /**
@@ -361,9 +363,6 @@ export function renderBackupRunScript(
     },
   });
 }
-
-/** node_exporter's textfile collector directory, where the backups write their last-success metric. */
-export const TEXTFILE_DIR = "/var/lib/node_exporter/textfile_collector";
 
 /** The Patroni image's pgBackRest pin and backup-01's, from config/versions.yaml. */
 export function pgBackRestPins(versions: Versions): { image: string; repoHost: string } {

@@ -1,20 +1,12 @@
 import { z } from "zod";
 import { ConfigError, formatZodError } from "../../../config";
+import { galeraBackupSchema } from "../galera/settings";
+import { onCalendar } from "../schedule";
 
 /**
  * Operator settings of the backup module, read from stack config `keybuzz:backup` (optional: every
  * key has a production default). DESIGN.md, "Backups"; docs/backups.md.
  */
-
-/**
- * A systemd calendar event (`OnCalendar=`, systemd.time(7) "Calendar Events"), e.g.
- * `Sun *-*-* 01:00:00`. Only the characters systemd's syntax uses, one line; `systemd-analyze
- * calendar` is the full check (tests/backup/pgbackrest.tools.test.ts runs it on the defaults).
- */
-const onCalendar = z
-  .string()
-  .min(1)
-  .regex(/^[A-Za-z0-9*.,:/~ +-]+$/, "a systemd OnCalendar expression (systemd.time(7)), e.g. 'Sun *-*-* 01:00:00'");
 
 /** The optional second repository: S3 (MinIO or Hetzner Object Storage), always encrypted. */
 const s3RepositorySchema = z.strictObject({
@@ -68,6 +60,8 @@ const postgresBackupSchema = z.strictObject({
 /** Schema of `keybuzz:backup`. */
 export const backupSettingsSchema = z.strictObject({
   postgres: postgresBackupSchema.default(postgresBackupSchema.parse({})),
+  /** MariaDB Galera (mariadb-backup from one node to backup-01): components/backup/galera. */
+  galera: galeraBackupSchema.default(galeraBackupSchema.parse({})),
 });
 
 /** Validated `keybuzz:backup`. */

@@ -43,7 +43,7 @@ export const GALERA_SECRET_KEYS = {
 const RENDERED_BY = "components/data/galera.ts";
 
 /** uid:gid of `mysql` in the official image: the server must read the SST file it is given. */
-const MYSQL_OWNER = "999:999";
+export const MYSQL_OWNER = "999:999";
 
 /** One Galera node: its name is `wsrep_node_name`; the server, replication, IST and SST bind its address. */
 export type GaleraNode = ClusterNode;

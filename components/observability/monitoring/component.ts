@@ -8,6 +8,7 @@ import { DEFAULT_RABBITMQ_SETTINGS } from "../../data/rabbitmq";
 import type { ModuleArgs, ModuleOutputs } from "../../lib/contract";
 import type { ExportersSettings } from "../exporters/settings";
 import {
+  BACKED_UP_SYSTEMS,
   renderAlertRuleGroups,
   renderDashboards,
   renderScrapeConfigSpecs,
@@ -98,6 +99,8 @@ export class Monitoring extends pulumi.ComponentResource implements ModuleOutput
     const ruleContext: RuleContext = {
       postgresSynchronousMode: args.postgresSynchronousMode,
       proxysqlWriterHostgroup: DEFAULT_PROXYSQL_CNF_SETTINGS.hostgroups.writer,
+      // Backups run when the inventory has a backup server (docs/backups.md).
+      backedUpSystems: args.hosts.some((host) => host.spec.group === "backup") ? BACKED_UP_SYSTEMS : [],
     };
     const jobs = deployedScrapeJobs(
       args.hosts.map((host) => host.spec),

@@ -36,6 +36,14 @@ export type ScrapeJob = keyof typeof SCRAPE_JOBS;
  * value = its notAfter as a Unix timestamp).
  */
 export const CERTIFICATE_EXPIRY_METRIC = "keybuzz_certificate_expiry_timestamp_seconds";
+/**
+ * The backups' last-success time, Unix seconds, labels `system` and `type`: written for node_exporter's
+ * textfile collector on backup-01 by scripts/pgbackrest/backup-run.sh, scripts/galera-backup/receive.sh
+ * and scripts/backup/etcd-snapshot.sh.
+ */
+export const BACKUP_SUCCESS_METRIC = "keybuzz_backup_last_success_timestamp_seconds";
+/** The systems backed up to backup-01 when the stack has one (docs/backups.md); each writes {@link BACKUP_SUCCESS_METRIC}. */
+export const BACKED_UP_SYSTEMS = ["postgres", "galera"] as const;
 
 /** Alert severity: `critical` pages (service down or about to be), `warning` is for working hours. */
 export type Severity = "critical" | "warning";
@@ -69,6 +77,11 @@ export interface RuleContext {
   readonly postgresSynchronousMode: boolean;
   /** ProxySQL's writer hostgroup (`mysql_galera_hostgroups.writer_hostgroup`, components/data/proxysql.ts). */
   readonly proxysqlWriterHostgroup: number;
+  /**
+   * The systems whose backups run ({@link BACKED_UP_SYSTEMS} when the inventory has a backup server,
+   * else none): their backup and WAL-archiving rules are rendered. Default none.
+   */
+  readonly backedUpSystems?: readonly string[];
 }
 
 const rule = (
@@ -497,6 +510,7 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
         ),
       ],
     },
+    ...backupRuleGroups(s, context.backedUpSystems ?? []),
     {
       name: "keybuzz-certificates",
       rules: [
@@ -534,6 +548,56 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
           "That service's alerts are blind on this node.",
           "Check the exporter's container on the node (`docker ps -a`, `docker logs`) and UFW from the Kubernetes nodes.",
         ),
+      ],
+    },
+  ];
+}
+
+/**
+ * The backups' rules (issue 17 item 6), when `systems` is not empty: a system's newest successful
+ * backup is older than its daily schedule allows, or none was ever recorded; PostgreSQL's
+ * archive_command fails (postgres_exporter's `pg_stat_archiver_failed_count`, the counter of
+ * pg_stat_archiver, collector/pg_stat_archiver.go). Pure.
+ */
+function backupRuleGroups(s: MonitoringSettings, systems: readonly string[]): AlertRuleGroup[] {
+  if (systems.length === 0) return [];
+  const maxAge = s.backupMaxAgeHours;
+  const selector = `system=~"${systems.join("|")}"`;
+  return [
+    {
+      name: "keybuzz-backups",
+      rules: [
+        rule(
+          "BackupTooOld",
+          "critical",
+          `time() - max by (system) (${BACKUP_SUCCESS_METRIC}{${selector}}) > ${maxAge} * 3600`,
+          "15m",
+          `The newest successful backup of a system is older than ${maxAge} h (its schedule is daily).`,
+          "A restore would lose everything written since that backup (PostgreSQL: back to its WAL archive, which may still be current).",
+          "On backup-01 (PostgreSQL) or the Galera backup node: `systemctl status` and `journalctl -u` of the backup's service (docs/backups.md), then run it by hand.",
+        ),
+        rule(
+          "BackupNeverSucceeded",
+          "warning",
+          systems.map((system) => `absent(${BACKUP_SUCCESS_METRIC}{system="${system}"})`).join(" or "),
+          `${maxAge}h`,
+          `No successful backup of a system has been recorded for ${maxAge} h.`,
+          "The first backup after a deployment has not happened, or backup-01's node_exporter does not see its files.",
+          "Check the backup's timer (`systemctl list-timers 'keybuzz-*'`) and the .prom files in node_exporter's textfile directory on backup-01.",
+        ),
+        ...(systems.includes("postgres")
+          ? [
+              rule(
+                "PostgresWalArchivingFailing",
+                "critical",
+                `increase(pg_stat_archiver_failed_count[10m]) > 0`,
+                "5m",
+                "PostgreSQL's archive_command (pgBackRest archive-push) keeps failing.",
+                "WAL piles up in pg_wal (the disk fills) and point-in-time recovery stops at the last archived segment.",
+                "On the primary: pgBackRest's log in /opt/keybuzz/postgres/pgbackrest/log; `pgbackrest check` on backup-01 (TLS server up, certificates valid).",
+              ),
+            ]
+          : []),
       ],
     },
   ];

@@ -23,6 +23,13 @@ export const monitoringSettingsSchema = z.strictObject({
   redisMemoryPercent: z.number().gt(0).lt(100).default(90),
   /** GaleraFlowControl fires when a node spends more than this fraction of the time paused by flow control (0–1). */
   galeraFlowControlPausedFraction: z.number().gt(0).lt(1).default(0.1),
+  /** BackupTooOld fires when a system's newest successful backup is older than this, hours (every backup is daily: 24 h plus slack). */
+  backupMaxAgeHours: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 31)
+    .default(26),
   /** CertificateExpiringSoon (warning) fires this many days before a certificate's notAfter. */
   certificateWarningDays: z.number().int().positive().default(21),
   /** CertificateExpiryCritical fires this many days before a certificate's notAfter. */
