@@ -27,6 +27,7 @@ import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { Exporters } from "./components/observability/exporters";
 import { Monitoring } from "./components/observability/monitoring";
+import { BackendProbes } from "./components/observability/probes";
 import { BaseOs } from "./components/os/base-os";
 import { Pki } from "./components/security/pki";
 import { PlatformSecrets } from "./components/security/secrets";
@@ -110,7 +111,7 @@ const haproxy = new HaproxyLayer("haproxy", {
   contributions: [postgres.haproxy, redis.haproxy, rabbitmq.haproxy],
   loadBalancer: haproxyLb && { address: haproxyLb.privateIp, ready: loadBalancers[haproxyLb.name] },
 });
-new PgBouncerLayer("pgbouncer", {
+const pgbouncer = new PgBouncerLayer("pgbouncer", {
   hosts: hostsOf("haproxy"),
   versions,
   settings: settings.postgres.pgbouncer,
@@ -128,7 +129,7 @@ const galera = new GaleraCluster("galera", {
   after: { hosts: baseOs.verifiedByHost },
   volumes: fleet.volumes,
 });
-new ProxySqlLayer("proxysql", {
+const proxysql = new ProxySqlLayer("proxysql", {
   hosts: hostsOf("proxysql"),
   versions,
   settings: settings.proxysql,
@@ -207,6 +208,31 @@ new Monitoring("monitoring", {
   provider: kubernetes.provider,
   nodeExporterPort: settings.exporters.nodeExporterPort,
   postgresSynchronousMode: settings.postgres.synchronousMode,
+});
+// The deploy's final verification: a Job in `keybuzz` reaches every backend with the application's ConfigMap and Secret,
+// once the add-ons, every data cluster and proxy layer, and the load balancers stand; blackbox_exporter probes them continuously.
+new BackendProbes("probes", {
+  hosts: [],
+  versions,
+  settings: settings.probes,
+  secrets: {},
+  after: {
+    all: [
+      addons.verified,
+      postgres.verified,
+      haproxy.verified,
+      pgbouncer.verified,
+      redis.verified,
+      rabbitmq.verified,
+      minio.verified,
+      galera.verified,
+      proxysql.verified,
+      ...Object.values(loadBalancers),
+    ],
+  },
+  provider: kubernetes.provider,
+  inventory,
+  minioPort: settings.minio.apiPort,
 });
 
 export const caCertificate = pki.caCertPem;

@@ -148,6 +148,7 @@ const versionsSchema = z
       kubePrometheusStack: operatorChartSchema,
       hcloudCsi: chartSchema,
       metricsServer: chartSchema,
+      blackboxExporter: chartSchema,
     }),
   })
   .superRefine((versions, context) => {
