@@ -121,7 +121,13 @@ kb_check_redis() {
   where=$(kb_url_address "$REDIS_URL")
   key="keybuzz:probe:$(hostname)"
   value="probe-$$-$(date +%s)"
-  cli() { kb_run redis-cli --no-auth-warning -u "$REDIS_URL" "$@"; }
+  # redis-cli (src/cli_common.c parseRedisUri, 7.0 to 7.2) sends the empty user of `redis://:password@`
+  # to AUTH, which Redis refuses; `default` is the user a password-only AUTH logs in as.
+  url=$REDIS_URL
+  case $url in
+    redis://:* | rediss://:*) url="${url%%://*}://default${url#*://}" ;;
+  esac
+  cli() { kb_run redis-cli --no-auth-warning -u "$url" "$@"; }
   if ! output=$(cli PING) || [ "$output" != PONG ]; then
     kb_fail redis "$where" "PING: ${output:-no answer}"
   elif ! output=$(cli SET "$key" "$value" EX 60) || [ "$output" != OK ]; then

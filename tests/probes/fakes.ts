@@ -6,7 +6,8 @@ import { assertLoopback } from "../support/loopback/supervisor";
  * Stand-ins for the backends this machine has no daemon of (no RabbitMQ, no MinIO in Debian's
  * test packages), each checking what the probe sends: an AMQP 0-9-1 broker that accepts only the
  * given PLAIN credentials and vhost, and an S3 endpoint that answers HEAD on one bucket only when
- * the request is SigV4-signed with the given access key. Both listen on a loopback address.
+ * the request is SigV4-signed with the given access key. Both listen on a loopback address (port 0:
+ * any free one).
  */
 
 /** A listening stand-in; `close()` stops it (the endpoint is then refused, as a stopped daemon). */
@@ -16,15 +17,14 @@ export interface FakeEndpoint {
   close(): Promise<void>;
 }
 
-function listen(server: net.Server, address: string): Promise<FakeEndpoint> {
+function listen(server: net.Server, address: string, port: number): Promise<FakeEndpoint> {
   assertLoopback(address);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, address, () => {
-      const port = (server.address() as net.AddressInfo).port;
+    server.listen(port, address, () => {
       resolve({
         address,
-        port,
+        port: (server.address() as net.AddressInfo).port,
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());
@@ -53,7 +53,11 @@ const longString = (text: string) => {
 };
 
 /** Reads the frames of a client connection: each complete frame's class, method and arguments. */
-function frames(socket: net.Socket, onFrame: (classId: number, methodId: number, args: Buffer) => void, onHeader: (header: Buffer) => void) {
+function frames(
+  socket: net.Socket,
+  onFrame: (classId: number, methodId: number, args: Buffer) => void,
+  onHeader: (header: Buffer) => void,
+) {
   let buffered = Buffer.alloc(0);
   let headerSeen = false;
   socket.on("data", (chunk: Buffer) => {
@@ -81,7 +85,7 @@ function frames(socket: net.Socket, onFrame: (classId: number, methodId: number,
  * does for a client without the authentication_failure_close capability), Open-Ok for `vhost`
  * only (else Connection.Close 530 NOT_ALLOWED), Close-Ok.
  */
-export function fakeAmqpBroker(address: string, user: string, password: string, vhost = "/"): Promise<FakeEndpoint> {
+export function fakeAmqpBroker(address: string, port: number, user: string, password: string, vhost = "/"): Promise<FakeEndpoint> {
   const server = net.createServer((socket) => {
     socket.on("error", () => socket.destroy());
     frames(
@@ -112,11 +116,13 @@ export function fakeAmqpBroker(address: string, user: string, password: string, 
       },
       (header) => {
         if (!header.equals(Buffer.from([65, 77, 81, 80, 0, 0, 9, 1]))) return void socket.end(Buffer.from("AMQP\0\0\x09\x01"));
-        socket.write(methodFrame(10, 10, Buffer.concat([Buffer.from([0, 9, 0, 0, 0, 0]), longString("PLAIN AMQPLAIN"), longString("en_US")])));
+        socket.write(
+          methodFrame(10, 10, Buffer.concat([Buffer.from([0, 9, 0, 0, 0, 0]), longString("PLAIN AMQPLAIN"), longString("en_US")])),
+        );
       },
     );
   });
-  return listen(server, address);
+  return listen(server, address, port);
 }
 
 /**
@@ -124,13 +130,15 @@ export function fakeAmqpBroker(address: string, user: string, password: string, 
  * SigV4 Authorization header for `accessKey` (service s3), 403 for another key or none, 404 for
  * another bucket. The signature itself is not recomputed: the header's shape proves the client signed.
  */
-export function fakeS3(address: string, bucket: string, accessKey: string): Promise<FakeEndpoint> {
+export function fakeS3(address: string, port: number, bucket: string, accessKey: string): Promise<FakeEndpoint> {
   const server = http.createServer((request, response) => {
     const authorization = request.headers.authorization ?? "";
-    const signed = new RegExp(`^AWS4-HMAC-SHA256 Credential=${accessKey}/\\d{8}/[a-z0-9-]+/s3/aws4_request, SignedHeaders=[^,]+, Signature=[0-9a-f]{64}$`);
+    const signed = new RegExp(
+      `^AWS4-HMAC-SHA256 Credential=${accessKey}/\\d{8}/[a-z0-9-]+/s3/aws4_request, SignedHeaders=[^,]+, Signature=[0-9a-f]{64}$`,
+    );
     if (!signed.test(authorization)) response.statusCode = 403;
     else response.statusCode = request.method === "HEAD" && request.url === `/${bucket}` ? 200 : 404;
     response.end();
   });
-  return listen(server, address);
+  return listen(server, address, port);
 }
