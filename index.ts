@@ -27,7 +27,7 @@ import { ClusterAddons } from "./components/k8s/addons";
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { Exporters } from "./components/observability/exporters";
 import { Monitoring } from "./components/observability/monitoring";
-import { BackendProbes } from "./components/observability/probes";
+import { BackendProbes, probeLoadBalancers } from "./components/observability/probes";
 import { BaseOs } from "./components/os/base-os";
 import { Pki } from "./components/security/pki";
 import { PlatformSecrets } from "./components/security/secrets";
@@ -227,7 +227,7 @@ new BackendProbes("probes", {
       minio.verified,
       galera.verified,
       proxysql.verified,
-      ...Object.values(loadBalancers),
+      ...Object.values(probeLoadBalancers(inventory)).map((lb) => loadBalancers[lb.name]),
     ],
   },
   provider: kubernetes.provider,
