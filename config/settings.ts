@@ -83,13 +83,14 @@ export function moduleInventoryProblems(inventory: Inventory): string[] {
   const minioNodes = clusterNodes(serversOf(inventory, "minio"));
   if (minioNodes.length > 0) collectProblems(() => minioVolumes(minioNodes), problems);
   collectProblems(() => backupHostsOf(inventory), problems);
-  // The backend probes' load balancer ports and targets (components/observability/probes).
-  collectProblems(() => probeLoadBalancers(inventory), problems);
-  collectProblems(() => postgresProbePorts(inventory), problems);
   if (!inventory.loadBalancers.some((lb) => lb.targetGroup === "haproxy")) {
     problems.push(
       "keybuzz:loadBalancers: no load balancer targets the haproxy group; the PostgreSQL endpoints (5432, 5433, 6432) need one",
     );
+  } else {
+    // The internal load balancers and ports the backend probes connect to (components/observability/probes).
+    collectProblems(() => probeLoadBalancers(inventory), problems);
+    collectProblems(() => postgresProbePorts(inventory), problems);
   }
   return problems;
 }
