@@ -512,7 +512,7 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
           "2m",
           "A backend endpoint the applications use has failed blackbox_exporter's probe from inside the cluster for 2 minutes.",
           "Pods cannot reach that endpoint (label `endpoint`: a load balancer port or a MinIO node): the applications using it fail, whatever the cluster behind it reports.",
-          "Read the probe Job's per-endpoint lines (`kubectl -n keybuzz logs job/keybuzz-backend-probe --all-containers`, or re-run it: docs/monitoring.md), then check the load balancer's targets, HAProxy or ProxySQL, and UFW towards the pod CIDR.",
+          "Read the probe Job's per-endpoint lines (`kubectl -n keybuzz logs job/keybuzz-backend-probe --all-containers`, or re-run it: docs/monitoring.md § Backend probes), then check the load balancer's targets, HAProxy or ProxySQL, and UFW towards the pod CIDR.",
         ),
       ],
     },
