@@ -19,15 +19,17 @@ failed=0
 newline='
 '
 
-# Replaces every occurrence of each credential value (a file of KB_SECRET_DIR, 8 characters or
-# more) in $1 by ***, and keeps the first line only.
+# Replaces every occurrence of each credential value (a file of KB_SECRET_DIR, 16 characters or
+# more: the generated passwords have 32 and the URLs carry them; shorter values are the Secret's
+# user names and addresses, which a reason may name) in $1 by ***, and keeps the first line only.
 kb_redact() {
   text=${1%%"$newline"*}
   if [ -n "${KB_SECRET_DIR:-}" ] && [ -d "$KB_SECRET_DIR" ]; then
     for file in "$KB_SECRET_DIR"/*; do
       [ -f "$file" ] || continue
-      secret=$(cat "$file")
-      [ "${#secret}" -ge 8 ] || continue
+      # read, not cat: the UBI micro image of MinIO has few tools; a value without a final newline still lands.
+      IFS= read -r secret <"$file" || :
+      [ "${#secret}" -ge 16 ] || continue
       while :; do
         case $text in
           *"$secret"*) text="${text%%"$secret"*}***${text#*"$secret"}" ;;
