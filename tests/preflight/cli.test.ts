@@ -99,7 +99,7 @@ describe("npm run preflight", () => {
       ),
     );
     expect(result.stdout).toMatch(/token works +Hetzner API \S+ +UNREACHABLE: connection refused/);
-    expect(result.stdout).toMatch(/^FAIL: 25 facts — 0 hold, 1 fail, 24 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^FAIL: 26 facts — 0 hold, 1 fail, 25 unreachable, 0 skipped$/m);
   });
 
   it("bounds a source that accepts connections but never answers (--timeout)", async () => {
@@ -117,7 +117,7 @@ describe("npm run preflight", () => {
       const report = JSON.parse(result.stdout) as { facts: { status: string; detail: string }[]; summary: { exitCode: number } };
       expect(report.summary.exitCode).toBe(1);
       expect(report.facts.filter((fact) => fact.status === "unreachable").map((fact) => fact.detail)).toEqual(
-        Array(24).fill("no answer within 1 s"),
+        Array(25).fill("no answer within 1 s"),
       );
     } finally {
       silent.close();
@@ -207,7 +207,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     };
     expect(report.facts.filter((fact) => fact.status !== "ok")).toEqual([]);
     expect(result.status).toBe(0);
-    expect(report.facts).toHaveLength(37);
+    expect(report.facts).toHaveLength(38);
     for (const [key, reference] of Object.entries(versions.images)) {
       expect(report.facts.find((fact) => fact.fact.startsWith(`images.${key}`))?.digest).toBe(digests[reference]);
     }
@@ -217,7 +217,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     const result = await preflight(["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^fact +source +result$/m);
-    expect(result.stdout).toMatch(/^PASS: 37 facts — 37 hold, 0 fail, 0 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^PASS: 38 facts — 38 hold, 0 fail, 0 unreachable, 0 skipped$/m);
   });
   it("writes the digest lock, then holds against it, then fails a tag moved upstream", async () => {
     const lockFile = path.join(dir, "versions.lock.yaml");
@@ -257,7 +257,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     expect(failed.stdout).toContain(
       `FAIL: tag moved upstream: locked ${digests[versions.images.redis]}, the registry now serves ${movedDigest}`,
     );
-    expect(failed.stdout).toMatch(/^FAIL: 37 facts — 36 hold, 1 fail, 0 unreachable, 0 skipped$/m);
+    expect(failed.stdout).toMatch(/^FAIL: 38 facts — 37 hold, 1 fail, 0 unreachable, 0 skipped$/m);
   });
 });
 
