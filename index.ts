@@ -28,6 +28,7 @@ import { ClusterAddons, INGRESS_HEALTH_CHECK, INGRESS_PORTS } from "./components
 import { KubernetesCluster } from "./components/k8s/cluster";
 import { Exporters } from "./components/observability/exporters";
 import { deployedScrapeJobs, Monitoring } from "./components/observability/monitoring";
+import { BackendProbes, probeLoadBalancers } from "./components/observability/probes";
 import { BaseOs } from "./components/os/base-os";
 import { Pki } from "./components/security/pki";
 import { PlatformSecrets } from "./components/security/secrets";
@@ -123,7 +124,7 @@ const haproxy = new HaproxyLayer("haproxy", {
   contributions: [postgres.haproxy, redis.haproxy, rabbitmq.haproxy, minio.haproxy],
   loadBalancer: haproxyLb && { address: haproxyLb.privateIp, ready: loadBalancers[haproxyLb.name] },
 });
-new PgBouncerLayer("pgbouncer", {
+const pgbouncer = new PgBouncerLayer("pgbouncer", {
   hosts: hostsOf("haproxy"),
   versions,
   settings: settings.postgres.pgbouncer,
@@ -141,7 +142,7 @@ const galera = new GaleraCluster("galera", {
   after: { hosts: baseOs.verifiedByHost },
   volumes: fleet.volumes,
 });
-new ProxySqlLayer("proxysql", {
+const proxysql = new ProxySqlLayer("proxysql", {
   hosts: hostsOf("proxysql"),
   versions,
   settings: settings.proxysql,
@@ -230,6 +231,31 @@ new Monitoring("monitoring", {
   provider: kubernetes.provider,
   exporters: settings.exporters,
   postgresSynchronousMode: settings.postgres.synchronousMode,
+});
+// The deploy's final verification: a Job in `keybuzz` reaches every backend with the application's ConfigMap and Secret,
+// once the add-ons, every data cluster and proxy layer, and the load balancers stand; blackbox_exporter probes them continuously.
+new BackendProbes("probes", {
+  hosts: [],
+  versions,
+  settings: settings.probes,
+  secrets: {},
+  after: {
+    all: [
+      addons.verified,
+      postgres.verified,
+      haproxy.verified,
+      pgbouncer.verified,
+      redis.verified,
+      rabbitmq.verified,
+      minio.verified,
+      galera.verified,
+      proxysql.verified,
+      ...Object.values(probeLoadBalancers(inventory)).map((lb) => loadBalancers[lb.name]),
+    ],
+  },
+  provider: kubernetes.provider,
+  inventory,
+  minioPort: settings.minio.apiPort,
 });
 
 export const caCertificate = pki.caCertPem;

@@ -11,6 +11,8 @@ import { backendConfigData, ingressProxyProtocol } from "../components/k8s/addon
 import { parseK8sSettings } from "../components/k8s/cluster/settings";
 import { parseExportersSettings } from "../components/observability/exporters/settings";
 import { parseMonitoringSettings } from "../components/observability/monitoring/settings";
+import { postgresProbePorts, probeLoadBalancers } from "../components/observability/probes/render";
+import { parseProbesSettings } from "../components/observability/probes/settings";
 import { parseBaseOsSettings } from "../components/os/base-os/settings";
 import { isConfigError } from "./errors";
 import { clusterNodes, Inventory, serversOf } from "./inventory";
@@ -38,6 +40,7 @@ const MODULE_SETTINGS = {
   k8s: parseK8sSettings,
   exporters: parseExportersSettings,
   monitoring: parseMonitoringSettings,
+  probes: parseProbesSettings,
 } as const;
 
 /** Every module's validated settings (defaults where a key is omitted), by its `keybuzz:` key. */
@@ -68,7 +71,8 @@ export function parseModuleSettings(raw: Readonly<Record<string, unknown>>): { s
  * functions in the config pass, so a component never discovers it mid-program: the load balancers
  * of `keybuzz-backend-config` (5432, 6379, 5672, 3306) and a MinIO node, one PROXY-protocol setting
  * for the ingress services, a load balancer in front of the haproxy group (the PostgreSQL
- * endpoints, `postgresEndpointsOf`), and MinIO node names that `MINIO_VOLUMES` can expand.
+ * endpoints, `postgresEndpointsOf`), MinIO node names that `MINIO_VOLUMES` can expand, and the
+ * internal load balancers and PostgreSQL ports the backend probes use.
  *
  * @returns one line per problem, each naming its key.
  */
@@ -83,6 +87,10 @@ export function moduleInventoryProblems(inventory: Inventory): string[] {
     problems.push(
       "keybuzz:loadBalancers: no load balancer targets the haproxy group; the PostgreSQL endpoints (5432, 5433, 6432) need one",
     );
+  } else {
+    // The internal load balancers and ports the backend probes connect to (components/observability/probes).
+    collectProblems(() => probeLoadBalancers(inventory), problems);
+    collectProblems(() => postgresProbePorts(inventory), problems);
   }
   return problems;
 }

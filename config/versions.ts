@@ -154,6 +154,7 @@ const versionsSchema = z
       kubePrometheusStack: operatorChartSchema,
       hcloudCsi: chartSchema,
       metricsServer: chartSchema,
+      blackboxExporter: chartSchema,
     }),
   })
   .superRefine((versions, context) => {

@@ -342,7 +342,7 @@ describe("stack configuration", () => {
       "keybuzz:rediss: not a KeyBuzz setting; did you mean keybuzz:redis?",
       "keybuzz:sshPublicKeys: renamed; use keybuzz:sshKeys",
       expect.stringMatching(
-        /^keybuzz:zzzzzzzzzzzz: not a KeyBuzz setting; the settings are keybuzz:location, .*keybuzz:k8s, keybuzz:exporters, keybuzz:monitoring, keybuzz:sshPrivateKey$/,
+        /^keybuzz:zzzzzzzzzzzz: not a KeyBuzz setting; the settings are keybuzz:location, .*keybuzz:k8s, keybuzz:exporters, keybuzz:monitoring, keybuzz:probes, keybuzz:sshPrivateKey$/,
       ),
     ]);
   });

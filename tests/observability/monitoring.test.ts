@@ -44,6 +44,7 @@ describe("alert rules", () => {
       "keybuzz-proxysql",
       "keybuzz-minio",
       "keybuzz-haproxy",
+      "keybuzz-backends",
       "keybuzz-certificates",
       "keybuzz-exporters",
     ]);

@@ -441,6 +441,17 @@ const cases: Case[] = [
     ],
   },
   {
+    name: "a backend endpoint fails its blackbox probe, another keeps answering",
+    input: [
+      series("probe_success", { job: "backend-probe", instance: "10.0.0.10:6432", endpoint: "pgbouncer" }, "1 0x6"),
+      series("probe_success", { job: "backend-probe", instance: "10.0.0.10:5432", endpoint: "postgres-write" }, "1x6"),
+    ],
+    expect: [
+      { at: "2m", alert: "BackendEndpointDown", fired: [] },
+      { at: "4m", alert: "BackendEndpointDown", fired: [{ job: "backend-probe", instance: "10.0.0.10:6432", endpoint: "pgbouncer" }] },
+    ],
+  },
+  {
     name: "certificates at 100, 10 and 3 days from expiry",
     input: [100, 10, 3].map((days) =>
       series(

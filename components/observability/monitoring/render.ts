@@ -27,6 +27,12 @@ export const SCRAPE_JOBS = {
   haproxy: "haproxy",
 } as const;
 
+/**
+ * The `job` of blackbox_exporter's continuous probes of the backend endpoints
+ * (components/observability/probes): one `probe_success` series per endpoint, label `endpoint`.
+ */
+export const BACKEND_PROBE_JOB = "backend-probe";
+
 /** Name of a {@link SCRAPE_JOBS} entry. */
 export type ScrapeJob = keyof typeof SCRAPE_JOBS;
 
@@ -511,6 +517,20 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
       ],
     },
     ...backupRuleGroups(s, context.backedUpSystems ?? []),
+    {
+      name: "keybuzz-backends",
+      rules: [
+        rule(
+          "BackendEndpointDown",
+          "critical",
+          `probe_success{job="${BACKEND_PROBE_JOB}"} == 0`,
+          "2m",
+          "A backend endpoint the applications use has failed blackbox_exporter's probe from inside the cluster for 2 minutes.",
+          "Pods cannot reach that endpoint (label `endpoint`: a load balancer port or a MinIO node): the applications using it fail, whatever the cluster behind it reports.",
+          "Read the probe Job's per-endpoint lines (`kubectl -n keybuzz logs job/keybuzz-backend-probe --all-containers`, or re-run it: docs/monitoring.md § Backend probes), then check the load balancer's targets, HAProxy or ProxySQL, and UFW towards the pod CIDR.",
+        ),
+      ],
+    },
     {
       name: "keybuzz-certificates",
       rules: [
