@@ -114,7 +114,7 @@ new PgBouncerLayer("pgbouncer", {
   hosts: hostsOf("haproxy"),
   versions,
   settings: settings.postgres.pgbouncer,
-  secrets: { app: secrets.postgres.app },
+  secrets: { app: secrets.postgres.app, backend: secrets.postgres.backend },
   after: { hosts: haproxy.verifiedByHost },
   caCertPem: pki.caCertPem,
 });
