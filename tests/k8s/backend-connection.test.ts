@@ -100,9 +100,15 @@ describe("the backend's endpoints", () => {
     expect(backendEndpoints(moved).postgres).toBe("10.0.0.11");
   });
 
-  it("are a ConfigError naming the key without an internal LB in front of the haproxy group", () => {
-    const without = { ...inventory, loadBalancers: inventory.loadBalancers.filter((lb) => lb.targetGroup !== "haproxy") };
+  it("are a ConfigError naming the key when no load balancer serves PgBouncer's 6432", () => {
+    const without = {
+      ...inventory,
+      loadBalancers: inventory.loadBalancers.map((lb) => ({
+        ...lb,
+        services: lb.services.filter((service) => service.listenPort !== 6432),
+      })),
+    };
     expect(() => backendEndpoints(without)).toThrow(ConfigError);
-    expect(() => backendEndpoints(without)).toThrow(/keybuzz:loadBalancers/);
+    expect(() => backendEndpoints(without)).toThrow(/keybuzz:loadBalancers: no load balancer serves port 6432 \(PgBouncer\)/);
   });
 });

@@ -6,7 +6,7 @@ import { CONTAINER_NOFILE, imagePull, renderLockedImagePull } from "../../lib/co
 import { HaproxyFile, HaproxyListener } from "../../lib/contract";
 import { secretRef, sha256 } from "../../lib/remote";
 import { hostScript, shellVariables, stepBody } from "../../lib/scripts";
-import { ACCOUNTS } from "../../security/secrets";
+import { ACCOUNTS, DATABASES } from "../../security/secrets";
 import { HAPROXY_CONTAINER_DIR } from "../haproxy";
 import { PGBOUNCER_PORT } from "../pgbouncer/render";
 import {
@@ -593,9 +593,9 @@ export function patroniStateHelper(): string {
 }
 
 /** Name of the application database (and of its owner role, {@link ACCOUNTS.postgresApp}). */
-export const APP_DATABASE = "keybuzz";
+export const APP_DATABASE = DATABASES.product;
 /** Name of the backend's own database (Prisma's), owned by {@link ACCOUNTS.postgresBackend} (issue 19). */
-export const BACKEND_DATABASE = "keybuzz_backend";
+export const BACKEND_DATABASE = DATABASES.backend;
 
 /** An application database, its owner role (the only non-superuser that may connect) and the placeholder of its password. */
 export interface ApplicationDatabase {

@@ -189,7 +189,6 @@ export class ClusterAddons extends pulumi.ComponentResource implements ModuleOut
       { metadata: { name: "keybuzz-backend-config", namespace: "keybuzz" }, data: backendConfigData(inventory) },
       k8sOpts([namespaces.keybuzz]),
     );
-    const { mariadb, ...urlPasswords } = args.secrets.backend;
     const endpoints = backendEndpoints(inventory);
     new k8s.core.v1.Secret(
       `${name}-backend-credentials`,
@@ -198,7 +197,7 @@ export class ClusterAddons extends pulumi.ComponentResource implements ModuleOut
         type: "Opaque",
         // One secret Output: the ready URLs (docs/application.md) and spec 001's keys.
         stringData: pulumi.secret(
-          pulumi.output({ ...urlPasswords, mariadb }).apply((passwords) => ({
+          pulumi.output(args.secrets.backend).apply((passwords) => ({
             POSTGRES_USER: ACCOUNTS.postgresApp,
             POSTGRES_PASSWORD: passwords.postgresProduct,
             REDIS_PASSWORD: passwords.redis,

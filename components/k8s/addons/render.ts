@@ -1,8 +1,7 @@
 import { ChartPin, ConfigError, Inventory, Versions } from "../../../config";
 import { PGBOUNCER_PORT } from "../../data/pgbouncer/render";
-import { APP_DATABASE, BACKEND_DATABASE } from "../../data/postgres/render";
 import { stepBody } from "../../lib/scripts";
-import { ACCOUNTS } from "../../security/secrets";
+import { ACCOUNTS, DATABASES } from "../../security/secrets";
 import { AddonsSettings } from "./settings";
 
 /**
@@ -53,7 +52,7 @@ export function backendConfigData(inventory: Inventory): Record<string, string> 
 
 /** Where the backend connects (issue 19): private addresses of the internal load balancers. */
 export interface BackendEndpoints {
-  /** The internal LB of the haproxy group (prod 10.0.0.10): PostgreSQL 5432, PgBouncer 6432, MinIO's HA S3 endpoint 9000. */
+  /** The internal LB that serves PgBouncer 6432 (prod 10.0.0.10, haproxy-01/02): also PostgreSQL 5432 and MinIO's HA S3 endpoint 9000. */
   readonly postgres: string;
   /** The LB that serves Redis 6379 (HAProxy to the Sentinel-elected master). */
   readonly redis: string;
@@ -62,18 +61,15 @@ export interface BackendEndpoints {
 }
 
 /**
- * The backend's endpoints from the inventory: the LB whose targets are the haproxy group for
- * PostgreSQL, PgBouncer and MinIO (port 9000 there is the HA S3 endpoint, HAProxy over the MinIO
- * nodes), the LBs serving 6379 and 5672 for Redis and RabbitMQ.
+ * The backend's endpoints from the inventory: the LB serving PgBouncer's 6432 for PostgreSQL and
+ * MinIO (port 9000 there is the HA S3 endpoint, HAProxy over the MinIO nodes), the LBs serving
+ * 6379 and 5672 for Redis and RabbitMQ.
  *
- * @throws {ConfigError} when no load balancer targets the haproxy group or serves 6379 / 5672.
+ * @throws {ConfigError} when no load balancer serves 6432, 6379 or 5672.
  */
 export function backendEndpoints(inventory: Inventory): BackendEndpoints {
-  const haproxyLb = inventory.loadBalancers.find((candidate) => candidate.targetGroup === "haproxy");
-  if (!haproxyLb)
-    throw new ConfigError(["keybuzz:loadBalancers: no load balancer targets the haproxy group; keybuzz-backend-credentials needs it"]);
   return {
-    postgres: haproxyLb.privateIp,
+    postgres: loadBalancerFor(inventory, PGBOUNCER_PORT, "PgBouncer"),
     redis: loadBalancerFor(inventory, 6379, "Redis"),
     rabbitmq: loadBalancerFor(inventory, 5672, "RabbitMQ"),
   };
@@ -119,20 +115,20 @@ export function backendConnectionValues(endpoints: BackendEndpoints, passwords: 
   const postgresUrl = (user: string, password: string, port: number, database: string, query = "") =>
     `postgresql://${encode(user)}:${encode(password)}@${endpoints.postgres}:${port}/${database}${query}`;
   return {
-    DATABASE_URL: postgresUrl(ACCOUNTS.postgresBackend, passwords.postgresBackend, PGBOUNCER_PORT, BACKEND_DATABASE),
+    DATABASE_URL: postgresUrl(ACCOUNTS.postgresBackend, passwords.postgresBackend, PGBOUNCER_PORT, DATABASES.backend),
     DIRECT_DATABASE_URL: postgresUrl(
       ACCOUNTS.postgresBackend,
       passwords.postgresBackend,
       POSTGRES_WRITE_PORT,
-      BACKEND_DATABASE,
+      DATABASES.backend,
       "?sslmode=require",
     ),
-    PRODUCT_DATABASE_URL: postgresUrl(ACCOUNTS.postgresApp, passwords.postgresProduct, PGBOUNCER_PORT, APP_DATABASE),
+    PRODUCT_DATABASE_URL: postgresUrl(ACCOUNTS.postgresApp, passwords.postgresProduct, PGBOUNCER_PORT, DATABASES.product),
     PGHOST: endpoints.postgres,
     PGPORT: String(PGBOUNCER_PORT),
     PGUSER: ACCOUNTS.postgresApp,
     PGPASSWORD: passwords.postgresProduct,
-    PGDATABASE: APP_DATABASE,
+    PGDATABASE: DATABASES.product,
     REDIS_URL: `redis://:${encode(passwords.redis)}@${endpoints.redis}:${REDIS_PORT}`,
     MINIO_ENDPOINT: endpoints.postgres,
     MINIO_PORT: String(MINIO_PORT),
