@@ -26,6 +26,14 @@ export const ACCOUNTS = {
   grafanaAdmin: "admin",
 } as const;
 
+/**
+ * Fixed names of the application databases, each owned by its account (issue 19): the product
+ * database `keybuzz` ({@link ACCOUNTS.postgresApp}) and the backend's own `keybuzz_backend`
+ * ({@link ACCOUNTS.postgresBackend}). Here beside the accounts so that config/ and the add-ons read
+ * them without loading the PostgreSQL module.
+ */
+export const DATABASES = { product: "keybuzz", backend: "keybuzz_backend" } as const;
+
 /** Arguments of {@link PlatformSecrets}; none: every value is generated. */
 export type PlatformSecretsArgs = Record<string, never>;
 

@@ -246,7 +246,7 @@ describe("add-on values", () => {
     expect(() => ingressProxyProtocol(mixed)).toThrow(ConfigError);
   });
 
-  it("takes the backend ConfigMap from the load balancers and the first MinIO node", () => {
+  it("takes the backend ConfigMap from the load balancers, MinIO at the HA S3 endpoint on the internal LB", () => {
     expect(backendConfigData(inventory)).toEqual({
       POSTGRES_HOST: "10.0.0.10",
       POSTGRES_PORT: "5432",
@@ -256,7 +256,7 @@ describe("add-on values", () => {
       RABBITMQ_PORT: "5672",
       MARIADB_HOST: "10.0.0.20",
       MARIADB_PORT: "3306",
-      MINIO_ENDPOINT: "10.0.0.134:9000",
+      MINIO_ENDPOINT: "10.0.0.10:9000",
     });
     const moved = withLoadBalancers((lb) => (lb.name === "lb-mariadb" ? { ...lb, privateIp: "10.0.0.21" } : lb));
     expect(backendConfigData(moved).MARIADB_HOST).toBe("10.0.0.21");

@@ -1,5 +1,6 @@
 import { isConfigError, loadVersions, parseInventory, serversOf } from "../../config";
-import { isSecretValue, MockRun, Registration, reveal, runFailingProgram, runProgram } from "../../scripts/lib/mock-engine";
+import { isSecretValue, mockSecret, MockRun, Registration, reveal, runFailingProgram, runProgram } from "../../scripts/lib/mock-engine";
+import { BACKEND_VARIABLES } from "../support/backend-contract";
 import { rawStackConfig } from "../support/stack-config";
 
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -304,11 +305,26 @@ describe("cluster add-ons (mock engine, prod)", () => {
       REDIS_HOST: lbServing(6379),
       RABBITMQ_HOST: lbServing(5672),
       MARIADB_HOST: lbServing(3306),
-      MINIO_ENDPOINT: `${serversOf(inventory, "minio")[0].privateIp}:9000`,
+      MINIO_ENDPOINT: `${inventory.loadBalancers.find((lb) => lb.targetGroup === "haproxy")!.privateIp}:9000`,
     });
     const credentials = registration("kubernetes:core/v1:Secret", "k8s-addons-backend-credentials").inputs.stringData as Doc;
     for (const key of ["POSTGRES_PASSWORD", "REDIS_PASSWORD", "RABBITMQ_PASSWORD", "MARIADB_PASSWORD", "MINIO_SECRET_KEY"]) {
       expect([key, isSecretValue(credentials[key]) || isSecretValue(credentials)]).toEqual([key, true]);
     }
+  });
+
+  it("gives the backend its ready URLs, every one secret, with the application users only, and the PostgreSQL CA", () => {
+    const stringData = registration("kubernetes:core/v1:Secret", "k8s-addons-backend-credentials").inputs.stringData;
+    expect(isSecretValue(stringData)).toBe(true);
+    const credentials = reveal(stringData) as Doc;
+    expect(Object.keys(credentials)).toEqual(expect.arrayContaining(BACKEND_VARIABLES));
+    expect(credentials.MINIO_ACCESS_KEY).toBe("keybuzz-backend");
+    expect(credentials.MINIO_SECRET_KEY).toBe(mockSecret("secrets-minio-app"));
+    expect(new URL(credentials.DATABASE_URL).username).toBe("kb_backend");
+    expect(decodeURIComponent(new URL(credentials.DATABASE_URL).password)).toBe(mockSecret("secrets-postgres-backend"));
+    expect(Object.values(credentials)).not.toContain(mockSecret("secrets-minio-root"));
+    const ca = reveal(registration("kubernetes:core/v1:ConfigMap", "k8s-addons-postgres-ca").inputs) as Doc;
+    expect(ca.metadata).toEqual({ name: "keybuzz-postgres-ca", namespace: "keybuzz" });
+    expect(ca.data["ca.crt"]).toMatch(/^-----BEGIN CERTIFICATE-----/);
   });
 });

@@ -12,12 +12,15 @@ import {
   renderPgbouncerStepScript,
   renderPgbouncerUserlist,
 } from "../../components/data/pgbouncer";
-import { parsePostgresSettings } from "../../components/data/postgres";
+import { APPLICATION_DATABASES, parsePostgresSettings } from "../../components/data/postgres";
 import { renderStepScript, secretKeysIn } from "../../components/lib/remote";
 import { runProgram } from "../../scripts/lib/mock-engine";
 import { declared, mockHosts, testSpec } from "../support/component-mocks";
 import { rawStackConfig } from "../support/stack-config";
 import { requireTool, run, tempDir } from "../support/tools";
+
+/** The databases the component pools. */
+const DATABASES = APPLICATION_DATABASES.map(({ database }) => database);
 
 /** `key = value` pairs of one ini section. */
 function iniSection(text: string, name: string): Record<string, string> {
@@ -31,7 +34,7 @@ function iniSection(text: string, name: string): Record<string, string> {
 }
 
 describe("pgbouncer.ini", () => {
-  const ini = renderPgbouncerIni({ settings: parsePostgresSettings(undefined).pgbouncer });
+  const ini = renderPgbouncerIni({ settings: parsePostgresSettings(undefined).pgbouncer, databases: DATABASES });
   const main = iniSection(ini, "pgbouncer");
 
   it("listens on 0.0.0.0:6432 and pools transactions with the spec's sizes", () => {
@@ -50,9 +53,10 @@ describe("pgbouncer.ini", () => {
     expect(main.server_tls_ca_file).toBe("/etc/pgbouncer/ca.crt");
   });
 
-  it("reaches PostgreSQL through the local HAProxy write port", () => {
+  it("reaches PostgreSQL through the local HAProxy write port, for the product and the backend's databases", () => {
     expect(iniSection(ini, "databases")).toEqual({
       keybuzz: "host=127.0.0.1 port=5432 dbname=keybuzz",
+      keybuzz_backend: "host=127.0.0.1 port=5432 dbname=keybuzz_backend",
       postgres: "host=127.0.0.1 port=5432 dbname=postgres",
     });
   });
@@ -60,13 +64,15 @@ describe("pgbouncer.ini", () => {
   it("follows the settings", () => {
     const custom = renderPgbouncerIni({
       settings: parsePostgresSettings({ pgbouncer: { defaultPoolSize: 40, maxPreparedStatements: 0 } }).pgbouncer,
+      databases: DATABASES,
     });
     expect(iniSection(custom, "pgbouncer")).toMatchObject({ default_pool_size: "40", max_prepared_statements: "0" });
   });
 
-  it("keeps the application password out of the rendered userlist", () => {
-    expect(renderPgbouncerUserlist()).toBe('"keybuzz" "{{secret:postgres-app}}"\n');
-    expect(secretKeysIn(renderPgbouncerUserlist())).toEqual(["postgres-app"]);
+  it("lists each database owner, its password kept out of the rendered userlist", () => {
+    const userlist = renderPgbouncerUserlist(APPLICATION_DATABASES);
+    expect(userlist).toBe('"keybuzz" "{{secret:postgres-app}}"\n"kb_backend" "{{secret:postgres-backend}}"\n');
+    expect(secretKeysIn(userlist)).toEqual(["postgres-app", "postgres-backend"]);
   });
 });
 
@@ -156,8 +162,9 @@ describe("PgBouncer's open-files limit", () => {
   it("is twice max_client_conn plus the largest pools of every database and user, counted from the rendered files", () => {
     const pools = parsePostgresSettings(undefined).pgbouncer;
     expect(pgbouncerNofile(pools, 2, 1)).toBe(2 * (1000 + 30 * 2));
-    const ini = renderPgbouncerIni({ settings: pools });
-    expect(renderedPgbouncerNofile(pools, ini, renderPgbouncerUserlist())).toBe(2120);
+    expect(pgbouncerNofile(pools, 3, 2)).toBe(2 * (1000 + 30 * 3 * 2));
+    const ini = renderPgbouncerIni({ settings: pools, databases: DATABASES });
+    expect(renderedPgbouncerNofile(pools, ini, renderPgbouncerUserlist(APPLICATION_DATABASES))).toBe(2360);
   });
 });
 
@@ -169,7 +176,7 @@ describe("PgBouncerLayer on the mock engine", () => {
       hosts: list,
       versions: loadVersions(),
       settings: parsePostgresSettings(undefined).pgbouncer,
-      secrets: { app: pulumi.secret("S3cretApp") },
+      secrets: { app: pulumi.secret("S3cretApp"), backend: pulumi.secret("S3cretBackend") },
       after: { hosts: ready },
       caCertPem: pulumi.output("CA-PEM"),
     });
@@ -181,7 +188,7 @@ describe("PgBouncerLayer on the mock engine", () => {
     expect(resources.get("haproxy-02-pgbouncer")?.deps.sort()).toEqual(["haproxy-01-pgbouncer", "haproxy-02-base"]);
     const verifiedName = await new Promise((resolve) => (layer as PgBouncerLayer).verified.urn.apply(resolve));
     expect(String(verifiedName)).toMatch(/::haproxy-02-pgbouncer$/);
-    expect(resources.get("haproxy-02-pgbouncer")?.inputs.create).not.toMatch(/S3cretApp/);
+    expect(resources.get("haproxy-02-pgbouncer")?.inputs.create).not.toMatch(/S3cretApp|S3cretBackend/);
   });
 });
 

@@ -1,3 +1,4 @@
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
@@ -38,6 +39,7 @@ import {
 const ETCD = "/usr/bin/etcd";
 const PATRONI = "/usr/bin/patroni";
 const HAPROXY = "/usr/sbin/haproxy";
+const PSQL = "/usr/bin/psql";
 /** The table the writer fills: one row per write, keyed by run and sequence number. */
 const WRITES_TABLE = "kb_it_writes";
 
@@ -417,6 +419,29 @@ export class PostgresLoopbackCluster {
     const node = this.nodes.find((candidate) => candidate.name === name);
     if (!node) throw new Error(`postgres: no node ${name}`);
     return node;
+  }
+
+  /** The CA file the nodes' certificates chain to: clients of the TLS ports verify against it. */
+  get caFile(): string {
+    return this.pki.caFile;
+  }
+
+  /**
+   * Runs `sql` with psql on the leader as the superuser over TLS (verify-ca), as
+   * scripts/postgres/verify.sh runs app.sql, so psql's meta-commands (`\gexec`, `\connect`) work.
+   *
+   * @throws Error with psql's stderr when it fails.
+   */
+  async psqlOnLeader(sql: string): Promise<void> {
+    const leader = await this.waitHealthy(60_000);
+    const target = `host=${leader.address} port=${this.layouts[leader.name].ports.postgres} user=${ACCOUNTS.postgresSuperuser} dbname=postgres sslmode=verify-ca sslrootcert=${this.pki.caFile}`;
+    const result = spawnSync(PSQL, ["-X", "-q", "-v", "ON_ERROR_STOP=1", target, "-f", "-"], {
+      input: sql,
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, PGPASSWORD: this.secrets[SECRET_KEYS.superuser] },
+    });
+    if (result.status !== 0) throw new Error(`psql on ${leader.name} failed (${result.status}): ${result.stderr}`);
   }
 
   /** Connection settings to `address:port` as the superuser over TLS, verifying the CA (libpq's verify-ca). */

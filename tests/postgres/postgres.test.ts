@@ -325,12 +325,18 @@ describe("host scripts", () => {
     expect(finish.indexOf("patroni_recreate\n", switchover)).toBeGreaterThan(switchover);
   });
 
-  it("creates the application role and database idempotently and checks the vector extension", () => {
+  it("creates the application roles and databases idempotently and checks the vector extension in the product database", () => {
     const sql = renderAppSql();
-    expect(sql).toContain("WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'keybuzz') \\gexec");
-    expect(sql).toContain("WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'keybuzz') \\gexec");
-    expect(sql).toContain("CREATE EXTENSION IF NOT EXISTS vector;");
-    expect(secretKeysIn(sql)).toEqual(["postgres-app"]);
+    for (const [role, database] of [
+      ["keybuzz", "keybuzz"],
+      ["kb_backend", "keybuzz_backend"],
+    ]) {
+      expect(sql).toContain(`WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${role}') \\gexec`);
+      expect(sql).toContain(`WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '${database}') \\gexec`);
+      expect(sql).toContain(`REVOKE ALL ON DATABASE ${database} FROM PUBLIC;`);
+    }
+    expect(sql.indexOf("CREATE EXTENSION IF NOT EXISTS vector;")).toBeGreaterThan(sql.indexOf("\\connect keybuzz\n"));
+    expect(secretKeysIn(sql)).toEqual(["postgres-app", "postgres-backend"]);
   });
 
   it("tags the Patroni image by the Dockerfile, so a host rebuilds only when it changes", () => {
@@ -355,6 +361,7 @@ function buildCluster(settings = defaults): () => void {
       superuser: pulumi.secret("S3cretSuper"),
       replication: pulumi.secret("S3cretRepl"),
       app: pulumi.secret("S3cretApp"),
+      backend: pulumi.secret("S3cretBackend"),
       restApi: pulumi.secret("S3cretRest"),
     };
     const pki = { caCertPem: pulumi.output("CA-PEM"), nodes };

@@ -4,7 +4,7 @@ import * as path from "path";
 import { Client } from "pg";
 import { backendConfigData } from "../../components/k8s/addons/render";
 import { PGBOUNCER_PORT, renderPgbouncerIni } from "../../components/data/pgbouncer";
-import { parsePostgresSettings } from "../../components/data/postgres";
+import { APPLICATION_DATABASES, parsePostgresSettings } from "../../components/data/postgres";
 import { PROBE_CONTAINERS, parseProbesSettings, renderProbeJobSpec } from "../../components/observability/probes";
 import { ACCOUNTS } from "../../components/security/secrets";
 import { loadVersions } from "../../config";
@@ -132,6 +132,7 @@ class ProbeScenario {
     ownedFile(path.join(bouncerDir, "userlist.txt"), `"${ACCOUNTS.postgresApp}" "${passwords.product}"\n`, "postgres");
     const ini = renderPgbouncerIni({
       settings: parsePostgresSettings(undefined).pgbouncer,
+      databases: APPLICATION_DATABASES.map(({ database }) => database),
       upstreamHost: pg.address,
       upstreamPort: pg.writePort,
       listenAddress: pg.address,

@@ -55,7 +55,8 @@ export class RedisLoopbackCluster {
   readonly proxy: { readonly address: string; readonly port: number; readonly statsPort: number };
   /** The haproxy.cfg HAProxy runs (secrets filled in). */
   readonly haproxyConfigFile: string;
-  private readonly password = testPassword();
+  /** The data password (`requirepass`) clients log in with. */
+  readonly password = testPassword();
   private readonly sentinelPassword = testPassword();
   /** redis_exporter's ACL user's password (tests/observability/alerts.loopback.test.ts scrapes as that user). */
   readonly exporterPassword = testPassword();

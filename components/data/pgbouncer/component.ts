@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { lockedImage } from "../../../config";
 import { ModuleArgs, ModuleOutputs, waitsFor } from "../../lib/contract";
 import { HostFile, remoteStep, secretRef } from "../../lib/remote";
+import { APPLICATION_DATABASES, SECRET_KEYS } from "../postgres";
 import {
   PGBOUNCER_HOST_DIR,
   PGBOUNCER_SECRET_KEYS,
@@ -16,8 +17,10 @@ import { PgbouncerSettings } from "./settings";
 
 /** PgBouncer's slice of the platform's credentials (`PlatformSecrets.postgres`). */
 export interface PgbouncerSecrets {
-  /** The application user's password (`PlatformSecrets.postgres.app`): userlist.txt. */
+  /** The product database owner's password (`PlatformSecrets.postgres.app`): userlist.txt. */
   readonly app: pulumi.Input<string>;
+  /** The backend's `kb_backend` password (`PlatformSecrets.postgres.backend`): userlist.txt. */
+  readonly backend: pulumi.Input<string>;
 }
 
 /**
@@ -34,7 +37,7 @@ export interface PgBouncerLayerArgs extends ModuleArgs<PgbouncerSettings, Pgboun
 /**
  * PgBouncer on haproxy-01/02 (`keybuzz:data:PgBouncerLayer`; spec 001 module 3, "PgBouncer"): port
  * 6432, transaction pooling, upstream the local HAProxy write port (so it always reaches the
- * current leader), SCRAM for the application user. One host after the other. Its own component
+ * current leader), SCRAM for the owners of the application databases (`keybuzz`, `keybuzz_backend`). One host after the other. Its own component
  * beside the HAProxy layer: it is a PostgreSQL-only service, while HAProxy is shared with Redis and
  * RabbitMQ.
  */
@@ -45,8 +48,8 @@ export class PgBouncerLayer extends pulumi.ComponentResource implements ModuleOu
   constructor(name: string, args: PgBouncerLayerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("keybuzz:data:PgBouncerLayer", name, {}, opts);
     const owner = `${PGBOUNCER_UID}:${PGBOUNCER_UID}`;
-    const ini = renderPgbouncerIni({ settings: args.settings });
-    const userlist = renderPgbouncerUserlist();
+    const ini = renderPgbouncerIni({ settings: args.settings, databases: APPLICATION_DATABASES.map(({ database }) => database) });
+    const userlist = renderPgbouncerUserlist(APPLICATION_DATABASES);
     const files: HostFile[] = [
       { path: `${PGBOUNCER_HOST_DIR}/pgbouncer.ini`, content: ini, owner },
       { path: `${PGBOUNCER_HOST_DIR}/userlist.txt`, content: userlist, mode: "0600", owner },
@@ -57,7 +60,11 @@ export class PgBouncerLayer extends pulumi.ComponentResource implements ModuleOu
       args.versions.packages.pgbouncer,
       renderedPgbouncerNofile(args.settings, ini, userlist),
     );
-    const secrets = { [PGBOUNCER_SECRET_KEYS.appPassword]: args.secrets.app, [PGBOUNCER_SECRET_KEYS.caCert]: args.caCertPem };
+    const secrets = {
+      [SECRET_KEYS.app]: args.secrets.app,
+      [SECRET_KEYS.backend]: args.secrets.backend,
+      [PGBOUNCER_SECRET_KEYS.caCert]: args.caCertPem,
+    };
     let previous: command.remote.Command | undefined;
     for (const host of args.hosts) {
       previous = remoteStep(

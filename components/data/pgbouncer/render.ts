@@ -1,7 +1,7 @@
 import { ContainerSpec, imagePull, renderContainerFunctions, renderLockedImagePull } from "../../lib/container";
 import { secretRef } from "../../lib/remote";
 import { stepBody } from "../../lib/scripts";
-import { ACCOUNTS } from "../../security/secrets";
+import type { ApplicationDatabase } from "../postgres/render";
 import { PgbouncerSettings } from "./settings";
 
 /** Pure render functions of PgBouncer: settings and versions in, text out. */
@@ -11,8 +11,8 @@ export const PGBOUNCER_HOST_DIR = "/etc/keybuzz/pgbouncer";
 export const PGBOUNCER_CONTAINER_DIR = "/etc/pgbouncer";
 /** uid the container runs as (the image's `postgres` user); owns the secret files. */
 export const PGBOUNCER_UID = 70;
-/** Secret placeholder keys of the PgBouncer files. */
-export const PGBOUNCER_SECRET_KEYS = { appPassword: "postgres-app", caCert: "pki-ca-cert" } as const;
+/** Secret placeholder key of the CA file (the users' passwords use their databases' keys, `ApplicationDatabase.secretKey`). */
+export const PGBOUNCER_SECRET_KEYS = { caCert: "pki-ca-cert" } as const;
 /** Port PgBouncer listens on (spec 001: 6432; the LB 10.0.0.10:6432 forwards here). */
 export const PGBOUNCER_PORT = 6432;
 
@@ -20,8 +20,8 @@ export const PGBOUNCER_PORT = 6432;
 export interface PgbouncerRenderInput {
   /** The pools (`keybuzz:postgres.pgbouncer`). */
   readonly settings: PgbouncerSettings;
-  /** Database the pooled entries point to; default `keybuzz`. */
-  readonly database?: string;
+  /** Databases of `[databases]`, each pooled to the same name upstream (`APPLICATION_DATABASES`: `keybuzz`, `keybuzz_backend`). */
+  readonly databases: readonly string[];
   /** Upstream: the local HAProxy write listener; default 127.0.0.1:5432. */
   readonly upstreamHost?: string;
   readonly upstreamPort?: number;
@@ -39,13 +39,11 @@ export interface PgbouncerRenderInput {
  */
 export function renderPgbouncerIni(input: PgbouncerRenderInput): string {
   const pools = input.settings;
-  const database = input.database ?? "keybuzz";
   const upstream = `host=${input.upstreamHost ?? "127.0.0.1"} port=${input.upstreamPort ?? 5432}`;
   const dir = input.configDir ?? PGBOUNCER_CONTAINER_DIR;
   return `; Rendered by KeyBuzz (components/data/pgbouncer). Do not edit on the host.
 [databases]
-${database} = ${upstream} dbname=${database}
-postgres = ${upstream} dbname=postgres
+${input.databases.map((database) => `${database} = ${upstream} dbname=${database}\n`).join("")}postgres = ${upstream} dbname=postgres
 
 [pgbouncer]
 listen_addr = ${input.listenAddress ?? "0.0.0.0"}
@@ -70,9 +68,12 @@ log_disconnections = 0
 `;
 }
 
-/** userlist.txt: the application user with its password as a secret placeholder (SCRAM is computed by PgBouncer). */
-export function renderPgbouncerUserlist(): string {
-  return `"${ACCOUNTS.postgresApp}" "${secretRef(PGBOUNCER_SECRET_KEYS.appPassword)}"\n`;
+/**
+ * userlist.txt: each application database's owner with its password as a secret placeholder (SCRAM
+ * is computed by PgBouncer; the same password logs in to PostgreSQL upstream).
+ */
+export function renderPgbouncerUserlist(databases: readonly ApplicationDatabase[]): string {
+  return databases.map(({ owner, secretKey }) => `"${owner}" "${secretRef(secretKey)}"\n`).join("");
 }
 
 /**

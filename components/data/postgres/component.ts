@@ -46,6 +46,8 @@ export interface PostgresSecrets {
   readonly replication: pulumi.Input<string>;
   /** Password of the application role `keybuzz` (created by the verification step). */
   readonly app: pulumi.Input<string>;
+  /** Password of the backend's role `kb_backend`, owner of `keybuzz_backend` (created by the verification step). */
+  readonly backend: pulumi.Input<string>;
   /** Basic auth of Patroni's REST API (writes: switchover, restart). */
   readonly restApi: pulumi.Input<string>;
 }
@@ -88,7 +90,8 @@ export interface PostgresClusterArgs extends ModuleArgs<PostgresSettings, Postgr
  * Patroni node by node in inventory order (bootstrap node first, waits to be healthy; each next
  * node waits for the previous one), then the finish steps (a deferred leader restart after a
  * switchover), then the verification on the bootstrap node: exactly 1 leader and N-1 streaming
- * replicas with lag 0, the application database and role, `CREATE EXTENSION vector`.
+ * replicas with lag 0, the application databases and their owners (`keybuzz`, `keybuzz_backend`),
+ * `CREATE EXTENSION vector`.
  */
 export class PostgresCluster extends pulumi.ComponentResource implements ModuleOutputs {
   /** The verification step: the cluster is healthy and the application database exists. */
@@ -242,7 +245,7 @@ export class PostgresCluster extends pulumi.ComponentResource implements ModuleO
           { path: path.posix.join(paths.configDir, "app.sql"), content: renderAppSql(), mode: "0600", owner },
         ],
         script: renderPatroniStepScript("verify", bootstrap, members, args.settings, imageTag, layout),
-        secrets: { [SECRET_KEYS.superuser]: pg.superuser, [SECRET_KEYS.app]: pg.app },
+        secrets: { [SECRET_KEYS.superuser]: pg.superuser, [SECRET_KEYS.app]: pg.app, [SECRET_KEYS.backend]: pg.backend },
         timeoutMinutes: 20,
         triggers: [changeFingerprint, etcdClusterToken(stack)],
       },

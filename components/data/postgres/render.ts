@@ -6,7 +6,7 @@ import { CONTAINER_NOFILE, imagePull, renderLockedImagePull } from "../../lib/co
 import { HaproxyFile, HaproxyListener } from "../../lib/contract";
 import { secretRef, sha256 } from "../../lib/remote";
 import { hostScript, shellVariables, stepBody } from "../../lib/scripts";
-import { ACCOUNTS } from "../../security/secrets";
+import { ACCOUNTS, DATABASES } from "../../security/secrets";
 import { HAPROXY_CONTAINER_DIR } from "../haproxy";
 import { PGBOUNCER_PORT } from "../pgbouncer/render";
 import {
@@ -593,23 +593,64 @@ export function patroniStateHelper(): string {
 }
 
 /** Name of the application database (and of its owner role, {@link ACCOUNTS.postgresApp}). */
-export const APP_DATABASE = "keybuzz";
+export const APP_DATABASE = DATABASES.product;
+/** Name of the backend's own database (Prisma's), owned by {@link ACCOUNTS.postgresBackend} (issue 19). */
+export const BACKEND_DATABASE = DATABASES.backend;
+
+/** An application database, its owner role (the only non-superuser that may connect) and the placeholder of its password. */
+export interface ApplicationDatabase {
+  readonly database: string;
+  readonly owner: string;
+  readonly secretKey: string;
+}
 
 /**
- * SQL run on the leader by the verification step: the application role (password from the
- * secret placeholder) and database, created only when missing, then the vector extension in it.
+ * The application databases the verification step keeps: the product database `keybuzz` (pgvector)
+ * and the backend's `keybuzz_backend` (issue 19, "Databases and users"), each with its own owner.
  */
-export function renderAppSql(): string {
-  const role = ACCOUNTS.postgresApp;
-  return `-- Rendered by KeyBuzz: idempotent application role and database.
-SELECT format('CREATE ROLE %I LOGIN', '${role}') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${role}') \\gexec
-ALTER ROLE ${role} WITH LOGIN PASSWORD '${secretRef(SECRET_KEYS.app)}';
-SELECT format('CREATE DATABASE %I OWNER %I', '${APP_DATABASE}', '${role}') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '${APP_DATABASE}') \\gexec
-\\connect ${APP_DATABASE}
+export const APPLICATION_DATABASES: readonly ApplicationDatabase[] = [
+  { database: APP_DATABASE, owner: ACCOUNTS.postgresApp, secretKey: SECRET_KEYS.app },
+  { database: BACKEND_DATABASE, owner: ACCOUNTS.postgresBackend, secretKey: SECRET_KEYS.backend },
+];
+
+/**
+ * SQL of the application roles and databases, idempotent: each role created when missing and its
+ * password set on every run (a rotated password re-applies), each database created when missing,
+ * its owner corrected, and PUBLIC's default CONNECT/TEMPORARY revoked (PostgreSQL docs, "Privileges":
+ * PUBLIC gets CONNECT and TEMPORARY on databases by default), so a role reaches only its own database.
+ */
+export function renderDatabasesSql(databases: readonly ApplicationDatabase[] = APPLICATION_DATABASES): string {
+  return databases
+    .map(
+      ({
+        database,
+        owner,
+        secretKey,
+      }) => `SELECT format('CREATE ROLE %I LOGIN', '${owner}') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${owner}') \\gexec
+ALTER ROLE ${owner} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '${secretRef(secretKey)}';
+SELECT format('CREATE DATABASE %I OWNER %I', '${database}', '${owner}') WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '${database}') \\gexec
+ALTER DATABASE ${database} OWNER TO ${owner};
+REVOKE ALL ON DATABASE ${database} FROM PUBLIC;
+`,
+    )
+    .join("");
+}
+
+/** SQL of the product database's extensions (pgvector, `packages.pgvector` in the Patroni image), with a check that vector works. */
+export function renderExtensionsSql(): string {
+  return `\\connect ${APP_DATABASE}
 CREATE EXTENSION IF NOT EXISTS vector;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector AS vector_works;
 `;
+}
+
+/**
+ * SQL run on the leader by the verification step (app.sql): the application roles and databases
+ * ({@link renderDatabasesSql}), then the extensions of the product database ({@link renderExtensionsSql}).
+ */
+export function renderAppSql(): string {
+  return `-- Rendered by KeyBuzz: idempotent application roles and databases.\n${renderDatabasesSql()}${renderExtensionsSql()}`;
 }
 
 /** pgpass of the verification step: the superuser, every host. */

@@ -196,6 +196,7 @@ export const SECRET_KEYS = {
   superuser: "postgres-superuser",
   replication: "postgres-replication",
   app: "postgres-app",
+  backend: "postgres-backend",
   restApi: "patroni-restapi",
   rewind: "postgres-rewind",
   caCert: "pki-ca-cert",

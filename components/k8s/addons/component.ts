@@ -6,6 +6,9 @@ import { remoteStep } from "../../lib/remote";
 import { ACCOUNTS } from "../../security/secrets";
 import {
   backendConfigData,
+  backendConnectionValues,
+  backendEndpoints,
+  BackendPasswords,
   calicoValues,
   ingressController,
   kubePrometheusStackValues,
@@ -21,14 +24,14 @@ export interface AddonsSecrets {
   readonly grafanaAdmin: pulumi.Input<string>;
   /** Hetzner API token for the CSI driver (`hcloud:token`, the provider's own secret config). */
   readonly hcloudToken: pulumi.Input<string>;
-  /** The application credentials of `keybuzz-backend-credentials` (`PlatformSecrets`' app passwords). */
-  readonly backend: {
-    readonly postgresPassword: pulumi.Input<string>;
-    readonly redisPassword: pulumi.Input<string>;
-    readonly rabbitmqPassword: pulumi.Input<string>;
-    readonly mariadbPassword: pulumi.Input<string>;
-    readonly minioPassword: pulumi.Input<string>;
-  };
+  /**
+   * The application credentials of `keybuzz-backend-credentials` (`PlatformSecrets`' application
+   * passwords, never an administrator's): the backend's URLs ({@link BackendPasswords}) and spec 001's
+   * `*_PASSWORD` keys, plus MariaDB's application password for the latter.
+   */
+  readonly backend: { readonly [K in keyof BackendPasswords]: pulumi.Input<string> } & { readonly mariadb: pulumi.Input<string> };
+  /** The platform CA (`Pki.caCertPem`, public): ConfigMap `keybuzz-postgres-ca`, for clients of PostgreSQL's TLS ports. */
+  readonly caCertPem: pulumi.Input<string>;
 }
 
 /**
@@ -186,24 +189,32 @@ export class ClusterAddons extends pulumi.ComponentResource implements ModuleOut
       { metadata: { name: "keybuzz-backend-config", namespace: "keybuzz" }, data: backendConfigData(inventory) },
       k8sOpts([namespaces.keybuzz]),
     );
-    const credentials = args.secrets.backend;
+    const endpoints = backendEndpoints(inventory);
     new k8s.core.v1.Secret(
       `${name}-backend-credentials`,
       {
         metadata: { name: "keybuzz-backend-credentials", namespace: "keybuzz" },
         type: "Opaque",
-        stringData: {
-          POSTGRES_USER: ACCOUNTS.postgresApp,
-          POSTGRES_PASSWORD: pulumi.secret(credentials.postgresPassword),
-          REDIS_PASSWORD: pulumi.secret(credentials.redisPassword),
-          RABBITMQ_USER: ACCOUNTS.rabbitmqUser,
-          RABBITMQ_PASSWORD: pulumi.secret(credentials.rabbitmqPassword),
-          MARIADB_USER: ACCOUNTS.mariadbApp,
-          MARIADB_PASSWORD: pulumi.secret(credentials.mariadbPassword),
-          MINIO_ACCESS_KEY: ACCOUNTS.minioRootUser,
-          MINIO_SECRET_KEY: pulumi.secret(credentials.minioPassword),
-        },
+        // One secret Output: the ready URLs (docs/application.md) and spec 001's keys.
+        stringData: pulumi.secret(
+          pulumi.output(args.secrets.backend).apply((passwords) => ({
+            POSTGRES_USER: ACCOUNTS.postgresApp,
+            POSTGRES_PASSWORD: passwords.postgresProduct,
+            REDIS_PASSWORD: passwords.redis,
+            RABBITMQ_USER: ACCOUNTS.rabbitmqUser,
+            RABBITMQ_PASSWORD: passwords.rabbitmq,
+            MARIADB_USER: ACCOUNTS.mariadbApp,
+            MARIADB_PASSWORD: passwords.mariadb,
+            ...backendConnectionValues(endpoints, passwords),
+          })),
+        ),
       },
+      k8sOpts([namespaces.keybuzz]),
+    );
+    // The CA of PostgreSQL's TLS ports (5432/5433): `sslrootcert=` or NODE_EXTRA_CA_CERTS in a pod (docs/application.md).
+    new k8s.core.v1.ConfigMap(
+      `${name}-postgres-ca`,
+      { metadata: { name: "keybuzz-postgres-ca", namespace: "keybuzz" }, data: { "ca.crt": args.secrets.caCertPem } },
       k8sOpts([namespaces.keybuzz]),
     );
 

@@ -1,5 +1,7 @@
-import { ChartPin, ConfigError, Inventory, serversOf, Versions } from "../../../config";
+import { ChartPin, ConfigError, Inventory, Versions } from "../../../config";
+import { PGBOUNCER_PORT } from "../../data/pgbouncer/render";
 import { stepBody } from "../../lib/scripts";
+import { ACCOUNTS, DATABASES } from "../../security/secrets";
 import { AddonsSettings } from "./settings";
 
 /**
@@ -14,36 +16,125 @@ export const PLATFORM_NAMESPACES = ["keybuzz", "chatwoot", "n8n", "analytics", "
 /** Storage class the Hetzner CSI driver creates (Hetzner volumes, ReadWriteOnce). */
 export const STORAGE_CLASS = "hcloud-volumes";
 
-/** MinIO's S3 API port (spec 001, MinIO). */
+/** MinIO's S3 API port (spec 001, MinIO), also the HA S3 endpoint's port on the internal LB. */
 const MINIO_PORT = 9000;
+
+/** The load balancer's private IP that serves `port` (`what` names the service in the error). @throws {ConfigError} when none does. */
+function loadBalancerFor(inventory: Inventory, port: number, what: string): string {
+  const lb = inventory.loadBalancers.find((candidate) => candidate.services.some((service) => service.listenPort === port));
+  if (!lb)
+    throw new ConfigError([`keybuzz:loadBalancers: no load balancer serves port ${port} (${what}); keybuzz-backend-config needs it`]);
+  return lb.privateIp;
+}
 
 /**
  * The `keybuzz-backend-config` data (spec 001 module 9, "ConfigMaps"), from the inventory: each
  * host/port is the load balancer that serves the port (PostgreSQL write 5432, Redis 6379, RabbitMQ
- * 5672 on the internal LB; MariaDB 3306 on the ProxySQL LB); MinIO is the first MinIO node by
- * private IP (pods resolve through CoreDNS, not the hosts' /etc/hosts, so no `s3.<domain>` name).
+ * 5672 on the internal LB; MariaDB 3306 on the ProxySQL LB); MinIO is the HA S3 endpoint on the
+ * internal LB, port 9000 ({@link backendEndpoints}; an IP: pods resolve through CoreDNS, not the
+ * hosts' /etc/hosts, so no `s3.<domain>` name).
  *
- * @throws {ConfigError} when no load balancer serves one of the ports.
+ * @throws {ConfigError} when no load balancer serves one of the ports or targets the haproxy group.
  */
 export function backendConfigData(inventory: Inventory): Record<string, string> {
-  const lbFor = (port: number, what: string) => {
-    const lb = inventory.loadBalancers.find((candidate) => candidate.services.some((service) => service.listenPort === port));
-    if (!lb)
-      throw new ConfigError([`keybuzz:loadBalancers: no load balancer serves port ${port} (${what}); keybuzz-backend-config needs it`]);
-    return lb.privateIp;
-  };
-  const minio = serversOf(inventory, "minio")[0];
-  if (!minio) throw new ConfigError(["keybuzz:servers: no MinIO node; keybuzz-backend-config needs MINIO_ENDPOINT"]);
   return {
-    POSTGRES_HOST: lbFor(5432, "PostgreSQL"),
+    POSTGRES_HOST: loadBalancerFor(inventory, 5432, "PostgreSQL"),
     POSTGRES_PORT: "5432",
-    REDIS_HOST: lbFor(6379, "Redis"),
+    REDIS_HOST: loadBalancerFor(inventory, 6379, "Redis"),
     REDIS_PORT: "6379",
-    RABBITMQ_HOST: lbFor(5672, "RabbitMQ"),
+    RABBITMQ_HOST: loadBalancerFor(inventory, 5672, "RabbitMQ"),
     RABBITMQ_PORT: "5672",
-    MARIADB_HOST: lbFor(3306, "MariaDB"),
+    MARIADB_HOST: loadBalancerFor(inventory, 3306, "MariaDB"),
     MARIADB_PORT: "3306",
-    MINIO_ENDPOINT: `${minio.privateIp}:${MINIO_PORT}`,
+    MINIO_ENDPOINT: `${backendEndpoints(inventory).postgres}:${MINIO_PORT}`,
+  };
+}
+
+/** Where the backend connects (issue 19): private addresses of the internal load balancers. */
+export interface BackendEndpoints {
+  /** The internal LB that serves PgBouncer 6432 (prod 10.0.0.10, haproxy-01/02): also PostgreSQL 5432 and MinIO's HA S3 endpoint 9000. */
+  readonly postgres: string;
+  /** The LB that serves Redis 6379 (HAProxy to the Sentinel-elected master). */
+  readonly redis: string;
+  /** The LB that serves RabbitMQ 5672. */
+  readonly rabbitmq: string;
+}
+
+/**
+ * The backend's endpoints from the inventory: the LB serving PgBouncer's 6432 for PostgreSQL and
+ * MinIO (port 9000 there is the HA S3 endpoint, HAProxy over the MinIO nodes), the LBs serving
+ * 6379 and 5672 for Redis and RabbitMQ.
+ *
+ * @throws {ConfigError} when no load balancer serves 6432, 6379 or 5672.
+ */
+export function backendEndpoints(inventory: Inventory): BackendEndpoints {
+  return {
+    postgres: loadBalancerFor(inventory, PGBOUNCER_PORT, "PgBouncer"),
+    redis: loadBalancerFor(inventory, 6379, "Redis"),
+    rabbitmq: loadBalancerFor(inventory, 5672, "RabbitMQ"),
+  };
+}
+
+/** The plain-text passwords the backend's URLs carry (values of `PlatformSecrets`, resolved). */
+export interface BackendPasswords {
+  /** `kb_backend`, owner of `keybuzz_backend` (`PlatformSecrets.postgres.backend`). */
+  readonly postgresBackend: string;
+  /** `keybuzz`, owner of the product database `keybuzz` (`PlatformSecrets.postgres.app`). */
+  readonly postgresProduct: string;
+  /** Redis `requirepass` (`PlatformSecrets.redis.password`). */
+  readonly redis: string;
+  /** RabbitMQ's application user (`PlatformSecrets.rabbitmq.password`). */
+  readonly rabbitmq: string;
+  /** Secret key of the MinIO access key {@link ACCOUNTS.minioAppUser} (`PlatformSecrets.minio.appSecretKey`). */
+  readonly minioApp: string;
+}
+
+/** PostgreSQL's TLS port behind HAProxy (the leader); PgBouncer's port is {@link PGBOUNCER_PORT}. */
+const POSTGRES_WRITE_PORT = 5432;
+const REDIS_PORT = 6379;
+const RABBITMQ_PORT = 5672;
+
+/**
+ * The connection values of `keybuzz-backend-credentials` (issue 19), under the names the backend
+ * reads (keybuzz-backend: prisma/schema.prisma `env("DATABASE_URL")`, src/lib/productDb.ts
+ * `PRODUCT_DATABASE_URL` or `PG*`, src/lib/redis.config.ts `REDIS_URL`,
+ * src/modules/attachments/attachments.routes.ts `MINIO_*`), every password percent-encoded in its URL.
+ *
+ * - `DATABASE_URL` (Prisma, `keybuzz_backend` as `kb_backend`) and `PRODUCT_DATABASE_URL` / `PG*`
+ *   (node-postgres, `keybuzz` as `keybuzz`) go through PgBouncer 6432, the one entry without TLS
+ *   (private network only: UFW and the Hetzner firewall; docs/application.md). No `pgbouncer=true`:
+ *   PgBouncer ≥ 1.21 with `max_prepared_statements` keeps Prisma's prepared statements in
+ *   transaction mode, and Prisma's docs advise against the flag from 1.21 on.
+ * - `DIRECT_DATABASE_URL`: the leader's TLS port 5432 for `prisma migrate deploy` (its advisory
+ *   lock needs a session, which transaction pooling does not keep), `sslmode=require`.
+ * - `MINIO_ENDPOINT` is a bare host (the backend strips `http://` and `:port`), `MINIO_PORT` 9000.
+ * - `RABBITMQ_URL` names the default vhost `/` explicitly (`%2F`, RabbitMQ URI spec).
+ */
+export function backendConnectionValues(endpoints: BackendEndpoints, passwords: BackendPasswords): Record<string, string> {
+  const encode = encodeURIComponent;
+  const postgresUrl = (user: string, password: string, port: number, database: string, query = "") =>
+    `postgresql://${encode(user)}:${encode(password)}@${endpoints.postgres}:${port}/${database}${query}`;
+  return {
+    DATABASE_URL: postgresUrl(ACCOUNTS.postgresBackend, passwords.postgresBackend, PGBOUNCER_PORT, DATABASES.backend),
+    DIRECT_DATABASE_URL: postgresUrl(
+      ACCOUNTS.postgresBackend,
+      passwords.postgresBackend,
+      POSTGRES_WRITE_PORT,
+      DATABASES.backend,
+      "?sslmode=require",
+    ),
+    PRODUCT_DATABASE_URL: postgresUrl(ACCOUNTS.postgresApp, passwords.postgresProduct, PGBOUNCER_PORT, DATABASES.product),
+    PGHOST: endpoints.postgres,
+    PGPORT: String(PGBOUNCER_PORT),
+    PGUSER: ACCOUNTS.postgresApp,
+    PGPASSWORD: passwords.postgresProduct,
+    PGDATABASE: DATABASES.product,
+    REDIS_URL: `redis://:${encode(passwords.redis)}@${endpoints.redis}:${REDIS_PORT}`,
+    MINIO_ENDPOINT: endpoints.postgres,
+    MINIO_PORT: String(MINIO_PORT),
+    MINIO_ACCESS_KEY: ACCOUNTS.minioAppUser,
+    MINIO_SECRET_KEY: passwords.minioApp,
+    RABBITMQ_URL: `amqp://${encode(ACCOUNTS.rabbitmqUser)}:${encode(passwords.rabbitmq)}@${endpoints.rabbitmq}:${RABBITMQ_PORT}/%2F`,
   };
 }
 
