@@ -64,10 +64,10 @@ describe.each(["prod", "staging"])("the backend's connection values (%s)", (stac
     expect(direct.sslmode).toBe("require");
   });
 
-  it("gives ioredis the Redis LB with the password decoded", () => {
+  it("gives ioredis the Redis LB with the password decoded, as Redis' default user (redis-cli refuses an empty one)", () => {
     const redis = parseRedisUrl(values.REDIS_URL);
     const lb = inventory.loadBalancers.find((candidate) => candidate.services.some((service) => service.listenPort === 6379))!;
-    expect(redis).toMatchObject({ host: lb.privateIp, port: "6379", password: RESERVED.redis, username: "" });
+    expect(redis).toMatchObject({ host: lb.privateIp, port: "6379", password: RESERVED.redis, username: "default" });
   });
 
   it("gives the MinIO client the HA S3 endpoint on the internal LB, as the backend strips it, and the application's own key", () => {

@@ -44,7 +44,12 @@ describe("secrets", () => {
   it.each(["prod", "staging"])("never puts a secret value into a plain input of any resource (%s)", async (stack) => {
     const run = await runProgram(stack);
     const secretValues = new Set<string>();
-    for (const registration of run.registrations) secretStrings(registration.inputs, false, secretValues);
+    // A Kubernetes Secret's `data`/`stringData` is secret as a whole (@pulumi/kubernetes wraps it in
+    // pulumi.secret), plain addresses and user names included: its passwords are collected where
+    // the program itself made them secret.
+    for (const registration of run.registrations.filter((candidate) => candidate.type !== "kubernetes:core/v1:Secret")) {
+      secretStrings(registration.inputs, false, secretValues);
+    }
     expect(secretValues.size).toBeGreaterThan(0);
     const leaks: string[] = [];
     for (const registration of run.registrations) {

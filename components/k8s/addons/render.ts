@@ -129,7 +129,8 @@ export function backendConnectionValues(endpoints: BackendEndpoints, passwords: 
     PGUSER: ACCOUNTS.postgresApp,
     PGPASSWORD: passwords.postgresProduct,
     PGDATABASE: DATABASES.product,
-    REDIS_URL: `redis://:${encode(passwords.redis)}@${endpoints.redis}:${REDIS_PORT}`,
+    // The user `default` spelled out: redis-cli (7.0-7.2) sends an empty user to AUTH and is refused; ioredis takes either.
+    REDIS_URL: `redis://default:${encode(passwords.redis)}@${endpoints.redis}:${REDIS_PORT}`,
     MINIO_ENDPOINT: endpoints.postgres,
     MINIO_PORT: String(MINIO_PORT),
     MINIO_ACCESS_KEY: ACCOUNTS.minioAppUser,
