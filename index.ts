@@ -195,8 +195,9 @@ new Exporters("exporters", {
   hosts: everyHost,
   versions,
   settings: settings.exporters,
-  secrets: {},
+  secrets: { postgresSuperuser: secrets.postgres.superuser, postgresExporter: secrets.postgres.exporter, caCertPem: pki.caCertPem },
   after: { hosts: baseOs.verifiedByHost },
+  services: { postgres: postgres.verified },
 });
 new Monitoring("monitoring", {
   hosts: everyHost,

@@ -126,6 +126,7 @@ const versionsSchema = z
       }),
       proxysql: pinnedImage,
       nodeExporter: pinnedImage,
+      postgresExporter: pinnedImage,
     }),
     packages: z.strictObject({
       patroni: exactVersion,

@@ -11,6 +11,8 @@ export const ACCOUNTS = {
   postgresReplication: "replicator",
   postgresApp: "keybuzz",
   postgresBackend: "kb_backend",
+  /** postgres_exporter's role, member of `pg_monitor` only (components/observability/exporters). */
+  postgresExporter: "kb_exporter",
   patroniRestApi: "patroni",
   rabbitmqUser: "keybuzz",
   minioRootUser: "keybuzz-root",
@@ -41,6 +43,8 @@ export class PlatformSecrets extends pulumi.ComponentResource {
     readonly backend: pulumi.Output<string>;
     /** Basic auth of Patroni's REST API (writes: switchover, restart). */
     readonly restApi: pulumi.Output<string>;
+    /** postgres_exporter's role {@link ACCOUNTS.postgresExporter}. */
+    readonly exporter: pulumi.Output<string>;
   };
   public readonly redis: {
     /** `requirepass` / `masterauth` of every Redis node. */
@@ -87,6 +91,7 @@ export class PlatformSecrets extends pulumi.ComponentResource {
       app: password("postgres-app"),
       backend: password("postgres-backend"),
       restApi: password("patroni-restapi"),
+      exporter: password("postgres-exporter"),
     };
     this.redis = { password: password("redis"), sentinel: password("redis-sentinel") };
     this.rabbitmq = {

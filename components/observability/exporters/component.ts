@@ -1,22 +1,59 @@
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import * as path from "path";
+import { lockedImage } from "../../../config";
+import { DEFAULT_POSTGRES_LAYOUT, POSTGRES_UID } from "../../data/postgres";
 import { waitsFor, type ModuleArgs, type ModuleOutputs } from "../../lib/contract";
 import { remoteStep } from "../../lib/remote";
-import { certExpiryFiles, renderNodeExporterScript } from "./render";
+import {
+  certExpiryFiles,
+  EXPORTER_SECRET_KEYS,
+  POSTGRES_EXPORTER_ROLE_FILES,
+  postgresExporterFiles,
+  renderNodeExporterScript,
+  renderPostgresExporterRolePgpass,
+  renderPostgresExporterRoleScript,
+  renderPostgresExporterRoleSql,
+  renderPostgresExporterScript,
+  scramSha256Verifier,
+} from "./render";
 import type { ExportersSettings } from "./settings";
 
-/** Arguments of {@link Exporters}: `hosts` = every server; no secrets (node_exporter needs none). */
-export type ExportersArgs = ModuleArgs<ExportersSettings, Record<string, never>>;
+/** The exporters' slice of the platform's credentials. */
+export interface ExportersSecrets {
+  /** `PlatformSecrets.postgres.superuser`: the role step logs in with it to create the exporter's role. */
+  readonly postgresSuperuser: pulumi.Input<string>;
+  /** `PlatformSecrets.postgres.exporter`: postgres_exporter's password. */
+  readonly postgresExporter: pulumi.Input<string>;
+  /** The platform CA (`Pki.caCertPem`, not secret): the exporters verify their service's TLS with it. */
+  readonly caCertPem: pulumi.Input<string>;
+}
+
+/**
+ * Arguments of {@link Exporters}: `hosts` = every server (node_exporter on each; a service's
+ * exporter on the hosts of its inventory group); `after.hosts` = each host's verified base OS.
+ */
+export interface ExportersArgs extends ModuleArgs<ExportersSettings, ExportersSecrets> {
+  /**
+   * Each service's verification (`PostgresCluster.verified` …): its exporter's steps wait for it,
+   * since the exporter logs in to a running service with a role that service must accept.
+   */
+  readonly services: { readonly postgres: pulumi.Resource };
+}
 
 /**
  * The exporters on the servers (`keybuzz:observability:Exporters`, issue 16 item 1): node_exporter
  * and the hourly certificate scan on every server, one step per host after that host's verified
- * base OS; each step ends by scraping its own endpoint.
+ * base OS; postgres_exporter on each DB node after its role step on the leader. Each exporter's
+ * step ends by scraping its own endpoint.
  */
 export class Exporters extends pulumi.ComponentResource implements ModuleOutputs {
   /** The component itself: depending on it waits for every host's step (each checks its own endpoint). */
   public readonly verified: pulumi.Resource;
   /** Each host's node_exporter step, by host name. */
   public readonly nodeExporters: Readonly<Record<string, pulumi.Resource>>;
+  /** Each DB node's postgres_exporter step, by host name. */
+  public readonly postgresExporters: Readonly<Record<string, pulumi.Resource>>;
 
   constructor(name: string, args: ExportersArgs, opts?: pulumi.ComponentResourceOptions) {
     super("keybuzz:observability:Exporters", name, {}, opts);
@@ -36,7 +73,76 @@ export class Exporters extends pulumi.ComponentResource implements ModuleOutputs
         ),
       ]),
     );
+    this.postgresExporters = this.postgresExporterSteps(name, args);
     this.verified = this;
-    this.registerOutputs({ verified: this.verified, nodeExporters: this.nodeExporters });
+    this.registerOutputs({ verified: this.verified, nodeExporters: this.nodeExporters, postgresExporters: this.postgresExporters });
+  }
+
+  /** The exporter role's step on the leader (run from the first DB node), then postgres_exporter on each DB node. */
+  private postgresExporterSteps(name: string, args: ExportersArgs): Record<string, pulumi.Resource> {
+    const dbHosts = args.hosts.filter((host) => host.spec.group === "postgres");
+    if (dbHosts.length === 0) return {};
+    const { paths, ports } = DEFAULT_POSTGRES_LAYOUT;
+    // A random salt kept in state (24 alphanumerics, ~143 bits): the verifier, hence the role step,
+    // changes only with the password.
+    const salt = new random.RandomPassword(`${name}-postgres-exporter-salt`, { length: 24, special: false }, { parent: this }).result;
+    const verifier = pulumi.secret(
+      pulumi
+        .all([args.secrets.postgresExporter, salt])
+        .apply(([password, seed]) => scramSha256Verifier(password, Buffer.from(seed).toString("base64"))),
+    );
+    const owner = `${POSTGRES_UID}:${POSTGRES_UID}`;
+    const role = remoteStep(
+      `${dbHosts[0].spec.name}-postgres-exporter-role`,
+      {
+        host: dbHosts[0],
+        files: [
+          {
+            path: path.posix.join(paths.configDir, POSTGRES_EXPORTER_ROLE_FILES.sql),
+            content: renderPostgresExporterRoleSql(),
+            mode: "0600",
+            owner,
+          },
+          {
+            path: path.posix.join(paths.configDir, POSTGRES_EXPORTER_ROLE_FILES.pgpass),
+            content: renderPostgresExporterRolePgpass(),
+            mode: "0600",
+            owner,
+          },
+        ],
+        script: renderPostgresExporterRoleScript({
+          addresses: dbHosts.map((host) => host.spec.privateIp),
+          port: ports.postgres,
+          configDir: paths.configDir,
+          tlsDir: paths.tlsDir,
+        }),
+        secrets: {
+          [EXPORTER_SECRET_KEYS.postgresExporterVerifier]: verifier,
+          [EXPORTER_SECRET_KEYS.postgresSuperuser]: args.secrets.postgresSuperuser,
+        },
+        timeoutMinutes: 5,
+      },
+      { parent: this, dependsOn: [args.services.postgres] },
+    );
+    const image = lockedImage(args.versions, "postgresExporter");
+    return Object.fromEntries(
+      dbHosts.map((host) => [
+        host.spec.name,
+        remoteStep(
+          `${host.spec.name}-postgres-exporter`,
+          {
+            host,
+            files: postgresExporterFiles(),
+            script: renderPostgresExporterScript(image, { privateIp: host.spec.privateIp, postgresPort: ports.postgres }),
+            secrets: {
+              [EXPORTER_SECRET_KEYS.postgresExporter]: args.secrets.postgresExporter,
+              [EXPORTER_SECRET_KEYS.caCert]: args.secrets.caCertPem,
+            },
+            timeoutMinutes: 10,
+          },
+          { parent: this, dependsOn: waitsFor(args.after, host.spec.name, role) },
+        ),
+      ]),
+    );
   }
 }
