@@ -3,7 +3,11 @@ import {
   CERT_EXPIRY_FILE,
   nodeExporterContainer,
   parseExportersSettings,
+  postgresExporterContainer,
+  postgresExporterFiles,
   renderNodeExporterScript,
+  renderPostgresExporterRoleSql,
+  scramSha256Verifier,
 } from "../../components/observability/exporters";
 import { SCRAPE_JOBS } from "../../components/observability/monitoring";
 import { MockRun, Registration, reveal, runProgram } from "../../scripts/lib/mock-engine";
@@ -44,6 +48,36 @@ describe("node_exporter (render)", () => {
   });
 });
 
+describe("postgres_exporter (render)", () => {
+  it("connects to its own node's PostgreSQL over TLS verified against the CA, the password read from a file", () => {
+    const spec = postgresExporterContainer(versions.images.postgresExporter, { privateIp: "10.0.0.120", postgresPort: 5432 });
+    const env = spec.options.filter((_, index) => spec.options[index - 1] === "-e");
+    expect(env).toEqual([
+      "DATA_SOURCE_URI=10.0.0.120:5432/postgres?sslmode=verify-ca&sslrootcert=/etc/keybuzz/exporters/postgres/ca.crt",
+      "DATA_SOURCE_USER=kb_exporter",
+      "DATA_SOURCE_PASS_FILE=/etc/keybuzz/exporters/postgres/password",
+    ]);
+    expect(spec.options.join(" ")).not.toMatch(/DATA_SOURCE_PASS=|DATA_SOURCE_NAME=/);
+    expect(spec.command).toEqual(["--web.listen-address=10.0.0.120:9187"]);
+    expect(postgresExporterFiles().map((file) => [file.path, file.mode, file.owner])).toEqual([
+      ["/etc/keybuzz/exporters/postgres/password", "0400", "65534:65534"],
+      ["/etc/keybuzz/exporters/postgres/ca.crt", "0400", "65534:65534"],
+    ]);
+  });
+
+  it("the role is a LOGIN member of pg_monitor only; PostgreSQL receives its SCRAM verifier, never the password", () => {
+    const sql = renderPostgresExporterRoleSql();
+    expect(sql).toContain("GRANT pg_monitor TO kb_exporter;");
+    expect(sql).toMatch(
+      /ALTER ROLE kb_exporter WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS .*PASSWORD '\{\{secret:postgres-exporter-verifier\}\}'/,
+    );
+    const verifier = scramSha256Verifier("pencil", Buffer.from("0123456789abcdef").toString("base64"));
+    expect(verifier).toMatch(/^SCRAM-SHA-256\$4096:MDEyMzQ1Njc4OWFiY2RlZg==\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$/);
+    expect(verifier).not.toContain("pencil");
+    expect(scramSha256Verifier("pencil2", Buffer.from("0123456789abcdef").toString("base64"))).not.toBe(verifier);
+  });
+});
+
 describe("observability in the prod plan (mock engine)", () => {
   let run: MockRun;
   beforeAll(async () => {
@@ -63,6 +97,22 @@ describe("observability in the prod plan (mock engine)", () => {
       expect(step.parent).toContain("keybuzz:observability:Exporters");
     }
     expect(ofType(COMMAND).filter((step) => step.name.endsWith("-node-exporter"))).toHaveLength(inventory.servers.length);
+  });
+
+  it("postgres_exporter on each DB node after its role step on db-master-01, which waits for the PostgreSQL verification", () => {
+    const dbNodes = inventory.servers.filter((server) => server.group === "postgres");
+    const role = named(COMMAND, `${dbNodes[0].name}-postgres-exporter-role`);
+    expect(role.dependsOn).toContain(`${dbNodes[0].name}-postgres-verify`);
+    for (const server of dbNodes) {
+      const step = named(COMMAND, `${server.name}-postgres-exporter`);
+      expect(step.dependsOn).toEqual(expect.arrayContaining([`${server.name}-base-os-verify`, role.name]));
+      expect(step.parent).toContain("keybuzz:observability:Exporters");
+    }
+    expect(ofType(COMMAND).filter((step) => step.name.endsWith("-postgres-exporter"))).toHaveLength(dbNodes.length);
+    const scrape = reveal(
+      named("kubernetes:monitoring.coreos.com/v1alpha1:ScrapeConfig", `monitoring-scrape-${SCRAPE_JOBS.postgres}`).inputs,
+    ) as Doc;
+    expect(scrape.spec.staticConfigs.map((group: Doc) => group.targets[0])).toEqual(dbNodes.map((server) => `${server.privateIp}:9187`));
   });
 
   it("ScrapeConfigs target every server's private address, labelled with cluster, server_role and node", () => {
