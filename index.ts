@@ -110,11 +110,11 @@ const haproxy = new HaproxyLayer("haproxy", {
   contributions: [postgres.haproxy, redis.haproxy, rabbitmq.haproxy],
   loadBalancer: haproxyLb && { address: haproxyLb.privateIp, ready: loadBalancers[haproxyLb.name] },
 });
-new PgBouncerLayer("pgbouncer", {
+const pgbouncer = new PgBouncerLayer("pgbouncer", {
   hosts: hostsOf("haproxy"),
   versions,
   settings: settings.postgres.pgbouncer,
-  secrets: { app: secrets.postgres.app },
+  secrets: { app: secrets.postgres.app, stats: secrets.postgres.pgbouncerStats },
   after: { hosts: haproxy.verifiedByHost },
   caCertPem: pki.caCertPem,
 });
@@ -195,9 +195,14 @@ new Exporters("exporters", {
   hosts: everyHost,
   versions,
   settings: settings.exporters,
-  secrets: { postgresSuperuser: secrets.postgres.superuser, postgresExporter: secrets.postgres.exporter, caCertPem: pki.caCertPem },
+  secrets: {
+    postgresSuperuser: secrets.postgres.superuser,
+    postgresExporter: secrets.postgres.exporter,
+    pgbouncerStats: secrets.postgres.pgbouncerStats,
+    caCertPem: pki.caCertPem,
+  },
   after: { hosts: baseOs.verifiedByHost },
-  services: { postgres: postgres.verified },
+  services: { postgres: postgres.verified, pgbouncer: pgbouncer.verified },
 });
 new Monitoring("monitoring", {
   hosts: everyHost,

@@ -127,6 +127,7 @@ const versionsSchema = z
       proxysql: pinnedImage,
       nodeExporter: pinnedImage,
       postgresExporter: pinnedImage,
+      pgbouncerExporter: pinnedImage,
     }),
     packages: z.strictObject({
       patroni: exactVersion,

@@ -13,6 +13,8 @@ export const ACCOUNTS = {
   postgresBackend: "kb_backend",
   /** postgres_exporter's role, member of `pg_monitor` only (components/observability/exporters). */
   postgresExporter: "kb_exporter",
+  /** PgBouncer's console user of pgbouncer_exporter (`stats_users`: read-only SHOW commands). */
+  pgbouncerStats: "kb_pgbouncer_stats",
   patroniRestApi: "patroni",
   rabbitmqUser: "keybuzz",
   minioRootUser: "keybuzz-root",
@@ -45,6 +47,8 @@ export class PlatformSecrets extends pulumi.ComponentResource {
     readonly restApi: pulumi.Output<string>;
     /** postgres_exporter's role {@link ACCOUNTS.postgresExporter}. */
     readonly exporter: pulumi.Output<string>;
+    /** PgBouncer's `stats_users` user {@link ACCOUNTS.pgbouncerStats} (pgbouncer_exporter). */
+    readonly pgbouncerStats: pulumi.Output<string>;
   };
   public readonly redis: {
     /** `requirepass` / `masterauth` of every Redis node. */
@@ -92,6 +96,7 @@ export class PlatformSecrets extends pulumi.ComponentResource {
       backend: password("postgres-backend"),
       restApi: password("patroni-restapi"),
       exporter: password("postgres-exporter"),
+      pgbouncerStats: password("pgbouncer-stats"),
     };
     this.redis = { password: password("redis"), sentinel: password("redis-sentinel") };
     this.rabbitmq = {

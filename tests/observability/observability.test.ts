@@ -115,6 +115,27 @@ describe("observability in the prod plan (mock engine)", () => {
     expect(scrape.spec.staticConfigs.map((group: Doc) => group.targets[0])).toEqual(dbNodes.map((server) => `${server.privateIp}:9187`));
   });
 
+  it("pgbouncer_exporter on each haproxy node after PgBouncer, its password only in a pgpass file", () => {
+    const haproxyNodes = inventory.servers.filter((server) => server.group === "haproxy");
+    for (const server of haproxyNodes) {
+      const step = named(COMMAND, `${server.name}-pgbouncer-exporter`);
+      expect(step.dependsOn).toEqual(
+        expect.arrayContaining([`${server.name}-base-os-verify`, `${haproxyNodes[haproxyNodes.length - 1].name}-pgbouncer`]),
+      );
+      const create = String(reveal(step.inputs.create));
+      expect(create).toContain(
+        `--pgBouncer.connectionString=postgres://kb_pgbouncer_stats@127.0.0.1:6432/pgbouncer?sslmode=disable&passfile=`,
+      );
+      expect(create).not.toContain("mock-secret-secrets-pgbouncer-stats");
+    }
+    const scrape = reveal(
+      named("kubernetes:monitoring.coreos.com/v1alpha1:ScrapeConfig", `monitoring-scrape-${SCRAPE_JOBS.pgbouncer}`).inputs,
+    ) as Doc;
+    expect(scrape.spec.staticConfigs.map((group: Doc) => group.targets[0])).toEqual(
+      haproxyNodes.map((server) => `${server.privateIp}:9127`),
+    );
+  });
+
   it("ScrapeConfigs target every server's private address, labelled with cluster, server_role and node", () => {
     const scrape = (job: string) =>
       reveal(named("kubernetes:monitoring.coreos.com/v1alpha1:ScrapeConfig", `monitoring-scrape-${job}`).inputs) as Doc;

@@ -64,9 +64,14 @@ describe("pgbouncer.ini", () => {
     expect(iniSection(custom, "pgbouncer")).toMatchObject({ default_pool_size: "40", max_prepared_statements: "0" });
   });
 
-  it("keeps the application password out of the rendered userlist", () => {
-    expect(renderPgbouncerUserlist()).toBe('"keybuzz" "{{secret:postgres-app}}"\n');
-    expect(secretKeysIn(renderPgbouncerUserlist())).toEqual(["postgres-app"]);
+  it("keeps the application and console passwords out of the rendered userlist", () => {
+    expect(renderPgbouncerUserlist()).toBe('"keybuzz" "{{secret:postgres-app}}"\n"kb_pgbouncer_stats" "{{secret:pgbouncer-stats}}"\n');
+    expect(secretKeysIn(renderPgbouncerUserlist())).toEqual(["postgres-app", "pgbouncer-stats"]);
+  });
+
+  it("lets pgbouncer_exporter's user run the console's SHOW commands only (stats_users, not admin_users)", () => {
+    expect(main.stats_users).toBe("kb_pgbouncer_stats");
+    expect(main.admin_users).toBeUndefined();
   });
 });
 
@@ -169,7 +174,7 @@ describe("PgBouncerLayer on the mock engine", () => {
       hosts: list,
       versions: loadVersions(),
       settings: parsePostgresSettings(undefined).pgbouncer,
-      secrets: { app: pulumi.secret("S3cretApp") },
+      secrets: { app: pulumi.secret("S3cretApp"), stats: pulumi.secret("S3cretStats") },
       after: { hosts: ready },
       caCertPem: pulumi.output("CA-PEM"),
     });

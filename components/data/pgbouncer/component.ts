@@ -18,6 +18,8 @@ import { PgbouncerSettings } from "./settings";
 export interface PgbouncerSecrets {
   /** The application user's password (`PlatformSecrets.postgres.app`): userlist.txt. */
   readonly app: pulumi.Input<string>;
+  /** pgbouncer_exporter's console user's password (`PlatformSecrets.postgres.pgbouncerStats`): userlist.txt. */
+  readonly stats: pulumi.Input<string>;
 }
 
 /**
@@ -57,7 +59,11 @@ export class PgBouncerLayer extends pulumi.ComponentResource implements ModuleOu
       args.versions.packages.pgbouncer,
       renderedPgbouncerNofile(args.settings, ini, userlist),
     );
-    const secrets = { [PGBOUNCER_SECRET_KEYS.appPassword]: args.secrets.app, [PGBOUNCER_SECRET_KEYS.caCert]: args.caCertPem };
+    const secrets = {
+      [PGBOUNCER_SECRET_KEYS.appPassword]: args.secrets.app,
+      [PGBOUNCER_SECRET_KEYS.statsPassword]: args.secrets.stats,
+      [PGBOUNCER_SECRET_KEYS.caCert]: args.caCertPem,
+    };
     let previous: command.remote.Command | undefined;
     for (const host of args.hosts) {
       previous = remoteStep(

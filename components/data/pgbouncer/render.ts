@@ -12,7 +12,7 @@ export const PGBOUNCER_CONTAINER_DIR = "/etc/pgbouncer";
 /** uid the container runs as (the image's `postgres` user); owns the secret files. */
 export const PGBOUNCER_UID = 70;
 /** Secret placeholder keys of the PgBouncer files. */
-export const PGBOUNCER_SECRET_KEYS = { appPassword: "postgres-app", caCert: "pki-ca-cert" } as const;
+export const PGBOUNCER_SECRET_KEYS = { appPassword: "postgres-app", statsPassword: "pgbouncer-stats", caCert: "pki-ca-cert" } as const;
 /** Port PgBouncer listens on (spec 001: 6432; the LB 10.0.0.10:6432 forwards here). */
 export const PGBOUNCER_PORT = 6432;
 
@@ -53,6 +53,8 @@ listen_port = ${input.listenPort ?? PGBOUNCER_PORT}
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = ${dir}/userlist.txt
+; pgbouncer_exporter's console user: SHOW commands only (config.md, stats_users).
+stats_users = ${ACCOUNTS.pgbouncerStats}
 pool_mode = transaction
 max_client_conn = ${pools.maxClientConn}
 default_pool_size = ${pools.defaultPoolSize}
@@ -70,9 +72,13 @@ log_disconnections = 0
 `;
 }
 
-/** userlist.txt: the application user with its password as a secret placeholder (SCRAM is computed by PgBouncer). */
+/**
+ * userlist.txt: the application user and pgbouncer_exporter's console user, their passwords as
+ * secret placeholders (SCRAM is computed by PgBouncer).
+ */
 export function renderPgbouncerUserlist(): string {
-  return `"${ACCOUNTS.postgresApp}" "${secretRef(PGBOUNCER_SECRET_KEYS.appPassword)}"\n`;
+  return `"${ACCOUNTS.postgresApp}" "${secretRef(PGBOUNCER_SECRET_KEYS.appPassword)}"
+"${ACCOUNTS.pgbouncerStats}" "${secretRef(PGBOUNCER_SECRET_KEYS.statsPassword)}"\n`;
 }
 
 /**
@@ -94,7 +100,11 @@ export function pgbouncerNofile(pools: PgbouncerSettings, databases: number, use
  */
 export function renderedPgbouncerNofile(settings: PgbouncerSettings, ini: string, userlist: string): number {
   const databases = (/^\[databases\]\n([\s\S]*?)^\[/m.exec(ini)?.[1] ?? "").split("\n").filter((line) => /^[^;\s]\S* = /.test(line)).length;
-  const users = userlist.split("\n").filter((line) => line.startsWith('"')).length;
+  // Console-only users (stats_users, absent from PostgreSQL) never get a server pool.
+  const consoleUsers = (/^stats_users = (.*)$/m.exec(ini)?.[1] ?? "").split(",").map((user) => `"${user.trim()}"`);
+  const users = userlist
+    .split("\n")
+    .filter((line) => line.startsWith('"') && !consoleUsers.some((user) => line.startsWith(`${user} `))).length;
   return pgbouncerNofile(settings, databases, users);
 }
 

@@ -2,15 +2,18 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as path from "path";
 import { lockedImage } from "../../../config";
+import { PGBOUNCER_PORT } from "../../data/pgbouncer";
 import { DEFAULT_POSTGRES_LAYOUT, POSTGRES_UID } from "../../data/postgres";
 import { waitsFor, type ModuleArgs, type ModuleOutputs } from "../../lib/contract";
-import { remoteStep } from "../../lib/remote";
+import { remoteStep, type Host, type HostFile } from "../../lib/remote";
 import {
   certExpiryFiles,
   EXPORTER_SECRET_KEYS,
+  pgbouncerExporterFiles,
   POSTGRES_EXPORTER_ROLE_FILES,
   postgresExporterFiles,
   renderNodeExporterScript,
+  renderPgbouncerExporterScript,
   renderPostgresExporterRolePgpass,
   renderPostgresExporterRoleScript,
   renderPostgresExporterRoleSql,
@@ -25,6 +28,8 @@ export interface ExportersSecrets {
   readonly postgresSuperuser: pulumi.Input<string>;
   /** `PlatformSecrets.postgres.exporter`: postgres_exporter's password. */
   readonly postgresExporter: pulumi.Input<string>;
+  /** `PlatformSecrets.postgres.pgbouncerStats`: pgbouncer_exporter's PgBouncer console user. */
+  readonly pgbouncerStats: pulumi.Input<string>;
   /** The platform CA (`Pki.caCertPem`, not secret): the exporters verify their service's TLS with it. */
   readonly caCertPem: pulumi.Input<string>;
 }
@@ -38,13 +43,14 @@ export interface ExportersArgs extends ModuleArgs<ExportersSettings, ExportersSe
    * Each service's verification (`PostgresCluster.verified` …): its exporter's steps wait for it,
    * since the exporter logs in to a running service with a role that service must accept.
    */
-  readonly services: { readonly postgres: pulumi.Resource };
+  readonly services: { readonly postgres: pulumi.Resource; readonly pgbouncer: pulumi.Resource };
 }
 
 /**
  * The exporters on the servers (`keybuzz:observability:Exporters`, issue 16 item 1): node_exporter
  * and the hourly certificate scan on every server, one step per host after that host's verified
- * base OS; postgres_exporter on each DB node after its role step on the leader. Each exporter's
+ * base OS; postgres_exporter on each DB node after its role step on the leader; pgbouncer_exporter
+ * on each haproxy node after PgBouncer. Each exporter's
  * step ends by scraping its own endpoint.
  */
 export class Exporters extends pulumi.ComponentResource implements ModuleOutputs {
@@ -54,6 +60,8 @@ export class Exporters extends pulumi.ComponentResource implements ModuleOutputs
   public readonly nodeExporters: Readonly<Record<string, pulumi.Resource>>;
   /** Each DB node's postgres_exporter step, by host name. */
   public readonly postgresExporters: Readonly<Record<string, pulumi.Resource>>;
+  /** Each haproxy node's pgbouncer_exporter step, by host name. */
+  public readonly pgbouncerExporters: Readonly<Record<string, pulumi.Resource>>;
 
   constructor(name: string, args: ExportersArgs, opts?: pulumi.ComponentResourceOptions) {
     super("keybuzz:observability:Exporters", name, {}, opts);
@@ -74,8 +82,25 @@ export class Exporters extends pulumi.ComponentResource implements ModuleOutputs
       ]),
     );
     this.postgresExporters = this.postgresExporterSteps(name, args);
+    const pgbouncerImage = lockedImage(args.versions, "pgbouncerExporter");
+    this.pgbouncerExporters = this.exporterSteps(
+      args,
+      "haproxy",
+      "pgbouncer-exporter",
+      (host) => ({
+        files: pgbouncerExporterFiles(),
+        script: renderPgbouncerExporterScript(pgbouncerImage, { privateIp: host.spec.privateIp, pgbouncerPort: PGBOUNCER_PORT }),
+        secrets: { [EXPORTER_SECRET_KEYS.pgbouncerStats]: args.secrets.pgbouncerStats },
+      }),
+      args.services.pgbouncer,
+    );
     this.verified = this;
-    this.registerOutputs({ verified: this.verified, nodeExporters: this.nodeExporters, postgresExporters: this.postgresExporters });
+    this.registerOutputs({
+      verified: this.verified,
+      nodeExporters: this.nodeExporters,
+      postgresExporters: this.postgresExporters,
+      pgbouncerExporters: this.pgbouncerExporters,
+    });
   }
 
   /** The exporter role's step on the leader (run from the first DB node), then postgres_exporter on each DB node. */
@@ -125,24 +150,41 @@ export class Exporters extends pulumi.ComponentResource implements ModuleOutputs
       { parent: this, dependsOn: [args.services.postgres] },
     );
     const image = lockedImage(args.versions, "postgresExporter");
+    return this.exporterSteps(
+      args,
+      "postgres",
+      "postgres-exporter",
+      (host) => ({
+        files: postgresExporterFiles(),
+        script: renderPostgresExporterScript(image, { privateIp: host.spec.privateIp, postgresPort: ports.postgres }),
+        secrets: {
+          [EXPORTER_SECRET_KEYS.postgresExporter]: args.secrets.postgresExporter,
+          [EXPORTER_SECRET_KEYS.caCert]: args.secrets.caCertPem,
+        },
+      }),
+      role,
+    );
+  }
+
+  /** One exporter step (`<host>-<suffix>`) per host of an inventory group, after that host's base OS and `service`. */
+  private exporterSteps(
+    args: ExportersArgs,
+    group: string,
+    suffix: string,
+    step: (host: Host) => { files: HostFile[]; script: string; secrets: Record<string, pulumi.Input<string>> },
+    service: pulumi.Resource,
+  ): Record<string, pulumi.Resource> {
     return Object.fromEntries(
-      dbHosts.map((host) => [
-        host.spec.name,
-        remoteStep(
-          `${host.spec.name}-postgres-exporter`,
-          {
-            host,
-            files: postgresExporterFiles(),
-            script: renderPostgresExporterScript(image, { privateIp: host.spec.privateIp, postgresPort: ports.postgres }),
-            secrets: {
-              [EXPORTER_SECRET_KEYS.postgresExporter]: args.secrets.postgresExporter,
-              [EXPORTER_SECRET_KEYS.caCert]: args.secrets.caCertPem,
-            },
-            timeoutMinutes: 10,
-          },
-          { parent: this, dependsOn: waitsFor(args.after, host.spec.name, role) },
-        ),
-      ]),
+      args.hosts
+        .filter((host) => host.spec.group === group)
+        .map((host) => [
+          host.spec.name,
+          remoteStep(
+            `${host.spec.name}-${suffix}`,
+            { host, ...step(host), timeoutMinutes: 10 },
+            { parent: this, dependsOn: waitsFor(args.after, host.spec.name, service) },
+          ),
+        ]),
     );
   }
 }

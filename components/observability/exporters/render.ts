@@ -80,6 +80,8 @@ export const EXPORTER_SECRET_KEYS = {
   postgresSuperuser: "postgres-superuser",
   /** The platform CA: the exporter verifies PostgreSQL's certificate with it. */
   caCert: "pki-ca-cert",
+  /** PgBouncer's console user's password (pgbouncer_exporter's pgpass). */
+  pgbouncerStats: "pgbouncer-stats",
 } as const;
 /** postgres_exporter's `nofile`: one connection to PostgreSQL and the scrapes' HTTP sockets. */
 export const POSTGRES_EXPORTER_NOFILE = 1024;
@@ -201,5 +203,65 @@ export function renderPostgresExporterScript(image: string, target: PostgresExpo
     renderContainerFunctions(postgresExporterContainer(image, target)),
     shellVariables({ KB_NODE_IP: target.privateIp, KB_PORT: POSTGRES_EXPORTER_PORT }),
     hostScript("exporters", "postgres-exporter.sh"),
+  ].join("\n");
+}
+
+/**
+ * pgbouncer_exporter's port on each haproxy node's private address: its default
+ * (prometheus-community/pgbouncer_exporter v0.12.1 README, "Exports metrics at `9127/metrics`").
+ */
+export const PGBOUNCER_EXPORTER_PORT = 9127;
+/** pgbouncer_exporter's files on a haproxy node (its pgpass), mounted read-only at the same path. */
+export const PGBOUNCER_EXPORTER_DIR = "/etc/keybuzz/exporters/pgbouncer";
+/** pgbouncer_exporter's `nofile`: one console connection and the scrapes' HTTP sockets. */
+export const PGBOUNCER_EXPORTER_NOFILE = 1024;
+
+/** Where pgbouncer_exporter finds PgBouncer: the local port (PgBouncer listens on every address). */
+export interface PgbouncerExporterTarget {
+  /** The haproxy node's private address: the exporter listens there. */
+  readonly privateIp: string;
+  /** PgBouncer's port (6432). */
+  readonly pgbouncerPort: number;
+}
+
+/**
+ * The pgbouncer_exporter container of one haproxy node (v0.12.1 `--pgBouncer.connectionString`,
+ * lib/pq v1.12.3 `passfile`): the console database `pgbouncer` on 127.0.0.1 as the `stats_users`
+ * user, its password read from a pgpass file, so the command line holds none. PgBouncer has no
+ * client TLS (clients reach it through the private network's HAProxy host), hence `sslmode=disable`
+ * on the host's own loopback. Pure.
+ */
+export function pgbouncerExporterContainer(image: string, target: PgbouncerExporterTarget): ContainerSpec {
+  const dir = PGBOUNCER_EXPORTER_DIR;
+  return {
+    name: "pgbouncer-exporter",
+    image,
+    options: ["--user", `${EXPORTER_UID}:${EXPORTER_UID}`, "-v", `${dir}:${dir}:ro`],
+    command: [
+      `--pgBouncer.connectionString=postgres://${ACCOUNTS.pgbouncerStats}@127.0.0.1:${target.pgbouncerPort}/pgbouncer?sslmode=disable&passfile=${dir}/pgpass`,
+      `--web.listen-address=${target.privateIp}:${PGBOUNCER_EXPORTER_PORT}`,
+    ],
+    nofile: PGBOUNCER_EXPORTER_NOFILE,
+  };
+}
+
+/** pgbouncer_exporter's pgpass (0400, the image's user: lib/pq refuses a group- or world-readable one). Pure. */
+export function pgbouncerExporterFiles(): HostFile[] {
+  return [
+    {
+      path: `${PGBOUNCER_EXPORTER_DIR}/pgpass`,
+      content: `*:*:pgbouncer:${ACCOUNTS.pgbouncerStats}:${secretRef(EXPORTER_SECRET_KEYS.pgbouncerStats)}\n`,
+      mode: "0400",
+      owner: `${EXPORTER_UID}:${EXPORTER_UID}`,
+    },
+  ];
+}
+
+/** The pgbouncer_exporter step's bash body on one haproxy node: the container, then `pgbouncer_up 1` on its endpoint. Pure. */
+export function renderPgbouncerExporterScript(image: string, target: PgbouncerExporterTarget): string {
+  return [
+    renderContainerFunctions(pgbouncerExporterContainer(image, target)),
+    shellVariables({ KB_NODE_IP: target.privateIp, KB_PORT: PGBOUNCER_EXPORTER_PORT }),
+    hostScript("exporters", "pgbouncer-exporter.sh"),
   ].join("\n");
 }

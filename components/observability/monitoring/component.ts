@@ -2,7 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ChartPin } from "../../../config";
 import { DEFAULT_POSTGRES_LAYOUT } from "../../data/postgres";
-import { POSTGRES_EXPORTER_PORT } from "../exporters/render";
+import { PGBOUNCER_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "../exporters/render";
 import { DEFAULT_PROXYSQL_CNF_SETTINGS } from "../../data/proxysql";
 import { DEFAULT_RABBITMQ_SETTINGS } from "../../data/rabbitmq";
 import type { ModuleArgs, ModuleOutputs } from "../../lib/contract";
@@ -32,7 +32,7 @@ export interface MonitoringArgs extends ModuleArgs<MonitoringSettings, Monitorin
   readonly postgresSynchronousMode: boolean;
 }
 
-/** The scrape jobs of the exporters deployed today: node_exporter everywhere, postgres_exporter and Patroni's `/metrics` on the DB nodes, RabbitMQ's plugin. Pure. */
+/** The scrape jobs of the exporters deployed today: node_exporter everywhere, postgres_exporter and Patroni's `/metrics` on the DB nodes, pgbouncer_exporter beside PgBouncer, RabbitMQ's plugin. Pure. */
 export function deployedScrapeJobs(hosts: readonly Host[], nodeExporterPort: number): ScrapeJobSpec[] {
   const servers = hosts.map((host) => host.spec);
   const ofGroup = (group: string) => servers.filter((server) => server.group === group);
@@ -47,6 +47,7 @@ export function deployedScrapeJobs(hosts: readonly Host[], nodeExporterPort: num
       servers: ofGroup("postgres"),
     },
     { job: "postgres", port: POSTGRES_EXPORTER_PORT, metricsPath: "/metrics", scheme: "http", servers: ofGroup("postgres") },
+    { job: "pgbouncer", port: PGBOUNCER_EXPORTER_PORT, metricsPath: "/metrics", scheme: "http", servers: ofGroup("haproxy") },
     {
       job: "rabbitmq",
       port: DEFAULT_RABBITMQ_SETTINGS.prometheusPort,
