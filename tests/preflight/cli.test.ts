@@ -99,7 +99,7 @@ describe("npm run preflight", () => {
       ),
     );
     expect(result.stdout).toMatch(/token works +Hetzner API \S+ +UNREACHABLE: connection refused/);
-    expect(result.stdout).toMatch(/^FAIL: 25 facts — 0 hold, 1 fail, 24 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^FAIL: 27 facts — 0 hold, 1 fail, 26 unreachable, 0 skipped$/m);
   });
 
   it("bounds a source that accepts connections but never answers (--timeout)", async () => {
@@ -207,7 +207,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     };
     expect(report.facts.filter((fact) => fact.status !== "ok")).toEqual([]);
     expect(result.status).toBe(0);
-    expect(report.facts).toHaveLength(37);
+    expect(report.facts).toHaveLength(39);
     for (const [key, reference] of Object.entries(versions.images)) {
       expect(report.facts.find((fact) => fact.fact.startsWith(`images.${key}`))?.digest).toBe(digests[reference]);
     }
@@ -217,7 +217,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     const result = await preflight(["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^fact +source +result$/m);
-    expect(result.stdout).toMatch(/^PASS: 37 facts — 37 hold, 0 fail, 0 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^PASS: 39 facts — 39 hold, 0 fail, 0 unreachable, 0 skipped$/m);
   });
   it("writes the digest lock, then holds against it, then fails a tag moved upstream", async () => {
     const lockFile = path.join(dir, "versions.lock.yaml");
@@ -228,7 +228,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
       },
     );
     expect(written.status).toBe(0);
-    expect(written.stderr).toContain(`wrote 10 digests to ${lockFile}`);
+    expect(written.stderr).toContain(`wrote 12 digests to ${lockFile}`);
     expect((yaml.load(fs.readFileSync(lockFile, "utf8")) as { images: Record<string, string> }).images).toEqual(digests);
 
     const held = await preflight(["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits, "--lock", lockFile], {
@@ -257,7 +257,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     expect(failed.stdout).toContain(
       `FAIL: tag moved upstream: locked ${digests[versions.images.redis]}, the registry now serves ${movedDigest}`,
     );
-    expect(failed.stdout).toMatch(/^FAIL: 37 facts — 36 hold, 1 fail, 0 unreachable, 0 skipped$/m);
+    expect(failed.stdout).toMatch(/^FAIL: 39 facts — 38 hold, 1 fail, 0 unreachable, 0 skipped$/m);
   });
 });
 
