@@ -128,7 +128,7 @@ const pgbouncer = new PgBouncerLayer("pgbouncer", {
   hosts: hostsOf("haproxy"),
   versions,
   settings: settings.postgres.pgbouncer,
-  secrets: { app: secrets.postgres.app, backend: secrets.postgres.backend },
+  secrets: { app: secrets.postgres.app, backend: secrets.postgres.backend, stats: secrets.postgres.pgbouncerStats },
   after: { hosts: haproxy.verifiedByHost },
   caCertPem: pki.caCertPem,
 });
@@ -220,9 +220,16 @@ new Exporters("exporters", {
   hosts: everyHost,
   versions,
   settings: settings.exporters,
-  secrets: { redisExporter: secrets.redis.exporter, mysqldExporter: secrets.mariadb.exporter },
+  secrets: {
+    postgresSuperuser: secrets.postgres.superuser,
+    postgresExporter: secrets.postgres.exporter,
+    pgbouncerStats: secrets.postgres.pgbouncerStats,
+    caCertPem: pki.caCertPem,
+    redisExporter: secrets.redis.exporter,
+    mysqldExporter: secrets.mariadb.exporter,
+  },
   after: { hosts: baseOs.verifiedByHost },
-  clustersVerified: { redis: redis.verified, mariadb: galera.verified },
+  services: { postgres: postgres.verified, pgbouncer: pgbouncer.verified, redis: redis.verified, mariadb: galera.verified },
 });
 new Monitoring("monitoring", {
   hosts: everyHost,

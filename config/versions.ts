@@ -128,6 +128,8 @@ const versionsSchema = z
       nodeExporter: pinnedImage,
       redisExporter: pinnedImage,
       mysqldExporter: pinnedImage,
+      postgresExporter: pinnedImage,
+      pgbouncerExporter: pinnedImage,
     }),
     packages: z.strictObject({
       patroni: exactVersion,

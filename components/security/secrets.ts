@@ -11,6 +11,10 @@ export const ACCOUNTS = {
   postgresReplication: "replicator",
   postgresApp: "keybuzz",
   postgresBackend: "kb_backend",
+  /** postgres_exporter's role, member of `pg_monitor` only (components/observability/exporters). */
+  postgresExporter: "kb_exporter",
+  /** PgBouncer's console user of pgbouncer_exporter (`stats_users`: read-only SHOW commands). */
+  pgbouncerStats: "kb_pgbouncer_stats",
   patroniRestApi: "patroni",
   rabbitmqUser: "keybuzz",
   minioRootUser: "keybuzz-root",
@@ -53,6 +57,10 @@ export class PlatformSecrets extends pulumi.ComponentResource {
     readonly backend: pulumi.Output<string>;
     /** Basic auth of Patroni's REST API (writes: switchover, restart). */
     readonly restApi: pulumi.Output<string>;
+    /** postgres_exporter's role {@link ACCOUNTS.postgresExporter}. */
+    readonly exporter: pulumi.Output<string>;
+    /** PgBouncer's `stats_users` user {@link ACCOUNTS.pgbouncerStats} (pgbouncer_exporter). */
+    readonly pgbouncerStats: pulumi.Output<string>;
   };
   public readonly redis: {
     /** `requirepass` / `masterauth` of every Redis node. */
@@ -103,6 +111,8 @@ export class PlatformSecrets extends pulumi.ComponentResource {
       app: password("postgres-app"),
       backend: password("postgres-backend"),
       restApi: password("patroni-restapi"),
+      exporter: password("postgres-exporter"),
+      pgbouncerStats: password("pgbouncer-stats"),
     };
     this.redis = { password: password("redis"), sentinel: password("redis-sentinel"), exporter: password("redis-exporter") };
     this.rabbitmq = {

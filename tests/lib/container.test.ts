@@ -158,15 +158,18 @@ describe("the nofile limit of every container the prod plan starts", () => {
     expect(limit).toBe(`nofile=${2 * maxconn + 1024}:${2 * maxconn + 1024}`);
   });
 
-  it("PgBouncer gets twice its theoretical maximum: max_client_conn + max pool size × databases × users", () => {
+  it("PgBouncer gets twice its theoretical maximum: max_client_conn + max pool size × databases × pooled users", () => {
     const pgbouncer = step("haproxy-01-pgbouncer");
     const ini = file(pgbouncer, "pgbouncer.ini");
     const databases = (/^\[databases\]\n([\s\S]*?)\n\[pgbouncer\]/m.exec(ini)?.[1] ?? "")
       .split("\n")
       .filter((line) => line.includes(" = host="));
-    const users = file(pgbouncer, "userlist.txt").trim().split("\n");
-    // keybuzz, keybuzz_backend, postgres; the owners keybuzz and kb_backend (issue 19).
-    expect([databases.length, users.length]).toEqual([3, 2]);
+    // stats_users reach only the console: they get no server pool.
+    const consoleUsers = (/^stats_users = (.*)$/m.exec(ini)?.[1] ?? "").split(",");
+    const entries = file(pgbouncer, "userlist.txt").trim().split("\n");
+    const users = entries.filter((line) => !consoleUsers.some((user) => line.startsWith(`"${user}" `)));
+    // keybuzz, keybuzz_backend, postgres; the owners keybuzz and kb_backend (issue 19), plus the stats user.
+    expect([databases.length, entries.length, users.length]).toEqual([3, 3, 2]);
     const theoretical = value(ini, "max_client_conn") + (value(ini, "default_pool_size") + value(ini, "reserve_pool_size")) * 3 * 2;
     expect(theoretical).toBeGreaterThan(1024);
     expect(ulimit(sharedLifecycleRun("haproxy-01-pgbouncer", "pgbouncer"))).toBe(`nofile=${2 * theoretical}:${2 * theoretical}`);

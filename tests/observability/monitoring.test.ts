@@ -37,6 +37,7 @@ describe("alert rules", () => {
     expect(groups.map((group) => group.name)).toEqual([
       "keybuzz-hosts",
       "keybuzz-postgres",
+      "keybuzz-pgbouncer",
       "keybuzz-etcd",
       "keybuzz-redis",
       "keybuzz-rabbitmq",

@@ -4,9 +4,13 @@ import {
   mysqldExporter,
   nodeExporterContainer,
   parseExportersSettings,
+  postgresExporterContainer,
+  postgresExporterFiles,
   redisExporter,
   renderNodeExporterScript,
+  renderPostgresExporterRoleSql,
   renderServiceExportersScript,
+  scramSha256Verifier,
 } from "../../components/observability/exporters";
 import { secretKeysIn } from "../../components/lib/remote";
 import { runBash } from "../support/bash-fakes";
@@ -113,6 +117,36 @@ describe("service exporters (render)", () => {
   });
 });
 
+describe("postgres_exporter (render)", () => {
+  it("connects to its own node's PostgreSQL over TLS verified against the CA, the password read from a file", () => {
+    const spec = postgresExporterContainer(versions.images.postgresExporter, { privateIp: "10.0.0.120", postgresPort: 5432 });
+    const env = spec.options.filter((_, index) => spec.options[index - 1] === "-e");
+    expect(env).toEqual([
+      "DATA_SOURCE_URI=10.0.0.120:5432/postgres?sslmode=verify-ca&sslrootcert=/etc/keybuzz/exporters/postgres/ca.crt",
+      "DATA_SOURCE_USER=kb_exporter",
+      "DATA_SOURCE_PASS_FILE=/etc/keybuzz/exporters/postgres/password",
+    ]);
+    expect(spec.options.join(" ")).not.toMatch(/DATA_SOURCE_PASS=|DATA_SOURCE_NAME=/);
+    expect(spec.command).toEqual(["--web.listen-address=10.0.0.120:9187"]);
+    expect(postgresExporterFiles().map((file) => [file.path, file.mode, file.owner])).toEqual([
+      ["/etc/keybuzz/exporters/postgres/password", "0400", "65534:65534"],
+      ["/etc/keybuzz/exporters/postgres/ca.crt", "0400", "65534:65534"],
+    ]);
+  });
+
+  it("the role is a LOGIN member of pg_monitor only; PostgreSQL receives its SCRAM verifier, never the password", () => {
+    const sql = renderPostgresExporterRoleSql();
+    expect(sql).toContain("GRANT pg_monitor TO kb_exporter;");
+    expect(sql).toMatch(
+      /ALTER ROLE kb_exporter WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS .*PASSWORD '\{\{secret:postgres-exporter-verifier\}\}'/,
+    );
+    const verifier = scramSha256Verifier("pencil", Buffer.from("0123456789abcdef").toString("base64"));
+    expect(verifier).toMatch(/^SCRAM-SHA-256\$4096:MDEyMzQ1Njc4OWFiY2RlZg==\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$/);
+    expect(verifier).not.toContain("pencil");
+    expect(scramSha256Verifier("pencil2", Buffer.from("0123456789abcdef").toString("base64"))).not.toBe(verifier);
+  });
+});
+
 describe("observability in the prod plan (mock engine)", () => {
   let run: MockRun;
   beforeAll(async () => {
@@ -148,6 +182,43 @@ describe("observability in the prod plan (mock engine)", () => {
       }
     }
     expect(ofType(COMMAND).filter((step) => /-(redis|mysqld)-exporter$/.test(step.name))).toHaveLength(6);
+  });
+
+  it("postgres_exporter on each DB node after its role step on db-master-01, which waits for the PostgreSQL verification", () => {
+    const dbNodes = inventory.servers.filter((server) => server.group === "postgres");
+    const role = named(COMMAND, `${dbNodes[0].name}-postgres-exporter-role`);
+    expect(role.dependsOn).toContain(`${dbNodes[0].name}-postgres-verify`);
+    for (const server of dbNodes) {
+      const step = named(COMMAND, `${server.name}-postgres-exporter`);
+      expect(step.dependsOn).toEqual(expect.arrayContaining([`${server.name}-base-os-verify`, role.name]));
+      expect(step.parent).toContain("keybuzz:observability:Exporters");
+    }
+    expect(ofType(COMMAND).filter((step) => step.name.endsWith("-postgres-exporter"))).toHaveLength(dbNodes.length);
+    const scrape = reveal(
+      named("kubernetes:monitoring.coreos.com/v1alpha1:ScrapeConfig", `monitoring-scrape-${SCRAPE_JOBS.postgres}`).inputs,
+    ) as Doc;
+    expect(scrape.spec.staticConfigs.map((group: Doc) => group.targets[0])).toEqual(dbNodes.map((server) => `${server.privateIp}:9187`));
+  });
+
+  it("pgbouncer_exporter on each haproxy node after PgBouncer, its password only in a pgpass file", () => {
+    const haproxyNodes = inventory.servers.filter((server) => server.group === "haproxy");
+    for (const server of haproxyNodes) {
+      const step = named(COMMAND, `${server.name}-pgbouncer-exporter`);
+      expect(step.dependsOn).toEqual(
+        expect.arrayContaining([`${server.name}-base-os-verify`, `${haproxyNodes[haproxyNodes.length - 1].name}-pgbouncer`]),
+      );
+      const create = String(reveal(step.inputs.create));
+      expect(create).toContain(
+        `--pgBouncer.connectionString=postgres://kb_pgbouncer_stats@127.0.0.1:6432/pgbouncer?sslmode=disable&passfile=`,
+      );
+      expect(create).not.toContain("mock-secret-secrets-pgbouncer-stats");
+    }
+    const scrape = reveal(
+      named("kubernetes:monitoring.coreos.com/v1alpha1:ScrapeConfig", `monitoring-scrape-${SCRAPE_JOBS.pgbouncer}`).inputs,
+    ) as Doc;
+    expect(scrape.spec.staticConfigs.map((group: Doc) => group.targets[0])).toEqual(
+      haproxyNodes.map((server) => `${server.privateIp}:9127`),
+    );
   });
 
   it("ScrapeConfigs target every server's private address, labelled with cluster, server_role and node", () => {

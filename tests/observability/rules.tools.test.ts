@@ -49,6 +49,7 @@ interface Case {
 const db = (n: number) => target("patroni", "postgres", `db-0${n}`);
 const pg = (n: number) => target("postgres", "postgres", `db-0${n}`);
 const etcd = (n: number) => target("etcd", "postgres", `db-0${n}`);
+const bouncer = (n: number) => target("pgbouncer", "haproxy", `haproxy-0${n}`);
 const redis = (n: number) => target("redis", "redis", `redis-0${n}`);
 const rabbit = (n: number) => target("rabbitmq", "rabbitmq", `queue-0${n}`);
 const maria = (n: number) => target("mysqld", "galera", `maria-0${n}`);
@@ -254,6 +255,25 @@ const cases: Case[] = [
     name: "postgres_exporter cannot log in",
     input: [series("pg_up", pg(1), "0x5"), series("pg_up", pg(2), "1x5")],
     expect: [{ at: "5m", alert: "PostgresExporterDown", fired: [pg(1)] }],
+  },
+  {
+    name: "PgBouncer's console stops answering on one haproxy node",
+    input: [series("pgbouncer_up", bouncer(1), "1 1 0x5"), series("pgbouncer_up", bouncer(2), "1x6")],
+    expect: [
+      { at: "2m", alert: "PgbouncerDown", fired: [] },
+      { at: "5m", alert: "PgbouncerDown", fired: [bouncer(1)] },
+    ],
+  },
+  {
+    name: "a PgBouncer pool makes clients wait, another only briefly",
+    input: [
+      series("pgbouncer_pools_client_maxwait_seconds", { ...bouncer(1), database: "keybuzz", user: "keybuzz" }, "0 12x6"),
+      series("pgbouncer_pools_client_maxwait_seconds", { ...bouncer(2), database: "keybuzz", user: "keybuzz" }, "0 8 0x5"),
+    ],
+    expect: [
+      { at: "2m", alert: "PgbouncerClientsWaiting", fired: [] },
+      { at: "5m", alert: "PgbouncerClientsWaiting", fired: [{ cluster: "haproxy", node: "haproxy-01", database: "keybuzz" }] },
+    ],
   },
   {
     name: "etcd members go down one by one",

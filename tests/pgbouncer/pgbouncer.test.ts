@@ -69,10 +69,17 @@ describe("pgbouncer.ini", () => {
     expect(iniSection(custom, "pgbouncer")).toMatchObject({ default_pool_size: "40", max_prepared_statements: "0" });
   });
 
-  it("lists each database owner, its password kept out of the rendered userlist", () => {
+  it("lists each database owner and pgbouncer_exporter's console user, their passwords kept out of the rendered userlist", () => {
     const userlist = renderPgbouncerUserlist(APPLICATION_DATABASES);
-    expect(userlist).toBe('"keybuzz" "{{secret:postgres-app}}"\n"kb_backend" "{{secret:postgres-backend}}"\n');
-    expect(secretKeysIn(userlist)).toEqual(["postgres-app", "postgres-backend"]);
+    expect(userlist).toBe(
+      '"keybuzz" "{{secret:postgres-app}}"\n"kb_backend" "{{secret:postgres-backend}}"\n"kb_pgbouncer_stats" "{{secret:pgbouncer-stats}}"\n',
+    );
+    expect(secretKeysIn(userlist)).toEqual(["postgres-app", "postgres-backend", "pgbouncer-stats"]);
+  });
+
+  it("lets pgbouncer_exporter's user run the console's SHOW commands only (stats_users, not admin_users)", () => {
+    expect(main.stats_users).toBe("kb_pgbouncer_stats");
+    expect(main.admin_users).toBeUndefined();
   });
 });
 
@@ -176,7 +183,7 @@ describe("PgBouncerLayer on the mock engine", () => {
       hosts: list,
       versions: loadVersions(),
       settings: parsePostgresSettings(undefined).pgbouncer,
-      secrets: { app: pulumi.secret("S3cretApp"), backend: pulumi.secret("S3cretBackend") },
+      secrets: { app: pulumi.secret("S3cretApp"), backend: pulumi.secret("S3cretBackend"), stats: pulumi.secret("S3cretStats") },
       after: { hosts: ready },
       caCertPem: pulumi.output("CA-PEM"),
     });

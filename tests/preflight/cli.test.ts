@@ -99,7 +99,7 @@ describe("npm run preflight", () => {
       ),
     );
     expect(result.stdout).toMatch(/token works +Hetzner API \S+ +UNREACHABLE: connection refused/);
-    expect(result.stdout).toMatch(/^FAIL: 28 facts — 0 hold, 1 fail, 27 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^FAIL: 30 facts — 0 hold, 1 fail, 29 unreachable, 0 skipped$/m);
   });
 
   it("bounds a source that accepts connections but never answers (--timeout)", async () => {
@@ -117,7 +117,7 @@ describe("npm run preflight", () => {
       const report = JSON.parse(result.stdout) as { facts: { status: string; detail: string }[]; summary: { exitCode: number } };
       expect(report.summary.exitCode).toBe(1);
       expect(report.facts.filter((fact) => fact.status === "unreachable").map((fact) => fact.detail)).toEqual(
-        Array(27).fill("no answer within 1 s"),
+        Array(29).fill("no answer within 1 s"),
       );
     } finally {
       silent.close();
@@ -212,7 +212,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     };
     expect(report.facts.filter((fact) => fact.status !== "ok")).toEqual([]);
     expect(result.status).toBe(0);
-    expect(report.facts).toHaveLength(43);
+    expect(report.facts).toHaveLength(45);
     // lb-internal is an lb21 since MinIO's S3 service made it six services (issue 19): both LB types are checked.
     expect(report.facts.map((fact) => fact.fact)).toEqual(
       expect.arrayContaining([
@@ -230,7 +230,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     const result = await preflight(["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits], { HCLOUD_TOKEN: token });
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^fact +source +result$/m);
-    expect(result.stdout).toMatch(/^PASS: 43 facts — 43 hold, 0 fail, 0 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^PASS: 45 facts — 45 hold, 0 fail, 0 unreachable, 0 skipped$/m);
   });
   it("writes the digest lock, then holds against it, then fails a tag moved upstream", async () => {
     const lockFile = path.join(dir, "versions.lock.yaml");
@@ -241,7 +241,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
       },
     );
     expect(written.status).toBe(0);
-    expect(written.stderr).toContain(`wrote 12 digests to ${lockFile}`);
+    expect(written.stderr).toContain(`wrote 14 digests to ${lockFile}`);
     expect((yaml.load(fs.readFileSync(lockFile, "utf8")) as { images: Record<string, string> }).images).toEqual(digests);
 
     const held = await preflight(["--stack", E2E_STACK, "--endpoints", endpoints, "--limits", limits, "--lock", lockFile], {
@@ -270,7 +270,7 @@ describe("npm run preflight against loopback copies of every upstream source", (
     expect(failed.stdout).toContain(
       `FAIL: tag moved upstream: locked ${digests[versions.images.redis]}, the registry now serves ${movedDigest}`,
     );
-    expect(failed.stdout).toMatch(/^FAIL: 43 facts — 42 hold, 1 fail, 0 unreachable, 0 skipped$/m);
+    expect(failed.stdout).toMatch(/^FAIL: 45 facts — 44 hold, 1 fail, 0 unreachable, 0 skipped$/m);
   });
 });
 

@@ -15,7 +15,7 @@ export function requireTool(name: string, searchPath = ["/usr/sbin", "/usr/bin",
 export function run(
   tool: string,
   args: readonly string[],
-  options: { input?: string; cwd?: string; timeout?: number } = {},
+  options: { input?: string; cwd?: string; timeout?: number; env?: NodeJS.ProcessEnv } = {},
 ): SpawnSyncReturns<string> {
   return spawnSync(tool, args, { encoding: "utf8", timeout: 60_000, ...options });
 }

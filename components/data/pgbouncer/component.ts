@@ -21,6 +21,8 @@ export interface PgbouncerSecrets {
   readonly app: pulumi.Input<string>;
   /** The backend's `kb_backend` password (`PlatformSecrets.postgres.backend`): userlist.txt. */
   readonly backend: pulumi.Input<string>;
+  /** pgbouncer_exporter's console user's password (`PlatformSecrets.postgres.pgbouncerStats`): userlist.txt. */
+  readonly stats: pulumi.Input<string>;
 }
 
 /**
@@ -63,6 +65,7 @@ export class PgBouncerLayer extends pulumi.ComponentResource implements ModuleOu
     const secrets = {
       [SECRET_KEYS.app]: args.secrets.app,
       [SECRET_KEYS.backend]: args.secrets.backend,
+      [PGBOUNCER_SECRET_KEYS.statsPassword]: args.secrets.stats,
       [PGBOUNCER_SECRET_KEYS.caCert]: args.caCertPem,
     };
     let previous: command.remote.Command | undefined;

@@ -1,6 +1,7 @@
 import { ContainerSpec, imagePull, renderContainerFunctions, renderLockedImagePull } from "../../lib/container";
 import { secretRef } from "../../lib/remote";
 import { stepBody } from "../../lib/scripts";
+import { ACCOUNTS } from "../../security/secrets";
 import type { ApplicationDatabase } from "../postgres/render";
 import { PgbouncerSettings } from "./settings";
 
@@ -11,8 +12,11 @@ export const PGBOUNCER_HOST_DIR = "/etc/keybuzz/pgbouncer";
 export const PGBOUNCER_CONTAINER_DIR = "/etc/pgbouncer";
 /** uid the container runs as (the image's `postgres` user); owns the secret files. */
 export const PGBOUNCER_UID = 70;
-/** Secret placeholder key of the CA file (the users' passwords use their databases' keys, `ApplicationDatabase.secretKey`). */
-export const PGBOUNCER_SECRET_KEYS = { caCert: "pki-ca-cert" } as const;
+/**
+ * Secret placeholder keys of the CA file and of pgbouncer_exporter's console user (the owners'
+ * passwords use their databases' keys, `ApplicationDatabase.secretKey`).
+ */
+export const PGBOUNCER_SECRET_KEYS = { statsPassword: "pgbouncer-stats", caCert: "pki-ca-cert" } as const;
 /** Port PgBouncer listens on (spec 001: 6432; the LB 10.0.0.10:6432 forwards here). */
 export const PGBOUNCER_PORT = 6432;
 
@@ -51,6 +55,8 @@ listen_port = ${input.listenPort ?? PGBOUNCER_PORT}
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = ${dir}/userlist.txt
+; pgbouncer_exporter's console user: SHOW commands only (config.md, stats_users).
+stats_users = ${ACCOUNTS.pgbouncerStats}
 pool_mode = transaction
 max_client_conn = ${pools.maxClientConn}
 default_pool_size = ${pools.defaultPoolSize}
@@ -69,11 +75,14 @@ log_disconnections = 0
 }
 
 /**
+/**
  * userlist.txt: each application database's owner with its password as a secret placeholder (SCRAM
- * is computed by PgBouncer; the same password logs in to PostgreSQL upstream).
+ * is computed by PgBouncer; the same password logs in to PostgreSQL upstream), and
+ * pgbouncer_exporter's console user (stats_users, absent from PostgreSQL).
  */
 export function renderPgbouncerUserlist(databases: readonly ApplicationDatabase[]): string {
-  return databases.map(({ owner, secretKey }) => `"${owner}" "${secretRef(secretKey)}"\n`).join("");
+  const owners = databases.map(({ owner, secretKey }) => `"${owner}" "${secretRef(secretKey)}"\n`).join("");
+  return `${owners}"${ACCOUNTS.pgbouncerStats}" "${secretRef(PGBOUNCER_SECRET_KEYS.statsPassword)}"\n`;
 }
 
 /**
@@ -95,7 +104,11 @@ export function pgbouncerNofile(pools: PgbouncerSettings, databases: number, use
  */
 export function renderedPgbouncerNofile(settings: PgbouncerSettings, ini: string, userlist: string): number {
   const databases = (/^\[databases\]\n([\s\S]*?)^\[/m.exec(ini)?.[1] ?? "").split("\n").filter((line) => /^[^;\s]\S* = /.test(line)).length;
-  const users = userlist.split("\n").filter((line) => line.startsWith('"')).length;
+  // Console-only users (stats_users, absent from PostgreSQL) never get a server pool.
+  const consoleUsers = (/^stats_users = (.*)$/m.exec(ini)?.[1] ?? "").split(",").map((user) => `"${user.trim()}"`);
+  const users = userlist
+    .split("\n")
+    .filter((line) => line.startsWith('"') && !consoleUsers.some((user) => line.startsWith(`${user} `))).length;
   return pgbouncerNofile(settings, databases, users);
 }
 

@@ -1,3 +1,4 @@
+import { createHash, createHmac, pbkdf2Sync } from "crypto";
 import { GALERA_SECRET_KEYS } from "../../data/galera/render";
 import { REDIS_EXPORTER_PASSWORD_KEY } from "../../data/redis/render";
 import { renderContainerFunctions, type ContainerSpec } from "../../lib/container";
@@ -169,5 +170,210 @@ export function renderServiceExportersScript(exporters: readonly ServiceExporter
       (exporter) =>
         `kb_service_exporter ${[exporter.container.name, exporter.envFile.path, exporter.url, exporter.upMetric].map(shellQuote).join(" ")}`,
     ),
+  ].join("\n");
+}
+
+/**
+ * postgres_exporter's port on each DB node's private address: its default (prometheus-community/
+ * postgres_exporter v0.20.1 README, `web.listen-address`, `:9187`).
+ */
+export const POSTGRES_EXPORTER_PORT = 9187;
+/** The uid the exporter images run as: `nobody` (their Dockerfiles' `USER nobody`); owns their files. */
+export const EXPORTER_UID = 65534;
+/** postgres_exporter's files on a DB node, mounted read-only at the same path in its container. */
+export const POSTGRES_EXPORTER_DIR = "/etc/keybuzz/exporters/postgres";
+/** Secret placeholder keys of the exporters' files. */
+export const EXPORTER_SECRET_KEYS = {
+  /** The exporter role's password (postgres_exporter's `DATA_SOURCE_PASS_FILE`). */
+  postgresExporter: "postgres-exporter",
+  /** Its SCRAM-SHA-256 verifier, the only form of the password PostgreSQL receives. */
+  postgresExporterVerifier: "postgres-exporter-verifier",
+  /** The superuser's password: the role step logs in with it. */
+  postgresSuperuser: "postgres-superuser",
+  /** The platform CA: the exporter verifies PostgreSQL's certificate with it. */
+  caCert: "pki-ca-cert",
+  /** PgBouncer's console user's password (pgbouncer_exporter's pgpass). */
+  pgbouncerStats: "pgbouncer-stats",
+} as const;
+/** postgres_exporter's `nofile`: one connection to PostgreSQL and the scrapes' HTTP sockets. */
+export const POSTGRES_EXPORTER_NOFILE = 1024;
+
+/**
+ * SCRAM-SHA-256 verifier of `password` (RFC 5802 / RFC 7677, PostgreSQL 16 `scram_build_secret`
+ * in src/common/scram-common.c): `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, all
+ * base64. PostgreSQL stores it as given (`ALTER ROLE … PASSWORD '<verifier>'`), so the password
+ * itself never reaches the server, its logs or pg_stat_statements. Pure.
+ *
+ * @param saltBase64 a random salt (base64), kept in state so the verifier is stable.
+ * @param iterations PBKDF2 rounds; PostgreSQL's default `scram_iterations`, 4096.
+ */
+export function scramSha256Verifier(password: string, saltBase64: string, iterations = 4096): string {
+  const salted = pbkdf2Sync(password, Buffer.from(saltBase64, "base64"), iterations, 32, "sha256");
+  const hmac = (key: Buffer, text: string) => createHmac("sha256", key).update(text).digest();
+  const storedKey = createHash("sha256").update(hmac(salted, "Client Key")).digest("base64");
+  const serverKey = hmac(salted, "Server Key").toString("base64");
+  return `SCRAM-SHA-256$${iterations}:${saltBase64}$${storedKey}:${serverKey}`;
+}
+
+/**
+ * The SQL of the exporter role (run on the leader as the superuser): a LOGIN role that is member
+ * of `pg_monitor` only (the README's "Running as non-superuser" for PostgreSQL ≥ 10), no other
+ * attribute, with its SCRAM verifier as a secret placeholder. Idempotent. Pure.
+ */
+export function renderPostgresExporterRoleSql(): string {
+  const role = ACCOUNTS.postgresExporter;
+  return `-- Rendered by KeyBuzz (components/observability/exporters): postgres_exporter's role, pg_monitor only.
+SELECT format('CREATE ROLE %I LOGIN', '${role}') WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${role}') \\gexec
+ALTER ROLE ${role} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS CONNECTION LIMIT 5 PASSWORD '${secretRef(EXPORTER_SECRET_KEYS.postgresExporterVerifier)}';
+GRANT pg_monitor TO ${role};
+SELECT format('REVOKE %I FROM %I', b.rolname, '${role}') FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = '${role}' AND b.rolname <> 'pg_monitor' \\gexec
+`;
+}
+
+/** The role step's pgpass: the superuser on every host (libpq picks the leader among them). Pure. */
+export function renderPostgresExporterRolePgpass(): string {
+  return `*:*:*:${ACCOUNTS.postgresSuperuser}:${secretRef(EXPORTER_SECRET_KEYS.postgresSuperuser)}\n`;
+}
+
+/** Where the role step reads PostgreSQL: the DB nodes, its port, and the Patroni container's config and TLS directories. */
+export interface PostgresRoleTarget {
+  /** Private addresses of every DB node: libpq's `target_session_attrs=read-write` connects to the leader. */
+  readonly addresses: readonly string[];
+  readonly port: number;
+  /** The Patroni container's config directory (mounted in it): the role step's files go there. */
+  readonly configDir: string;
+  /** Its TLS directory (the platform CA as `ca.crt`). */
+  readonly tlsDir: string;
+}
+
+/** The role step's file names inside {@link PostgresRoleTarget.configDir}. */
+export const POSTGRES_EXPORTER_ROLE_FILES = { sql: "exporter-role.sql", pgpass: "exporter-role.pgpass" } as const;
+
+/** The role step's bash body: the role SQL on the leader, through the Patroni container's psql. Pure. */
+export function renderPostgresExporterRoleScript(target: PostgresRoleTarget): string {
+  return [
+    shellVariables({
+      KB_PG_HOSTS: target.addresses.join(","),
+      KB_PG_PORT: target.port,
+      KB_CONFIG_DIR: target.configDir,
+      KB_TLS_DIR: target.tlsDir,
+      KB_ROLE: ACCOUNTS.postgresExporter,
+      KB_SQL_FILE: POSTGRES_EXPORTER_ROLE_FILES.sql,
+      KB_PGPASS_FILE: POSTGRES_EXPORTER_ROLE_FILES.pgpass,
+    }),
+    hostScript("exporters", "postgres-exporter-role.sh"),
+  ].join("\n");
+}
+
+/** What the postgres_exporter of one DB node connects to: its own PostgreSQL, over TLS. */
+export interface PostgresExporterTarget {
+  /** The DB node's private address: the exporter listens there and connects there (pg_hba `hostssl` for the private network). */
+  readonly privateIp: string;
+  /** PostgreSQL's port. */
+  readonly postgresPort: number;
+}
+
+/**
+ * The postgres_exporter container of one DB node (v0.20.1 README: `DATA_SOURCE_URI`,
+ * `DATA_SOURCE_USER`, `DATA_SOURCE_PASS_FILE`): TLS verified against the platform CA
+ * (`sslmode=verify-ca`, lib/pq), the password read from a file, never from the environment. Pure.
+ */
+export function postgresExporterContainer(image: string, target: PostgresExporterTarget): ContainerSpec {
+  const dir = POSTGRES_EXPORTER_DIR;
+  return {
+    name: "postgres-exporter",
+    image,
+    options: [
+      "--user",
+      `${EXPORTER_UID}:${EXPORTER_UID}`,
+      "-v",
+      `${dir}:${dir}:ro`,
+      "-e",
+      `DATA_SOURCE_URI=${target.privateIp}:${target.postgresPort}/postgres?sslmode=verify-ca&sslrootcert=${dir}/ca.crt`,
+      "-e",
+      `DATA_SOURCE_USER=${ACCOUNTS.postgresExporter}`,
+      "-e",
+      `DATA_SOURCE_PASS_FILE=${dir}/password`,
+    ],
+    command: [`--web.listen-address=${target.privateIp}:${POSTGRES_EXPORTER_PORT}`],
+    nofile: POSTGRES_EXPORTER_NOFILE,
+  };
+}
+
+/** postgres_exporter's files: its password and the platform CA, owned by the image's user. Pure. */
+export function postgresExporterFiles(): HostFile[] {
+  const owner = `${EXPORTER_UID}:${EXPORTER_UID}`;
+  return [
+    { path: `${POSTGRES_EXPORTER_DIR}/password`, content: secretRef(EXPORTER_SECRET_KEYS.postgresExporter), mode: "0400", owner },
+    { path: `${POSTGRES_EXPORTER_DIR}/ca.crt`, content: secretRef(EXPORTER_SECRET_KEYS.caCert), mode: "0400", owner },
+  ];
+}
+
+/** The postgres_exporter step's bash body on one DB node: the container, then `pg_up 1` on its endpoint. Pure. */
+export function renderPostgresExporterScript(image: string, target: PostgresExporterTarget): string {
+  return [
+    renderContainerFunctions(postgresExporterContainer(image, target)),
+    shellVariables({ KB_NODE_IP: target.privateIp, KB_PORT: POSTGRES_EXPORTER_PORT }),
+    hostScript("exporters", "postgres-exporter.sh"),
+  ].join("\n");
+}
+
+/**
+ * pgbouncer_exporter's port on each haproxy node's private address: its default
+ * (prometheus-community/pgbouncer_exporter v0.12.1 README, "Exports metrics at `9127/metrics`").
+ */
+export const PGBOUNCER_EXPORTER_PORT = 9127;
+/** pgbouncer_exporter's files on a haproxy node (its pgpass), mounted read-only at the same path. */
+export const PGBOUNCER_EXPORTER_DIR = "/etc/keybuzz/exporters/pgbouncer";
+/** pgbouncer_exporter's `nofile`: one console connection and the scrapes' HTTP sockets. */
+export const PGBOUNCER_EXPORTER_NOFILE = 1024;
+
+/** Where pgbouncer_exporter finds PgBouncer: the local port (PgBouncer listens on every address). */
+export interface PgbouncerExporterTarget {
+  /** The haproxy node's private address: the exporter listens there. */
+  readonly privateIp: string;
+  /** PgBouncer's port (6432). */
+  readonly pgbouncerPort: number;
+}
+
+/**
+ * The pgbouncer_exporter container of one haproxy node (v0.12.1 `--pgBouncer.connectionString`,
+ * lib/pq v1.12.3 `passfile`): the console database `pgbouncer` on 127.0.0.1 as the `stats_users`
+ * user, its password read from a pgpass file, so the command line holds none. PgBouncer has no
+ * client TLS (clients reach it through the private network's HAProxy host), hence `sslmode=disable`
+ * on the host's own loopback. Pure.
+ */
+export function pgbouncerExporterContainer(image: string, target: PgbouncerExporterTarget): ContainerSpec {
+  const dir = PGBOUNCER_EXPORTER_DIR;
+  return {
+    name: "pgbouncer-exporter",
+    image,
+    options: ["--user", `${EXPORTER_UID}:${EXPORTER_UID}`, "-v", `${dir}:${dir}:ro`],
+    command: [
+      `--pgBouncer.connectionString=postgres://${ACCOUNTS.pgbouncerStats}@127.0.0.1:${target.pgbouncerPort}/pgbouncer?sslmode=disable&passfile=${dir}/pgpass`,
+      `--web.listen-address=${target.privateIp}:${PGBOUNCER_EXPORTER_PORT}`,
+    ],
+    nofile: PGBOUNCER_EXPORTER_NOFILE,
+  };
+}
+
+/** pgbouncer_exporter's pgpass (0400, the image's user: lib/pq refuses a group- or world-readable one). Pure. */
+export function pgbouncerExporterFiles(): HostFile[] {
+  return [
+    {
+      path: `${PGBOUNCER_EXPORTER_DIR}/pgpass`,
+      content: `*:*:pgbouncer:${ACCOUNTS.pgbouncerStats}:${secretRef(EXPORTER_SECRET_KEYS.pgbouncerStats)}\n`,
+      mode: "0400",
+      owner: `${EXPORTER_UID}:${EXPORTER_UID}`,
+    },
+  ];
+}
+
+/** The pgbouncer_exporter step's bash body on one haproxy node: the container, then `pgbouncer_up 1` on its endpoint. Pure. */
+export function renderPgbouncerExporterScript(image: string, target: PgbouncerExporterTarget): string {
+  return [
+    renderContainerFunctions(pgbouncerExporterContainer(image, target)),
+    shellVariables({ KB_NODE_IP: target.privateIp, KB_PORT: PGBOUNCER_EXPORTER_PORT }),
+    hostScript("exporters", "pgbouncer-exporter.sh"),
   ].join("\n");
 }

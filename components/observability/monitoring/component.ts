@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ChartPin } from "../../../config";
 import { HAPROXY_PROMETHEUS } from "../../data/haproxy";
 import { DEFAULT_POSTGRES_LAYOUT } from "../../data/postgres";
+import { PGBOUNCER_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "../exporters/render";
 import { DEFAULT_PROXYSQL_CNF_SETTINGS } from "../../data/proxysql";
 import { DEFAULT_RABBITMQ_SETTINGS } from "../../data/rabbitmq";
 import type { ModuleArgs, ModuleOutputs } from "../../lib/contract";
@@ -42,9 +43,10 @@ export interface MonitoringArgs extends ModuleArgs<MonitoringSettings, Monitorin
 
 /**
  * The scrape jobs of the exporters deployed today, from the inventory's servers: node_exporter
- * everywhere, Patroni's `/metrics`, RabbitMQ's plugin, redis_exporter (Redis and Sentinel),
- * mysqld_exporter, ProxySQL's REST API, and HAProxy's built-in exporter. UFW opens each job's port on its servers to the
- * Kubernetes nodes only (components/os/base-os, `exporterUfwRules`). Pure.
+ * everywhere, postgres_exporter and Patroni's `/metrics` on the DB nodes, pgbouncer_exporter beside
+ * PgBouncer, RabbitMQ's plugin, redis_exporter (Redis and Sentinel), mysqld_exporter, ProxySQL's REST
+ * API, and HAProxy's built-in exporter. UFW opens each job's port on its servers to the Kubernetes
+ * nodes only (components/os/base-os, `exporterUfwRules`). Pure.
  */
 export function deployedScrapeJobs(servers: readonly ScrapedServer[], exporters: ExportersSettings): ScrapeJobSpec[] {
   const ofGroup = (group: string) => servers.filter((server) => server.group === group);
@@ -61,6 +63,8 @@ export function deployedScrapeJobs(servers: readonly ScrapedServer[], exporters:
       servicePort: true,
       servers: ofGroup("postgres"),
     },
+    { job: "postgres", port: POSTGRES_EXPORTER_PORT, ...http, servers: ofGroup("postgres") },
+    { job: "pgbouncer", port: PGBOUNCER_EXPORTER_PORT, ...http, servers: ofGroup("haproxy") },
     { job: "rabbitmq", port: DEFAULT_RABBITMQ_SETTINGS.prometheusPort, ...http, servers: ofGroup("rabbitmq") },
     { job: "redis", port: exporters.redisExporterPort, ...http, servers: ofGroup("redis") },
     { job: "sentinel", port: exporters.sentinelExporterPort, ...http, servers: ofGroup("redis") },

@@ -274,6 +274,29 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
       ],
     },
     {
+      name: "keybuzz-pgbouncer",
+      rules: [
+        rule(
+          "PgbouncerDown",
+          "warning",
+          `pgbouncer_up == 0`,
+          "1m",
+          "pgbouncer_exporter cannot query its PgBouncer's console.",
+          "PgBouncer is down on that haproxy node, or its stats_users user no longer logs in; the load balancer's check sends port 6432's clients to the other node.",
+          "`docker ps -a` and `docker logs pgbouncer` on the node; check userlist.txt and `stats_users` in /etc/keybuzz/pgbouncer.",
+        ),
+        rule(
+          "PgbouncerClientsWaiting",
+          "warning",
+          `max by (cluster, node, database) (pgbouncer_pools_client_maxwait_seconds) > ${s.pgbouncerClientWaitSeconds}`,
+          "2m",
+          `A PgBouncer pool has had a client waiting more than ${s.pgbouncerClientWaitSeconds} s for a server connection.`,
+          "The pool is exhausted: queries queue in PgBouncer and the application's requests slow down or time out.",
+          "`SHOW POOLS` on the console (port 6432, database pgbouncer): long transactions holding server connections (PostgreSQL's pg_stat_activity), or raise `keybuzz:postgres.pgbouncer.defaultPoolSize` within max_connections.",
+        ),
+      ],
+    },
+    {
       name: "keybuzz-etcd",
       rules: [
         rule(
@@ -689,7 +712,8 @@ export function renderScrapeConfigSpecs(jobs: readonly ScrapeJobSpec[], caConfig
 
 /**
  * Metrics the dashboards may query, by the job that produces them, each name read in the
- * exporter's source at the pinned version: node_exporter v1.12.1 (collector/*.go), Patroni 4.0.10
+ * exporter's source at the pinned version: node_exporter v1.12.1 (collector/*.go), postgres_exporter
+ * v0.20.1 (collector/*.go, exporter/postgres_exporter.go), pgbouncer_exporter v0.12.1 (collector.go), Patroni 4.0.10
  * (patroni/api.py `do_GET_metrics`), RabbitMQ 3.13.7 (deps/rabbitmq_prometheus collectors).
  * `up` comes from Prometheus itself for every job.
  */
@@ -704,6 +728,12 @@ export const DASHBOARD_METRICS: Readonly<Partial<Record<ScrapeJob, readonly stri
     "node_network_receive_bytes_total",
     "node_network_transmit_bytes_total",
     "node_timex_offset_seconds",
+  ],
+  postgres: ["pg_up", "pg_stat_activity_count", "pg_settings_max_connections", "pg_replication_lag_seconds"],
+  pgbouncer: [
+    "pgbouncer_pools_client_active_connections",
+    "pgbouncer_pools_client_waiting_connections",
+    "pgbouncer_pools_server_active_connections",
   ],
   patroni: [
     "patroni_primary",
@@ -798,6 +828,22 @@ export function renderDashboards(): Record<string, Record<string, unknown>> {
         queries: ["scalar(max(patroni_xlog_location)) - patroni_xlog_replayed_location and on (cluster, node) patroni_replica == 1"],
         unit: "bytes",
       },
+      { title: "Replay lag (postgres_exporter)", queries: ["pg_replication_lag_seconds"], unit: "s" },
+      {
+        title: "Connections % of max_connections",
+        queries: [
+          "sum by (cluster, node) (pg_stat_activity_count) / on (cluster, node) max by (cluster, node) (pg_settings_max_connections) * 100",
+        ],
+        unit: "percent",
+      },
+      {
+        title: "PgBouncer clients active / waiting",
+        queries: [
+          "sum by (node) (pgbouncer_pools_client_active_connections)",
+          "sum by (node) (pgbouncer_pools_client_waiting_connections)",
+        ],
+      },
+      { title: "PgBouncer server connections active", queries: ["sum by (node) (pgbouncer_pools_server_active_connections)"] },
     ]),
     "keybuzz-rabbitmq.json": dashboard("keybuzz-rabbitmq", "KeyBuzz / RabbitMQ", [
       { title: "Messages ready", queries: ["sum by (node) (rabbitmq_queue_messages_ready)"] },

@@ -19,6 +19,8 @@ export const monitoringSettingsSchema = z.strictObject({
   postgresReplicaLagSeconds: z.number().positive().default(30),
   /** PostgresConnectionsNearLimit fires above this share of `max_connections`, percent. */
   postgresConnectionsPercent: z.number().gt(0).lt(100).default(80),
+  /** PgbouncerClientsWaiting fires when a pool's oldest waiting client has waited this many seconds (pgbouncer_exporter `pgbouncer_pools_client_maxwait_seconds`). */
+  pgbouncerClientWaitSeconds: z.number().positive().default(5),
   /** RedisMemoryNearMax fires above this share of `maxmemory`, percent. */
   redisMemoryPercent: z.number().gt(0).lt(100).default(90),
   /** GaleraFlowControl fires when a node spends more than this fraction of the time paused by flow control (0–1). */

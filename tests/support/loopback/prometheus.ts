@@ -50,25 +50,40 @@ export class LoopbackPrometheus {
   ) {}
 
   /**
-   * Writes the rule file and the config of `jobs` (every target checked to be on loopback), starts
-   * Prometheus, and waits until `ready` (a PromQL expression) equals `readyValue`; prints
-   * Prometheus's log and `diagnosticLog`'s when it does not.
+   * Writes the rule file and the config of `jobs` (every target checked to be on loopback; an https
+   * job verified against its `caFiles` entry, by CA key), starts Prometheus, and waits until `ready`
+   * (a PromQL expression) equals `readyValue`; prints Prometheus's log and `diagnosticLog`'s when it
+   * does not.
    */
-  async start(jobs: readonly ScrapeJobSpec[], ready: string, readyValue: number, diagnosticLog: () => string): Promise<void> {
+  async start(
+    jobs: readonly ScrapeJobSpec[],
+    ready: string,
+    readyValue: number,
+    diagnosticLog: () => string,
+    caFiles: Readonly<Record<string, string>> = {},
+  ): Promise<void> {
     const rules = renderAlertRuleGroups(parseMonitoringSettings(undefined), RULE_CONTEXT);
     const ruleFile = ownedFile(path.join(this.dir, "keybuzz.rules.yaml"), renderRuleFile(rules), "prometheus");
     const config = {
       global: { scrape_interval: "1s", evaluation_interval: "1s" },
       rule_files: [ruleFile],
-      scrape_configs: renderScrapeConfigSpecs(jobs, "unused").map((spec) => ({
-        job_name: spec.jobName,
-        metrics_path: spec.metricsPath,
-        scheme: String(spec.scheme).toLowerCase(),
-        static_configs: (spec.staticConfigs as { targets: string[]; labels: Record<string, string> }[]).map((group) => {
-          group.targets.forEach((target) => assertLoopback(target.split(":")[0]));
-          return { targets: group.targets, labels: group.labels };
-        }),
-      })),
+      scrape_configs: renderScrapeConfigSpecs(jobs, "scrape-ca").map((spec) => {
+        // An https job's CA: what the ScrapeConfig's ConfigMap key holds in the cluster.
+        const caKey = (spec.tlsConfig as { ca: { configMap: { key: string } } } | undefined)?.ca.configMap.key;
+        if (caKey !== undefined && caFiles[caKey] === undefined) throw new Error(`prometheus: no CA file for ${caKey}`);
+        const caFile =
+          caKey === undefined ? undefined : ownedFile(path.join(this.dir, caKey), fs.readFileSync(caFiles[caKey], "utf8"), "prometheus");
+        return {
+          job_name: spec.jobName,
+          metrics_path: spec.metricsPath,
+          scheme: String(spec.scheme).toLowerCase(),
+          ...(caFile ? { tls_config: { ca_file: caFile } } : {}),
+          static_configs: (spec.staticConfigs as { targets: string[]; labels: Record<string, string> }[]).map((group) => {
+            group.targets.forEach((target) => assertLoopback(target.split(":")[0]));
+            return { targets: group.targets, labels: group.labels };
+          }),
+        };
+      }),
     };
     const configFile = ownedFile(path.join(this.dir, "prometheus.yml"), yaml.dump(config), "prometheus");
     this.supervisor.start({
