@@ -56,12 +56,13 @@ describe("real-host tier: steps taken from the program's plan", () => {
     const plan = await planHostSteps({
       stack: "staging",
       configOverride: {},
-      hosts: ["redis-02"],
+      hosts: ["redis-01", "redis-03"],
       kinds: ["base-os", "base-os-verify", "redis"],
       docker: { source: "distribution", engine: "26.1.5+dfsg1-9+deb13u1+b1", containerd: "1.7.24~ds1-6+deb13u1" },
     });
-    // redis-02-redis waits for redis-01-redis, which is not on a booted host.
-    expect(plan.steps.map((step) => step.name)).toEqual(["redis-02-base-os", "redis-02-base-os-verify"]);
+    // redis-03-base-os waits for redis-02-base-os-verify (the base OS rolls one server at a time per
+    // group), and redis-02 is not booted: redis-03 gets nothing.
+    expect(plan.steps.map((step) => step.name)).toEqual(["redis-01-base-os", "redis-01-base-os-verify", "redis-01-redis"]);
     // The test stack's Docker pins reach the rendered step (the program's default is Docker CE).
     expect(plan.steps[0].command).toContain("KB_DOCKER_SOURCE='\\''distribution'\\''");
     expect(plan.steps[0].command).toContain("KB_DOCKER_VERSION='\\''26.1.5+dfsg1-9+deb13u1+b1'\\''");

@@ -222,7 +222,7 @@ describe("keybuzz:minio settings", () => {
     [{ dataPath: "data" }, /^keybuzz:minio\.dataPath: an absolute path/],
     [{ rootUser: "ab" }, /^keybuzz:minio\.rootUser: at least 3 characters/],
     [{ bucket: "Keybuzz_Attachments" }, /^keybuzz:minio\.bucket: an S3 bucket name/],
-    [{ region: "x" }, /^keybuzz:minio\.: Unrecognized key: "region"$/],
+    [{ region: "x" }, /^keybuzz:minio: Unrecognized key: "region"$/],
   ])("refuses %j with a ConfigError naming the key", (raw, problem) => {
     expect(configProblems(() => parseMinioSettings(raw))).toContainEqual(expect.stringMatching(problem));
   });

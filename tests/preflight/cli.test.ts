@@ -99,7 +99,7 @@ describe("npm run preflight", () => {
       ),
     );
     expect(result.stdout).toMatch(/token works +Hetzner API \S+ +UNREACHABLE: connection refused/);
-    expect(result.stdout).toMatch(/^FAIL: 30 facts — 0 hold, 1 fail, 29 unreachable, 0 skipped$/m);
+    expect(result.stdout).toMatch(/^FAIL: 32 facts — 0 hold, 1 fail, 31 unreachable, 0 skipped$/m);
   });
 
   it("bounds a source that accepts connections but never answers (--timeout)", async () => {
@@ -117,7 +117,7 @@ describe("npm run preflight", () => {
       const report = JSON.parse(result.stdout) as { facts: { status: string; detail: string }[]; summary: { exitCode: number } };
       expect(report.summary.exitCode).toBe(1);
       expect(report.facts.filter((fact) => fact.status === "unreachable").map((fact) => fact.detail)).toEqual(
-        Array(29).fill("no answer within 1 s"),
+        Array(31).fill("no answer within 1 s"),
       );
     } finally {
       silent.close();

@@ -25,12 +25,12 @@ describe("preflight: Hetzner facts against a loopback API with documented respon
       location: "fsn1",
       networkZone: "eu-central",
       image: "ubuntu-24.04",
-      loadBalancerTypes: ["lb11"],
+      loadBalancerTypes: ["lb11", "lb21"],
       primaryIpsPerServer: 2,
     });
     expect(plan.serverTypes).toEqual(["cx23", "cx33", "cx43"]);
     expect(plan.names.servers).toHaveLength(29);
-    expect(plan.names.volumes).toHaveLength(6);
+    expect(plan.names.volumes).toHaveLength(9);
     expect(plan.sshKeys).toHaveLength(1);
   });
 
@@ -84,7 +84,7 @@ describe("preflight: Hetzner facts against a loopback API with documented respon
       expect(statusOf(rows, /limit of servers/)).toEqual([
         "fail: 44 needed (15 in the project + 29 new) > limit 40: ask Hetzner to raise it",
       ]);
-      expect(statusOf(rows, /limit of volumes/)).toEqual(["ok: 6 needed (0 in the project + 6 new) ≤ limit 20"]);
+      expect(statusOf(rows, /limit of volumes/)).toEqual(["ok: 9 needed (0 in the project + 9 new) ≤ limit 20"]);
       // The SSH key is looked up by its MD5 fingerprint, as Hetzner lists it.
       expect(api.requests).toContain(
         `/v1/ssh_keys?fingerprint=${encodeURIComponent(sshFingerprint(plan.sshKeys[0].publicKey))}&page=1&per_page=50`,

@@ -111,6 +111,8 @@ describe("continuous probes (render)", () => {
       { endpoint: "pgbouncer", module: "tcp_connect", target: "10.0.0.10:6432" },
       { endpoint: "redis", module: "tcp_connect", target: "10.0.0.10:6379" },
       { endpoint: "rabbitmq", module: "tcp_connect", target: "10.0.0.10:5672" },
+      // MinIO's HA S3 endpoint: the HAProxy listener behind the internal LB (issue 19).
+      { endpoint: "minio", module: "tcp_connect", target: "10.0.0.10:9000" },
       { endpoint: "mariadb", module: "tcp_connect", target: "10.0.0.20:3306" },
       ...["minio-01", "minio-02", "minio-03"].map((name) => ({
         endpoint: `minio-${name}`,

@@ -142,7 +142,7 @@ describe("keybuzz:rabbitmq settings", () => {
     [{ amqpPort: 70000 }, /^keybuzz:rabbitmq\.amqpPort: /],
     [{ amqpPort: 15672 }, /^keybuzz:rabbitmq\.amqpPort: amqpPort, managementPort and prometheusPort must differ$/],
     [{ defaultUser: "admin user" }, /^keybuzz:rabbitmq\.defaultUser: letters, digits/],
-    [{ clusterNmae: "x" }, /^keybuzz:rabbitmq\.: Unrecognized key: "clusterNmae"$/],
+    [{ clusterNmae: "x" }, /^keybuzz:rabbitmq: Unrecognized key: "clusterNmae"$/],
   ])("refuses %j with a ConfigError naming the key", (raw, problem) => {
     expect(configProblems(() => parseRabbitMqSettings(raw))).toContainEqual(expect.stringMatching(problem));
   });
