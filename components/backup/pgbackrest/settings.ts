@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ConfigError, formatZodError } from "../../../config";
+import { ConfigError, formatZodError } from "../../../config/errors";
 import { galeraBackupSchema } from "../galera/settings";
 import { onCalendar } from "../schedule";
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ConfigError, formatZodError } from "../../../config";
+import { ConfigError, formatZodError } from "../../../config/errors";
 import { pgbouncerSettingsSchema } from "../pgbouncer/settings";
 
 /**
