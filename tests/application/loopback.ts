@@ -1,9 +1,10 @@
 import * as fs from "fs";
 import * as path from "path";
-import { renderPgbouncerIni, renderPgbouncerUserlist } from "../../components/data/pgbouncer";
+import { PGBOUNCER_SECRET_KEYS, renderPgbouncerIni, renderPgbouncerUserlist } from "../../components/data/pgbouncer";
 import { APPLICATION_DATABASES, PostgresSettings } from "../../components/data/postgres";
 import { fillSecrets } from "../../components/lib/remote";
 import { PostgresLoopbackCluster } from "../postgres/loopback";
+import { testPassword } from "../support/loopback/loopback";
 import { assertLoopbackText, ownedDir, ownedFile, waitForPort } from "../support/loopback/supervisor";
 
 const PGBOUNCER = "/usr/sbin/pgbouncer";
@@ -40,8 +41,14 @@ export async function startPgbouncer(
   assertLoopbackText("pgbouncer.ini", ini);
   const iniFile = ownedFile(path.join(dir, "pgbouncer.ini"), ini, "postgres");
   ownedFile(path.join(dir, "ca.crt"), fs.readFileSync(cluster.caFile, "utf8"), "postgres");
+  // pgbouncer_exporter's console user is in the rendered userlist too; nothing here logs in as it.
+  const statsPassword = testPassword();
   const writeUserlist = (values: Readonly<Record<string, string>>) =>
-    ownedFile(path.join(dir, "userlist.txt"), fillSecrets(renderPgbouncerUserlist(APPLICATION_DATABASES), values), "postgres");
+    ownedFile(
+      path.join(dir, "userlist.txt"),
+      fillSecrets(renderPgbouncerUserlist(APPLICATION_DATABASES), { ...values, [PGBOUNCER_SECRET_KEYS.statsPassword]: statsPassword }),
+      "postgres",
+    );
   writeUserlist(passwords);
   cluster.supervisor.start({
     name: "pgbouncer",
