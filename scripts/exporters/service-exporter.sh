@@ -1,14 +1,20 @@
 # Service exporters on one host (components/observability/exporters renders the container functions
 # above and one kb_service_exporter call per exporter below).
 
-# kb_service_exporter CONTAINER ENV_FILE URL UP_METRIC: (re)starts the container when its spec
-# changed or its credentials file was rewritten (Docker reads --env-file only at creation), then
-# waits until its endpoint reports `UP_METRIC 1`: the exporter reaches its service as its user.
+# kb_service_exporter CONTAINER URL UP_METRIC [FILE...]: (re)starts the container when its spec
+# changed or one of its credentials files was rewritten (Docker reads env files and the image reads
+# its password files only at start), then waits until its endpoint reports `UP_METRIC 1`: the
+# exporter reaches its service as its user.
 kb_service_exporter() {
-  local container=$1 env_file=$2 url=$3 up_metric=$4 fn state
+  local container=$1 url=$2 up_metric=$3 fn state file restart=
+  shift 3
   fn=${container//-/_}
   state=$("kb_${fn}_state")
-  if [ "$state" != "current" ] || kb_is_changed "$env_file"; then
+  [ "$state" = "current" ] || restart=1
+  for file in "$@"; do
+    if kb_is_changed "$file"; then restart=1; fi
+  done
+  if [ -n "$restart" ]; then
     echo "$container: (re)starting ($state)"
     "kb_${fn}_run" >/dev/null
   fi

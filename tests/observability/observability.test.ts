@@ -4,6 +4,8 @@ import {
   mysqldExporter,
   nodeExporterContainer,
   parseExportersSettings,
+  pgbouncerExporter,
+  postgresExporter,
   postgresExporterContainer,
   postgresExporterFiles,
   redisExporter,
@@ -11,7 +13,9 @@ import {
   renderPostgresExporterRoleSql,
   renderServiceExportersScript,
   scramSha256Verifier,
+  type ServiceExporter,
 } from "../../components/observability/exporters";
+import { containerSpecHash } from "../../components/lib/container";
 import { secretKeysIn } from "../../components/lib/remote";
 import { runBash } from "../support/bash-fakes";
 import { SCRAPE_JOBS } from "../../components/observability/monitoring";
@@ -83,21 +87,23 @@ describe("service exporters (render)", () => {
 
   it("passwords reach the containers only through root-only env files holding placeholders", () => {
     for (const exporter of [redis, sentinel, mysqld]) {
-      expect(exporter.container.options).toEqual(["--env-file", exporter.envFile.path]);
-      expect(exporter.envFile.mode).toBe("0600");
-      expect(secretKeysIn(exporter.envFile.content)).toHaveLength(1);
+      expect(exporter.files).toHaveLength(1);
+      const [env] = exporter.files;
+      expect(exporter.container.options).toEqual(["--env-file", env.path]);
+      expect(env.mode).toBe("0600");
+      expect(secretKeysIn(env.content)).toHaveLength(1);
       expect(secretKeysIn(exporter.container.command.join(" "))).toEqual([]);
     }
-    expect(redis.envFile.content).toBe("REDIS_PASSWORD={{secret:redis-exporter-password}}\n");
-    expect(mysqld.envFile.content).toBe("MYSQLD_EXPORTER_PASSWORD={{secret:mariadb-exporter}}\n");
+    expect(redis.files[0].content).toBe("REDIS_PASSWORD={{secret:redis-exporter-password}}\n");
+    expect(mysqld.files[0].content).toBe("MYSQLD_EXPORTER_PASSWORD={{secret:mariadb-exporter}}\n");
   });
 
   // The step body with a fake docker (the container state) and a fake curl (the exporter's answer).
-  const step = (state: "current" | "missing", metrics: string, changed: string[] = []) =>
+  const step = (state: "current" | "missing", metrics: string, changed: string[] = [], exporter: ServiceExporter = redis) =>
     runBash(
-      `kb_is_changed() { [[ " ${changed.join(" ")} " == *" $1 "* ]]; }\nkb_wait_until() { shift 2; shift 3; "$@"; }\n${renderServiceExportersScript([redis])}`,
+      `kb_is_changed() { [[ " ${changed.join(" ")} " == *" $1 "* ]]; }\nkb_wait_until() { shift 2; shift 3; "$@"; }\n${renderServiceExportersScript([exporter])}`,
       {
-        docker: `case "$1 $2" in "inspect -f") if [ "${state}" = missing ]; then exit 1; fi; case "$3" in *Running*) echo true ;; *) echo '${""}' ;; esac ;; *) echo "docker $*" >&2 ;; esac`,
+        docker: `case "$1 $2" in "inspect -f") if [ "${state}" = missing ]; then exit 1; fi; case "$3" in *Running*) echo true ;; *) echo '${containerSpecHash(exporter.container)}' ;; esac ;; *) echo "docker $*" >&2 ;; esac`,
         curl: `cat <<'METRICS'\n${metrics}\nMETRICS`,
       },
     );
@@ -108,6 +114,19 @@ describe("service exporters (render)", () => {
     expect(result.stderr).toMatch(/docker run -d --name redis-exporter .*--env-file \/etc\/keybuzz\/exporters\/redis-exporter.env/);
     expect(result.stdout).toContain("redis-exporter: serving http://10.0.0.123:9121/metrics (redis_up 1)");
     expect(result.status).toBe(0);
+  });
+
+  it("recreates a current container only when one of its credentials files was rewritten", () => {
+    const postgres = postgresExporter(versions.images.postgresExporter, { privateIp: "10.0.0.120", postgresPort: 5432 });
+    const unchanged = step("current", "pg_up 1", [], postgres);
+    expect(unchanged.status).toBe(0);
+    expect(unchanged.stdout).not.toContain("(re)starting");
+    expect(unchanged.stdout).toContain("postgres-exporter: serving http://10.0.0.120:9187/metrics (pg_up 1)");
+    const rotated = step("current", "pg_up 1", ["/etc/keybuzz/exporters/postgres/password"], postgres);
+    expect(rotated.stdout).toContain("postgres-exporter: (re)starting (current)");
+    expect(rotated.stderr).toMatch(/docker run -d --name postgres-exporter /);
+    const pgbouncer = pgbouncerExporter(versions.images.pgbouncerExporter, { privateIp: "10.0.0.11", pgbouncerPort: 6432 });
+    expect(step("current", "pgbouncer_up 0", [], pgbouncer).status).not.toBe(0);
   });
 
   it("fails when the exporter cannot reach its service (redis_up 0)", () => {

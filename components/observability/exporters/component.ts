@@ -14,21 +14,24 @@ import {
   certExpiryFiles,
   EXPORTER_SECRET_KEYS,
   mysqldExporter,
-  pgbouncerExporterFiles,
+  pgbouncerExporter,
   POSTGRES_EXPORTER_ROLE_FILES,
-  postgresExporterFiles,
+  postgresExporter,
   renderNodeExporterScript,
-  renderPgbouncerExporterScript,
   renderPostgresExporterRolePgpass,
   renderPostgresExporterRoleScript,
   renderPostgresExporterRoleSql,
-  renderPostgresExporterScript,
   renderServiceExportersScript,
   redisExporter,
   scramSha256Verifier,
   type ServiceExporter,
 } from "./render";
 import type { ExportersSettings } from "./settings";
+
+/** One host's exporter step: the exporters' containers and files, their secrets' values. */
+function serviceExporters(exporters: readonly ServiceExporter[], secrets: Record<string, pulumi.Input<string>>) {
+  return { files: exporters.flatMap((exporter) => exporter.files), script: renderServiceExportersScript(exporters), secrets };
+}
 
 /** The exporters' slice of the platform's credentials. */
 export interface ExportersSecrets {
@@ -111,18 +114,12 @@ export class Exporters extends pulumi.ComponentResource implements ModuleOutputs
       args,
       "haproxy",
       "pgbouncer-exporter",
-      (host) => ({
-        files: pgbouncerExporterFiles(),
-        script: renderPgbouncerExporterScript(pgbouncerImage, { privateIp: host.spec.privateIp, pgbouncerPort: PGBOUNCER_PORT }),
-        secrets: { [EXPORTER_SECRET_KEYS.pgbouncerStats]: args.secrets.pgbouncerStats },
-      }),
+      (host) =>
+        serviceExporters([pgbouncerExporter(pgbouncerImage, { privateIp: host.spec.privateIp, pgbouncerPort: PGBOUNCER_PORT })], {
+          [EXPORTER_SECRET_KEYS.pgbouncerStats]: args.secrets.pgbouncerStats,
+        }),
       args.services.pgbouncer,
     );
-    const serviceExporters = (exporters: readonly ServiceExporter[], secrets: Record<string, pulumi.Input<string>>) => ({
-      files: exporters.map((exporter) => exporter.envFile),
-      script: renderServiceExportersScript(exporters),
-      secrets,
-    });
     const redisImage = lockedImage(args.versions, "redisExporter");
     this.redisExporters = this.exporterSteps(
       args,
@@ -211,14 +208,11 @@ export class Exporters extends pulumi.ComponentResource implements ModuleOutputs
       args,
       "postgres",
       "postgres-exporter",
-      (host) => ({
-        files: postgresExporterFiles(),
-        script: renderPostgresExporterScript(image, { privateIp: host.spec.privateIp, postgresPort: ports.postgres }),
-        secrets: {
+      (host) =>
+        serviceExporters([postgresExporter(image, { privateIp: host.spec.privateIp, postgresPort: ports.postgres })], {
           [EXPORTER_SECRET_KEYS.postgresExporter]: args.secrets.postgresExporter,
           [EXPORTER_SECRET_KEYS.caCert]: args.secrets.caCertPem,
-        },
-      }),
+        }),
       role,
     );
   }

@@ -76,8 +76,11 @@ export const SERVICE_EXPORTER_NOFILE = NODE_EXPORTER_NOFILE;
 /** One service exporter container on a host and how its step checks it. */
 export interface ServiceExporter {
   readonly container: ContainerSpec;
-  /** Its credentials file (`--env-file`, mode 0600), holding {@link secretRef} placeholders. */
-  readonly envFile: HostFile;
+  /**
+   * Its credentials files (an `--env-file`, a password file, a CA), holding {@link secretRef}
+   * placeholders: a rewritten one recreates the container (Docker reads them only at creation).
+   */
+  readonly files: readonly HostFile[];
   /** Its metrics URL on the host's private address. */
   readonly url: string;
   /** The unlabelled gauge that is 1 when the exporter reaches its service (`redis_up`, `mysql_up`). */
@@ -122,7 +125,7 @@ export function redisExporter(
       ],
       nofile: SERVICE_EXPORTER_NOFILE,
     },
-    envFile: env,
+    files: [env],
     url: `http://${privateIp}:${port}/metrics`,
     upMetric: "redis_up",
   };
@@ -151,7 +154,7 @@ export function mysqldExporter(image: string, privateIp: string, mysqlPort: numb
       ],
       nofile: SERVICE_EXPORTER_NOFILE,
     },
-    envFile: env,
+    files: [env],
     url: `http://${privateIp}:${settings.mysqldExporterPort}/metrics`,
     upMetric: "mysql_up",
   };
@@ -168,7 +171,7 @@ export function renderServiceExportersScript(exporters: readonly ServiceExporter
     hostScript("exporters", "service-exporter.sh"),
     ...exporters.map(
       (exporter) =>
-        `kb_service_exporter ${[exporter.container.name, exporter.envFile.path, exporter.url, exporter.upMetric].map(shellQuote).join(" ")}`,
+        `kb_service_exporter ${[exporter.container.name, exporter.url, exporter.upMetric, ...exporter.files.map((file) => file.path)].map(shellQuote).join(" ")}`,
     ),
   ].join("\n");
 }
@@ -309,13 +312,14 @@ export function postgresExporterFiles(): HostFile[] {
   ];
 }
 
-/** The postgres_exporter step's bash body on one DB node: the container, then `pg_up 1` on its endpoint. Pure. */
-export function renderPostgresExporterScript(image: string, target: PostgresExporterTarget): string {
-  return [
-    renderContainerFunctions(postgresExporterContainer(image, target)),
-    shellVariables({ KB_NODE_IP: target.privateIp, KB_PORT: POSTGRES_EXPORTER_PORT }),
-    hostScript("exporters", "postgres-exporter.sh"),
-  ].join("\n");
+/** postgres_exporter on one DB node: its container and files, up when it reports `pg_up 1`. Pure. */
+export function postgresExporter(image: string, target: PostgresExporterTarget): ServiceExporter {
+  return {
+    container: postgresExporterContainer(image, target),
+    files: postgresExporterFiles(),
+    url: `http://${target.privateIp}:${POSTGRES_EXPORTER_PORT}/metrics`,
+    upMetric: "pg_up",
+  };
 }
 
 /**
@@ -369,11 +373,12 @@ export function pgbouncerExporterFiles(): HostFile[] {
   ];
 }
 
-/** The pgbouncer_exporter step's bash body on one haproxy node: the container, then `pgbouncer_up 1` on its endpoint. Pure. */
-export function renderPgbouncerExporterScript(image: string, target: PgbouncerExporterTarget): string {
-  return [
-    renderContainerFunctions(pgbouncerExporterContainer(image, target)),
-    shellVariables({ KB_NODE_IP: target.privateIp, KB_PORT: PGBOUNCER_EXPORTER_PORT }),
-    hostScript("exporters", "pgbouncer-exporter.sh"),
-  ].join("\n");
+/** pgbouncer_exporter on one haproxy node: its container and pgpass, up when it reports `pgbouncer_up 1`. Pure. */
+export function pgbouncerExporter(image: string, target: PgbouncerExporterTarget): ServiceExporter {
+  return {
+    container: pgbouncerExporterContainer(image, target),
+    files: pgbouncerExporterFiles(),
+    url: `http://${target.privateIp}:${PGBOUNCER_EXPORTER_PORT}/metrics`,
+    upMetric: "pgbouncer_up",
+  };
 }
