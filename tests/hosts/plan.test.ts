@@ -90,6 +90,9 @@ describe("real-host tier: steps taken from the program's plan", () => {
     expect(stepKind("galera-maria-01-bootstrap", "maria-01")).toBe("galera-bootstrap");
     expect(stepKind("proxysql-proxysql-01", "proxysql-01")).toBe("proxysql");
     expect(stepKind("redis-verify", "redis-01")).toBe("redis-verify");
+    expect(stepKind("k8s-worker-01-k8s-join-credentials", "k8s-master-01", ["k8s-master-01", "k8s-worker-01"])).toBe(
+      "k8s-join-credentials",
+    );
   });
 
   it("orders by dependencies and refuses a cycle", () => {

@@ -62,15 +62,19 @@ export function durationSeconds(text: string): number {
 
 /**
  * A step's kind: its name without its host's name, wherever the module put it
- * (`redis-01-base-os` → `base-os`, `galera-maria-01-bootstrap` → `galera-bootstrap`).
+ * (`redis-01-base-os` → `base-os`, `galera-maria-01-bootstrap` → `galera-bootstrap`), or without
+ * the name of another server it is about (`k8s-worker-01-k8s-join-credentials`, run on
+ * k8s-master-01 → `k8s-join-credentials`).
  */
-export function stepKind(stepName: string, host: string): string {
+export function stepKind(stepName: string, host: string, otherServers: readonly string[] = []): string {
   const parts = stepName.split("-");
-  const hostParts = host.split("-");
-  for (let start = 0; start + hostParts.length <= parts.length; start++) {
-    if (hostParts.every((part, offset) => parts[start + offset] === part)) {
-      const rest = [...parts.slice(0, start), ...parts.slice(start + hostParts.length)];
-      if (rest.length > 0) return rest.join("-");
+  for (const server of [host, ...otherServers]) {
+    const serverParts = server.split("-");
+    for (let start = 0; start + serverParts.length <= parts.length; start++) {
+      if (serverParts.every((part, offset) => parts[start + offset] === part)) {
+        const rest = [...parts.slice(0, start), ...parts.slice(start + serverParts.length)];
+        if (rest.length > 0) return rest.join("-");
+      }
     }
   }
   return stepName;
@@ -235,11 +239,12 @@ export async function planHostSteps(args: PlanArgs): Promise<HostPlan> {
   const timeouts = recordCreateTimeouts();
   const run = await withVersionPins(args, () => runProgram(args.stack, args.configOverride));
   const hostOf = new Map(run.steps.map((step) => [step.step, step.host]));
+  const servers = [...new Set(hostOf.values())];
   const commands = run.registrations.filter((registration) => registration.type === COMMAND_TYPE);
   const kindOf = (registration: Registration) => {
     const host = hostOf.get(registration.name);
     if (host === undefined) throw new Error(`step ${registration.name} is not in the planned steps`);
-    return stepKind(registration.name, host);
+    return stepKind(registration.name, host, servers);
   };
   const allKinds = [...new Set(commands.map(kindOf))].sort();
   const assumedDone = args.assumedDoneKinds ?? [];
