@@ -29,8 +29,12 @@ kb_apt_get install curl wget jq unzip gnupg htop net-tools git ca-certificates \
   software-properties-common ufw fail2ban auditd xfsprogs
 
 # 2. Timezone and NTP (§2): time drift breaks Patroni, Sentinel, RabbitMQ, Galera and Kubernetes.
-timedatectl set-timezone Europe/Paris
-timedatectl set-ntp true
+# timedated is started on demand over D-Bus: on a loaded host its first answer can outlast
+# timedatectl's own 25 s ("Connection timed out"), so each call is retried within a bound, and the
+# zone is set only when it differs.
+set_timezone_paris() { [ "$(timedatectl show -p Timezone --value)" = Europe/Paris ] || timedatectl set-timezone Europe/Paris; }
+kb_wait_until 180 5 "base OS: timedatectl cannot set the time zone Europe/Paris" set_timezone_paris
+kb_wait_until 180 5 "base OS: timedatectl cannot turn NTP on" timedatectl set-ntp true
 
 # 3. Swap off, now and after reboot (§3).
 if [ -z "$container" ]; then

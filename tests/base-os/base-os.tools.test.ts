@@ -118,6 +118,38 @@ describe("real tools on the rendered base OS files", () => {
     expect(fs.existsSync(log)).toBe(false);
   });
 
+  it("the base OS step retries timedatectl when timedated does not answer in time, and sets the zone only when it differs", () => {
+    const inventory = parseInventory(rawStackConfig("prod"));
+    const script = renderBaseOsScript("redis-01", "redis", inventory, loadVersions(), []);
+    const section = script.slice(script.indexOf("# 2. Timezone and NTP"), script.indexOf("# 3. Swap"));
+    const dir = tempDir("timedatectl");
+    // Bounded retries as the step preamble's kb_wait_until does them, without its sleeps.
+    const retryFiveTimes =
+      'kb_wait_until() { local message=$3; shift 3; for _ in 1 2 3 4 5; do if "$@"; then return 0; fi; done; kb_diagnose "$message"; return 1; }';
+    const timedated = (failures: number, zone: string) =>
+      runBash(`${retryFiveTimes}\n${section}\necho clock-ok`, {
+        timedatectl: `calls=$(cat ${dir}/calls 2>/dev/null || echo 0); echo $((calls + 1)) >${dir}/calls; echo "timedatectl $*" >>${dir}/log
+if [ "$calls" -lt ${failures} ]; then echo "Failed to query server: Connection timed out" >&2; exit 1; fi
+case "$1" in show) echo ${zone} ;; esac`,
+      });
+    const reset = () => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir);
+    };
+    reset();
+    const slow = timedated(2, "Etc/UTC");
+    expect(slow.stdout).toBe("clock-ok\n");
+    expect(fs.readFileSync(path.join(dir, "log"), "utf8")).toContain("timedatectl set-timezone Europe/Paris\n");
+    reset();
+    const converged = timedated(0, "Europe/Paris");
+    expect(converged.status).toBe(0);
+    expect(fs.readFileSync(path.join(dir, "log"), "utf8")).toBe("timedatectl show -p Timezone --value\ntimedatectl set-ntp true\n");
+    reset();
+    const dead = timedated(100, "Etc/UTC");
+    expect(dead.status).not.toBe(0);
+    expect(dead.stderr).toContain("base OS: timedatectl cannot set the time zone Europe/Paris");
+  });
+
   it("the base OS step removes the old 99-keybuzz.conf of an earlier run and reloads sshd", () => {
     const sshd = requireTool("sshd");
     const inventory = parseInventory(rawStackConfig("prod"));

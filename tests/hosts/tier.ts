@@ -211,8 +211,12 @@ async function checkFromOutside(context: SshContext, host: string, address: stri
   check((await run("true")).code === 0, `${host}: SSH from the admin address ${ADMIN_ADDRESS} works`);
   check((await run("true", PRIVATE_ADDRESS)).code === 0, `${host}: SSH from the private network (${PRIVATE_ADDRESS}) works`);
 
-  const probe = await run(`systemd-run --unit=kb-probe --collect python3 -m http.server --bind 0.0.0.0 ${PROBE_PORT} >/dev/null`);
-  check(probe.code === 0, `${host}: probe listener on ${PROBE_PORT} started`);
+  // systemd-run returns before python binds: wait (up to 30 s on a loaded machine) until it listens.
+  const probe = await run(
+    `systemd-run --unit=kb-probe --collect python3 -m http.server --bind 0.0.0.0 ${PROBE_PORT} >/dev/null && ` +
+      `for _ in $(seq 1 150); do [ -n "$(ss -Hltn 'sport = :${PROBE_PORT}')" ] && exit 0; sleep 0.2; done; exit 1`,
+  );
+  check(probe.code === 0, `${host}: probe listener on ${PROBE_PORT} started and listening`);
   check(
     tcpFrom(PRIVATE_ADDRESS, address, PROBE_PORT),
     `${host}: port ${PROBE_PORT} reachable from the private network (the probe listens)`,
