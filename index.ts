@@ -4,6 +4,7 @@
  * components/. See README.md and ../shared/DESIGN.md.
  */
 import { loadPlatformConfig, serversOf } from "./config";
+import { EtcdBackup } from "./components/backup/etcd";
 import { GaleraBackup } from "./components/backup/galera";
 import { backupHostsOf, PgBackRest, pgBackRestPatroniParameters } from "./components/backup/pgbackrest";
 import { AdminFirewall } from "./components/infra/firewall";
@@ -152,6 +153,8 @@ const proxysql = new ProxySqlLayer("proxysql", {
 });
 
 // Backups on backup-01 (docs/backups.md): pgBackRest for PostgreSQL, once the cluster is verified.
+// backup-01's certificate of the platform CA: pgBackRest's TLS and backup-01's client identity for Patroni's etcd.
+const backupCertificates = Object.fromEntries(serversOf(inventory, "backup").map((server) => [server.name, pki.issue(server)]));
 if (backupHosts) {
   new PgBackRest("pgbackrest", {
     hosts: [...hostsOf("postgres"), ...hostsOf("backup")],
@@ -159,11 +162,7 @@ if (backupHosts) {
     settings: settings.backup.postgres,
     secrets: {
       caCertPem: pki.caCertPem,
-      // backup-01's certificate of the platform CA (pgBackRest's TLS with client certificates), issued here.
-      certificates: {
-        ...pki.nodes,
-        ...Object.fromEntries(serversOf(inventory, "backup").map((server) => [server.name, pki.issue(server)])),
-      },
+      certificates: { ...pki.nodes, ...backupCertificates },
       s3: backupS3Credentials,
     },
     after: { hosts: baseOs.verifiedByHost, all: [postgres.verified] },
@@ -193,6 +192,18 @@ const kubernetes = new KubernetesCluster("k8s", {
   inventory,
   apiLoadBalancer: loadBalancers[inventory.kubernetes.apiLoadBalancer],
 });
+// etcd snapshots of Patroni's etcd (with dcs etcd3) and Kubernetes' to backup-01, once both clusters are verified.
+if (backupHosts) {
+  new EtcdBackup("etcd-backup", {
+    hosts: [...(settings.postgres.dcs === "etcd3" ? hostsOf("postgres") : []), ...hostsOf("k8s-master"), ...hostsOf("backup")],
+    versions,
+    settings: settings.backup.etcd,
+    secrets: { platformCaCertPem: pki.caCertPem, backupHostCertificate: backupCertificates[backupHosts.repoHost.name] },
+    after: { hosts: baseOs.verifiedByHost, all: [postgres.verified, kubernetes.verified] },
+    patroniEtcdClientPort: DEFAULT_POSTGRES_LAYOUT.ports.etcdClient,
+    kubernetesCertificateRenewal: settings.k8s.certificateRenewal,
+  });
+}
 const addons = new ClusterAddons("k8s-addons", {
   hosts: kubernetesHosts,
   versions,

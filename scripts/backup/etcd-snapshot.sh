@@ -2,8 +2,11 @@
 # mutual TLS into KB_SNAPSHOT_DIR, checked (`snapshot status`) before it replaces nothing, then only
 # the newest KB_KEEP snapshots kept, and the success time for node_exporter's textfile collector.
 # Variables: KB_CLUSTER (name in file names and the metric), KB_ENDPOINTS (comma-separated https URLs),
-# KB_CA, KB_CERT, KB_KEY, KB_SNAPSHOT_DIR, KB_KEEP, KB_TEXTFILE_DIR (optional).
+# KB_CA, KB_CERT, KB_KEY, KB_SNAPSHOT_DIR, KB_KEEP, KB_TEXTFILE_DIR (optional), KB_ETCDCTL (the
+# etcdctl command, words split on spaces: on backup-01 a one-off container of the pinned etcd image
+# that mounts the TLS and snapshot directories at the same paths).
 export ETCDCTL_API=3
+read -r -a etcdctl <<<"$KB_ETCDCTL"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 partial=$KB_SNAPSHOT_DIR/.$KB_CLUSTER-$stamp.db.partial
 final=$KB_SNAPSHOT_DIR/$KB_CLUSTER-$stamp.db
@@ -13,7 +16,7 @@ chmod 0700 "$KB_SNAPSHOT_DIR"
 saved=""
 IFS=, read -r -a endpoints <<<"$KB_ENDPOINTS"
 for endpoint in "${endpoints[@]}"; do
-  if etcdctl --endpoints="$endpoint" --cacert="$KB_CA" --cert="$KB_CERT" --key="$KB_KEY" --command-timeout=60s \
+  if "${etcdctl[@]}" --endpoints="$endpoint" --cacert="$KB_CA" --cert="$KB_CERT" --key="$KB_KEY" --command-timeout=60s \
     snapshot save "$partial" >/dev/null; then
     saved=$endpoint
     break
@@ -24,7 +27,7 @@ if [ -z "$saved" ]; then
   echo "etcd snapshot $KB_CLUSTER: no member of $KB_ENDPOINTS answered" >&2
   exit 1
 fi
-status=$(etcdctl --write-out=simple snapshot status "$partial")
+status=$("${etcdctl[@]}" --write-out=simple snapshot status "$partial")
 mv -f "$partial" "$final"
 shopt -s nullglob
 snapshots=("$KB_SNAPSHOT_DIR/$KB_CLUSTER"-*.db)

@@ -1,5 +1,6 @@
 import { spawn } from "child_process";
 import * as fs from "fs";
+import * as yaml from "js-yaml";
 import * as path from "path";
 import {
   backupHostsOf,
@@ -11,10 +12,12 @@ import {
   renderRepoHostStepBody,
   renderRepoHostUnits,
   PGBACKREST_SECRET_KEYS,
+  productionRestoreClusterCommands,
+  renderRestoreClusterScript,
 } from "../../components/backup/pgbackrest";
 import { TEXTFILE_DIR } from "../../components/observability/exporters/render";
 import { renderPatroniConfigObject } from "../../components/data/postgres/render";
-import { parsePostgresSettings } from "../../components/data/postgres/settings";
+import { DEFAULT_POSTGRES_LAYOUT, parsePostgresSettings } from "../../components/data/postgres/settings";
 import { ConfigError, parseInventory } from "../../config";
 import { loadVersions } from "../../config/versions";
 import { secretRef } from "../../components/lib/remote";
@@ -229,6 +232,90 @@ describe("the backup wrapper (scripts/pgbackrest/backup-run.sh)", () => {
   });
 });
 
+describe("the in-cluster restore (scripts/pgbackrest/restore-cluster.sh)", () => {
+  /** The rendered script with fakes: patronictl logs its arguments and stdin, the start commands log their call. */
+  function restoreHarness() {
+    const dir = tempDir("restore-cluster");
+    const configDir = path.join(dir, "config");
+    fs.mkdirSync(configDir);
+    fs.writeFileSync(path.join(configDir, "patroni.yml"), "scope: keybuzz-postgres\nbootstrap:\n  dcs: {ttl: 30}\n");
+    const dataDir = path.join(dir, "data");
+    const walDir = path.join(dir, "wal");
+    for (const sub of [dataDir, walDir]) fs.mkdirSync(sub);
+    fs.writeFileSync(path.join(dataDir, "PG_VERSION"), "16\n");
+    const calls = path.join(dir, "calls");
+    const log = (what: string) => `echo ${what} >>${calls}`;
+    const owner = `${process.getuid?.() ?? 0}:${process.getgid?.() ?? 0}`;
+    const script = renderRestoreClusterScript({
+      settings,
+      scope: "keybuzz-postgres",
+      paths: { configDir, dataDir, walDir },
+      owner,
+      pgbackrestConfig: "/etc/keybuzz/postgres/pgbackrest.conf",
+      commands: { patronictl: "patronictl", python: "python3", stop: log("stop"), start: log("start"), startRestore: log("start-restore") },
+    });
+    const fakes = { patronictl: `echo "patronictl $*" >>${calls}\ncat >>${calls}` };
+    return {
+      dir,
+      configDir,
+      dataDir,
+      walDir,
+      calls,
+      run: (...args: string[]) => runBash(`set -- ${args.map((arg) => `'${arg}'`).join(" ")}\n${script}`, fakes),
+    };
+  }
+
+  it("bootstrap: the DCS forgets the cluster, PGDATA and the WAL directory go aside, Patroni starts with the pgbackrest method to the target", () => {
+    const harness = restoreHarness();
+    const result = harness.run("bootstrap", "2026-12-01 12:00:00+00");
+    expect([result.status, result.stderr]).toEqual([0, ""]);
+    expect(fs.readFileSync(harness.calls, "utf8")).toBe(
+      `patronictl -c ${harness.configDir}/patroni.yml remove keybuzz-postgres\nkeybuzz-postgres\nYes I am aware\nstart-restore\n`,
+    );
+    expect(fs.readdirSync(harness.dataDir)).toEqual([]);
+    expect(fs.readdirSync(harness.walDir)).toEqual([]);
+    const aside = fs.readdirSync(harness.dir).filter((entry) => entry.includes(".before-restore."));
+    expect(aside.map((entry) => entry.split(".before-restore.")[0]).sort()).toEqual(["data", "wal"]);
+    const restore = yaml.load(fs.readFileSync(path.join(harness.configDir, "patroni-restore.yml"), "utf8")) as {
+      bootstrap: { method: string; dcs: unknown; pgbackrest: Record<string, unknown> };
+    };
+    expect(restore.bootstrap).toEqual({
+      dcs: { ttl: 30 },
+      method: "pgbackrest",
+      pgbackrest: {
+        command:
+          "pgbackrest --config=/etc/keybuzz/postgres/pgbackrest.conf --stanza=keybuzz --link-all --type=time --target='2026-12-01 12:00:00+00' --target-action=promote restore",
+        keep_existing_recovery_conf: true,
+        no_params: true,
+      },
+    });
+    expect(fs.statSync(path.join(harness.configDir, "patroni-restore.yml")).mode & 0o777).toBe(0o600);
+  });
+
+  it("latest replays the whole archive; rejoin only empties the node and starts it; an unknown command is refused", () => {
+    const latest = restoreHarness();
+    expect(latest.run("bootstrap", "latest").status).toBe(0);
+    const latestRestore = yaml.load(fs.readFileSync(path.join(latest.configDir, "patroni-restore.yml"), "utf8")) as {
+      bootstrap: { pgbackrest: { command: string } };
+    };
+    expect(latestRestore.bootstrap.pgbackrest.command).toMatch(/--link-all --type=default restore$/);
+    const rejoin = restoreHarness();
+    expect(rejoin.run("rejoin").status).toBe(0);
+    expect(fs.readFileSync(rejoin.calls, "utf8")).toBe("start\n");
+    expect(fs.readdirSync(rejoin.dataDir)).toEqual([]);
+    expect(restoreHarness().run("destroy").status).toBe(2);
+  });
+
+  it("in production drives the Patroni container: patronictl reads the answers on stdin, the restore container has the node step's options", () => {
+    const commands = productionRestoreClusterCommands("keybuzz/patroni:abc", DEFAULT_POSTGRES_LAYOUT.paths, 999, 4096);
+    expect(commands.patronictl).toBe(
+      "docker run --rm -i --network host --user 999:999 -v /etc/keybuzz/postgres:/etc/keybuzz/postgres:ro --entrypoint patronictl keybuzz/patroni:abc",
+    );
+    expect(commands.startRestore).toContain("--ulimit nofile=4096:4096 -v /opt/keybuzz/postgres:/opt/keybuzz/postgres");
+    expect(commands.startRestore).toMatch(/keybuzz\/patroni:abc \/etc\/keybuzz\/postgres\/patroni-restore\.yml >\/dev\/null$/);
+  });
+});
+
 describe("the program", () => {
   it("prod: pgBackRest on backup-01 and every DB node after the PostgreSQL verification, then stanza-create + check on backup-01", async () => {
     const run = await runProgram("prod");
@@ -238,6 +325,10 @@ describe("the program", () => {
       expect([name, step?.dependsOn]).toEqual([name, expect.arrayContaining(["db-master-01-postgres-verify", "backup-01-pgbackrest"])]);
       const files = run.steps.filter((planned) => planned.step === `${name}-pgbackrest`).flatMap((planned) => planned.files);
       expect(files.find((file) => file.path === "/etc/keybuzz/postgres/pgbackrest.conf")?.content).toContain(`tls-server-address=`);
+      // keybuzz-postgres-restore on every DB node, with the node's own layout.
+      expect(files.find((file) => file.path === "/usr/local/sbin/keybuzz-postgres-restore")?.content).toContain(
+        "KB_WAL_DIR='/opt/keybuzz/postgres/wal'",
+      );
     }
     expect(byName.get("backup-01-pgbackrest-verify")?.dependsOn).toEqual(
       expect.arrayContaining(["backup-01-pgbackrest", "db-master-01-pgbackrest", "db-slave-01-pgbackrest", "db-slave-02-pgbackrest"]),

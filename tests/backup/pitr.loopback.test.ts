@@ -1,8 +1,11 @@
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { renderRestoreClusterScript } from "../../components/backup/pgbackrest";
+import { PATRONI_SCOPE } from "../../components/data/postgres/settings";
 import { clusterForSuite } from "../support/loopback/suite";
-import { sleep } from "../support/loopback/supervisor";
-import { PgBackRestLoopback } from "./loopback";
+import { ownedFile, sleep, waitFor } from "../support/loopback/supervisor";
+import { asPostgres, PgBackRestLoopback } from "./loopback";
 
 /**
  * Issue 17, PostgreSQL: the loopback Patroni cluster archives through the rendered pgBackRest
@@ -13,6 +16,8 @@ import { PgBackRestLoopback } from "./loopback";
  */
 
 const TABLE = "kb_pitr_events";
+/** The PITR scenario's target and the ids acknowledged before and after it (the in-cluster restore reuses them). */
+const pitr: { target?: string; before: number[]; after: number[] } = { before: [], after: [] };
 
 /** Inserts rows one at a time on the leader (autocommit), returning the ids acknowledged. */
 async function writeRows(
@@ -69,6 +74,111 @@ describe("pgBackRest on loopback: WAL archiving, backup, point-in-time restore (
     expect(ids).toEqual(before.map((row) => row.id));
     expect(missing).toBe(0);
     expect(extra).toBe(0);
+    Object.assign(pitr, { target, before: before.map((row) => row.id), after: after.map((row) => row.id) });
+  });
+
+  it("in-cluster restore (keybuzz-postgres-restore): Patroni bootstraps from the repository to the target, the others clone it; every node has the rows before the target, none after", async () => {
+    const backups = live();
+    const { cluster } = backups;
+    expect(pitr.target).toBeDefined();
+    // The rendered script with the loopback's commands: patronictl and python3 of Debian's Patroni; stopping and starting
+    // Patroni is the harness's (its supervisor does what the production commands do to the `patroni` container).
+    const script = (name: string) => {
+      const layout = cluster.layouts[name];
+      return ownedFile(
+        path.join(backups.dir, `keybuzz-postgres-restore-${name}`),
+        renderRestoreClusterScript({
+          settings: backups.settings,
+          scope: PATRONI_SCOPE,
+          paths: layout.paths,
+          owner: "postgres:postgres",
+          pgbackrestConfig: backups.nodePaths[name].configFile,
+          commands: {
+            patronictl: "runuser -u postgres -- /usr/bin/patronictl",
+            python: "python3",
+            stop: "true",
+            start: "true",
+            startRestore: "true",
+          },
+        }),
+        "root",
+        0o755,
+      );
+    };
+    const run = (name: string, ...args: string[]) => {
+      const result = spawnSync(script(name), args, { encoding: "utf8", timeout: 120_000 });
+      if (result.status !== 0) throw new Error(`keybuzz-postgres-restore ${args.join(" ")} on ${name}: ${result.stdout}\n${result.stderr}`);
+      return result.stdout;
+    };
+    const startPatroni = (name: string, configFile: string) => {
+      const { paths } = cluster.layouts[name];
+      cluster.supervisor.start({
+        name: `${name}-patroni`,
+        command: "/usr/bin/patroni",
+        args: [path.join(paths.configDir, configFile)],
+        user: "postgres",
+        cwd: paths.volumeMount,
+        env: { HOME: paths.volumeMount },
+        logFile: cluster.logFile(`${name}-patroni`),
+      });
+    };
+    const [first, ...others] = cluster.nodes;
+    // 1. every node: stop (Patroni stops PostgreSQL cleanly and gives up the leader key).
+    await Promise.all(cluster.nodes.map((node) => cluster.supervisor.stop(`${node.name}-patroni`, "SIGTERM", 60_000)));
+    const startedAt = Date.now();
+    // 2. the bootstrap node: the DCS forgets the cluster, PGDATA aside, Patroni with the pgbackrest bootstrap method.
+    run(first.name, "bootstrap", pitr.target ?? "");
+    startPatroni(first.name, "patroni-restore.yml");
+    await waitFor(
+      `${first.name} to restore, recover to the target and lead`,
+      async () => {
+        try {
+          const members = await cluster.members([first]);
+          return members.some((member) => member.name === first.name && member.role === "leader" && member.state === "running");
+        } catch {
+          return false;
+        }
+      },
+      300_000,
+      500,
+    ).catch((error: unknown) => {
+      throw new Error(`${error instanceof Error ? error.message : String(error)}\n${cluster.supervisor.log(`${first.name}-patroni`)}`);
+    });
+    const leaderSeconds = (Date.now() - startedAt) / 1000;
+    // 3. each other node: PGDATA aside, Patroni clones the restored leader.
+    for (const node of others) {
+      run(node.name, "rejoin");
+      startPatroni(node.name, "patroni.yml");
+    }
+    await cluster.waitHealthy(300_000);
+    const clusterSeconds = (Date.now() - startedAt) / 1000;
+    // 4. `pulumi up` puts patroni.yml back on the bootstrap node (the harness restarts it with its rendered file).
+    await cluster.supervisor.stop(`${first.name}-patroni`, "SIGTERM", 60_000);
+    startPatroni(first.name, "patroni.yml");
+    const leader = await cluster.waitHealthy(300_000);
+    for (const node of cluster.nodes) {
+      await waitFor(
+        `${node.name} to have the restored table`,
+        async () => {
+          try {
+            await cluster.sql(node, `SELECT 1 FROM ${TABLE} LIMIT 1`);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        60_000,
+        500,
+      );
+      const ids = (await cluster.sql<{ id: number }>(node, `SELECT id FROM ${TABLE} ORDER BY id`)).map((row) => row.id);
+      expect([node.name, ids]).toEqual([node.name, pitr.before]);
+      expect(ids.filter((id) => pitr.after.includes(id))).toEqual([]);
+    }
+    console.log(
+      `pgbackrest in-cluster restore to ${pitr.target}: ${first.name} restored and leading in ${leaderSeconds.toFixed(1)} s, the whole cluster streaming in ${clusterSeconds.toFixed(1)} s; rows before the target on each of ${cluster.nodes.length} nodes: ${pitr.before.length}, rows after it: 0; leader now ${leader.name}`,
+    );
+    // The restored cluster archives again (a new timeline) for the next scenario.
+    asPostgres("/usr/bin/pgbackrest", [`--config=${backups.repoPaths.configFile}`, `--stanza=${backups.settings.stanza}`, "check"]);
   });
 
   it("RPO: every node lost at once while a client writes; the repository restored to 'latest' loses at most archive_timeout of writes", async () => {

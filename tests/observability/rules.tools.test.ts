@@ -13,7 +13,7 @@ import { requireTool, run, tempDir } from "../support/tools";
  */
 
 const settings = parseMonitoringSettings(undefined);
-const context = { postgresSynchronousMode: true, proxysqlWriterHostgroup: 10, backedUpSystems: ["postgres", "galera"] };
+const context = { postgresSynchronousMode: true, proxysqlWriterHostgroup: 10, backedUpSystems: ["postgres", "galera", "etcd"] };
 const groups = renderAlertRuleGroups(settings, context);
 const rulesByName = new Map<string, AlertRule>(groups.flatMap((group) => group.rules.map((rule) => [rule.alert, rule] as const)));
 
@@ -57,7 +57,7 @@ const fs1 = { ...target("node", "postgres", "db-01"), device: "/dev/sdb", fstype
 const tmpfs = { ...target("node", "postgres", "db-01"), device: "tmpfs", fstype: "tmpfs", mountpoint: "/run" };
 const redisInfo = (n: number, role: string) => ({ ...redis(n), role, redis_version: "7.2.16", redis_mode: "standalone" });
 const proxysql = target("proxysql", "proxysql", "proxysql-01");
-/** backup-01's node_exporter: one textfile series per system and type (scripts/pgbackrest/backup-run.sh, scripts/galera-backup/receive.sh). */
+/** backup-01's node_exporter: one textfile series per system and type (scripts/pgbackrest/backup-run.sh, scripts/galera-backup/receive.sh, scripts/backup/etcd-snapshot.sh). */
 const backup = (system: string, type: string) => ({ ...target("node", "backup", "backup-01"), system, type });
 
 const cases: Case[] = [
@@ -68,6 +68,8 @@ const cases: Case[] = [
       // Sample values are the success time (Unix seconds of the test clock): PostgreSQL's advances, Galera's stays at 0.
       series("keybuzz_backup_last_success_timestamp_seconds", backup("postgres", "diff"), "0+240x420"),
       series("keybuzz_backup_last_success_timestamp_seconds", backup("galera", "full"), "0x420"),
+      series("keybuzz_backup_last_success_timestamp_seconds", backup("etcd", "patroni"), "0+240x420"),
+      series("keybuzz_backup_last_success_timestamp_seconds", backup("etcd", "kubernetes"), "0+240x420"),
     ],
     expect: [
       { at: "25h", alert: "BackupTooOld", fired: [] },
@@ -76,9 +78,27 @@ const cases: Case[] = [
     ],
   },
   {
+    name: "Kubernetes' etcd snapshots stop while Patroni's stay fresh: each etcd cluster is its own backup",
+    interval: "4m",
+    input: [
+      series("keybuzz_backup_last_success_timestamp_seconds", backup("postgres", "diff"), "0+240x420"),
+      series("keybuzz_backup_last_success_timestamp_seconds", backup("galera", "full"), "0+240x420"),
+      series("keybuzz_backup_last_success_timestamp_seconds", backup("etcd", "patroni"), "0+240x420"),
+      series("keybuzz_backup_last_success_timestamp_seconds", backup("etcd", "kubernetes"), "0x420"),
+    ],
+    expect: [
+      { at: "25h", alert: "BackupTooOld", fired: [] },
+      { at: "27h", alert: "BackupTooOld", fired: [{ system: "etcd", type: "kubernetes" }] },
+      { at: "27h", alert: "BackupNeverSucceeded", fired: [] },
+    ],
+  },
+  {
     name: "no Galera backup was ever recorded",
     interval: "4m",
-    input: [series("keybuzz_backup_last_success_timestamp_seconds", backup("postgres", "full"), "0+240x420")],
+    input: [
+      series("keybuzz_backup_last_success_timestamp_seconds", backup("postgres", "full"), "0+240x420"),
+      series("keybuzz_backup_last_success_timestamp_seconds", backup("etcd", "patroni"), "0+240x420"),
+    ],
     expect: [
       { at: "25h", alert: "BackupNeverSucceeded", fired: [] },
       { at: "27h", alert: "BackupNeverSucceeded", fired: [{ system: "galera" }] },
@@ -538,6 +558,8 @@ const healthyPlatform: Case = {
     ]),
     series("keybuzz_backup_last_success_timestamp_seconds", backup("postgres", "diff"), "0x40"),
     series("keybuzz_backup_last_success_timestamp_seconds", backup("galera", "full"), "0x40"),
+    series("keybuzz_backup_last_success_timestamp_seconds", backup("etcd", "patroni"), "0x40"),
+    series("keybuzz_backup_last_success_timestamp_seconds", backup("etcd", "kubernetes"), "0x40"),
     ...[1, 2, 3].map((n) => series("pg_stat_archiver_failed_count", pg(n), "2x40")),
     series("up", proxysql, "1x40"),
     series("proxysql_uptime_seconds_total", proxysql, "0+60x40"),

@@ -1,1 +1,3 @@
+export * from "./component";
 export * from "./render";
+export * from "./settings";

@@ -1,10 +1,65 @@
+import * as path from "path";
+import type { ClusterNode } from "../../../config";
+import { imagePull, renderImagePull } from "../../lib/container";
 import { stepBody } from "../../lib/scripts";
+import { TEXTFILE_DIR } from "../../observability/exporters/render";
+import { EtcdBackupSettings } from "./settings";
 
 /**
- * etcd snapshots (Patroni's etcd on the DB nodes, Kubernetes' on the control planes) to backup-01:
- * pure renders of the snapshot and restore scripts (scripts/backup/). Not wired into the program
- * yet (docs/backups.md, Status); tests/backup/etcd.loopback.test.ts proves them on a loopback etcd.
+ * etcd snapshots (Patroni's etcd on the DB nodes, Kubernetes' on the control planes) to backup-01
+ * (docs/backups.md): pure renders of the snapshot and restore scripts (scripts/backup/), the
+ * systemd units that schedule the snapshots and backup-01's step. tests/backup/etcd.loopback.test.ts
+ * proves the scripts on a loopback etcd.
  */
+
+/** The two etcd clusters: the name in the snapshot files, the units and the metric's `type`. */
+export type EtcdClusterName = "patroni" | "kubernetes";
+
+/** Paths on backup-01. */
+export interface EtcdBackupPaths {
+  /** The snapshots (`<cluster>-<UTC time>.db`), root only. */
+  readonly snapshotDir: string;
+  /** Per cluster, its CA and backup-01's client pair (`<dir>/<cluster>/{ca.crt,client.crt,client.key}`). */
+  readonly tlsDir: string;
+}
+
+/** Production paths on backup-01. */
+export const DEFAULT_ETCD_BACKUP_PATHS: EtcdBackupPaths = {
+  snapshotDir: "/var/lib/keybuzz/etcd-backups",
+  tlsDir: "/etc/keybuzz/etcd-backup",
+};
+
+/** A cluster's TLS files on backup-01. */
+export function etcdBackupTls(cluster: EtcdClusterName, paths: EtcdBackupPaths = DEFAULT_ETCD_BACKUP_PATHS): EtcdSnapshotInput["tls"] {
+  const dir = path.posix.join(paths.tlsDir, cluster);
+  return { ca: path.posix.join(dir, "ca.crt"), cert: path.posix.join(dir, "client.crt"), key: path.posix.join(dir, "client.key") };
+}
+
+/** The systemd unit (service and timer) of a cluster's snapshot. */
+export function etcdSnapshotUnit(cluster: EtcdClusterName): string {
+  return `keybuzz-etcd-snapshot-${cluster}`;
+}
+
+/** The installed snapshot script of a cluster. */
+export function etcdSnapshotScriptPath(cluster: EtcdClusterName): string {
+  return `/usr/local/sbin/${etcdSnapshotUnit(cluster)}`;
+}
+
+/**
+ * The etcdctl command on backup-01: a one-off container of the pinned etcd image (its Dockerfile
+ * installs etcdctl in /usr/local/bin and sets no ENTRYPOINT: etcd-io/etcd v3.5.33
+ * Dockerfile-release.amd64), on the host network, with the TLS directory read-only and the snapshot
+ * directory at the same paths as on the host.
+ */
+export function productionEtcdctl(image: string, paths: EtcdBackupPaths = DEFAULT_ETCD_BACKUP_PATHS): string {
+  return [
+    "docker run --rm --network host",
+    `-v ${paths.tlsDir}:${paths.tlsDir}:ro`,
+    `-v ${paths.snapshotDir}:${paths.snapshotDir}`,
+    imagePull(image).run,
+    "/usr/local/bin/etcdctl",
+  ].join(" ");
+}
 
 /** What the snapshot script reads. */
 export interface EtcdSnapshotInput {
@@ -19,6 +74,8 @@ export interface EtcdSnapshotInput {
   readonly keep: number;
   /** node_exporter's textfile collector directory (optional). */
   readonly textfileDir?: string;
+  /** The etcdctl command ({@link productionEtcdctl} on backup-01); default `etcdctl` (the loopback tests' Debian package). */
+  readonly etcdctl?: string;
 }
 
 /** The installed snapshot script (`#!/bin/bash`, variables baked in). */
@@ -34,6 +91,7 @@ export function renderEtcdSnapshotScript(input: EtcdSnapshotInput): string {
       KB_SNAPSHOT_DIR: input.snapshotDir,
       KB_KEEP: input.keep,
       KB_TEXTFILE_DIR: input.textfileDir ?? "",
+      KB_ETCDCTL: input.etcdctl ?? "etcdctl",
     },
   });
 }
@@ -61,4 +119,89 @@ export function renderEtcdRestoreScript(input: EtcdRestoreInput): string {
       KB_DATA_DIR: input.dataDir,
     },
   });
+}
+
+/** The snapshot's systemd units of a cluster: a oneshot service (never twice at once) and its timer. */
+export function renderEtcdSnapshotUnits(cluster: EtcdClusterName, settings: EtcdBackupSettings): Record<string, string> {
+  const unit = etcdSnapshotUnit(cluster);
+  return {
+    [`${unit}.service`]: [
+      "[Unit]",
+      `Description=KeyBuzz etcd snapshot of the ${cluster} cluster to backup-01`,
+      "After=network-online.target docker.service",
+      "",
+      "[Service]",
+      "Type=oneshot",
+      `ExecStart=${etcdSnapshotScriptPath(cluster)}`,
+      "",
+    ].join("\n"),
+    [`${unit}.timer`]: [
+      "[Unit]",
+      `Description=KeyBuzz etcd snapshot schedule (${cluster})`,
+      "",
+      "[Timer]",
+      `OnCalendar=${settings.schedule}`,
+      "Persistent=true",
+      "RandomizedDelaySec=60",
+      "",
+      "[Install]",
+      "WantedBy=timers.target",
+      "",
+    ].join("\n"),
+  };
+}
+
+/** A cluster as backup-01's snapshot sees it. */
+export interface EtcdBackupCluster {
+  readonly name: EtcdClusterName;
+  /** Its members (client URLs `https://<address>:<clientPort>`, in inventory order). */
+  readonly members: readonly ClusterNode[];
+  readonly clientPort: number;
+}
+
+/** The installed snapshot script of one cluster on backup-01. */
+export function renderClusterSnapshotScript(
+  cluster: EtcdBackupCluster,
+  settings: EtcdBackupSettings,
+  image: string,
+  paths: EtcdBackupPaths = DEFAULT_ETCD_BACKUP_PATHS,
+): string {
+  return renderEtcdSnapshotScript({
+    cluster: cluster.name,
+    endpoints: cluster.members.map((node) => `https://${node.address}:${cluster.clientPort}`),
+    tls: etcdBackupTls(cluster.name, paths),
+    snapshotDir: paths.snapshotDir,
+    keep: settings.keep,
+    textfileDir: TEXTFILE_DIR,
+    etcdctl: productionEtcdctl(image, paths),
+  });
+}
+
+/**
+ * Body of backup-01's step (scripts/backup/etcd-backup-step.sh): the directories, the pinned etcd
+ * image, the timers, and one snapshot of each cluster now: the module's verification (it also
+ * records the first success metric, so BackupTooOld watches each cluster from the deploy on).
+ */
+export function renderEtcdBackupStepBody(
+  clusters: readonly EtcdClusterName[],
+  image: string,
+  paths: EtcdBackupPaths = DEFAULT_ETCD_BACKUP_PATHS,
+): string {
+  return stepBody("backup", ["etcd-backup-step.sh"], {
+    prefix: [renderImagePull(image)],
+    variables: {
+      KB_SNAPSHOT_DIR: paths.snapshotDir,
+      KB_TLS_DIR: paths.tlsDir,
+      KB_TEXTFILE_DIR: TEXTFILE_DIR,
+      KB_UNITS: clusters.map(etcdSnapshotUnit).join(" "),
+    },
+  });
+}
+
+/**
+ * The PEM certificates of a text, in order (the k8s etcd client step prints backup-01's
+ * certificate, then kubeadm's etcd CA). Empty text (the mock engine's stdout) gives none.
+ */
+export function pemCertificates(text: string): string[] {
+  return [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)].map((match) => `${match[0]}\n`);
 }

@@ -3,8 +3,10 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as path from "path";
 import { clusterNodes } from "../../../config";
+import { CONTAINER_NOFILE } from "../../lib/container";
 import { ModuleArgs, ModuleOutputs, waitsFor } from "../../lib/contract";
 import { Host, HostFile, remoteStep, secretRef, sha256 } from "../../lib/remote";
+import { PATRONI_SCOPE } from "../../data/postgres/settings";
 import { NodeCertificate } from "../../security/pki";
 import {
   BACKUP_RUN_PATH,
@@ -12,6 +14,7 @@ import {
   DEFAULT_DB_NODE_PATHS,
   DEFAULT_REPO_HOST_PATHS,
   PGBACKREST_SECRET_KEYS,
+  productionRestoreClusterCommands,
   renderBackupRunScript,
   renderDbNodeConfig,
   renderDbNodeServerUnit,
@@ -19,7 +22,9 @@ import {
   renderRepoHostConfig,
   renderRepoHostStepBody,
   renderRepoHostUnits,
+  renderRestoreClusterScript,
   renderVerifyStepBody,
+  RESTORE_CLUSTER_PATH,
 } from "./render";
 import { PgBackRestSettings } from "./settings";
 
@@ -41,8 +46,8 @@ export interface PgBackRestArgs extends ModuleArgs<PgBackRestSettings, PgBackRes
   readonly patroniImageTag: string;
   /** The postgres uid of the Patroni image (`POSTGRES_UID`). */
   readonly postgresUid: number;
-  /** The PostgreSQL module's data volume mount and config directory on the DB nodes (its `DEFAULT_POSTGRES_LAYOUT`). */
-  readonly postgresPaths: { readonly volumeMount: string; readonly configDir: string };
+  /** The PostgreSQL module's data volume mount, config directory, PGDATA and WAL directory on the DB nodes (its `DEFAULT_POSTGRES_LAYOUT`). */
+  readonly postgresPaths: { readonly volumeMount: string; readonly configDir: string; readonly dataDir: string; readonly walDir: string };
 }
 
 /**
@@ -126,7 +131,15 @@ export class PgBackRest extends pulumi.ComponentResource implements ModuleOutput
       { parent: this, dependsOn: waitsFor(args.after, repoHost.name) },
     );
 
-    // 2. Every DB node: pgbackrest.conf for archive_command and its TLS server.
+    // 2. Every DB node: pgbackrest.conf for archive_command, its TLS server, and the in-cluster restore script.
+    const restoreClusterScript = renderRestoreClusterScript({
+      settings,
+      scope: PATRONI_SCOPE,
+      paths: args.postgresPaths,
+      owner: `${args.postgresUid}:${args.postgresUid}`,
+      pgbackrestConfig: dbPaths.configFile,
+      commands: productionRestoreClusterCommands(args.patroniImageTag, args.postgresPaths, args.postgresUid, CONTAINER_NOFILE.patroni),
+    });
     const nodeSteps = dbHosts.map((host, index) => {
       const node = members[index];
       return remoteStep(
@@ -150,6 +163,7 @@ export class PgBackRest extends pulumi.ComponentResource implements ModuleOutput
                 args.postgresUid,
               ),
             },
+            { path: RESTORE_CLUSTER_PATH, content: restoreClusterScript, mode: "0755" },
           ],
           script: renderDbNodeStepBody(node, settings, args.patroniImageTag, args.postgresUid, dbPaths),
           // The TLS files are the Patroni node's own (same paths, written by the PostgreSQL module).

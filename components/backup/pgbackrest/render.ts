@@ -468,3 +468,83 @@ export function renderVerifyStepBody(settings: PgBackRestSettings, paths: RepoHo
     },
   });
 }
+
+/** Where every DB node gets keybuzz-postgres-restore. */
+export const RESTORE_CLUSTER_PATH = "/usr/local/sbin/keybuzz-postgres-restore";
+
+/** The commands keybuzz-postgres-restore runs on a DB node (production: the Patroni container). */
+export interface RestoreClusterCommands {
+  /** patronictl (command words; it reads its config file at the host's path). */
+  readonly patronictl: string;
+  /** python3 with PyYAML, reading its script on stdin, the config directory writable at the host's path. */
+  readonly python: string;
+  /** Stops Patroni (and so PostgreSQL, cleanly). */
+  readonly stop: string;
+  /** Starts Patroni with patroni.yml again. */
+  readonly start: string;
+  /** Starts Patroni with patroni-restore.yml (the custom bootstrap). */
+  readonly startRestore: string;
+}
+
+/**
+ * Production commands: one-off containers of the node's Patroni image for patronictl and python3,
+ * and the `patroni` container of the PostgreSQL module's node step (scripts/postgres/patroni-lib.sh,
+ * `patroni_recreate`: same options), started with patroni-restore.yml as its argument (the image's
+ * ENTRYPOINT is patroni, scripts/patroni/Dockerfile). The next `pulumi up` sees another spec label
+ * and recreates it with patroni.yml.
+ */
+export function productionRestoreClusterCommands(
+  imageTag: string,
+  paths: { readonly volumeMount: string; readonly configDir: string },
+  postgresUid: number,
+  nofile: number,
+): RestoreClusterCommands {
+  const config = `-v ${paths.configDir}:${paths.configDir}`;
+  return {
+    patronictl: `docker run --rm -i --network host --user ${postgresUid}:${postgresUid} ${config}:ro --entrypoint patronictl ${imageTag}`,
+    python: `docker run --rm -i --user 0 ${config} --entrypoint python3 ${imageTag}`,
+    stop: "docker stop -t 120 patroni",
+    start: "docker start patroni",
+    startRestore: [
+      "docker rm -f -v patroni >/dev/null &&",
+      "docker run -d --name patroni --network host --restart unless-stopped --shm-size 1g --stop-timeout 120",
+      `--log-opt max-size=50m --log-opt max-file=5 --ulimit nofile=${nofile}:${nofile}`,
+      `-v ${paths.volumeMount}:${paths.volumeMount} ${config}:ro ${imageTag} ${path.posix.join(paths.configDir, "patroni-restore.yml")} >/dev/null`,
+    ].join(" "),
+  };
+}
+
+/** Inputs of {@link renderRestoreClusterScript}. */
+export interface RestoreClusterInput {
+  readonly settings: PgBackRestSettings;
+  /** Patroni's scope (`PATRONI_SCOPE`). */
+  readonly scope: string;
+  /** The PostgreSQL module's paths on the node: patroni.yml's directory, PGDATA, the WAL directory. */
+  readonly paths: { readonly configDir: string; readonly dataDir: string; readonly walDir: string };
+  /** `uid:gid` of PostgreSQL's files. */
+  readonly owner: string;
+  /** The node's pgbackrest.conf. */
+  readonly pgbackrestConfig: string;
+  readonly commands: RestoreClusterCommands;
+}
+
+/** keybuzz-postgres-restore (scripts/pgbackrest/restore-cluster.sh), the in-cluster restore of a DB node. */
+export function renderRestoreClusterScript(input: RestoreClusterInput): string {
+  return stepBody("pgbackrest", ["restore-cluster.sh"], {
+    prefix: ["#!/bin/bash", "set -euo pipefail"],
+    variables: {
+      KB_CONFIG_DIR: input.paths.configDir,
+      KB_DATA_DIR: input.paths.dataDir,
+      KB_WAL_DIR: input.paths.walDir,
+      KB_OWNER: input.owner,
+      KB_PGBACKREST_CONFIG: input.pgbackrestConfig,
+      KB_STANZA: input.settings.stanza,
+      KB_SCOPE: input.scope,
+      KB_PATRONICTL: input.commands.patronictl,
+      KB_PYTHON: input.commands.python,
+      KB_STOP: input.commands.stop,
+      KB_START: input.commands.start,
+      KB_START_RESTORE: input.commands.startRestore,
+    },
+  });
+}

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ConfigError, formatZodError } from "../../../config/errors";
+import { etcdBackupSchema } from "../etcd/settings";
 import { galeraBackupSchema } from "../galera/settings";
 import { onCalendar } from "../schedule";
 
@@ -62,6 +63,8 @@ export const backupSettingsSchema = z.strictObject({
   postgres: postgresBackupSchema.default(postgresBackupSchema.parse({})),
   /** MariaDB Galera (mariadb-backup from one node to backup-01): components/backup/galera. */
   galera: galeraBackupSchema.default(galeraBackupSchema.parse({})),
+  /** etcd snapshots of Patroni's and Kubernetes' etcd to backup-01: components/backup/etcd. */
+  etcd: etcdBackupSchema.default(etcdBackupSchema.parse({})),
 });
 
 /** Validated `keybuzz:backup`. */

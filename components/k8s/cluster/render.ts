@@ -29,6 +29,8 @@ export const K8S_APT_KEY_FINGERPRINT = "DE15B14486CD377B9E876E1A234654DA9A296436
 export const K8S_APT_KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
 /** kubeadm's root directory on a node: admin.conf, manifests/, pki/. */
 export const KUBERNETES_DIR = "/etc/kubernetes";
+/** etcd's client port (kubeadm's constants.EtcdListenClientPort): it listens on 127.0.0.1 and the private IP (etcd/local.go). */
+export const ETCD_CLIENT_PORT = 2379;
 /** etcd's peer port (kubeadm's constants.EtcdListenPeerPort): a member's peer URL is `https://<private IP>:2380`. */
 export const ETCD_PEER_PORT = 2380;
 /** etcd's metrics port (kubeadm's constants.EtcdMetricsPort; its probes use it on 127.0.0.1). */
@@ -350,6 +352,21 @@ export function renderJoinCredentialsScript(node: ServerSpec, controlPlane: bool
 /** Reads admin.conf for the provider, changing nothing (the step's stdout is the kubeconfig). */
 export function renderAdminConfScript(): string {
   return script("admin-conf.sh", { KB_ADMIN_CONF: `${KUBERNETES_DIR}/admin.conf` });
+}
+
+/**
+ * Signs the certificate request at `csrPath` with kubeadm's etcd CA (`etcd/ca.crt`, `etcd/ca.key`
+ * under the certificates directory: kubeadm's constants.EtcdCACertName/EtcdCAKeyName), a client
+ * certificate valid `days` days; the step's stdout is that certificate, then the etcd CA
+ * (scripts/k8s/etcd-client-cert.sh). Changes nothing on the node. Used by components/backup/etcd.
+ */
+export function renderEtcdClientCertScript(csrPath: string, days: number): string {
+  return script("etcd-client-cert.sh", {
+    KB_CA_CERT: `${KUBERNETES_DIR}/pki/etcd/ca.crt`,
+    KB_CA_KEY: `${KUBERNETES_DIR}/pki/etcd/ca.key`,
+    KB_CSR: csrPath,
+    KB_DAYS: String(days),
+  });
 }
 
 /**

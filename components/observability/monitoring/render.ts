@@ -49,7 +49,13 @@ export const CERTIFICATE_EXPIRY_METRIC = "keybuzz_certificate_expiry_timestamp_s
  */
 export const BACKUP_SUCCESS_METRIC = "keybuzz_backup_last_success_timestamp_seconds";
 /** The systems backed up to backup-01 when the stack has one (docs/backups.md); each writes {@link BACKUP_SUCCESS_METRIC}. */
-export const BACKED_UP_SYSTEMS = ["postgres", "galera"] as const;
+export const BACKED_UP_SYSTEMS = ["postgres", "galera", "etcd"] as const;
+/**
+ * The systems whose `type` label names a separate backup with its own schedule (etcd: one per
+ * cluster, `patroni` and `kubernetes`), so each type must be fresh; a PostgreSQL full or
+ * differential backup both count as its newest backup.
+ */
+const BACKUP_TYPES_SEPARATE = ["etcd"];
 
 /** Alert severity: `critical` pages (service down or about to be), `warning` is for working hours. */
 export type Severity = "critical" | "warning";
@@ -597,6 +603,17 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
 }
 
 /**
+ * The age, seconds, of each system's newest successful backup: by system, and by system and type
+ * for the systems of {@link BACKUP_TYPES_SEPARATE}. Pure.
+ */
+function newestBackupAge(systems: readonly string[]): string[] {
+  const bySystem = systems.filter((system) => !BACKUP_TYPES_SEPARATE.includes(system));
+  const byType = systems.filter((system) => BACKUP_TYPES_SEPARATE.includes(system));
+  const age = (by: string, names: readonly string[]) => `time() - max by (${by}) (${BACKUP_SUCCESS_METRIC}{system=~"${names.join("|")}"})`;
+  return [...(bySystem.length > 0 ? [age("system", bySystem)] : []), ...(byType.length > 0 ? [age("system, type", byType)] : [])];
+}
+
+/**
  * The backups' rules (issue 17 item 6), when `systems` is not empty: a system's newest successful
  * backup is older than its daily schedule allows, or none was ever recorded; PostgreSQL's
  * archive_command fails (postgres_exporter's `pg_stat_archiver_failed_count`, the counter of
@@ -605,7 +622,6 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
 function backupRuleGroups(s: MonitoringSettings, systems: readonly string[]): AlertRuleGroup[] {
   if (systems.length === 0) return [];
   const maxAge = s.backupMaxAgeHours;
-  const selector = `system=~"${systems.join("|")}"`;
   return [
     {
       name: "keybuzz-backups",
@@ -613,11 +629,13 @@ function backupRuleGroups(s: MonitoringSettings, systems: readonly string[]): Al
         rule(
           "BackupTooOld",
           "critical",
-          `time() - max by (system) (${BACKUP_SUCCESS_METRIC}{${selector}}) > ${maxAge} * 3600`,
+          newestBackupAge(systems)
+            .map((age) => `${age} > ${maxAge} * 3600`)
+            .join(" or "),
           "15m",
           `The newest successful backup of a system is older than ${maxAge} h (its schedule is daily).`,
           "A restore would lose everything written since that backup (PostgreSQL: back to its WAL archive, which may still be current).",
-          "On backup-01 (PostgreSQL) or the Galera backup node: `systemctl status` and `journalctl -u` of the backup's service (docs/backups.md), then run it by hand.",
+          "On backup-01 (PostgreSQL; etcd: `keybuzz-etcd-snapshot-<type>`) or the Galera backup node: `systemctl status` and `journalctl -u` of the backup's service (docs/backups.md), then run it by hand.",
         ),
         rule(
           "BackupNeverSucceeded",
