@@ -59,7 +59,8 @@ export interface MinioClusterArgs extends ModuleArgs<MinioSettings, MinioSecrets
 /**
  * MinIO distributed on the minio group (`keybuzz:data:MinioCluster`). Each node mounts its data
  * volume, then the node steps run one after the other (a restart waits for the cluster's write
- * quorum before the next node moves); the bucket step on the first node creates the application's
+ * quorum before the next node moves; a new image is only pulled there), then the binary steps run
+ * on every node at once and restart the nodes whose image changed together; the bucket step on the first node creates the application's
  * bucket, policy and user; the verification step then requires `/minio/health/cluster` = 200 on
  * every node. Its HAProxy contribution is the S3 listener behind the internal load balancer (the
  * HA S3 endpoint) and the end-to-end check through it.
