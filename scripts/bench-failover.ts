@@ -6,6 +6,7 @@ import { mariadbServerVersion, renderProxySqlCnf } from "../components/data/prox
 import { SENTINEL_PROFILES } from "../components/data/redis";
 import { GaleraLoopbackCluster } from "../tests/galera/loopback";
 import { PostgresLoopbackCluster } from "../tests/postgres/loopback";
+import { RabbitMqLoopbackCluster, ReplaceNodeResult } from "../tests/rabbitmq/loopback";
 import { RedisLoopbackCluster } from "../tests/redis/loopback";
 import { FailoverResult, StallResult } from "../tests/support/loopback/failover";
 import { reapLoopbackDaemons } from "../tests/support/loopback/reaper";
@@ -54,6 +55,10 @@ class ClusterPool {
     return this.get("galera", () => GaleraLoopbackCluster.start());
   }
 
+  rabbitmq(): Promise<RabbitMqLoopbackCluster> {
+    return this.get("rabbitmq", () => RabbitMqLoopbackCluster.start());
+  }
+
   async stop(): Promise<void> {
     const current = this.current;
     this.current = undefined;
@@ -70,10 +75,15 @@ class ClusterPool {
   }
 }
 
-/** One system of the benchmark: a failover (how long until writes resume) or a stall (no failover may follow). */
+/**
+ * One system of the benchmark: a failover (how long until writes resume), a stall (no failover may
+ * follow) or a node replacement (issue 15: killed, wiped, brought back by its step; its results are
+ * printed as they are, in the JSON's `runs`).
+ */
 type BenchSystem =
   | { readonly kind: "failover"; run(pool: ClusterPool): Promise<FailoverResult> }
-  | { readonly kind: "stall"; run(pool: ClusterPool): Promise<StallResult> };
+  | { readonly kind: "stall"; run(pool: ClusterPool): Promise<StallResult> }
+  | { readonly kind: "replace-node"; run(pool: ClusterPool): Promise<ReplaceNodeResult> };
 
 /** Stall lengths of issue 18: the leader node or the etcd leader 3 s, the Redis master 1.5 s. */
 const POSTGRES_STALL_SECONDS = 3;
@@ -87,6 +97,7 @@ const SYSTEMS: Readonly<Record<string, BenchSystem>> = {
   "postgres-node-stall": { kind: "stall", run: async (pool) => (await pool.postgres()).leaderNodeStall(POSTGRES_STALL_SECONDS) },
   "postgres-etcd-stall": { kind: "stall", run: async (pool) => (await pool.postgres()).etcdLeaderStall(POSTGRES_STALL_SECONDS) },
   galera: { kind: "failover", run: async (pool) => (await pool.galera()).failover() },
+  "rabbitmq-replace-node": { kind: "replace-node", run: async (pool) => (await pool.rabbitmq()).replaceNode() },
 };
 
 /** Summary of one failover system's runs. */
@@ -382,15 +393,15 @@ async function main(): Promise<void> {
   });
   const summaries: BenchSummary[] = [];
   const stalls: StallSummary[] = [];
-  const details: Record<string, (FailoverResult | StallResult)[]> = {};
+  const details: Record<string, (FailoverResult | StallResult | ReplaceNodeResult)[]> = {};
   // Systems of one cluster run back to back, so each cluster starts once.
-  const order = ["redis", "postgres", "galera"];
+  const order = ["redis", "postgres", "galera", "rabbitmq"];
   const systems = [...argv.systems].sort(
     (a, b) => order.findIndex((kind) => a.startsWith(kind)) - order.findIndex((kind) => b.startsWith(kind)),
   );
   try {
     for (const system of systems) {
-      const results: (FailoverResult | StallResult)[] = (details[system] = []);
+      const results: (FailoverResult | StallResult | ReplaceNodeResult)[] = (details[system] = []);
       for (let run = 1; run <= argv.runs; run++) {
         const result = await SYSTEMS[system].run(pool);
         const figure =
@@ -401,7 +412,7 @@ async function main(): Promise<void> {
         results.push(result);
       }
       if (SYSTEMS[system].kind === "failover") summaries.push(summarize(system, results as FailoverResult[]));
-      else stalls.push(summarizeStalls(system, results as StallResult[]));
+      else if (SYSTEMS[system].kind === "stall") stalls.push(summarizeStalls(system, results as StallResult[]));
     }
   } finally {
     await pool.stop();
@@ -416,7 +427,7 @@ async function main(): Promise<void> {
     if (summaries.length > 0) console.log(formatTable(summaries));
     if (stalls.length > 0) console.log(`\n${formatStallTable(stalls)}`);
     if (throughProxySql) console.log(`\n${formatGaleraThroughProxySql(throughProxySql)}`);
-    if (summaries.length + stalls.length > 0) {
+    if (Object.values(details).some((results) => results.length > 0)) {
       console.log(
         JSON.stringify({ settings: pool.settings, summaries, stalls, galeraThroughProxySql: throughProxySql, runs: details }, null, 2),
       );

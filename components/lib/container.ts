@@ -123,6 +123,17 @@ export function renderLockedImagePull(image: string): string {
 }
 
 /**
+ * Bash that defines `kb_<name>_pull` for one container: makes its image present
+ * ({@link renderImagePull}) without touching the container, for a step that compares the image it
+ * runs with the wanted one before it decides when to restart (MinIO's binary change). Pure.
+ */
+export function renderContainerPullFunction(spec: Pick<ContainerSpec, "name" | "image">): string {
+  return `kb_${spec.name.replace(/-/g, "_")}_pull() {
+  ${renderImagePull(spec.image).replace(/\n/g, "\n  ")}
+}`;
+}
+
+/**
  * The `keybuzz.spec` label value of a container: sha256 of its image (with the locked digest, so a
  * new digest recreates the container), options, limits and command. Pure.
  */

@@ -267,8 +267,13 @@ describe("MinioCluster on the mock engine", () => {
     expect(resources.get("minio-01-minio")?.deps).toEqual(["minio-01-base", "minio-01-minio-volume"]);
     expect(resources.get("minio-02-minio")?.deps).toEqual(["minio-02-base", "minio-02-minio-volume", "minio-01-minio"]);
     expect(resources.get("minio-03-minio")?.deps).toEqual(["minio-03-base", "minio-03-minio-volume", "minio-02-minio"]);
-    expect(resources.get("minio-bucket")?.deps).toEqual(["minio-01-minio", "minio-02-minio", "minio-03-minio"]);
-    expect(resources.get("minio-verify")?.deps).toEqual(["minio-01-minio", "minio-02-minio", "minio-03-minio", "minio-bucket"]);
+    // The binary steps wait for every node step and for no other binary step: they run at once.
+    const nodeSteps = ["minio-01-minio", "minio-02-minio", "minio-03-minio"];
+    const binarySteps = ["minio-01-minio-binary", "minio-02-minio-binary", "minio-03-minio-binary"];
+    for (const [index, name] of binarySteps.entries())
+      expect(resources.get(name)?.deps).toEqual([`minio-0${index + 1}-base`, ...nodeSteps]);
+    expect(resources.get("minio-bucket")?.deps).toEqual([...nodeSteps, ...binarySteps]);
+    expect(resources.get("minio-verify")?.deps).toEqual([...nodeSteps, ...binarySteps, "minio-bucket"]);
     for (const name of ["minio-02-minio", "minio-bucket"]) {
       const step = resources.get(name)?.inputs ?? {};
       expect(isSecretValue(step.stdin)).toBe(true);

@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
   DEFAULT_RABBITMQ_SETTINGS,
+  erlangNodeName,
+  RABBITMQ_STOP_GRACE_SECONDS,
   parseRabbitMqSettings,
   RabbitMqCluster,
   rabbitmqHaproxyListener,
@@ -55,6 +57,23 @@ describe("rabbitmq.conf and enabled_plugins", () => {
     expect(script).toContain("RABBITMQ_NODENAME=rabbit@queue-02");
     expect(script).toContain("check_if_node_is_quorum_critical");
     expect(script).toContain("delete_user guest");
+  });
+});
+
+describe("the node step's day-2 inputs", () => {
+  const script = renderRabbitMqNodeScript(NODES[0], NODES, "rabbitmq:3.13.7-management");
+
+  it("stops the old container with SIGTERM and the grace period before removing it, never SIGKILL first", () => {
+    const stop = script.indexOf(`docker stop -t ${RABBITMQ_STOP_GRACE_SECONDS} rabbitmq`);
+    expect(RABBITMQ_STOP_GRACE_SECONDS).toBe(90);
+    expect(stop).toBeGreaterThan(0);
+    expect(script.indexOf("docker rm -f rabbitmq")).toBeGreaterThan(stop);
+  });
+
+  it("names the peers a replaced node asks to forget its old identity (every node but itself)", () => {
+    expect(script).toContain("KB_PEER_NODES='rabbit@queue-02 rabbit@queue-03'");
+    expect(erlangNodeName(NODES[0])).toBe("rabbit@queue-01");
+    expect(erlangNodeName({ ...NODES[0], erlangName: "rabbit-queue-01@queue-01" })).toBe("rabbit-queue-01@queue-01");
   });
 });
 

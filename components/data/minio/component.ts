@@ -59,7 +59,8 @@ export interface MinioClusterArgs extends ModuleArgs<MinioSettings, MinioSecrets
 /**
  * MinIO distributed on the minio group (`keybuzz:data:MinioCluster`). Each node mounts its data
  * volume, then the node steps run one after the other (a restart waits for the cluster's write
- * quorum before the next node moves); the bucket step on the first node creates the application's
+ * quorum before the next node moves; a new image is only pulled there), then the binary steps run
+ * on every node at once and restart the nodes whose image changed together; the bucket step on the first node creates the application's
  * bucket, policy and user; the verification step then requires `/minio/health/cluster` = 200 on
  * every node. Its HAProxy contribution is the S3 listener behind the internal load balancer (the
  * HA S3 endpoint) and the end-to-end check through it.
@@ -71,6 +72,8 @@ export class MinioCluster extends pulumi.ComponentResource implements ModuleOutp
   public readonly s3Endpoint: string;
   /** The console of the first node. */
   public readonly consoleUrl: string;
+  /** Per node, the binary step: restarts the node on a changed image, with every other node at once. */
+  public readonly binarySteps: readonly command.remote.Command[];
   /** The bucket step: the application's bucket, policy and user exist. */
   public readonly bucket: command.remote.Command;
   /** What the shared HAProxy serves for MinIO (the S3 listener), and the check through the load balancer. */
@@ -103,6 +106,18 @@ export class MinioCluster extends pulumi.ComponentResource implements ModuleOutp
         ),
       );
     });
+    // After every node step, on every node at once (no step waits for another): the nodes whose
+    // image changed restart together (MinIO's rule for a binary change, docs/minio.md).
+    const binarySteps = args.hosts.map((host, index) => {
+      const script = renderMinioNodeScript(nodes[index], image, args.settings, undefined, "binary");
+      fingerprints.push(sha256(script));
+      return remoteStep(
+        `${nodes[index].name}-minio-binary`,
+        { host, script, timeoutMinutes: 15 },
+        { parent: this, dependsOn: [...waitsFor(args.after, nodes[index].name), ...steps] },
+      );
+    });
+    this.binarySteps = binarySteps;
     const bucketFiles = minioBucketFiles(nodes[0], args.settings);
     const bucketScript = renderMinioBucketScript(nodes[0], image, args.settings);
     this.bucket = remoteStep(
@@ -114,14 +129,14 @@ export class MinioCluster extends pulumi.ComponentResource implements ModuleOutp
         secrets: { [MINIO_ROOT_PASSWORD_KEY]: args.secrets.rootPassword, [MINIO_APP_SECRET_KEY]: args.secrets.appSecretKey },
         timeoutMinutes: 10,
       },
-      { parent: this, dependsOn: steps },
+      { parent: this, dependsOn: [...steps, ...binarySteps] },
     );
     fingerprints.push(sha256(bucketScript + bucketFiles.map((file) => file.content).join("")));
     const verifyScript = renderMinioVerifyScript(nodes, args.settings);
     this.verified = remoteStep(
       `${name}-verify`,
       { host: args.hosts[0], script: verifyScript, timeoutMinutes: 10, triggers: [sha256(fingerprints.join("") + verifyScript)] },
-      { parent: this, dependsOn: [...steps, this.bucket] },
+      { parent: this, dependsOn: [...steps, ...binarySteps, this.bucket] },
     );
     this.s3Endpoint = minioS3Endpoint(args.loadBalancerIp, args.settings);
     this.consoleUrl = minioConsoleUrl(nodes, layout);
@@ -143,6 +158,7 @@ export class MinioCluster extends pulumi.ComponentResource implements ModuleOutp
       s3Endpoint: this.s3Endpoint,
       consoleUrl: this.consoleUrl,
       bucket: this.bucket,
+      binarySteps: this.binarySteps,
       // The contribution without its check's host (it holds the SSH connection): what is served, and for what.
       haproxy: {
         listeners: this.haproxy.listeners,

@@ -1,6 +1,6 @@
 import { ConfigError } from "../../../config/errors";
 import type { ClusterNode } from "../../../config/inventory";
-import { CONTAINER_NOFILE, imagePull, renderContainerFunctions } from "../../lib/container";
+import { CONTAINER_NOFILE, imagePull, renderContainerFunctions, renderContainerPullFunction } from "../../lib/container";
 import type { HaproxyListener } from "../../lib/contract";
 import { HostFile, secretRef } from "../../lib/remote";
 import { stepBody } from "../../lib/scripts";
@@ -159,14 +159,34 @@ export const MINIO_HOST_PATHS: MinioHostPaths = {
 
 const CONTAINER_ENV_FILE = "/etc/minio/config.env";
 
-/** The node step's bash body: container functions, variables, scripts/minio/minio-node.sh. Pure. */
+/**
+ * Seconds MinIO gets to stop after SIGTERM before Docker kills it (the container's
+ * `stopGraceSeconds`, components/lib/container.ts). On a signal MinIO RELEASE.2025-09-07T16-13-09Z
+ * first hands its pending heal operations over for up to a minute (cmd/signals.go,
+ * `shutdownHealMRFWithTimeout`), then shuts its HTTP server down within `--shutdown-timeout`
+ * (30 s by default, cmd/server-main.go). Pure constant.
+ */
+export const MINIO_STOP_GRACE_SECONDS = 60 + 30;
+
+/**
+ * Which of a node's two steps a script is for. `node`: the rolling step (a first start, or a
+ * restart for a changed environment file, one node at a time behind the write quorum); a new
+ * binary is only pulled there. `binary`: the step after every node step, run on all nodes at once,
+ * which restarts the containers whose image changed together: MinIO refuses peers that run another
+ * binary (cmd/bootstrap-peer-server.go, "Expected MinIO binary checksum"), and upstream's upgrade
+ * procedure restarts all servers simultaneously, never one at a time (docs/minio.md).
+ */
+export type MinioStepPhase = "node" | "binary";
+
+/** A node's step body for `phase` ({@link MinioStepPhase}): container functions, variables, scripts/minio/minio-node.sh. Pure. */
 export function renderMinioNodeScript(
   node: MinioNode,
   image: string,
   settings: MinioSettings = DEFAULT_MINIO_SETTINGS,
   paths: MinioHostPaths = MINIO_HOST_PATHS,
+  phase: MinioStepPhase = "node",
 ): string {
-  const containerFunctions = renderContainerFunctions({
+  const container = {
     name: "minio",
     image,
     options: [
@@ -182,10 +202,13 @@ export function renderMinioNodeScript(
     // The pool and the credentials come from the environment file.
     command: ["server", "--address", `${node.address}:${settings.apiPort}`, "--console-address", `${node.address}:${settings.consolePort}`],
     nofile: CONTAINER_NOFILE.minio,
-  });
+    stopGraceSeconds: MINIO_STOP_GRACE_SECONDS,
+  };
   return stepBody("minio", ["minio-node.sh"], {
-    prefix: [containerFunctions],
+    prefix: [renderContainerFunctions(container), renderContainerPullFunction(container)],
     variables: {
+      KB_PHASE: phase,
+      KB_IMAGE: imagePull(image).run,
       KB_NODE_IP: node.address,
       KB_API_PORT: settings.apiPort,
       KB_VOLUME_MOUNT: paths.volumeMount,

@@ -26,13 +26,30 @@ export const RABBITMQ_IMAGE_OWNER = "999:999";
 /** Name of the HAProxy listen section for AMQP (and of the listener the endpoint check goes through). */
 export const RABBITMQ_LISTENER = "rabbitmq";
 
-/** One RabbitMQ node: its Erlang node is `rabbit@<name>`; the listeners bind its address. */
-export type RabbitMqNode = ClusterNode;
+/**
+ * One RabbitMQ node: its Erlang node is `rabbit@<name>`; the listeners bind its address.
+ * `erlangName` overrides the Erlang node name: the loopback suite runs three nodes under one epmd,
+ * which needs a distinct name part per node (tests/rabbitmq/loopback.ts). Servers never set it.
+ */
+export type RabbitMqNode = ClusterNode & { readonly erlangName?: string };
 
-/** The Erlang node name of an inventory node. */
+/** The Erlang node name of an inventory node (`rabbit@<name>` unless it sets `erlangName`). */
 export function erlangNodeName(node: RabbitMqNode): string {
-  return `rabbit@${node.name}`;
+  return node.erlangName ?? `rabbit@${node.name}`;
 }
+
+/**
+ * Seconds a RabbitMQ node gets to stop after SIGTERM before Docker kills it (the container's
+ * `stopGraceSeconds`, components/lib/container.ts). In a container, rabbitmq-server passes SIGTERM
+ * on to the Erlang VM, whose handler stops RabbitMQ in order, as `rabbitmqctl stop` does
+ * (sbin/rabbitmq-server, "useful in the case of Docker"; rabbit_prelaunch_sighandler.erl): client
+ * connections close, the node's quorum queue members stop (leaders move to the other nodes), the
+ * message store is flushed. The value is systemd's default stop timeout (90 s), under which the
+ * distribution's own unit (Debian's rabbitmq-server.service sets no `TimeoutStopSec`) stops the
+ * broker; an assumption for the servers, not measured there (the loopback suite's stop takes a few
+ * seconds).
+ */
+export const RABBITMQ_STOP_GRACE_SECONDS = 90;
 
 /**
  * Renders rabbitmq.conf for one node: `classic_config` peer discovery listing every node,
@@ -169,12 +186,17 @@ export function renderRabbitMqNodeScript(
     ],
     command: [],
     nofile: CONTAINER_NOFILE.rabbitmq,
+    stopGraceSeconds: RABBITMQ_STOP_GRACE_SECONDS,
   });
   return stepBody("rabbitmq", ["rabbitmq-node.sh"], {
     prefix: [containerFunctions],
     variables: {
       KB_NODE: erlangNodeName(node),
       KB_SEED_NODE: erlangNodeName(nodes[0]),
+      KB_PEER_NODES: nodes
+        .filter((peer) => peer.name !== node.name)
+        .map(erlangNodeName)
+        .join(" "),
       KB_NODE_COUNT: nodes.length,
       KB_OWNER: RABBITMQ_IMAGE_OWNER,
       KB_DATA_DIR: paths.dataDir,
