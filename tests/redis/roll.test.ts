@@ -101,6 +101,8 @@ function redis02(roles: Record<string, "master" | "slave">, master: string): Nod
   fs.writeFileSync(path.join(managed, "sentinel.conf"), "requirepass sentinel-pass\nsentinel monitor kb-redis-master 10.0.0.123 6379 2\n");
   for (const [ip, role] of Object.entries(roles)) fs.writeFileSync(path.join(fake, `role.${ip}`), role);
   fs.writeFileSync(path.join(fake, "master"), master);
+  // The node has run before: its AOF is there (a node the Sentinels name as master is started only with data of its own).
+  fs.mkdirSync(path.join(root, "data", "appendonlydir"), { recursive: true });
   const paths = {
     managedDir: managed,
     redisDir: path.join(root, "conf"),

@@ -11,6 +11,7 @@ import {
   renderRedisConf,
   renderRedisEndpointCheckScript,
   renderRedisNodeScript,
+  renderRedisPasswordFinishScript,
   renderRedisSysctl,
   renderRedisVerifyScript,
   renderSentinelConf,
@@ -57,6 +58,11 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
       [SENTINEL_PASSWORD_KEY]: args.secrets.sentinelPassword,
       [REDIS_EXPORTER_PASSWORD_KEY]: args.secrets.exporterPassword,
     };
+    // Changes with either password, so a rotation re-runs the steps that read the managed files but
+    // land none (the master roll, the verification, the rotation's finish); a digest, kept secret.
+    const passwords = pulumi.secret(
+      pulumi.all([args.secrets.password, args.secrets.sentinelPassword]).apply(([redis, sentinel]) => sha256(`${redis}\n${sentinel}`)),
+    );
     const nodeSteps: Record<string, command.remote.Command> = {};
     const fingerprints: string[] = [];
     const rollScripts: string[] = [];
@@ -89,7 +95,7 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
     args.hosts.forEach((host, index) => {
       const step = remoteStep(
         `${nodes[index].name}-redis-master-roll`,
-        { host, script: rollScripts[index], timeoutMinutes: 10, triggers: [fingerprints[index]] },
+        { host, script: rollScripts[index], timeoutMinutes: 10, triggers: [fingerprints[index], passwords] },
         { parent: this, dependsOn: [...Object.values(nodeSteps), ...Object.values(masterRollSteps)] },
       );
       masterRollSteps[nodes[index].name] = step;
@@ -97,7 +103,7 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
     const verifyScript = renderRedisVerifyScript(nodes, image, { ...DEFAULT_REDIS_DAEMON_SETTINGS, maxmemoryMb: 0 });
     this.verified = remoteStep(
       `${name}-verify`,
-      { host: args.hosts[0], script: verifyScript, timeoutMinutes: 5, triggers: [sha256(fingerprints.join("") + verifyScript)] },
+      { host: args.hosts[0], script: verifyScript, timeoutMinutes: 5, triggers: [sha256(fingerprints.join("") + verifyScript), passwords] },
       { parent: this, dependsOn: [...Object.values(nodeSteps), ...Object.values(masterRollSteps)] },
     );
     this.nodeSteps = nodeSteps;
@@ -115,6 +121,15 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
           script: (address, port) => renderRedisEndpointCheckScript(address, port, image),
           triggers: [sha256(fingerprints.join(""))],
           formerParent: this,
+        },
+        {
+          // Not a client of the load balancer: declared here because it must run once HAProxy checks
+          // with the new password (after HAProxy on every host), which is when a rotation may drop the old one.
+          name: `${nodes[0].name}-redis-password-finish`,
+          host: args.hosts[0],
+          listener: listener.name,
+          script: () => renderRedisPasswordFinishScript(nodes, image, { ...DEFAULT_REDIS_DAEMON_SETTINGS, maxmemoryMb: 0 }),
+          triggers: [sha256(fingerprints.join("")), passwords],
         },
       ],
       verified: this.verified,
