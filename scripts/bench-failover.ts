@@ -7,7 +7,7 @@ import { SENTINEL_PROFILES } from "../components/data/redis";
 import { GaleraLoopbackCluster } from "../tests/galera/loopback";
 import { PostgresLoopbackCluster } from "../tests/postgres/loopback";
 import { RedisLoopbackCluster } from "../tests/redis/loopback";
-import { FailoverResult, StallResult } from "../tests/support/loopback/failover";
+import { FailoverResult, ReplaceNodeResult, StallResult } from "../tests/support/loopback/failover";
 import { reapLoopbackDaemons } from "../tests/support/loopback/reaper";
 
 /**
@@ -73,7 +73,64 @@ class ClusterPool {
 /** One system of the benchmark: a failover (how long until writes resume) or a stall (no failover may follow). */
 type BenchSystem =
   | { readonly kind: "failover"; run(pool: ClusterPool): Promise<FailoverResult> }
-  | { readonly kind: "stall"; run(pool: ClusterPool): Promise<StallResult> };
+  | { readonly kind: "stall"; run(pool: ClusterPool): Promise<StallResult> }
+  | { readonly kind: "replace"; run(pool: ClusterPool): Promise<ReplaceNodeResult> };
+
+/** Redis node replacement (issue 15): the master killed, its files wiped, its node step run again. */
+async function redisReplaceNode(pool: ClusterPool): Promise<ReplaceNodeResult> {
+  const {
+    system,
+    scenario,
+    replaced,
+    secondsToWriteAgain,
+    acknowledgedWrites,
+    acknowledgedLost,
+    rejoined,
+    rejoinedBy,
+    stepSeconds,
+    rejoinFailure,
+  } = await (await pool.redis()).replaceNode();
+  return {
+    system,
+    scenario,
+    replaced,
+    secondsToWriteAgain,
+    acknowledgedWrites,
+    acknowledgedLost,
+    rejoined,
+    rejoinedBy,
+    stepSeconds,
+    rejoinFailure,
+  };
+}
+
+/** Galera node replacement (issue 15): maria-01 killed, its datadir wiped, its steps run again (SST). */
+async function galeraReplaceNode(pool: ClusterPool): Promise<ReplaceNodeResult> {
+  const {
+    system,
+    scenario,
+    replaced,
+    secondsToWriteAgain,
+    acknowledgedWrites,
+    acknowledgedLost,
+    rejoined,
+    rejoinedBy,
+    stepSeconds,
+    rejoinFailure,
+  } = await (await pool.galera()).replaceNode();
+  return {
+    system,
+    scenario,
+    replaced,
+    secondsToWriteAgain,
+    acknowledgedWrites,
+    acknowledgedLost,
+    rejoined,
+    rejoinedBy,
+    stepSeconds,
+    rejoinFailure,
+  };
+}
 
 /** Stall lengths of issue 18: the leader node or the etcd leader 3 s, the Redis master 1.5 s. */
 const POSTGRES_STALL_SECONDS = 3;
@@ -87,6 +144,8 @@ const SYSTEMS: Readonly<Record<string, BenchSystem>> = {
   "postgres-node-stall": { kind: "stall", run: async (pool) => (await pool.postgres()).leaderNodeStall(POSTGRES_STALL_SECONDS) },
   "postgres-etcd-stall": { kind: "stall", run: async (pool) => (await pool.postgres()).etcdLeaderStall(POSTGRES_STALL_SECONDS) },
   galera: { kind: "failover", run: async (pool) => (await pool.galera()).failover() },
+  "redis-replace-node": { kind: "replace", run: redisReplaceNode },
+  "galera-replace-node": { kind: "replace", run: galeraReplaceNode },
 };
 
 /** Summary of one failover system's runs. */
@@ -382,7 +441,8 @@ async function main(): Promise<void> {
   });
   const summaries: BenchSummary[] = [];
   const stalls: StallSummary[] = [];
-  const details: Record<string, (FailoverResult | StallResult)[]> = {};
+  const details: Record<string, (FailoverResult | StallResult | ReplaceNodeResult)[]> = {};
+  const replacements: ReplaceNodeResult[] = [];
   // Systems of one cluster run back to back, so each cluster starts once.
   const order = ["redis", "postgres", "galera"];
   const systems = [...argv.systems].sort(
@@ -390,18 +450,21 @@ async function main(): Promise<void> {
   );
   try {
     for (const system of systems) {
-      const results: (FailoverResult | StallResult)[] = (details[system] = []);
+      const results: (FailoverResult | StallResult | ReplaceNodeResult)[] = (details[system] = []);
       for (let run = 1; run <= argv.runs; run++) {
         const result = await SYSTEMS[system].run(pool);
         const figure =
-          "secondsToWriteAgain" in result
-            ? `${result.secondsToWriteAgain.toFixed(2)} s, ${result.acknowledgedLost} lost`
-            : `${result.failedOver ? "FAILED OVER" : "no failover"}, longest write pause ${result.longestWritePauseSeconds.toFixed(2)} s`;
+          "scenario" in result
+            ? `${result.secondsToWriteAgain.toFixed(2)} s, ${result.acknowledgedLost} lost, ${result.rejoined ? "rejoined" : "NOT REJOINED"}`
+            : "secondsToWriteAgain" in result
+              ? `${result.secondsToWriteAgain.toFixed(2)} s, ${result.acknowledgedLost} lost`
+              : `${result.failedOver ? "FAILED OVER" : "no failover"}, longest write pause ${result.longestWritePauseSeconds.toFixed(2)} s`;
         console.error(`bench-failover: ${system} run ${run}/${argv.runs}: ${figure}`);
         results.push(result);
       }
       if (SYSTEMS[system].kind === "failover") summaries.push(summarize(system, results as FailoverResult[]));
-      else stalls.push(summarizeStalls(system, results as StallResult[]));
+      else if (SYSTEMS[system].kind === "stall") stalls.push(summarizeStalls(system, results as StallResult[]));
+      else replacements.push(...(results as ReplaceNodeResult[]));
     }
   } finally {
     await pool.stop();
@@ -416,9 +479,13 @@ async function main(): Promise<void> {
     if (summaries.length > 0) console.log(formatTable(summaries));
     if (stalls.length > 0) console.log(`\n${formatStallTable(stalls)}`);
     if (throughProxySql) console.log(`\n${formatGaleraThroughProxySql(throughProxySql)}`);
-    if (summaries.length + stalls.length > 0) {
+    if (summaries.length + stalls.length + replacements.length > 0) {
       console.log(
-        JSON.stringify({ settings: pool.settings, summaries, stalls, galeraThroughProxySql: throughProxySql, runs: details }, null, 2),
+        JSON.stringify(
+          { settings: pool.settings, summaries, stalls, replacements, galeraThroughProxySql: throughProxySql, runs: details },
+          null,
+          2,
+        ),
       );
     }
   }

@@ -6,8 +6,9 @@
 : "${KB_PORT:?}" "${KB_SENTINEL_PORT:?}" "${KB_NODE_IPS:?}" "${KB_IMAGE:?}" "${KB_MANAGED_DIR:?}"
 REDIS_PASS=$(awk '$1 == "requirepass" { print $2 }' "$KB_MANAGED_DIR/redis.conf")
 SENTINEL_PASS=$(awk '$1 == "requirepass" { print $2 }' "$KB_MANAGED_DIR/sentinel.conf")
-NEW_RULE=">$SENTINEL_PASS"
-export REDIS_PASS SENTINEL_PASS NEW_RULE
+REDIS_RULE=">$REDIS_PASS"
+SENTINEL_RULE=">$SENTINEL_PASS"
+export REDIS_PASS SENTINEL_PASS REDIS_RULE SENTINEL_RULE
 
 # passwords PASSWORD_VARIABLE IP PORT: how many passwords the default user holds (ACL LIST: one
 # `#<sha256>` per password); fails when the daemon does not answer with the managed password.
@@ -27,8 +28,10 @@ for ip in $KB_NODE_IPS; do
     exit 1
   }
   if [ "$count" -gt 1 ]; then
-    # CONFIG SET requirepass resets the default user's passwords to this one (src/config.c updateRequirePass).
+    # requirepass (what CONFIG REWRITE writes) is the managed one; CONFIG SET of an unchanged value
+    # applies nothing (src/config.c sdsConfigSet), so the default user's passwords are reset apart.
     rcli_secret REDIS_PASS REDIS_PASS -h "$ip" -p "$KB_PORT" CONFIG SET requirepass >/dev/null
+    rcli_secret REDIS_PASS REDIS_RULE -h "$ip" -p "$KB_PORT" ACL SETUSER default resetpass >/dev/null
     rcli REDIS_PASS -h "$ip" -p "$KB_PORT" CONFIG REWRITE >/dev/null
     echo "redis rotation: $ip:$KB_PORT keeps only the new password"
   fi
@@ -37,7 +40,7 @@ for ip in $KB_NODE_IPS; do
     exit 1
   }
   if [ "$count" -gt 1 ]; then
-    rcli_secret SENTINEL_PASS NEW_RULE -h "$ip" -p "$KB_SENTINEL_PORT" ACL SETUSER default resetpass >/dev/null
+    rcli_secret SENTINEL_PASS SENTINEL_RULE -h "$ip" -p "$KB_SENTINEL_PORT" ACL SETUSER default resetpass >/dev/null
     rcli SENTINEL_PASS -h "$ip" -p "$KB_SENTINEL_PORT" SENTINEL FLUSHCONFIG >/dev/null
     echo "redis rotation: the Sentinel on $ip:$KB_SENTINEL_PORT keeps only the new password"
   fi

@@ -159,10 +159,18 @@ handed_over() {
 
 # Before restarting the master, hand its role to a replica through Sentinel so clients see a
 # clean switchover instead of an outage; done once another master has a replica besides this one.
+# Writes pause on this master first (CLIENT PAUSE WRITE, Redis 6.2+; reads go on): Sentinel's
+# failover does not stop them, and what the old master acknowledged after the promotion would be
+# lost. The pause ends with this node's stop (its clients then move through HAProxy), or is lifted
+# when the hand-over fails.
 hand_over() {
-  echo "redis: switching the master role away before the restart"
+  echo "redis: switching the master role away before the restart (writes paused)"
+  rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" CLIENT PAUSE 120000 WRITE >/dev/null
   rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" SENTINEL failover "$KB_MASTER_NAME"
-  kb_wait_until 90 1 "redis: the switchover did not complete (no other master with an online replica)" handed_over
+  if ! kb_wait_until 90 1 "redis: the switchover did not complete (no other master with an online replica)" handed_over; then
+    rcli REDIS_PASS -h "$KB_NODE_IP" -p "$KB_PORT" CLIENT UNPAUSE >/dev/null || true
+    return 1
+  fi
 }
 
 # --- Redis -------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ if [ "$1 $2" = "run --rm" ]; then
     PING) echo PONG ;;
     ROLE) echo "$role" ;;
     "SENTINEL get-master-addr-by-name "*) printf '%s\\n6379\\n' "$(cat "$state/master")" ;;
+    "CLIENT PAUSE "*) echo "pause writes on $ip" >>"$state/calls"; echo OK ;;
     "SENTINEL failover "*)
       echo "failover by $ip" >>"$state/calls"
       # As Sentinel does, the old master keeps its role until it is converted 8 s later.
@@ -159,7 +160,7 @@ describe("the Redis roll (scripts/redis/redis-node.sh)", () => {
 
     const roll = node.run("master-roll");
     expect(roll.status).toBe(0);
-    expect(roll.calls).toEqual(["failover by 10.0.0.124", ...RESTART]);
+    expect(roll.calls).toEqual(["pause writes on 10.0.0.124", "failover by 10.0.0.124", ...RESTART]);
     expect(roll.output).toContain("redis: starting as replica of 10.0.0.123");
     expect(fs.existsSync(deferred)).toBe(false);
   });
@@ -172,7 +173,7 @@ describe("the Redis roll (scripts/redis/redis-node.sh)", () => {
     fs.writeFileSync(path.join(node.fake, "link-delay.10.0.0.125"), "1");
     const roll = node.run("master-roll");
     expect(roll.status).toBe(0);
-    expect(roll.calls).toEqual(["failover by 10.0.0.124", "link 10.0.0.125 online", ...RESTART]);
+    expect(roll.calls).toEqual(["pause writes on 10.0.0.124", "failover by 10.0.0.124", "link 10.0.0.125 online", ...RESTART]);
   });
 
   it("a config change only (container current): the master's restart is deferred the same way", () => {
@@ -181,7 +182,7 @@ describe("the Redis roll (scripts/redis/redis-node.sh)", () => {
     const changed = [{ path: path.join(node.managed, "redis.conf"), content: "requirepass data-pass\nmaxmemory 2048mb\n", mode: "0600" }];
     expect(node.run("node", changed).calls).toEqual([]);
     expect(fs.existsSync(path.join(node.managed, "redis.restart-deferred"))).toBe(true);
-    expect(node.run("master-roll").calls).toEqual(["failover by 10.0.0.124", ...RESTART]);
+    expect(node.run("master-roll").calls).toEqual(["pause writes on 10.0.0.124", "failover by 10.0.0.124", ...RESTART]);
   });
 
   it("converged nodes: neither step stops, starts or fails over anything", () => {
