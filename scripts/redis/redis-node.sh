@@ -226,4 +226,37 @@ if [ "$sentinel_state" != "current" ] || [ ! -f "$live_sentinel" ] || kb_is_chan
   kb_redis_sentinel_run
 fi
 kb_wait_until --logs redis-sentinel 60 2 "sentinel: no PONG on $KB_NODE_IP:$KB_SENTINEL_PORT" sentinel_pong
+
+# A replaced node's Sentinel has a new id: the other Sentinels keep the old one's entry and count it
+# in the majority a failover needs. Once a Sentinel knows this one, a Sentinel that lists more peers
+# than there are other nodes is reset (SENTINEL RESET; Redis docs, "Adding or removing Sentinels"),
+# one at a time, each waited for until it knows exactly the others again.
+others=$(($(wc -w <<<"$KB_PEER_IPS") - 1))
+my_sentinel_id=$(rcli SENTINEL_PASS -h "$KB_NODE_IP" -p "$KB_SENTINEL_PORT" SENTINEL MYID)
+# sentinel_ids IP: the ids of the Sentinels the Sentinel on IP knows (`runid` of SENTINEL SENTINELS).
+sentinel_ids() {
+  local listing
+  listing=$(rcli SENTINEL_PASS -h "$1" -p "$KB_SENTINEL_PORT" SENTINEL sentinels "$KB_MASTER_NAME") || return 1
+  awk 'previous == "runid" { print } { previous = $0 }' <<<"$listing"
+}
+knows_this_sentinel() {
+  local ids
+  ids=$(sentinel_ids "$1") || return 1
+  grep -qxF "$my_sentinel_id" <<<"$ids"
+}
+knows_exactly_the_others() {
+  local ids
+  ids=$(sentinel_ids "$1") || return 1
+  grep -qxF "$my_sentinel_id" <<<"$ids" && [ "$(grep -c . <<<"$ids")" -eq "$others" ]
+}
+for ip in $KB_PEER_IPS; do
+  if [ "$ip" = "$KB_NODE_IP" ] || ! answers_with SENTINEL_PASS "$ip" "$KB_SENTINEL_PORT"; then continue; fi
+  kb_wait_until 60 2 "sentinel: the Sentinel on $ip does not know this one" knows_this_sentinel "$ip"
+  ids=$(sentinel_ids "$ip")
+  if [ "$(grep -c . <<<"$ids")" -gt "$others" ]; then
+    echo "sentinel: the Sentinel on $ip keeps the entry of a replaced Sentinel: SENTINEL RESET"
+    rcli SENTINEL_PASS -h "$ip" -p "$KB_SENTINEL_PORT" SENTINEL RESET "$KB_MASTER_NAME" >/dev/null
+    kb_wait_until 120 2 "sentinel: the Sentinel on $ip does not know the others again after its reset" knows_exactly_the_others "$ip"
+  fi
+done
 echo "redis: $(local_role) on $KB_NODE_IP, sentinel up"

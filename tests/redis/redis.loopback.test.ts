@@ -118,5 +118,10 @@ describe("Redis + Sentinel + HAProxy on loopback (rendered configs, Debian daemo
     const replaced = live().nodes.find((node) => node.name === result.replaced);
     expect(await live().replication(replaced!)).toMatchObject({ role: "slave", master_link_status: "up" });
     expect(await live().upServers()).toEqual([result.newMaster]);
+    // The replaced node's old Sentinel is forgotten: every Sentinel knows exactly the two others (SENTINEL RESET by the step).
+    for (const node of live().nodes) {
+      const peers = (await live().sentinel(node, ["SENTINEL", "SENTINELS", DEFAULT_REDIS_DAEMON_SETTINGS.masterName])) as unknown[];
+      expect(peers).toHaveLength(2);
+    }
   }, 600_000);
 });
