@@ -61,9 +61,9 @@ run_detached() {
         ;;
     esac
   done
-  [ -n "$name" ] && [ "${#command[@]}" -ge 2 ] || die "run -d: no --name or no command"
+  if [ -z "$name" ] || [ "${#command[@]}" -lt 2 ]; then die "run -d: no --name or no command"; fi
   case "${command[0]}" in redis-server | redis-sentinel) ;; *) die "run -d: unexpected command ${command[0]}" ;; esac
-  # Container paths become host paths: longest mount first is not needed, the mounts do not nest.
+  # Container paths become host paths (the step's mounts do not nest).
   for arg in "${!command[@]}"; do
     for host in "${mounts[@]}"; do
       if [[ ${command[$arg]} == "${host#*:}"/* ]]; then command[arg]="${host%%:*}${command[$arg]#"${host#*:}"}"; fi

@@ -18,6 +18,12 @@ describe("Redis + Sentinel + HAProxy on loopback (rendered configs, Debian daemo
     expect(check.status).toBe(0);
   });
 
+  it("the docker shim the steps run with here passes shellcheck", () => {
+    const result = run(requireTool("shellcheck"), ["--shell=bash", `${__dirname}/docker-shim.sh`]);
+    expect(result.stdout).toBe("");
+    expect(result.status).toBe(0);
+  });
+
   it("replication is up: the bootstrap node is master of two linked replicas", async () => {
     const [bootstrap, ...replicas] = live().nodes;
     const info = await live().replication(bootstrap);
