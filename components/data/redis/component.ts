@@ -35,7 +35,8 @@ export type RedisClusterArgs = ModuleArgs<RedisSettings, RedisSecrets>;
  * master-roll step (after every node step) hands the role over through Sentinel, then restarts it:
  * the master restarts last, with one switchover. Ends with a verification step: one master
  * agreed by every Sentinel, all replicas online, a write read back on every node. Its HAProxy
- * contribution routes clients to the master only and checks a write through the load balancer.
+ * contribution routes clients to the master only, checks a write through the load balancer, and
+ * ends a password rotation once HAProxy has the new password (docs/redis.md, "Password rotation").
  */
 export class RedisCluster extends pulumi.ComponentResource implements ModuleOutputs {
   /** The verification step; what depends on a healthy Redis waits for it. */
