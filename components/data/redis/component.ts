@@ -111,6 +111,7 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
     this.masterRollSteps = masterRollSteps;
     this.sentinelEndpoints = nodes.map((node) => `${node.address}:${DEFAULT_REDIS_DAEMON_SETTINGS.sentinelPort}`);
     const listener = redisHaproxyListener(nodes);
+    const finishScript = renderRedisPasswordFinishScript(nodes, image, { ...DEFAULT_REDIS_DAEMON_SETTINGS, maxmemoryMb: 0 });
     this.haproxy = {
       listeners: [listener],
       secrets: { [REDIS_PASSWORD_KEY]: args.secrets.password },
@@ -129,8 +130,9 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
           name: `${nodes[0].name}-redis-password-finish`,
           host: args.hosts[0],
           listener: listener.name,
-          script: () => renderRedisPasswordFinishScript(nodes, image, { ...DEFAULT_REDIS_DAEMON_SETTINGS, maxmemoryMb: 0 }),
-          triggers: [sha256(fingerprints.join("")), passwords],
+          script: () => finishScript,
+          // Its own value, not the endpoint check's: Pulumi holds this whole list as secret (one element is).
+          triggers: [sha256(fingerprints.join("") + finishScript), passwords],
         },
       ],
       verified: this.verified,
