@@ -6,9 +6,9 @@ import { mariadbServerVersion, renderProxySqlCnf } from "../components/data/prox
 import { SENTINEL_PROFILES } from "../components/data/redis";
 import { GaleraLoopbackCluster } from "../tests/galera/loopback";
 import { PostgresLoopbackCluster } from "../tests/postgres/loopback";
-import { RabbitMqLoopbackCluster, ReplaceNodeResult } from "../tests/rabbitmq/loopback";
+import { RabbitMqLoopbackCluster } from "../tests/rabbitmq/loopback";
 import { RedisLoopbackCluster } from "../tests/redis/loopback";
-import { FailoverResult, StallResult } from "../tests/support/loopback/failover";
+import { FailoverResult, ReplaceNodeResult, StallResult } from "../tests/support/loopback/failover";
 import { reapLoopbackDaemons } from "../tests/support/loopback/reaper";
 
 /**
@@ -98,6 +98,8 @@ const SYSTEMS: Readonly<Record<string, BenchSystem>> = {
   "postgres-etcd-stall": { kind: "stall", run: async (pool) => (await pool.postgres()).etcdLeaderStall(POSTGRES_STALL_SECONDS) },
   galera: { kind: "failover", run: async (pool) => (await pool.galera()).failover() },
   "rabbitmq-replace-node": { kind: "replace-node", run: async (pool) => (await pool.rabbitmq()).replaceNode() },
+  "redis-replace-node": { kind: "replace-node", run: async (pool) => (await pool.redis()).replaceNode() },
+  "galera-replace-node": { kind: "replace-node", run: async (pool) => (await pool.galera()).replaceNode() },
 };
 
 /** Summary of one failover system's runs. */
@@ -394,6 +396,7 @@ async function main(): Promise<void> {
   const summaries: BenchSummary[] = [];
   const stalls: StallSummary[] = [];
   const details: Record<string, (FailoverResult | StallResult | ReplaceNodeResult)[]> = {};
+  const replacements: ReplaceNodeResult[] = [];
   // Systems of one cluster run back to back, so each cluster starts once.
   const order = ["redis", "postgres", "galera", "rabbitmq"];
   const systems = [...argv.systems].sort(
@@ -405,14 +408,17 @@ async function main(): Promise<void> {
       for (let run = 1; run <= argv.runs; run++) {
         const result = await SYSTEMS[system].run(pool);
         const figure =
-          "secondsToWriteAgain" in result
-            ? `${result.secondsToWriteAgain.toFixed(2)} s, ${result.acknowledgedLost} lost`
-            : `${result.failedOver ? "FAILED OVER" : "no failover"}, longest write pause ${result.longestWritePauseSeconds.toFixed(2)} s`;
+          "scenario" in result
+            ? `${result.secondsToWriteAgain.toFixed(2)} s, ${result.acknowledgedLost} lost, ${result.rejoined ? "rejoined" : "NOT REJOINED"}`
+            : "secondsToWriteAgain" in result
+              ? `${result.secondsToWriteAgain.toFixed(2)} s, ${result.acknowledgedLost} lost`
+              : `${result.failedOver ? "FAILED OVER" : "no failover"}, longest write pause ${result.longestWritePauseSeconds.toFixed(2)} s`;
         console.error(`bench-failover: ${system} run ${run}/${argv.runs}: ${figure}`);
         results.push(result);
       }
       if (SYSTEMS[system].kind === "failover") summaries.push(summarize(system, results as FailoverResult[]));
       else if (SYSTEMS[system].kind === "stall") stalls.push(summarizeStalls(system, results as StallResult[]));
+      else replacements.push(...(results as ReplaceNodeResult[]));
     }
   } finally {
     await pool.stop();
@@ -427,9 +433,13 @@ async function main(): Promise<void> {
     if (summaries.length > 0) console.log(formatTable(summaries));
     if (stalls.length > 0) console.log(`\n${formatStallTable(stalls)}`);
     if (throughProxySql) console.log(`\n${formatGaleraThroughProxySql(throughProxySql)}`);
-    if (Object.values(details).some((results) => results.length > 0)) {
+    if (summaries.length + stalls.length + replacements.length > 0) {
       console.log(
-        JSON.stringify({ settings: pool.settings, summaries, stalls, galeraThroughProxySql: throughProxySql, runs: details }, null, 2),
+        JSON.stringify(
+          { settings: pool.settings, summaries, stalls, replacements, galeraThroughProxySql: throughProxySql, runs: details },
+          null,
+          2,
+        ),
       );
     }
   }

@@ -54,6 +54,21 @@ describe("MariaDB Galera on loopback (rendered my.cnf, keybuzz-galera, recover.s
     expect(failover?.rejoinedBy).toBe("IST");
   });
 
+  it("replace maria-01 (killed, datadir wiped, its steps run again): it joins by SST, 3 Synced members, rows match, no acknowledged write lost", async () => {
+    const result = await live().replaceNode();
+    console.log(`galera replace-node: ${JSON.stringify(result)}`);
+    expect(result.rejoinFailure).toBeUndefined();
+    expect(result.rejoined).toBe(true);
+    expect(result.rejoinedBy).toBe("SST");
+    expect(result.acknowledgedWrites).toBeGreaterThanOrEqual(50);
+    expect(result.acknowledgedLost).toBe(0);
+    expect(new Set(Object.values(result.rowCounts)).size).toBe(1);
+    expect(Object.keys(result.rowCounts)).toHaveLength(3);
+    for (const node of live().nodes) {
+      expect(await live().status(node)).toMatchObject({ state: "Synced", clusterStatus: "Primary", clusterSize: 3 });
+    }
+  }, 420_000);
+
   it("full outage, then scripts/galera/recover.sh: the cluster comes back from the most advanced node, no committed row lost", async () => {
     const result: GaleraRecoveryResult = await live().fullOutageRecovery();
     console.log(`galera full-outage recovery: ${JSON.stringify(result)}`);

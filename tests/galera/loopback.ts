@@ -1,4 +1,3 @@
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as mysql from "mysql2/promise";
 import * as path from "path";
@@ -19,7 +18,8 @@ import {
 } from "../../components/data/galera";
 import { fillSecrets } from "../../components/lib/remote";
 import { clusterDir, loopbackInventory, stackModuleConfig, testPassword } from "../support/loopback/loopback";
-import { FailoverResult } from "../support/loopback/failover";
+import { FailoverResult, ReplaceNodeResult } from "../support/loopback/failover";
+import { runBounded } from "../support/loopback/process";
 import { assertLoopback, assertLoopbackText, ownedDir, ownedFile, settlesWithin, sleep, waitFor } from "../support/loopback/supervisor";
 
 /**
@@ -68,13 +68,6 @@ export interface GaleraRecoveryResult {
   readonly clusterSizes: Readonly<Record<string, number>>;
   /** How each node other than the chosen one caught up when recover.sh started it. */
   readonly stateTransfers: Readonly<Record<string, StateTransfer>>;
-}
-
-/** Output of one helper run. */
-interface ExecResult {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
 }
 
 /** wsrep status of one node. */
@@ -435,6 +428,87 @@ export class GaleraLoopbackCluster {
   }
 
   /**
+   * Replaces maria-01, the bootstrap node and ProxySQL's preferred writer, as `pulumi up --replace`
+   * of its server does (docs/operations.md): while a client writes to maria-02, maria-01 is killed,
+   * its datadir and the files its root disk held (state file, applied-accounts copy) are wiped, and
+   * its steps run again in their order: `converge first` (no data, a peer answers: it joins, here
+   * by SST), `apply-sql` of the accounts, `finalize`, `verify`. Counts acknowledged rows missing on
+   * any node and compares every node's row count.
+   */
+  async replaceNode(): Promise<ReplaceNodeResult & { readonly rowCounts: Readonly<Record<string, number>> }> {
+    this.runs += 1;
+    const [victim, target] = this.nodes;
+    const host = this.host[victim.name];
+    await this.waitSynced(this.nodes, this.nodes.length, 60_000);
+    const writer = new GaleraWriter(() => this.connect(target), this.runs);
+    const writing = writer.run();
+    try {
+      await waitFor("writes on the surviving node before the kill", async () => writer.acknowledged.length >= 50, 20_000, 100);
+      const killedAt = Date.now();
+      await this.kill(victim);
+      const firstWrite = await waitFor(
+        "a write issued after the kill to be acknowledged",
+        async () => writer.firstAckIssuedAfter(killedAt),
+        120_000,
+        20,
+      );
+      fs.rmSync(host.dataDir, { recursive: true, force: true });
+      ownedDir(host.dataDir, "mysql");
+      fs.rmSync(host.stateFile, { force: true });
+      fs.rmSync(path.join(host.secretDir, "accounts.sql.applied"), { force: true });
+      const offset = this.logSize(victim);
+      const stepStarted = Date.now();
+      let rejoinFailure: string | undefined;
+      try {
+        await this.helper(victim, ["converge", "first"], 300_000);
+        await this.helper(victim, ["apply-sql", path.join(host.secretDir, "accounts.sql")]);
+        await this.helper(victim, ["finalize"]);
+        await this.helper(victim, ["verify"]);
+        await this.waitSynced(this.nodes, this.nodes.length, 60_000);
+      } catch (error) {
+        rejoinFailure = error instanceof Error ? error.message : String(error);
+      }
+      const stepSeconds = (Date.now() - stepStarted) / 1000;
+      const rejoined = rejoinFailure === undefined;
+      await sleep(500);
+      writer.stop();
+      await writing;
+      const survivors = this.nodes.filter((node) => node !== victim);
+      const counted = rejoined ? this.nodes : survivors;
+      const rowCounts = Object.fromEntries(
+        await Promise.all(
+          counted.map(async (node) => {
+            const connection = await this.connect(node);
+            try {
+              await connection.query("SET SESSION wsrep_sync_wait = 1");
+              const [rows] = await connection.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${TABLE}`);
+              return [node.name, Number(rows[0].n)] as const;
+            } finally {
+              connection.destroy();
+            }
+          }),
+        ),
+      );
+      return {
+        system: "galera",
+        scenario: "replace-node",
+        replaced: victim.name,
+        secondsToWriteAgain: (firstWrite - killedAt) / 1000,
+        acknowledgedWrites: writer.acknowledged.length,
+        acknowledgedLost: await this.missingAnywhere(counted, writer.acknowledged),
+        rejoined,
+        rejoinedBy: this.stateTransferSince(victim, offset),
+        stepSeconds,
+        rejoinFailure,
+        rowCounts,
+      };
+    } finally {
+      writer.stop();
+      await writing;
+    }
+  }
+
+  /**
    * A full outage, then scripts/galera/recover.sh: while a client writes to maria-02, maria-01 is
    * killed first (so it misses writes the others commit), then maria-02 and maria-03 together
    * (SIGKILL: no clean shutdown, every grastate.dat keeps seqno -1 and safe_to_bootstrap 0, so
@@ -510,33 +584,6 @@ function serverPidOf(nodeDir: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Runs `command` in its own process group; the whole group is killed after `timeoutMs`. */
-function runBounded(command: string, args: readonly string[], env: Record<string, string>, timeoutMs: number): Promise<ExecResult> {
-  return new Promise((resolve) => {
-    const child = spawn(command, [...args], { env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => {
-      stderr += `\n(killed after ${timeoutMs} ms)`;
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }, timeoutMs);
-    child.once("error", (error) => {
-      clearTimeout(timer);
-      resolve({ code: null, stdout, stderr: `${stderr}${error.message}` });
-    });
-    child.once("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
 }
 
 /** One write: when it was issued and, if acknowledged, when. */

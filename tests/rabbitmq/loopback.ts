@@ -15,7 +15,7 @@ import {
   renderRabbitMqNodeScript,
 } from "../../components/data/rabbitmq";
 import { fillSecrets, renderStepScript } from "../../components/lib/remote";
-import { longestPause } from "../support/loopback/failover";
+import { longestPause, type ReplaceNodeResult } from "../support/loopback/failover";
 import { clusterDir, loopbackInventory, testPassword } from "../support/loopback/loopback";
 import { assertLoopback, assertLoopbackText, sleep, Supervisor, waitFor } from "../support/loopback/supervisor";
 
@@ -52,22 +52,10 @@ export interface StepRun {
  * What the node-replacement scenario measured (issue 15: `npm run bench:failover`'s JSON carries
  * system, scenario, secondsToWriteAgain, acknowledgedLost and rejoined).
  */
-export interface ReplaceNodeResult {
+export interface RabbitMqReplaceNodeResult extends ReplaceNodeResult {
   readonly system: "rabbitmq";
-  readonly scenario: "replace-node";
-  /** The node killed, wiped and brought back by its step. */
-  readonly replaced: string;
-  /** Seconds from the kill to the first publish confirmed again (the longest pause of confirmations). */
-  readonly secondsToWriteAgain: number;
   /** Seconds from the kill until another node leads the quorum queue (polled every 100 ms). */
   readonly leaderElectionSeconds: number;
-  /** Publishes confirmed by the broker during the scenario, and how many of them were not consumed afterwards. */
-  readonly acknowledgedWrites: number;
-  readonly acknowledgedLost: number;
-  /** Whether the node rejoined: all nodes running in one cluster, and the queue has a member on each. */
-  readonly rejoined: boolean;
-  /** Seconds the replaced node's step took (start, forget, join, grow). */
-  readonly stepSeconds: number;
   /** The queue's members afterwards. */
   readonly members: readonly string[];
 }
@@ -362,7 +350,7 @@ export class RabbitMqLoopbackCluster {
    * host wiped, and its node step run again. Then the client stops, the queue is drained and
    * every confirmed message must be there.
    */
-  async replaceNode(victim: RabbitMqNode = this.nodes[0]): Promise<ReplaceNodeResult> {
+  async replaceNode(victim: RabbitMqNode = this.nodes[0]): Promise<RabbitMqReplaceNodeResult> {
     const queue = `keybuzz.replace.${Date.now()}`;
     const others = this.nodes.filter((node) => node !== victim);
     await this.declareQuorumQueue(victim, queue);

@@ -5,6 +5,11 @@ import { renderHaproxyConfig } from "../../components/data/haproxy";
 import {
   DEFAULT_REDIS_DAEMON_SETTINGS,
   parseRedisSettings,
+  RedisHostPaths,
+  REDIS_HOST_PATHS,
+  RedisStepPhase,
+  renderRedisNodeScript,
+  renderRedisPasswordFinishScript,
   RedisDaemonSettings,
   redisDaemonSettings,
   redisHaproxyListener,
@@ -16,19 +21,23 @@ import {
   renderSentinelConf,
   SENTINEL_PASSWORD_KEY,
 } from "../../components/data/redis";
-import { fillSecrets } from "../../components/lib/remote";
+import { fillSecrets, HostFile, renderStepScript, secretKeysIn } from "../../components/lib/remote";
+import { loadVersions } from "../../config";
 import { clusterDir, loopbackInventory, stackModuleConfig, testPassword } from "../support/loopback/loopback";
 import { RespClient, respCall, RespValue } from "../support/loopback/resp";
-import { FailoverResult, longestPause, StallResult } from "../support/loopback/failover";
+import { FailoverResult, longestPause, ReplaceNodeResult, StallResult } from "../support/loopback/failover";
+import { runBounded } from "../support/loopback/process";
 import { haproxyUpServers } from "../support/loopback/haproxy";
 import {
   assertLoopback,
   assertLoopbackText,
   ownedDir,
   ownedFile,
+  portOpen,
   settlesWithin,
   sleep,
   Supervisor,
+  userIds,
   waitFor,
   waitForPort,
 } from "../support/loopback/supervisor";
@@ -43,6 +52,28 @@ import {
 const REDIS_SERVER = "/usr/bin/redis-server";
 const REDIS_SENTINEL = "/usr/bin/redis-sentinel";
 const HAPROXY = "/usr/sbin/haproxy";
+/** The `docker` the node steps run with here (tests/redis/docker-shim.sh). */
+const DOCKER_SHIM = path.join(__dirname, "docker-shim.sh");
+
+/** What a password rotation under a writing client measured (docs/redis.md, "Password rotation"). */
+export interface RotationResult {
+  /** The masters the Sentinels agreed on, in the order seen (polled every 200 ms): one change is the planned switchover. */
+  readonly mastersSeen: readonly string[];
+  /** Polls at which two nodes reported `role:master` at once. */
+  readonly pollsWithTwoMasters: number;
+  /** The longest time without an acknowledged write, over the whole rotation, seconds. */
+  readonly longestWritePauseSeconds: number;
+  /** The longest such time during the master-roll steps (the planned hand-over), seconds. */
+  readonly handOverPauseSeconds: number;
+  readonly acknowledgedWrites: number;
+  readonly acknowledgedLost: number;
+  /** Per daemon (`redis-01 redis`, `redis-01 sentinel`, `haproxy`): whether the old password still logs in afterwards. */
+  readonly oldPasswordAccepted: Readonly<Record<string, boolean>>;
+  /** The same for the new password. */
+  readonly newPasswordAccepted: Readonly<Record<string, boolean>>;
+  /** The passwords the live files hold afterwards besides the new ones (must be none). */
+  readonly oldPasswordInLiveFiles: boolean;
+}
 
 /** A running loopback Redis cluster. */
 export class RedisLoopbackCluster {
@@ -55,9 +86,12 @@ export class RedisLoopbackCluster {
   readonly proxy: { readonly address: string; readonly port: number; readonly statsPort: number };
   /** The haproxy.cfg HAProxy runs (secrets filled in). */
   readonly haproxyConfigFile: string;
-  /** The data password (`requirepass`) clients log in with. */
-  readonly password = testPassword();
-  private readonly sentinelPassword = testPassword();
+  /** The data password (`requirepass`) clients log in with; {@link rotatePasswords} replaces it. */
+  get password(): string {
+    return this.redisPassword;
+  }
+  private redisPassword = testPassword();
+  private sentinelPassword = testPassword();
   /** redis_exporter's ACL user's password (tests/observability/alerts.loopback.test.ts scrapes as that user). */
   readonly exporterPassword = testPassword();
   private runs = 0;
@@ -165,17 +199,12 @@ export class RedisLoopbackCluster {
     );
 
     ownedDir(path.dirname(this.haproxyConfigFile), "haproxy");
-    const config = renderHaproxyConfig([redisHaproxyListener(this.nodes, { port: this.proxy.port })], {
-      bindAddress: this.proxy.address,
-      statsAddress: this.proxy.address,
-      statsPort: this.proxy.statsPort,
-    });
-    assertLoopbackText(this.haproxyConfigFile, config);
-    ownedFile(this.haproxyConfigFile, fillSecrets(config, this.secrets()), "haproxy");
+    this.writeHaproxyConfig();
     this.supervisor.start({
       name: "haproxy",
       command: HAPROXY,
-      args: ["-db", "-f", this.haproxyConfigFile],
+      // Master-worker, as production's image runs it: SIGHUP reloads the configuration (scripts/haproxy/haproxy-step.sh).
+      args: ["-W", "-db", "-f", this.haproxyConfigFile],
       user: "haproxy",
       logFile: path.join(this.dir, "haproxy.log"),
     });
@@ -183,10 +212,379 @@ export class RedisLoopbackCluster {
     await waitFor("HAProxy to route Redis to the master", async () => (await this.upServers()).length === 1, 30_000, 500);
   }
 
+  /** Renders haproxy.cfg with the cluster's current password, as HaproxyLayer's step lands it. */
+  private writeHaproxyConfig(): void {
+    const config = renderHaproxyConfig([redisHaproxyListener(this.nodes, { port: this.proxy.port })], {
+      bindAddress: this.proxy.address,
+      statsAddress: this.proxy.address,
+      statsPort: this.proxy.statsPort,
+    });
+    assertLoopbackText(this.haproxyConfigFile, config);
+    ownedFile(this.haproxyConfigFile, fillSecrets(config, this.secrets()), "haproxy");
+  }
+
   /** Stops every daemon (also on failure) and removes the working directory. */
   async stop(): Promise<void> {
+    for (const node of this.nodes) for (const name of ["redis", "redis-sentinel"]) this.shimKill(node, name);
     await this.supervisor.stopAll();
     fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** The node's host paths for its rendered step: the loopback cluster's own files (the live redis.conf is the node directory's). */
+  private hostPaths(node: RedisNode): RedisHostPaths {
+    const settings = this.settings[node.name];
+    const nodeDir = path.join(this.dir, node.name);
+    return {
+      ...REDIS_HOST_PATHS,
+      managedDir: path.join(nodeDir, "managed"),
+      redisDir: nodeDir,
+      sentinelDir: settings.sentinelDir,
+      dataDir: settings.dataDir,
+      sysctlFile: path.join(nodeDir, "sysctl.conf"),
+    };
+  }
+
+  private shimDir(node: RedisNode): string {
+    return path.join(this.dir, node.name, "shim");
+  }
+
+  /** The pid the shim keeps for `container` of `node`, if that process runs. */
+  private shimPid(node: RedisNode, container: string): number | undefined {
+    const file = path.join(this.shimDir(node), `${container}.pid`);
+    if (!fs.existsSync(file)) return undefined;
+    const pid = Number(fs.readFileSync(file, "utf8").trim());
+    try {
+      if (/^State:\s*Z/m.test(fs.readFileSync(`/proc/${pid}/status`, "utf8"))) return undefined;
+      return pid;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** SIGKILL of what the shim started for `container` of `node`. */
+  private shimKill(node: RedisNode, container: string): void {
+    const pid = this.shimPid(node, container);
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+
+  /**
+   * The node's daemons the supervisor started become the shim's containers (label `adopted`: older
+   * than the rendered spec, as containers of an earlier deployment), so the step stops them itself.
+   */
+  private adopt(node: RedisNode): void {
+    const dir = ownedDir(this.shimDir(node), "root");
+    for (const [container, daemon] of [
+      ["redis", `${node.name}-redis`],
+      ["redis-sentinel", `${node.name}-sentinel`],
+    ]) {
+      const pid = this.supervisor.pid(daemon);
+      if (pid === undefined || this.shimPid(node, container) !== undefined) continue;
+      fs.writeFileSync(path.join(dir, `${container}.pid`), `${pid}\n`);
+      fs.writeFileSync(path.join(dir, `${container}.label`), "adopted\n");
+    }
+  }
+
+  /**
+   * Runs a whole rendered step (components/lib/remote.ts renderStepScript) on `node`'s files, with
+   * tests/redis/docker-shim.sh as `docker` and the secret files on stdin as the provider sends
+   * them; throws on a non-zero exit with the step's log.
+   */
+  private async runStep(node: RedisNode, title: string, files: readonly HostFile[], body: string): Promise<string> {
+    this.adopt(node);
+    // The image's redis user (999:1000) is Debian's redis user on this machine.
+    const { uid, gid } = userIds("redis");
+    const script = renderStepScript(title, files, body.replace(/^KB_OWNER='[^']*'$/m, `KB_OWNER='${uid}:${gid}'`), { timeoutMinutes: 10 });
+    const stdin = files
+      .filter((file) => secretKeysIn(file.content).length > 0)
+      .map((file) => `${Buffer.from(fillSecrets(`${file.content.replace(/\n?$/, "\n")}`, this.secrets())).toString("base64")}\n`)
+      .join("");
+    for (const file of files) assertLoopbackText(file.path, fillSecrets(file.content, this.secrets()));
+    const bin = path.join(this.dir, "bin");
+    if (!fs.existsSync(bin)) {
+      fs.mkdirSync(bin, { mode: 0o755 });
+      fs.symlinkSync(DOCKER_SHIM, path.join(bin, "docker"));
+    }
+    const logDir = path.join(this.dir, "steps");
+    const result = await runBounded(
+      "bash",
+      ["-c", script],
+      {
+        PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`,
+        LANG: "C.UTF-8",
+        HOME: this.dir,
+        KB_SHIM_DIR: this.shimDir(node),
+        KB_STEP_LOG_DIR: logDir,
+      },
+      600_000,
+      stdin,
+    );
+    if (result.code !== 0) {
+      const logs = fs
+        .readdirSync(logDir)
+        .filter((name) => name.endsWith(".log"))
+        .sort();
+      const last = logs.length > 0 ? fs.readFileSync(path.join(logDir, logs[logs.length - 1]), "utf8").slice(-3000) : "";
+      throw new Error(`redis: step ${title} exited ${result.code}: ${result.stderr.trim()}\n${last}`);
+    }
+    return result.stdout + result.stderr;
+  }
+
+  /** `node`'s node step (`phase` node) or master-roll step, rendered as RedisCluster declares it. */
+  runNodeStep(node: RedisNode, phase: RedisStepPhase): Promise<string> {
+    const settings = this.settings[node.name];
+    const paths = this.hostPaths(node);
+    const files: HostFile[] = [
+      { path: path.join(paths.managedDir, "redis.conf"), content: renderRedisConf(node, settings), mode: "0600" },
+      {
+        path: path.join(paths.managedDir, "sentinel.conf"),
+        content: renderSentinelConf(node, this.nodes[0].address, settings),
+        mode: "0600",
+      },
+    ];
+    const body = renderRedisNodeScript(node, this.nodes, loadVersions().images.redis, settings, phase, paths);
+    // The node step lands the managed files; the master-roll step lands none (component.ts).
+    return this.runStep(node, `${node.name}-${phase}`, phase === "node" ? files : [], body);
+  }
+
+  /** The rotation's finish step (on the first node, after HAProxy has the new password). */
+  runPasswordFinish(): Promise<string> {
+    const node = this.nodes[0];
+    const body = renderRedisPasswordFinishScript(this.nodes, loadVersions().images.redis, this.settings[node.name], this.hostPaths(node));
+    return this.runStep(node, `${node.name}-redis-password-finish`, [], body);
+  }
+
+  /** HAProxy's step on a configuration change: the new haproxy.cfg, then SIGHUP (a master-worker reload). */
+  async reloadHaproxy(): Promise<void> {
+    this.writeHaproxyConfig();
+    const pid = this.supervisor.pid("haproxy");
+    if (pid === undefined) throw new Error("redis: HAProxy does not run");
+    process.kill(pid, "SIGHUP");
+    await sleep(1500);
+    await waitFor("HAProxy to route Redis to one master after the reload", async () => (await this.upServers()).length === 1, 30_000, 250);
+  }
+
+  /** Whether `password` logs in to `address:port` (PING answered). */
+  private async logsIn(address: string, port: number, password: string): Promise<boolean> {
+    try {
+      return (await respCall(address, port, password, ["PING"], 2000)) === "PONG";
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Rotates both passwords the way `pulumi up --replace secrets-redis secrets-redis-sentinel` runs
+   * it, while a client writes through HAProxy: the node steps in inventory order, the master-roll
+   * steps, HAProxy's reload with the new password, then the finish step. The client keeps the old
+   * password until HAProxy has the new one (the application's Secret follows), then logs in with
+   * the new one. Watches the Sentinels' master and every node's role all along.
+   */
+  async rotatePasswords(): Promise<RotationResult> {
+    this.runs += 1;
+    const before = await this.agreedMaster();
+    await this.waitReplication(before, 60_000);
+    const old = { redis: this.redisPassword, sentinel: this.sentinelPassword };
+    let clientPassword = old.redis;
+    const writer = new ProxyWriter(this.proxy.address, this.proxy.port, () => clientPassword, `kb:it:rotation:${Date.now()}:${this.runs}`);
+    const writing = writer.run();
+    const mastersSeen: string[] = [before.name];
+    let pollsWithTwoMasters = 0;
+    let watching = true;
+    const sentinelPassword = () => this.sentinelPassword;
+    const watch = (async () => {
+      while (watching) {
+        const answers = await Promise.all(
+          this.nodes.map((node) =>
+            respCall(
+              node.address,
+              this.settings[node.name].sentinelPort,
+              sentinelPassword(),
+              ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", DEFAULT_REDIS_DAEMON_SETTINGS.masterName],
+              500,
+            )
+              .then((reply) => (reply as string[])[0])
+              .catch(() =>
+                respCall(
+                  node.address,
+                  this.settings[node.name].sentinelPort,
+                  old.sentinel,
+                  ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", DEFAULT_REDIS_DAEMON_SETTINGS.masterName],
+                  500,
+                ).then((reply) => (reply as string[])[0]),
+              )
+              .catch(() => undefined),
+          ),
+        );
+        const named = new Set(answers.filter((answer): answer is string => answer !== undefined));
+        if (named.size === 1) {
+          const name = this.nodeAt([...named][0]).name;
+          if (mastersSeen[mastersSeen.length - 1] !== name) mastersSeen.push(name);
+        }
+        const roles = await Promise.all(
+          this.nodes.map((node) =>
+            respCall(node.address, this.settings[node.name].port, this.redisPassword, ["ROLE"], 500)
+              .catch(() => respCall(node.address, this.settings[node.name].port, old.redis, ["ROLE"], 500))
+              .then((role) => (role as RespValue[])[0])
+              .catch(() => undefined),
+          ),
+        );
+        if (roles.filter((role) => role === "master").length > 1) pollsWithTwoMasters += 1;
+        await sleep(200);
+      }
+    })();
+    try {
+      await waitFor("writes through HAProxy before the rotation", async () => writer.acknowledged.length >= 50, 10_000, 100);
+      const startedAt = Date.now();
+      this.redisPassword = testPassword();
+      this.sentinelPassword = testPassword();
+      for (const node of this.nodes) await this.runNodeStep(node, "node");
+      const rollStartedAt = Date.now();
+      for (const node of this.nodes) await this.runNodeStep(node, "master-roll");
+      const rollEndedAt = Date.now();
+      await this.reloadHaproxy();
+      clientPassword = this.redisPassword;
+      await this.runPasswordFinish();
+      // Long enough for the old HAProxy worker's checks (old password) to fail and cut its sessions.
+      await sleep(3000);
+      const endedAt = Date.now();
+      watching = false;
+      await watch;
+      writer.stop();
+      await writing;
+      const master = await this.agreedMaster();
+      const daemons: [string, string, number][] = [
+        ...this.nodes.flatMap((node): [string, string, number][] => [
+          [`${node.name} redis`, node.address, this.settings[node.name].port],
+          [`${node.name} sentinel`, node.address, this.settings[node.name].sentinelPort],
+        ]),
+        ["haproxy", this.proxy.address, this.proxy.port],
+      ];
+      const accepted = async (password: (name: string) => string) =>
+        Object.fromEntries(
+          await Promise.all(daemons.map(async ([name, address, port]) => [name, await this.logsIn(address, port, password(name))])),
+        );
+      const isSentinel = (name: string) => name.endsWith(" sentinel");
+      const liveFiles = this.nodes.flatMap((node) => [
+        path.join(this.dir, node.name, "redis.conf"),
+        path.join(this.settings[node.name].sentinelDir, "sentinel.conf"),
+      ]);
+      return {
+        mastersSeen,
+        pollsWithTwoMasters,
+        longestWritePauseSeconds: longestPause(writer.ackTimesSince(startedAt), startedAt, endedAt) / 1000,
+        handOverPauseSeconds: longestPause(writer.ackTimesSince(rollStartedAt), rollStartedAt, rollEndedAt) / 1000,
+        acknowledgedWrites: writer.acknowledged.length,
+        acknowledgedLost: await this.missingKeys(master, writer),
+        oldPasswordAccepted: await accepted((name) => (isSentinel(name) ? old.sentinel : old.redis)),
+        newPasswordAccepted: await accepted((name) => (isSentinel(name) ? this.sentinelPassword : this.redisPassword)),
+        oldPasswordInLiveFiles: liveFiles.some((file) => {
+          const text = fs.readFileSync(file, "utf8");
+          return text.includes(old.redis) || text.includes(old.sentinel);
+        }),
+      };
+    } finally {
+      watching = false;
+      await watch;
+      writer.stop();
+      await writing;
+    }
+  }
+
+  /**
+   * Replaces the master node as `pulumi up --replace` of its server does (docs/operations.md): while
+   * a client writes through HAProxy, the node's Redis and Sentinel are killed, every file of it is
+   * wiped (data, live and managed configs, containers), and its node step and master-roll step run
+   * again at once. Polls the node's role all along: it must never serve as master.
+   */
+  async replaceNode(): Promise<ReplaceNodeResult & { readonly servedAsMaster: boolean; readonly newMaster: string }> {
+    this.runs += 1;
+    const old = await this.agreedMaster();
+    await this.waitReplication(old, 60_000);
+    const writer = new ProxyWriter(
+      this.proxy.address,
+      this.proxy.port,
+      () => this.redisPassword,
+      `kb:it:replace:${Date.now()}:${this.runs}`,
+    );
+    const writing = writer.run();
+    let servedAsMaster = false;
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        const role = (await this.redis(old, ["ROLE"], 500).catch(() => undefined)) as RespValue[] | undefined;
+        if (role?.[0] === "master") servedAsMaster = true;
+        await sleep(100);
+      }
+    })();
+    try {
+      await waitFor("writes through HAProxy before the kill", async () => writer.acknowledged.length >= 50, 10_000, 100);
+      const killedAt = Date.now();
+      await Promise.all([this.supervisor.kill(`${old.name}-redis`), this.supervisor.kill(`${old.name}-sentinel`)]);
+      this.shimKill(old, "redis");
+      this.shimKill(old, "redis-sentinel");
+      await waitFor(`${old.name} to stop answering`, async () => !(await portOpen(old.address, this.settings[old.name].port)), 10_000, 100);
+      // A new server: its data, live and managed configs and containers are gone (Redis has no volume).
+      const settings = this.settings[old.name];
+      const paths = this.hostPaths(old);
+      for (const dir of [settings.dataDir, settings.sentinelDir]) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        ownedDir(dir, "redis");
+      }
+      for (const file of [
+        path.join(paths.redisDir, "redis.conf"),
+        paths.managedDir,
+        this.shimDir(old),
+        path.join(this.dir, "steps.pending"),
+      ])
+        fs.rmSync(file, { recursive: true, force: true });
+      servedAsMaster = false;
+      const stepStarted = Date.now();
+      let rejoinFailure: string | undefined;
+      let fresh: RedisNode | undefined;
+      try {
+        await this.runNodeStep(old, "node");
+        await this.runNodeStep(old, "master-roll");
+        fresh = await this.agreedMaster();
+        await this.waitReplication(fresh, 120_000);
+        await waitFor("HAProxy to route to the new master only", async () => (await this.upServers()).join() === fresh?.name, 30_000, 250);
+      } catch (error) {
+        rejoinFailure = error instanceof Error ? error.message : String(error);
+      }
+      const stepSeconds = (Date.now() - stepStarted) / 1000;
+      const firstWrite = writer.firstAckAfter(killedAt);
+      await sleep(500);
+      watching = false;
+      await watch;
+      writer.stop();
+      await writing;
+      const master = fresh ?? (await this.agreedMasterAmong(this.nodes.filter((node) => node !== old))) ?? old;
+      const rejoined = rejoinFailure === undefined && fresh !== old;
+      if (rejoined) await this.waitInSync(master, old, 30_000);
+      return {
+        system: "redis",
+        scenario: "replace-node",
+        replaced: old.name,
+        newMaster: master.name,
+        secondsToWriteAgain: firstWrite === undefined ? Number.POSITIVE_INFINITY : (firstWrite - killedAt) / 1000,
+        acknowledgedWrites: writer.acknowledged.length,
+        acknowledgedLost: await this.missingKeys(master, writer),
+        rejoined,
+        rejoinedBy: rejoined ? "full resync" : undefined,
+        stepSeconds,
+        rejoinFailure,
+        servedAsMaster,
+      };
+    } finally {
+      watching = false;
+      await watch;
+      writer.stop();
+      await writing;
+    }
   }
 
   /** One command to a node's Redis. */
@@ -525,7 +923,7 @@ export class ProxyWriter {
   constructor(
     private readonly address: string,
     private readonly port: number,
-    private readonly password: string,
+    private readonly password: string | (() => string),
     private readonly prefix: string,
   ) {}
 
@@ -554,7 +952,12 @@ export class ProxyWriter {
     let sequence = 0;
     while (!this.stopped && Date.now() < limit) {
       try {
-        client ??= await RespClient.connect(this.address, this.port, this.password, 1000);
+        client ??= await RespClient.connect(
+          this.address,
+          this.port,
+          typeof this.password === "string" ? this.password : this.password(),
+          1000,
+        );
         sequence += 1;
         const reply = await client.call(["SET", this.key(sequence), sequence], 1000);
         if (reply === "OK") {

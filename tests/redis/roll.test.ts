@@ -44,7 +44,23 @@ if [ "$1 $2" = "run --rm" ]; then
   case "$*" in
     PING) echo PONG ;;
     ROLE) echo "$role" ;;
-    "SENTINEL get-master-addr-by-name "*) printf '%s\\n6379\\n' "$(cat "$state/master")" ;;
+    "SENTINEL get-master-addr-by-name "*)
+      # failover-after: the Sentinels promote failover-to after this many more answers (a dead master's failover).
+      if [ -f "$state/failover-after" ]; then
+        left=$(cat "$state/failover-after")
+        if [ "$left" -gt 0 ]; then echo $((left - 1)) >"$state/failover-after"; else
+          rm "$state/failover-after"; cp "$state/failover-to" "$state/master"; echo master >"$state/role.$(cat "$state/failover-to")"
+          echo "sentinels failed over to $(cat "$state/failover-to")" >>"$state/calls"
+        fi
+      fi
+      printf '%s\\n6379\\n' "$(cat "$state/master")" ;;
+    "SENTINEL MYID") echo "sentinel-$ip" ;;
+    # Every other Sentinel, by id (SENTINEL SENTINELS lists field names and values one per line).
+    "SENTINEL sentinels "*)
+      for peer in 10.0.0.123 10.0.0.124 10.0.0.125; do
+        if [ "$peer" != "$ip" ]; then printf 'name\\n%s:26379\\nrunid\\nsentinel-%s\\n' "$peer" "$peer"; fi
+      done ;;
+    "CLIENT PAUSE "*) echo "pause writes on $ip" >>"$state/calls"; echo OK ;;
     "SENTINEL failover "*)
       echo "failover by $ip" >>"$state/calls"
       # As Sentinel does, the old master keeps its role until it is converted 8 s later.
@@ -91,7 +107,7 @@ interface Node {
 }
 
 /** redis-02's host, with its managed configs written (as the node step's files land them) and Redis and Sentinel containers current. */
-function redis02(roles: Record<string, "master" | "slave">, master: string): Node {
+function redis02(roles: Record<string, "master" | "slave">, master: string, withData = true): Node {
   const root = tempDir("redis-roll");
   const fake = path.join(root, "fake");
   const managed = path.join(root, "managed");
@@ -101,6 +117,8 @@ function redis02(roles: Record<string, "master" | "slave">, master: string): Nod
   fs.writeFileSync(path.join(managed, "sentinel.conf"), "requirepass sentinel-pass\nsentinel monitor kb-redis-master 10.0.0.123 6379 2\n");
   for (const [ip, role] of Object.entries(roles)) fs.writeFileSync(path.join(fake, `role.${ip}`), role);
   fs.writeFileSync(path.join(fake, "master"), master);
+  // The node has run before: its AOF is there (a node the Sentinels name as master is started only with data of its own).
+  if (withData) fs.mkdirSync(path.join(root, "data", "appendonlydir"), { recursive: true });
   const paths = {
     managedDir: managed,
     redisDir: path.join(root, "conf"),
@@ -157,7 +175,7 @@ describe("the Redis roll (scripts/redis/redis-node.sh)", () => {
 
     const roll = node.run("master-roll");
     expect(roll.status).toBe(0);
-    expect(roll.calls).toEqual(["failover by 10.0.0.124", ...RESTART]);
+    expect(roll.calls).toEqual(["pause writes on 10.0.0.124", "failover by 10.0.0.124", ...RESTART]);
     expect(roll.output).toContain("redis: starting as replica of 10.0.0.123");
     expect(fs.existsSync(deferred)).toBe(false);
   });
@@ -170,7 +188,7 @@ describe("the Redis roll (scripts/redis/redis-node.sh)", () => {
     fs.writeFileSync(path.join(node.fake, "link-delay.10.0.0.125"), "1");
     const roll = node.run("master-roll");
     expect(roll.status).toBe(0);
-    expect(roll.calls).toEqual(["failover by 10.0.0.124", "link 10.0.0.125 online", ...RESTART]);
+    expect(roll.calls).toEqual(["pause writes on 10.0.0.124", "failover by 10.0.0.124", "link 10.0.0.125 online", ...RESTART]);
   });
 
   it("a config change only (container current): the master's restart is deferred the same way", () => {
@@ -179,7 +197,7 @@ describe("the Redis roll (scripts/redis/redis-node.sh)", () => {
     const changed = [{ path: path.join(node.managed, "redis.conf"), content: "requirepass data-pass\nmaxmemory 2048mb\n", mode: "0600" }];
     expect(node.run("node", changed).calls).toEqual([]);
     expect(fs.existsSync(path.join(node.managed, "redis.restart-deferred"))).toBe(true);
-    expect(node.run("master-roll").calls).toEqual(["failover by 10.0.0.124", ...RESTART]);
+    expect(node.run("master-roll").calls).toEqual(["pause writes on 10.0.0.124", "failover by 10.0.0.124", ...RESTART]);
   });
 
   it("converged nodes: neither step stops, starts or fails over anything", () => {
@@ -188,5 +206,23 @@ describe("the Redis roll (scripts/redis/redis-node.sh)", () => {
     expect(master.run("master-roll").calls).toEqual([]);
     const replica = redis02({ "10.0.0.123": "master", "10.0.0.124": "slave" }, "10.0.0.123");
     expect(replica.run("master-roll").calls).toEqual([]);
+  });
+
+  it("a replaced master (empty, gone) that the Sentinels still name: its node step waits for their failover and starts it as a replica, never as master", () => {
+    const node = redis02({ "10.0.0.123": "slave", "10.0.0.124": "slave" }, "10.0.0.123", false);
+    // The server is recreated empty: no containers, no data, no live configs; the Sentinels still
+    // name it (10.0.0.124) for a few more answers, then promote 10.0.0.123.
+    for (const file of fs.readdirSync(node.fake).filter((name) => name.startsWith("label."))) fs.rmSync(path.join(node.fake, file));
+    fs.rmSync(path.dirname(node.managed) + "/conf", { recursive: true, force: true });
+    fs.writeFileSync(path.join(node.fake, "master"), "10.0.0.124");
+    fs.writeFileSync(path.join(node.fake, "role.10.0.0.124"), "master");
+    fs.writeFileSync(path.join(node.fake, "role.10.0.0.123"), "slave");
+    fs.writeFileSync(path.join(node.fake, "failover-after"), "3");
+    fs.writeFileSync(path.join(node.fake, "failover-to"), "10.0.0.123");
+    const result = node.run("node");
+    expect(result.status).toBe(0);
+    expect(result.calls).toEqual(["sentinels failed over to 10.0.0.123", ...RESTART, "rm -f redis-sentinel", "start redis-sentinel"]);
+    expect(result.output).toContain("redis: starting as replica of 10.0.0.123");
+    expect(result.output).not.toContain("starting as master");
   });
 });

@@ -11,6 +11,7 @@ import {
   renderRedisConf,
   renderRedisEndpointCheckScript,
   renderRedisNodeScript,
+  renderRedisPasswordFinishScript,
   renderRedisSysctl,
   renderRedisVerifyScript,
   renderSentinelConf,
@@ -34,7 +35,8 @@ export type RedisClusterArgs = ModuleArgs<RedisSettings, RedisSecrets>;
  * master-roll step (after every node step) hands the role over through Sentinel, then restarts it:
  * the master restarts last, with one switchover. Ends with a verification step: one master
  * agreed by every Sentinel, all replicas online, a write read back on every node. Its HAProxy
- * contribution routes clients to the master only and checks a write through the load balancer.
+ * contribution routes clients to the master only, checks a write through the load balancer, and
+ * ends a password rotation once HAProxy has the new password (docs/redis.md, "Password rotation").
  */
 export class RedisCluster extends pulumi.ComponentResource implements ModuleOutputs {
   /** The verification step; what depends on a healthy Redis waits for it. */
@@ -57,6 +59,11 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
       [SENTINEL_PASSWORD_KEY]: args.secrets.sentinelPassword,
       [REDIS_EXPORTER_PASSWORD_KEY]: args.secrets.exporterPassword,
     };
+    // Changes with either password, so a rotation re-runs the steps that read the managed files but
+    // land none (the master roll, the verification, the rotation's finish); a digest, kept secret.
+    const passwords = pulumi.secret(
+      pulumi.all([args.secrets.password, args.secrets.sentinelPassword]).apply(([redis, sentinel]) => sha256(`${redis}\n${sentinel}`)),
+    );
     const nodeSteps: Record<string, command.remote.Command> = {};
     const fingerprints: string[] = [];
     const rollScripts: string[] = [];
@@ -89,7 +96,7 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
     args.hosts.forEach((host, index) => {
       const step = remoteStep(
         `${nodes[index].name}-redis-master-roll`,
-        { host, script: rollScripts[index], timeoutMinutes: 10, triggers: [fingerprints[index]] },
+        { host, script: rollScripts[index], timeoutMinutes: 10, triggers: [fingerprints[index], passwords] },
         { parent: this, dependsOn: [...Object.values(nodeSteps), ...Object.values(masterRollSteps)] },
       );
       masterRollSteps[nodes[index].name] = step;
@@ -97,13 +104,14 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
     const verifyScript = renderRedisVerifyScript(nodes, image, { ...DEFAULT_REDIS_DAEMON_SETTINGS, maxmemoryMb: 0 });
     this.verified = remoteStep(
       `${name}-verify`,
-      { host: args.hosts[0], script: verifyScript, timeoutMinutes: 5, triggers: [sha256(fingerprints.join("") + verifyScript)] },
+      { host: args.hosts[0], script: verifyScript, timeoutMinutes: 5, triggers: [sha256(fingerprints.join("") + verifyScript), passwords] },
       { parent: this, dependsOn: [...Object.values(nodeSteps), ...Object.values(masterRollSteps)] },
     );
     this.nodeSteps = nodeSteps;
     this.masterRollSteps = masterRollSteps;
     this.sentinelEndpoints = nodes.map((node) => `${node.address}:${DEFAULT_REDIS_DAEMON_SETTINGS.sentinelPort}`);
     const listener = redisHaproxyListener(nodes);
+    const finishScript = renderRedisPasswordFinishScript(nodes, image, { ...DEFAULT_REDIS_DAEMON_SETTINGS, maxmemoryMb: 0 });
     this.haproxy = {
       listeners: [listener],
       secrets: { [REDIS_PASSWORD_KEY]: args.secrets.password },
@@ -115,6 +123,16 @@ export class RedisCluster extends pulumi.ComponentResource implements ModuleOutp
           script: (address, port) => renderRedisEndpointCheckScript(address, port, image),
           triggers: [sha256(fingerprints.join(""))],
           formerParent: this,
+        },
+        {
+          // Not a client of the load balancer: declared here because it must run once HAProxy checks
+          // with the new password (after HAProxy on every host), which is when a rotation may drop the old one.
+          name: `${nodes[0].name}-redis-password-finish`,
+          host: args.hosts[0],
+          listener: listener.name,
+          script: () => finishScript,
+          // Its own value, not the endpoint check's: Pulumi holds this whole list as secret (one element is).
+          triggers: [sha256(fingerprints.join("") + finishScript), passwords],
         },
       ],
       verified: this.verified,

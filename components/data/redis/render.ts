@@ -1,5 +1,5 @@
 import type { ClusterNode } from "../../../config";
-import { CONTAINER_NOFILE, imagePull, renderContainerFunctions } from "../../lib/container";
+import { CONTAINER_NOFILE, imagePull, renderContainerFunctions, renderImagePull } from "../../lib/container";
 import type { HaproxyListener } from "../../lib/contract";
 import { secretRef } from "../../lib/remote";
 import { ACCOUNTS } from "../../security/secrets";
@@ -220,7 +220,8 @@ const REDIS_CONTAINER_CONF = "/usr/local/etc/redis";
 const SENTINEL_CONTAINER_CONF = "/usr/local/etc/redis-sentinel";
 
 /**
- * A node's step body for `phase` ({@link RedisStepPhase}): container functions, variables, then
+ * A node's step body for `phase` ({@link RedisStepPhase}): container functions, `kb_redis_image`
+ * (the pinned image made present before any probe), variables, then scripts/redis/cli.sh and
  * scripts/redis/redis-node.sh. Pure.
  */
 export function renderRedisNodeScript(
@@ -232,7 +233,7 @@ export function renderRedisNodeScript(
   paths: RedisHostPaths = REDIS_HOST_PATHS,
 ): string {
   const user = ["--user", REDIS_IMAGE_OWNER];
-  return stepBody("redis", ["redis-node.sh"], {
+  return stepBody("redis", ["cli.sh", "redis-node.sh"], {
     prefix: [
       renderContainerFunctions({
         name: "redis",
@@ -249,6 +250,7 @@ export function renderRedisNodeScript(
         command: ["redis-sentinel", `${SENTINEL_CONTAINER_CONF}/sentinel.conf`],
         nofile: CONTAINER_NOFILE.redis,
       }),
+      `kb_redis_image() {\n  ${renderImagePull(image).replace(/\n/g, "\n  ")}\n}`,
     ],
     variables: {
       KB_PHASE: phase,
@@ -283,6 +285,28 @@ export function renderRedisVerifyScript(
       KB_PORT: settings.port,
       KB_SENTINEL_PORT: settings.sentinelPort,
       KB_MASTER_NAME: settings.masterName,
+      KB_NODE_IPS: nodes.map((node) => node.address).join(" "),
+      KB_IMAGE: image,
+      KB_MANAGED_DIR: paths.managedDir,
+    },
+  });
+}
+
+/**
+ * The body of the step that ends a password rotation once HAProxy has the new password
+ * (scripts/redis/password-finish.sh): every Redis and Sentinel of `nodes` that still accepts a
+ * second password keeps only the managed one. Pure.
+ */
+export function renderRedisPasswordFinishScript(
+  nodes: readonly RedisNode[],
+  image: string,
+  settings: RedisDaemonSettings,
+  paths: RedisHostPaths = REDIS_HOST_PATHS,
+): string {
+  return stepBody("redis", ["cli.sh", "password-finish.sh"], {
+    variables: {
+      KB_PORT: settings.port,
+      KB_SENTINEL_PORT: settings.sentinelPort,
       KB_NODE_IPS: nodes.map((node) => node.address).join(" "),
       KB_IMAGE: image,
       KB_MANAGED_DIR: paths.managedDir,

@@ -69,3 +69,28 @@ export function longestPause(times: readonly number[], from: number, to: number)
   for (let index = 1; index < points.length; index++) longest = Math.max(longest, points[index] - points[index - 1]);
   return longest;
 }
+
+/**
+ * What one node-replacement scenario measured (issue 15: a node killed, its data wiped, its step
+ * run again); `npm run bench:failover` prints it as JSON.
+ */
+export interface ReplaceNodeResult {
+  /** `redis`, `galera`, … */
+  readonly system: string;
+  readonly scenario: "replace-node";
+  /** The node replaced. */
+  readonly replaced: string;
+  /** Seconds from the kill to the first write acknowledged on the client path. */
+  readonly secondsToWriteAgain: number;
+  readonly acknowledgedWrites: number;
+  /** Acknowledged writes missing afterwards (on the primary, or on any Galera node). */
+  readonly acknowledgedLost: number;
+  /** Whether the replaced node came back in the cluster (a linked replica, a Synced member), in sync. */
+  readonly rejoined: boolean;
+  /** How it caught up, when the system says (`SST`, `full resync`). */
+  readonly rejoinedBy?: string;
+  /** Seconds the node's step took, from its start to its end. */
+  readonly stepSeconds: number;
+  /** Why it did not rejoin (the last error seen), when it did not. */
+  readonly rejoinFailure?: string;
+}

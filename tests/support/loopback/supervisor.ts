@@ -185,6 +185,11 @@ export class Supervisor {
     return entry !== undefined && entry.child.exitCode === null && entry.child.signalCode === null;
   }
 
+  /** The pid of the running daemon `name` (its process group leader), if it runs. */
+  pid(name: string): number | undefined {
+    return this.isRunning(name) ? this.running.get(name)?.child.pid : undefined;
+  }
+
   /** The daemon's log so far (for failure messages). */
   log(name: string, lastLines = 40): string {
     const spec = this.specs.get(name);
