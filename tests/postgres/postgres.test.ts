@@ -21,7 +21,6 @@ import {
   renderAppSql,
   renderDynamicConfigObject,
   renderEtcdEnv,
-  renderEtcdRunScript,
   renderImageBuildScript,
   renderPatroniConfig,
   renderPatroniStepScript,
@@ -233,17 +232,7 @@ describe("etcd member settings", () => {
     expect(env).not.toContain("ETCD_INITIAL_CLUSTER_STATE");
     expect(env).not.toMatch(/"/);
   });
-
-  it("starts `new` only before the cluster formed, `existing` afterwards, and refuses a member that lost its data", () => {
-    const script = renderEtcdRunScript(MEMBERS[0], MEMBERS, versions);
-    expect(script).toContain(`KB_ETCD_IMAGE='${versions.images.etcd}'`);
-    expect(script).toMatch(
-      /if \[ -d "\$KB_ETCD_DATA_DIR\/member" \] \|\| \[ "\$1" = rejoin \]; then\n\s+state=existing\n\s+elif \[ -f "\$marker" \]; then[\s\S]*exit 1\n\s+else\n\s+state=new/,
-    );
-    expect(script).toContain('-e "ETCD_INITIAL_CLUSTER_STATE=$state"');
-    // The marker is written only once every member is healthy.
-    expect(script).toMatch(/wait-cluster\)\n\s+wait_for .*endpoint health\n\s+touch "\$marker"/);
-  });
+  // The run script's behaviour (new / existing / rejoin of an emptied member): tests/postgres/etcd-run.test.ts.
 });
 
 describe("host scripts", () => {

@@ -5,7 +5,7 @@ import { ClusterNode, clusterNodes, digestReference, Inventory, lockedImage, ser
 import { CONTAINER_NOFILE, imagePull, renderLockedImagePull } from "../../lib/container";
 import { HaproxyFile, HaproxyListener } from "../../lib/contract";
 import { secretRef, sha256 } from "../../lib/remote";
-import { hostScript, shellVariables, stepBody } from "../../lib/scripts";
+import { commonScript, hostScript, shellVariables, stepBody } from "../../lib/scripts";
 import { ACCOUNTS, DATABASES } from "../../security/secrets";
 import { HAPROXY_CONTAINER_DIR } from "../haproxy";
 import { PGBOUNCER_PORT } from "../pgbouncer/render";
@@ -459,7 +459,9 @@ export function renderVolumeScript(layout: PostgresLayout = DEFAULT_POSTGRES_LAY
 
 /**
  * The etcd run script installed on the host (`run.sh start | wait-cluster SECONDS`), with its
- * settings baked in: the image, the data and config dirs, this member's and every member's endpoint.
+ * settings baked in: the image, the data and config dirs, this member's name, peer URL and client
+ * endpoint, every member's endpoint; and the shared membership helpers (scripts/common/
+ * etcd-member.sh) with which an emptied member replaces its stale registration and joins again.
  */
 export function renderEtcdRunScript(
   node: DbNode,
@@ -474,10 +476,12 @@ export function renderEtcdRunScript(
     KB_ETCD_UID: ETCD_UID,
     KB_ETCD_DATA_DIR: paths.etcdDataDir,
     KB_ETCD_CONFIG_DIR: paths.etcdConfigDir,
+    KB_ETCD_NAME: node.name,
+    KB_ETCD_PEER_URL: `https://${node.address}:${ports.etcdPeer}`,
     KB_ETCD_ENDPOINT: `https://${node.address}:${ports.etcdClient}`,
     KB_ETCD_ENDPOINTS: members.map((member) => `https://${member.address}:${ports.etcdClient}`).join(","),
   });
-  return `#!/usr/bin/env bash\n${variables}\n${hostScript("postgres", "etcd-run.sh").trim()}\n`;
+  return `#!/usr/bin/env bash\n${variables}\n${commonScript("etcd-member.sh").trim()}\n${hostScript("postgres", "etcd-run.sh").trim()}\n`;
 }
 
 /**
