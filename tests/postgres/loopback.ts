@@ -132,9 +132,11 @@ const ETCD_DOCKER_SHIM = path.join(__dirname, "etcd-docker-shim.sh");
 /**
  * What a node replacement measured (`npm run bench:failover`, scenario `replace-node`): a DB node
  * killed and emptied (etcd data, PGDATA, WAL) while a client writes through HAProxy, then its etcd
- * start logic run again (the rendered run.sh) and Patroni started on the empty data directory.
+ * start logic run again (the rendered run.sh) and Patroni started on the empty data directory. A
+ * {@link FailoverResult} too (`oldPrimary`/`newPrimary`: the leader before and after, `rejoinedAsReplica`
+ * = `rejoined`), so the benchmark summarises it as its other scenarios.
  */
-export interface ReplaceNodeResult {
+export interface ReplaceNodeResult extends FailoverResult {
   readonly system: "postgres";
   readonly scenario: "replace-node";
   /** The node replaced, and whether it led the cluster when it was killed. */
@@ -146,8 +148,6 @@ export interface ReplaceNodeResult {
   readonly longestWritePauseSeconds: number;
   /** Seconds from the start of the etcd run script to the node streaming from the leader. */
   readonly secondsToRejoin: number;
-  readonly acknowledgedWrites: number;
-  readonly acknowledgedLost: number;
   /** 3 started, healthy etcd members and Patroni's 1 leader + 2 streaming replicas, the replaced node among them. */
   readonly rejoined: boolean;
   /** What run.sh printed (its rejoin through a healthy peer). */
@@ -781,6 +781,9 @@ export class PostgresLoopbackCluster {
         scenario: "replace-node",
         replaced: target.name,
         wasLeader: target === leader,
+        oldPrimary: leader.name,
+        newPrimary: now.name,
+        rejoinedAsReplica: rejoined,
         secondsToWriteAgain: (firstWrite - killedAt) / 1000,
         longestWritePauseSeconds:
           longestPause(
