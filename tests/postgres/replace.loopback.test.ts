@@ -1,4 +1,4 @@
-import { timingOf } from "../../components/data/postgres/settings";
+import { TIMING_PROFILES } from "../../components/data/postgres/settings";
 import { clusterForSuite } from "../support/loopback/suite";
 import { PostgresLoopbackCluster, ReplaceNodeResult } from "./loopback";
 
@@ -12,11 +12,11 @@ describe("replacing a DB node on loopback (rendered etcd run script, Debian daem
   const live = clusterForSuite(["etcd", "etcdctl", "patroni", "haproxy", "openssl"], () => PostgresLoopbackCluster.start());
 
   /**
-   * The longest write pause a replacement may cost: the crash RTO the failover scenario documents
-   * as its worst case (docs/postgres.md, "Failover timing": `ttl` + ~4 s when the etcd leader died
-   * with the node), for the stack's timing profile.
+   * The longest write pause a replacement may cost: the profile's crash RTO, the failover's worst
+   * case (`TIMING_PROFILES[…].rtoSeconds`; docs/postgres.md, "Failover timing": `ttl` + ~4 s when
+   * the etcd leader died with the node).
    */
-  const failoverBoundSeconds = (): number => timingOf(live().settings).ttl + 5;
+  const failoverBoundSeconds = (): number => TIMING_PROFILES[live().settings.timingProfile].rtoSeconds;
 
   const expectRejoined = (result: ReplaceNodeResult): void => {
     expect(result.rejoined).toBe(true);

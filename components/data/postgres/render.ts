@@ -546,6 +546,7 @@ function patroniVariables(
     KB_PATRONI_NOFILE: CONTAINER_NOFILE.patroni,
     KB_CONFIG_DIR: paths.configDir,
     KB_TLS_DIR: paths.tlsDir,
+    KB_SOCKET_DIR: paths.socketDir,
     KB_VOLUME_MOUNT: paths.volumeMount,
     KB_RAFT_DIR: paths.raftDir,
     KB_POSTGRES_UID: POSTGRES_UID,
@@ -559,6 +560,8 @@ function patroniVariables(
 
 /** The Patroni steps and the script in scripts/postgres/ each one ends with (after patroni-lib.sh). */
 const PATRONI_STEP_SCRIPTS = {
+  /** A node's accounts step: a rotated password of Patroni's accounts applied on the leader, before any node step. */
+  accounts: "accounts.sh",
   /** A node's Patroni step: bootstrap or rolling change. */
   node: "patroni-node.sh",
   /** A node's finish step: the deferred leader restart after a switchover. */
@@ -655,6 +658,31 @@ SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector AS vector_works;
  */
 export function renderAppSql(): string {
   return `-- Rendered by KeyBuzz: idempotent application roles and databases.\n${renderDatabasesSql()}${renderExtensionsSql()}`;
+}
+
+/**
+ * accounts.sql, run by the accounts step on the leader: the passwords of the roles Patroni
+ * connects as (superuser, replication, pg_rewind), which Patroni itself sets only at bootstrap
+ * (Patroni 4.0.10, `Bootstrap.post_bootstrap`). As Patroni's `create_or_update_role`: statement
+ * logging and pg_stat_statements' utility tracking off, the commit local (it does not wait for
+ * the synchronous standby).
+ */
+export function renderAccountsSql(): string {
+  const roles: [string, string][] = [
+    [ACCOUNTS.postgresSuperuser, SECRET_KEYS.superuser],
+    [ACCOUNTS.postgresReplication, SECRET_KEYS.replication],
+    [REWIND_USER, SECRET_KEYS.rewind],
+  ];
+  return [
+    "-- Rendered by KeyBuzz: the passwords of Patroni's accounts (applied on the leader).",
+    "SET log_statement TO none;",
+    "SET log_min_duration_statement TO -1;",
+    "SET log_min_error_statement TO 'log';",
+    "SET pg_stat_statements.track_utility TO off;",
+    "SET synchronous_commit TO local;",
+    ...roles.map(([role, key]) => `ALTER ROLE ${role} WITH PASSWORD '${secretRef(key)}';`),
+    "",
+  ].join("\n");
 }
 
 /** pgpass of the verification step: the superuser, every host. */
