@@ -8,11 +8,17 @@ import { renderHaproxyConfig } from "../../components/data/haproxy";
 import {
   DbNode,
   dbNodesOf,
+  APP_DATABASE,
   etcdRunPath,
+  patroniImageTag,
+  patroniStateHelper,
   postgresHaproxyListenersFor,
+  renderAccountsSql,
+  renderDatabasesSql,
   renderEtcdEnv,
   renderEtcdRunScript,
   renderPatroniConfig,
+  renderPatroniStepScript,
 } from "../../components/data/postgres/render";
 import {
   ETCD_UID,
@@ -152,6 +158,41 @@ export interface ReplaceNodeResult extends FailoverResult {
   readonly rejoined: boolean;
   /** What run.sh printed (its rejoin through a healthy peer). */
   readonly etcdScriptOutput: string;
+}
+
+/**
+ * Every interval longer than `thresholdMs` in [from, to] without an acknowledgement (as
+ * {@link longestPause} counts them: the window's edges included), ms, in order. Pure.
+ */
+export function pausesOver(times: readonly number[], from: number, to: number, thresholdMs: number): number[] {
+  const points = [from, ...times.filter((time) => time >= from && time <= to).sort((a, b) => a - b), to];
+  return points.slice(1).flatMap((time, index) => (time - points[index] > thresholdMs ? [time - points[index]] : []));
+}
+
+/** What a password rotation under a writing client measured ({@link PostgresLoopbackCluster.rotatePasswords}). */
+export interface RotationResult {
+  readonly leaderBefore: string;
+  readonly leaderAfter: string;
+  /** Every leader seen, in order, without repeats: the planned switchover adds one. */
+  readonly leadersSeen: readonly string[];
+  /** The longest time without an acknowledged write during the rotation, and every pause over 1 s, seconds. */
+  readonly longestWritePauseSeconds: number;
+  readonly writePausesOverOneSecond: readonly number[];
+  /** The longest pause of the leader's finish step (the planned switchover and its restart), seconds. */
+  readonly handOverPauseSeconds: number;
+  /** Each replica's node step (stop, start with the new patroni.yml, streaming again): the longest write pause in it. */
+  readonly replicaRestarts: readonly {
+    readonly node: string;
+    readonly wasSyncStandby: boolean;
+    readonly longestWritePauseSeconds: number;
+  }[];
+  readonly acknowledgedWrites: number;
+  readonly acknowledgedLost: number;
+  /** Whether a new session of the application role `keybuzz` is accepted with the old, and with the new password. */
+  readonly appOldPasswordAccepted: boolean;
+  readonly appNewPasswordAccepted: boolean;
+  /** What the accounts steps printed. */
+  readonly accountsOutput: string;
 }
 
 /** Options of {@link PostgresLoopbackCluster.start}. */
@@ -369,11 +410,11 @@ export class PostgresLoopbackCluster {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** GET or POST on a node's Patroni REST API (TLS verified against the CA; client certificate presented). */
-  rest(node: DbNode, method: "GET" | "POST", urlPath: string, body?: unknown): Promise<{ status: number; body: string }> {
+  /** GET or POST on a node's Patroni REST API (TLS verified against the CA; client certificate presented), bounded by `timeoutMs` of inactivity. */
+  rest(node: DbNode, method: "GET" | "POST", urlPath: string, body?: unknown, timeoutMs = 3000): Promise<{ status: number; body: string }> {
     const auth = `${ACCOUNTS.patroniRestApi}:${this.secrets[SECRET_KEYS.restApi]}`;
     const headers: Record<string, string> = body === undefined ? {} : { authorization: `Basic ${Buffer.from(auth).toString("base64")}` };
-    return this.https(node.address, this.layouts[node.name].ports.restApi, method, urlPath, node, body, headers);
+    return this.https(node.address, this.layouts[node.name].ports.restApi, method, urlPath, node, body, headers, timeoutMs);
   }
 
   private https(
@@ -384,6 +425,7 @@ export class PostgresLoopbackCluster {
     node: DbNode,
     body?: unknown,
     headers: Readonly<Record<string, string>> = {},
+    timeoutMs = 3000,
   ): Promise<{ status: number; body: string }> {
     assertLoopback(address);
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -395,7 +437,7 @@ export class PostgresLoopbackCluster {
           method,
           path: urlPath,
           agent: false,
-          timeout: 3000,
+          timeout: timeoutMs,
           ca: fs.readFileSync(this.pki.caFile),
           cert: fs.readFileSync(this.pki.nodes[node.name].certFile),
           key: fs.readFileSync(this.pki.nodes[node.name].keyFile),
@@ -801,6 +843,179 @@ export class PostgresLoopbackCluster {
       writer.stop();
       await writing;
     }
+  }
+
+  /**
+   * Runs the rendered accounts step body (components/data/postgres `renderPatroniStepScript("accounts")`,
+   * with patroni-lib.sh and the REST API helper patroni_state.py unchanged) on `node`, its
+   * accounts.sql filled with `secrets`; its `docker` runs `docker exec -u USER patroni CMD` as
+   * USER here (psql on the node's socket) and says the container runs. Returns what it printed.
+   *
+   * @throws Error with the step's output when it fails.
+   */
+  private runAccountsStep(node: DbNode, secrets: Readonly<Record<string, string>>): string {
+    const layout = this.layouts[node.name];
+    const { paths } = layout;
+    ownedFile(path.join(paths.configDir, "accounts.sql"), fillSecrets(renderAccountsSql(), secrets), "postgres");
+    fs.writeFileSync(path.join(paths.configDir, "patroni_state.py"), patroniStateHelper(), { mode: 0o755 });
+    const bin = path.join(this.dir, `${node.name}-accounts-bin`);
+    fs.mkdirSync(bin, { recursive: true });
+    const docker = [
+      "#!/usr/bin/env bash",
+      'case "$1" in',
+      "  inspect) echo true ;;",
+      '  exec) [ "$2" = -u ] || exit 2; user=$3; shift 4; exec runuser -u "$user" -- "$@" ;;',
+      "  *) exit 2 ;;",
+      "esac",
+      "",
+    ].join("\n");
+    fs.writeFileSync(path.join(bin, "docker"), docker, { mode: 0o755 });
+    const body = renderPatroniStepScript("accounts", node, this.nodes, this.settings, patroniImageTag(loadVersions()), layout);
+    assertLoopbackText(`${node.name} accounts step`, body);
+    const result = spawnSync("bash", ["-euo", "pipefail", "-c", body], {
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, LANG: "C.UTF-8" },
+    });
+    const output = `${result.stdout}${result.stderr}`;
+    if (result.status !== 0) throw new Error(`postgres: ${node.name} accounts step failed (${result.status}):\n${output}`);
+    return output;
+  }
+
+  /**
+   * Password rotation (issue 15 item 2) while a client writes through HAProxy, in the steps'
+   * order (components/data/postgres/component.ts): new passwords for the superuser, replication
+   * and rewind roles and for the application role `keybuzz`; the accounts steps node by node (the
+   * leader's applies accounts.sql); the node steps with the new patroni.yml (a replica restarted
+   * and streaming before the next node, the leader reloaded and deferred); the leader's finish
+   * step (switchover, restart); the verification (the application roles, as app.sql sets them,
+   * with the new superuser password). The writer, a superuser client, reconnects with the new
+   * password once the accounts step applied it. Leaders are polled every 250 ms.
+   */
+  async rotatePasswords(): Promise<RotationResult> {
+    const leader = await this.waitHealthy(120_000);
+    const app = (password: string): ClientConfig => ({
+      ...this.connection(leader.address, this.layouts[leader.name].ports.postgres),
+      user: ACCOUNTS.postgresApp,
+      password,
+      database: APP_DATABASE,
+    });
+    const oldApp = testPassword();
+    await this.psqlOnLeader(fillSecrets(renderDatabasesSql(), { ...this.secretsForApp(oldApp) }));
+    this.runs += 1;
+    const writer = new PgWriter(() => this.connection(this.proxy.address, this.proxy.writePort), `${Date.now()}-${this.runs}`);
+    const writing = writer.run();
+    const leaders: string[] = [];
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        await Promise.all([
+          this.members()
+            .then((members) =>
+              members
+                .filter((member) => member.role === "leader")
+                .forEach((member) => leaders[leaders.length - 1] === member.name || leaders.push(member.name)),
+            )
+            .catch(() => undefined),
+          sleep(250),
+        ]);
+      }
+    })();
+    try {
+      await waitFor("writes through HAProxy before the rotation", async () => writer.acknowledged.length >= 50, 20_000, 100);
+      const startedAt = Date.now();
+      const rotated = {
+        ...this.secrets,
+        [SECRET_KEYS.superuser]: testPassword(),
+        [SECRET_KEYS.replication]: testPassword(),
+        [SECRET_KEYS.rewind]: testPassword(),
+      };
+      const accountsOutput = this.nodes.map((node) => this.runAccountsStep(node, rotated)).join("");
+      Object.assign(this.secrets, rotated);
+      let pending: DbNode | undefined;
+      const restarts: { node: string; wasSyncStandby: boolean; from: number; to: number }[] = [];
+      for (const node of this.nodes) {
+        this.writePatroniFiles(node);
+        const role = (await this.members()).find((member) => member.name === node.name)?.role;
+        if (role === "leader") {
+          this.supervisor.signal(`${node.name}-patroni`, "SIGHUP");
+          pending = node;
+        } else {
+          const from = Date.now();
+          await this.supervisor.stop(`${node.name}-patroni`);
+          this.startPatroni(node);
+          await this.waitHealthy(180_000);
+          restarts.push({ node: node.name, wasSyncStandby: role === "sync_standby", from, to: Date.now() });
+        }
+      }
+      const handOverFrom = Date.now();
+      if (pending) {
+        // patronictl switchover --leader picks a healthy candidate; with synchronous_mode only the synchronous standby qualifies.
+        const candidate = (await this.members()).find((member) => member.role === "sync_standby");
+        // Patroni answers a switchover once it is done (seconds): a longer bound than a GET's.
+        const reply = await this.rest(pending, "POST", "/switchover", { leader: pending.name, candidate: candidate?.name }, 30_000);
+        if (reply.status !== 200) throw new Error(`postgres: switchover refused (${reply.status}): ${reply.body}`);
+        await waitFor(
+          `${pending.name} to hand over`,
+          async () => (await this.members()).find((member) => member.role === "leader" && member.name !== pending?.name),
+          60_000,
+          250,
+        );
+        await this.supervisor.stop(`${pending.name}-patroni`);
+        this.startPatroni(pending);
+      }
+      const after = await this.waitHealthy(180_000);
+      const handOverTo = Date.now();
+      const newApp = testPassword();
+      await this.psqlOnLeader(fillSecrets(renderDatabasesSql(), this.secretsForApp(newApp)));
+      const endedAt = Date.now();
+      await sleep(500);
+      writer.stop();
+      await writing;
+      const appAccepts = async (password: string): Promise<boolean> => {
+        const client = new Client({ ...app(password), host: after.address, port: this.layouts[after.name].ports.postgres });
+        try {
+          await client.connect();
+          return true;
+        } catch {
+          return false;
+        } finally {
+          await settlesWithin(client.end(), 2_000);
+        }
+      };
+      const present = new Set(
+        (await this.sql<{ seq: number }>(after, `SELECT seq FROM ${WRITES_TABLE} WHERE run = $1`, [writer.runId])).map((row) => row.seq),
+      );
+      const times = writer.acknowledged.map((write) => write.at);
+      return {
+        leaderBefore: leader.name,
+        leaderAfter: after.name,
+        leadersSeen: leaders,
+        longestWritePauseSeconds: longestPause(times, startedAt, endedAt) / 1000,
+        writePausesOverOneSecond: pausesOver(times, startedAt, endedAt, 1000).map((pause) => pause / 1000),
+        handOverPauseSeconds: longestPause(times, handOverFrom, handOverTo) / 1000,
+        replicaRestarts: restarts.map(({ node, wasSyncStandby, from, to }) => ({
+          node,
+          wasSyncStandby,
+          longestWritePauseSeconds: longestPause(times, from, to) / 1000,
+        })),
+        acknowledgedWrites: writer.acknowledged.length,
+        acknowledgedLost: writer.acknowledged.filter((write) => !present.has(write.seq)).length,
+        appOldPasswordAccepted: await appAccepts(oldApp),
+        appNewPasswordAccepted: await appAccepts(newApp),
+        accountsOutput,
+      };
+    } finally {
+      polling = false;
+      await poll;
+      writer.stop();
+      await writing;
+    }
+  }
+
+  /** The placeholders of renderDatabasesSql: the application role's password, the backend's (fresh). */
+  private secretsForApp(appPassword: string): Record<string, string> {
+    return { [SECRET_KEYS.app]: appPassword, [SECRET_KEYS.backend]: testPassword() };
   }
 
   /**
