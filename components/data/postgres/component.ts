@@ -87,7 +87,9 @@ export interface PostgresClusterArgs extends ModuleArgs<PostgresSettings, Postgr
  * XFS volume, an etcd member (mutual TLS), and Patroni + PostgreSQL 16 + pgvector in a locally
  * built image; its listeners behind the shared HAProxy.
  *
- * Order of steps: volume, etcd and image build per node (etcd members one after the other), then
+ * Order of steps: volume, etcd and image build per node (etcd members one after the other; an
+ * emptied member of a formed cluster replaces its stale registration and joins again), then the
+ * accounts steps node by node (the leader's applies rotated passwords of Patroni's roles), then
  * Patroni node by node in inventory order (bootstrap node first, waits to be healthy; each next
  * node waits for the previous one), then the finish steps (a deferred leader restart after a
  * switchover), then the verification on the bootstrap node: exactly 1 leader and N-1 streaming
