@@ -96,6 +96,10 @@ const SYSTEMS: Readonly<Record<string, BenchSystem>> = {
   "postgres-switchover": { kind: "failover", run: async (pool) => (await pool.postgres()).switchover() },
   "postgres-node-stall": { kind: "stall", run: async (pool) => (await pool.postgres()).leaderNodeStall(POSTGRES_STALL_SECONDS) },
   "postgres-etcd-stall": { kind: "stall", run: async (pool) => (await pool.postgres()).etcdLeaderStall(POSTGRES_STALL_SECONDS) },
+  // Issue 15: the synchronous standby or the leader recreated empty under a writing client rejoins
+  // (tests/postgres/loopback.ts replaceNode; JSON: system "postgres", scenario "replace-node", rejoined, run.sh's output).
+  "postgres-replace-replica": { kind: "failover", run: async (pool) => (await pool.postgres()).replaceNode("replica") },
+  "postgres-replace-leader": { kind: "failover", run: async (pool) => (await pool.postgres()).replaceNode("leader") },
   galera: { kind: "failover", run: async (pool) => (await pool.galera()).failover() },
   "rabbitmq-replace-node": { kind: "replace-node", run: async (pool) => (await pool.rabbitmq()).replaceNode() },
   "redis-replace-node": { kind: "replace-node", run: async (pool) => (await pool.redis()).replaceNode() },

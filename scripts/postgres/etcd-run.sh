@@ -1,15 +1,42 @@
 # (Re)starts this node's etcd member; installed as KB_ETCD_RUN by the etcd step (preamble above).
 #   start                  create or update the container; with state `existing`, wait for health
-#   rejoin                 start an emptied member with `existing` (after `etcdctl member add`, docs/postgres.md)
 #   wait-cluster SECONDS   wait until every member of the cluster is healthy
-# initial-cluster-state is `new` only before the cluster first formed; once the marker exists
-# (written after the whole cluster was healthy) it is `existing`, so a restarted member never
-# bootstraps a new cluster (spec 004, "Changer initial-cluster-state en existing").
+# initial-cluster-state: a member with data starts `existing`. An empty member starts `new` only
+# while the cluster has not formed yet (no peer lists a started member; spec 004, "Changer
+# initial-cluster-state en existing"). Once it formed, an empty member is a rebuilt node or lost
+# its data: through a healthy peer its stale registration is removed (never a healthy member),
+# it is added again (`member add`) and starts `existing`, receiving the data from the leader.
 set -euo pipefail
 marker="$KB_ETCD_CONFIG_DIR/cluster-formed"
-etcdctl() {
-  docker exec etcd etcdctl --cacert "$KB_ETCD_CONFIG_DIR/tls/ca.crt" --cert "$KB_ETCD_CONFIG_DIR/tls/node.crt" \
+# etcdctl of the pinned image (it ships /usr/local/bin/etcdctl), with this node's certificate: it
+# also runs before this member's container exists.
+kb_etcdctl() {
+  docker run --rm --network host --user "$KB_ETCD_UID:$KB_ETCD_UID" -v "$KB_ETCD_CONFIG_DIR:$KB_ETCD_CONFIG_DIR:ro" \
+    "$KB_ETCD_IMAGE" /usr/local/bin/etcdctl --cacert "$KB_ETCD_CONFIG_DIR/tls/ca.crt" --cert "$KB_ETCD_CONFIG_DIR/tls/node.crt" \
     --key "$KB_ETCD_CONFIG_DIR/tls/node.key" --dial-timeout 3s --command-timeout 5s "$@"
+}
+peers=()
+for endpoint in ${KB_ETCD_ENDPOINTS//,/ }; do
+  if [ "$endpoint" != "$KB_ETCD_ENDPOINT" ]; then peers+=("$endpoint"); fi
+done
+# Whether a peer lists a member that started: the cluster formed (before quorum, none has).
+cluster_formed() {
+  local peer started
+  for peer in "${peers[@]}"; do
+    if started=$(kb_etcd_started_members "$peer" 2>/dev/null) && [ -n "$started" ]; then return 0; fi
+  done
+  return 1
+}
+# Prints the first peer that answers `endpoint health` (it has quorum).
+healthy_peer() {
+  local peer
+  for peer in "${peers[@]}"; do
+    if kb_etcdctl --endpoints "$peer" endpoint health >/dev/null 2>&1; then
+      echo "$peer"
+      return 0
+    fi
+  done
+  return 1
 }
 etcd_running() { [ "$(docker inspect -f '{{ .State.Running }}' etcd 2>/dev/null)" = true ]; }
 wait_for() {
@@ -26,18 +53,27 @@ wait_for() {
   done
 }
 case "${1:-}" in
-  start | rejoin)
-    if [ -d "$KB_ETCD_DATA_DIR/member" ] || [ "$1" = rejoin ]; then
+  start)
+    install -d -m 0700 -o "$KB_ETCD_UID" -g "$KB_ETCD_UID" "$KB_ETCD_DATA_DIR"
+    docker image inspect "$KB_ETCD_IMAGE" >/dev/null 2>&1 || docker pull "$KB_ETCD_IMAGE"
+    if [ -d "$KB_ETCD_DATA_DIR/member" ]; then
+      state=existing
+    elif cluster_formed; then
+      wait_for 120 "a healthy peer to rejoin through" healthy_peer
+      peer=$(healthy_peer)
+      # No container of an emptied member keeps running on its old registration.
+      docker rm -f etcd >/dev/null 2>&1 || true
+      kb_etcd_remove_stale_member "$peer" "$KB_ETCD_PEER_URL"
+      kb_etcdctl --endpoints "$peer" member add "$KB_ETCD_NAME" --peer-urls "$KB_ETCD_PEER_URL" >/dev/null
+      echo "etcd: $KB_ETCD_NAME added again through $peer; it joins with initial-cluster-state=existing"
       state=existing
     elif [ -f "$marker" ]; then
-      echo "etcd: $KB_ETCD_DATA_DIR is empty but the cluster formed before: this member lost its data." >&2
-      echo "etcd: replace it (docs/postgres.md, 'Replace an etcd member'); refusing to bootstrap a new cluster." >&2
+      echo "etcd: $KB_ETCD_DATA_DIR is empty, the cluster formed before and no peer answers: refusing to bootstrap a new cluster." >&2
+      echo "etcd: start the other members first (docs/postgres.md, 'Replace a DB node')." >&2
       exit 1
     else
       state=new
     fi
-    install -d -m 0700 -o "$KB_ETCD_UID" -g "$KB_ETCD_UID" "$KB_ETCD_DATA_DIR"
-    docker image inspect "$KB_ETCD_IMAGE" >/dev/null 2>&1 || docker pull "$KB_ETCD_IMAGE"
     run_args=(--network host --restart unless-stopped --user "$KB_ETCD_UID:$KB_ETCD_UID"
       --log-opt max-size=10m --log-opt max-file=3 --ulimit "nofile=$KB_ETCD_NOFILE:$KB_ETCD_NOFILE"
       -v "$KB_ETCD_DATA_DIR:$KB_ETCD_DATA_DIR" -v "$KB_ETCD_CONFIG_DIR:$KB_ETCD_CONFIG_DIR:ro"
@@ -54,18 +90,18 @@ case "${1:-}" in
     fi
     if [ "$state" = existing ]; then
       # A member of a formed cluster is healthy only with quorum: roll one member at a time.
-      wait_for 120 "member health at $KB_ETCD_ENDPOINT" etcdctl --endpoints "$KB_ETCD_ENDPOINT" endpoint health
+      wait_for 120 "member health at $KB_ETCD_ENDPOINT" kb_etcdctl --endpoints "$KB_ETCD_ENDPOINT" endpoint health
     else
       # A new member waits for its peers; the cluster check comes with the Patroni step.
       wait_for 30 "running container" etcd_running
     fi
     ;;
   wait-cluster)
-    wait_for "${2:-300}" "health of every member" etcdctl --endpoints "$KB_ETCD_ENDPOINTS" endpoint health
+    wait_for "${2:-300}" "health of every member" kb_etcdctl --endpoints "$KB_ETCD_ENDPOINTS" endpoint health
     touch "$marker"
     ;;
   *)
-    echo "usage: $0 start | rejoin | wait-cluster SECONDS" >&2
+    echo "usage: $0 start | wait-cluster SECONDS" >&2
     exit 2
     ;;
 esac

@@ -1,12 +1,33 @@
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
 import { Client, ClientConfig } from "pg";
-import { serversOf } from "../../config";
+import { loadVersions, serversOf } from "../../config";
 import { renderHaproxyConfig } from "../../components/data/haproxy";
-import { DbNode, dbNodesOf, postgresHaproxyListenersFor, renderEtcdEnv, renderPatroniConfig } from "../../components/data/postgres/render";
-import { parsePostgresSettings, PostgresLayout, PostgresSettings, SECRET_KEYS, timingOf } from "../../components/data/postgres/settings";
+import {
+  DbNode,
+  dbNodesOf,
+  APP_DATABASE,
+  etcdRunPath,
+  patroniImageTag,
+  patroniStateHelper,
+  postgresHaproxyListenersFor,
+  renderAccountsSql,
+  renderDatabasesSql,
+  renderEtcdEnv,
+  renderEtcdRunScript,
+  renderPatroniConfig,
+  renderPatroniStepScript,
+} from "../../components/data/postgres/render";
+import {
+  ETCD_UID,
+  parsePostgresSettings,
+  PostgresLayout,
+  PostgresSettings,
+  SECRET_KEYS,
+  timingOf,
+} from "../../components/data/postgres/settings";
 import { fillSecrets } from "../../components/lib/remote";
 import { ACCOUNTS } from "../../components/security/secrets";
 import { FailoverResult, longestPause, StallResult } from "../support/loopback/failover";
@@ -21,6 +42,7 @@ import {
   settlesWithin,
   sleep,
   Supervisor,
+  userIds,
   waitFor,
   waitForPort,
 } from "../support/loopback/supervisor";
@@ -108,6 +130,69 @@ function killPostmaster(dataDir: string): void {
       // already gone
     }
   }
+}
+
+/** The `docker` the etcd run script gets on loopback: Debian's etcd under the suite's supervisor. */
+const ETCD_DOCKER_SHIM = path.join(__dirname, "etcd-docker-shim.sh");
+
+/**
+ * What a node replacement measured (`npm run bench:failover`, scenario `replace-node`): a DB node
+ * killed and emptied (etcd data, PGDATA, WAL) while a client writes through HAProxy, then its etcd
+ * start logic run again (the rendered run.sh) and Patroni started on the empty data directory. A
+ * {@link FailoverResult} too (`oldPrimary`/`newPrimary`: the leader before and after, `rejoinedAsReplica`
+ * = `rejoined`), so the benchmark summarises it as its other scenarios.
+ */
+export interface PostgresReplaceNodeResult extends FailoverResult {
+  readonly system: "postgres";
+  readonly scenario: "replace-node";
+  /** The node replaced, and whether it led the cluster when it was killed. */
+  readonly replaced: string;
+  readonly wasLeader: boolean;
+  /** Seconds from the kill to the first write acknowledged after it (by a new leader, when the leader was killed). */
+  readonly secondsToWriteAgain: number;
+  /** The longest time without an acknowledged write, from the kill until the node streamed again, seconds. */
+  readonly longestWritePauseSeconds: number;
+  /** Seconds from the start of the etcd run script to the node streaming from the leader. */
+  readonly secondsToRejoin: number;
+  /** 3 started, healthy etcd members and Patroni's 1 leader + 2 streaming replicas, the replaced node among them. */
+  readonly rejoined: boolean;
+  /** What run.sh printed (its rejoin through a healthy peer). */
+  readonly etcdScriptOutput: string;
+}
+
+/**
+ * Every interval longer than `thresholdMs` in [from, to] without an acknowledgement (as
+ * {@link longestPause} counts them: the window's edges included), ms, in order. Pure.
+ */
+export function pausesOver(times: readonly number[], from: number, to: number, thresholdMs: number): number[] {
+  const points = [from, ...times.filter((time) => time >= from && time <= to).sort((a, b) => a - b), to];
+  return points.slice(1).flatMap((time, index) => (time - points[index] > thresholdMs ? [time - points[index]] : []));
+}
+
+/** What a password rotation under a writing client measured ({@link PostgresLoopbackCluster.rotatePasswords}). */
+export interface RotationResult {
+  readonly leaderBefore: string;
+  readonly leaderAfter: string;
+  /** Every leader seen, in order, without repeats: the planned switchover adds one. */
+  readonly leadersSeen: readonly string[];
+  /** The longest time without an acknowledged write during the rotation, and every pause over 1 s, seconds. */
+  readonly longestWritePauseSeconds: number;
+  readonly writePausesOverOneSecond: readonly number[];
+  /** The longest pause of the leader's finish step (the planned switchover and its restart), seconds. */
+  readonly handOverPauseSeconds: number;
+  /** Each replica's node step (stop, start with the new patroni.yml, streaming again): the longest write pause in it. */
+  readonly replicaRestarts: readonly {
+    readonly node: string;
+    readonly wasSyncStandby: boolean;
+    readonly longestWritePauseSeconds: number;
+  }[];
+  readonly acknowledgedWrites: number;
+  readonly acknowledgedLost: number;
+  /** Whether a new session of the application role `keybuzz` is accepted with the old, and with the new password. */
+  readonly appOldPasswordAccepted: boolean;
+  readonly appNewPasswordAccepted: boolean;
+  /** What the accounts steps printed. */
+  readonly accountsOutput: string;
 }
 
 /** Options of {@link PostgresLoopbackCluster.start}. */
@@ -271,15 +356,18 @@ export class PostgresLoopbackCluster {
     ownedFile(path.join(paths.configDir, "patroni.yml"), patroniYml, "postgres");
   }
 
-  /** etcd with the rendered env file; initial-cluster-state as scripts/postgres/etcd-run.sh decides it. */
-  private startEtcd(node: DbNode): void {
+  /**
+   * etcd with the rendered env file; initial-cluster-state `state` (the run script's choice, through
+   * the shim), else as scripts/postgres/etcd-run.sh decides it for a member that has data or a cluster not formed yet.
+   */
+  private startEtcd(node: DbNode, state?: string): void {
     const { paths } = this.layouts[node.name];
     const env: Record<string, string> = {};
     for (const line of fs.readFileSync(path.join(paths.etcdConfigDir, "etcd.env"), "utf8").split("\n")) {
       const match = /^([A-Z0-9_]+)=(.*)$/.exec(line);
       if (match) env[match[1]] = match[2];
     }
-    env.ETCD_INITIAL_CLUSTER_STATE = fs.existsSync(path.join(paths.etcdDataDir, "member")) ? "existing" : "new";
+    env.ETCD_INITIAL_CLUSTER_STATE = state ?? (fs.existsSync(path.join(paths.etcdDataDir, "member")) ? "existing" : "new");
     this.supervisor.start({
       name: `${node.name}-etcd`,
       command: ETCD,
@@ -322,11 +410,11 @@ export class PostgresLoopbackCluster {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** GET or POST on a node's Patroni REST API (TLS verified against the CA; client certificate presented). */
-  rest(node: DbNode, method: "GET" | "POST", urlPath: string, body?: unknown): Promise<{ status: number; body: string }> {
+  /** GET or POST on a node's Patroni REST API (TLS verified against the CA; client certificate presented), bounded by `timeoutMs` of inactivity. */
+  rest(node: DbNode, method: "GET" | "POST", urlPath: string, body?: unknown, timeoutMs = 3000): Promise<{ status: number; body: string }> {
     const auth = `${ACCOUNTS.patroniRestApi}:${this.secrets[SECRET_KEYS.restApi]}`;
     const headers: Record<string, string> = body === undefined ? {} : { authorization: `Basic ${Buffer.from(auth).toString("base64")}` };
-    return this.https(node.address, this.layouts[node.name].ports.restApi, method, urlPath, node, body, headers);
+    return this.https(node.address, this.layouts[node.name].ports.restApi, method, urlPath, node, body, headers, timeoutMs);
   }
 
   private https(
@@ -337,6 +425,7 @@ export class PostgresLoopbackCluster {
     node: DbNode,
     body?: unknown,
     headers: Readonly<Record<string, string>> = {},
+    timeoutMs = 3000,
   ): Promise<{ status: number; body: string }> {
     assertLoopback(address);
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -348,7 +437,7 @@ export class PostgresLoopbackCluster {
           method,
           path: urlPath,
           agent: false,
-          timeout: 3000,
+          timeout: timeoutMs,
           ca: fs.readFileSync(this.pki.caFile),
           cert: fs.readFileSync(this.pki.nodes[node.name].certFile),
           key: fs.readFileSync(this.pki.nodes[node.name].keyFile),
@@ -586,6 +675,347 @@ export class PostgresLoopbackCluster {
       };
     });
     return { ...result, crashedEtcdLeader };
+  }
+
+  /**
+   * Runs the node's rendered etcd run script (`run.sh COMMAND…`, components/data/postgres
+   * `renderEtcdRunScript`) as the etcd and Patroni steps run it, with tests/postgres/etcd-docker-shim.sh
+   * as its `docker`: etcdctl is Debian's, and the member's container is this supervisor's etcd,
+   * started and stopped here when the shim asks. The one change to the rendered text: the etcd uid
+   * is the Debian user's, not the image's 2379. Returns what the script printed.
+   *
+   * @throws Error with the script's output when it fails.
+   */
+  async runEtcdScript(node: DbNode, ...command: string[]): Promise<string> {
+    const layout = this.layouts[node.name];
+    const imageUid = `KB_ETCD_UID='${ETCD_UID}'\n`;
+    const rendered = renderEtcdRunScript(node, this.nodes, loadVersions(), layout);
+    if (!rendered.includes(imageUid)) throw new Error(`postgres: the etcd run script no longer sets ${imageUid.trim()}`);
+    const script = rendered.replace(imageUid, `KB_ETCD_UID='${userIds("etcd").uid}'\n`);
+    assertLoopbackText(`${node.name} run.sh`, script);
+    const runPath = etcdRunPath(layout);
+    fs.writeFileSync(runPath, script, { mode: 0o755 });
+    const shimDir = path.join(this.dir, `${node.name}-etcd`, "shim");
+    const bin = path.join(shimDir, "bin");
+    fs.mkdirSync(bin, { recursive: true });
+    fs.writeFileSync(path.join(bin, "docker"), `#!/usr/bin/env bash\nexec bash ${ETCD_DOCKER_SHIM} "$@"\n`, { mode: 0o755 });
+    fs.rmSync(path.join(shimDir, "log"), { force: true });
+    fs.symlinkSync(this.logFile(`${node.name}-etcd`), path.join(shimDir, "log"));
+    const child = spawn("bash", [runPath, ...command], {
+      env: { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, LANG: "C.UTF-8", KB_SHIM_DIR: shimDir },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const request = path.join(shimDir, "request");
+    const running = path.join(shimDir, "running");
+    let code: number | null | undefined;
+    while (code === undefined) {
+      if (fs.existsSync(request)) {
+        const [verb, state] = fs.readFileSync(request, "utf8").trim().split(" ");
+        await this.supervisor.stop(`${node.name}-etcd`);
+        fs.rmSync(running, { force: true });
+        if (verb === "start") {
+          this.startEtcd(node, state);
+          fs.writeFileSync(running, "");
+        }
+        fs.rmSync(request);
+      }
+      if (await settlesWithin(exited, 100)) code = await exited;
+    }
+    if (code !== 0) throw new Error(`postgres: ${node.name} run.sh ${command.join(" ")} failed (${code}):\n${output}`);
+    return output;
+  }
+
+  /**
+   * The node's server recreated empty: its etcd data and marker, PGDATA and the WAL directory are
+   * gone; the volume step recreates the two PostgreSQL directories empty (mode 700).
+   */
+  private wipe(node: DbNode): void {
+    const { paths } = this.layouts[node.name];
+    fs.rmSync(paths.etcdDataDir, { recursive: true, force: true });
+    fs.rmSync(path.join(paths.etcdConfigDir, "cluster-formed"), { force: true });
+    for (const dir of [paths.dataDir, paths.walDir]) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      ownedDir(dir, "postgres");
+    }
+  }
+
+  /** Whether every DB node's etcd member is listed as started and answers healthy. */
+  async etcdWhole(): Promise<boolean> {
+    const [first] = this.nodes;
+    const reply = await this.https(first.address, this.layouts[first.name].ports.etcdClient, "POST", "/v3/cluster/member/list", first, {});
+    const members = (JSON.parse(reply.body) as { members?: { name?: string }[] }).members ?? [];
+    const names = members.map((member) => member.name ?? "").sort();
+    if (
+      names.join() !==
+      this.nodes
+        .map((node) => node.name)
+        .sort()
+        .join()
+    )
+      return false;
+    return (await Promise.all(this.nodes.map((node) => this.etcdHealthy(node)))).every(Boolean);
+  }
+
+  /**
+   * Node replacement (issue 15 item 1): while a client writes through HAProxy, `which` node (the
+   * leader, or the synchronous standby) crashes and loses its disks (etcd data, PGDATA, WAL). When
+   * it was the leader, a survivor takes over first. Then, as `pulumi up` on the recreated server:
+   * the etcd step (`run.sh start`: the stale member removed through a healthy peer, added again,
+   * started `existing`), the Patroni step's `run.sh wait-cluster` and `run.sh start`, and Patroni on
+   * the empty data directory, which clones the leader. Waits until the cluster is whole again.
+   */
+  async replaceNode(which: "leader" | "replica"): Promise<PostgresReplaceNodeResult> {
+    const leader = await this.waitHealthy(120_000);
+    const standby = (await this.members()).find((member) => member.role === "sync_standby");
+    const target = which === "leader" ? leader : this.node(standby?.name ?? "");
+    this.runs += 1;
+    const writer = new PgWriter(() => this.connection(this.proxy.address, this.proxy.writePort), `${Date.now()}-${this.runs}`);
+    const writing = writer.run();
+    try {
+      await waitFor("writes through HAProxy before the replacement", async () => writer.acknowledged.length >= 50, 20_000, 100);
+      const killedAt = Date.now();
+      await this.crash(target);
+      this.wipe(target);
+      const survivors = this.nodes.filter((node) => node !== target);
+      const serving = await waitFor(
+        "a leader among the surviving nodes",
+        async () => {
+          const current = (await this.members(survivors)).find((member) => member.role === "leader" && member.state === "running");
+          return current && current.name !== target.name ? this.node(current.name) : undefined;
+        },
+        180_000,
+        500,
+      );
+      const firstWrite = await waitFor(
+        `a write acknowledged by ${serving.name} after the kill`,
+        async () => writer.firstAckAfter(killedAt, serving.address),
+        180_000,
+        50,
+      );
+      const rejoinStartedAt = Date.now();
+      let etcdScriptOutput = await this.runEtcdScript(target, "start");
+      // The Patroni step: the whole etcd cluster healthy, the marker, the member as the step keeps it.
+      etcdScriptOutput += await this.runEtcdScript(target, "wait-cluster", "300");
+      etcdScriptOutput += await this.runEtcdScript(target, "start");
+      this.startPatroni(target);
+      let rejoined = true;
+      try {
+        const after = await this.waitHealthy(300_000);
+        const streams = await this.replication(after);
+        rejoined = streams.some((row) => row.application_name === target.name && row.state === "streaming") && (await this.etcdWhole());
+      } catch {
+        rejoined = false;
+      }
+      const rejoinedAt = Date.now();
+      await sleep(500);
+      writer.stop();
+      await writing;
+      const now = await this.waitHealthy(60_000);
+      const present = new Set(
+        (await this.sql<{ seq: number }>(now, `SELECT seq FROM ${WRITES_TABLE} WHERE run = $1`, [writer.runId])).map((row) => row.seq),
+      );
+      return {
+        system: "postgres",
+        scenario: "replace-node",
+        replaced: target.name,
+        wasLeader: target === leader,
+        oldPrimary: leader.name,
+        newPrimary: now.name,
+        rejoinedAsReplica: rejoined,
+        secondsToWriteAgain: (firstWrite - killedAt) / 1000,
+        longestWritePauseSeconds:
+          longestPause(
+            writer.acknowledged.map((write) => write.at),
+            killedAt,
+            rejoinedAt,
+          ) / 1000,
+        secondsToRejoin: (rejoinedAt - rejoinStartedAt) / 1000,
+        acknowledgedWrites: writer.acknowledged.length,
+        acknowledgedLost: writer.acknowledged.filter((write) => !present.has(write.seq)).length,
+        rejoined,
+        etcdScriptOutput,
+      };
+    } finally {
+      writer.stop();
+      await writing;
+    }
+  }
+
+  /**
+   * Runs the rendered accounts step body (components/data/postgres `renderPatroniStepScript("accounts")`,
+   * with patroni-lib.sh and the REST API helper patroni_state.py unchanged) on `node`, its
+   * accounts.sql filled with `secrets`; its `docker` runs `docker exec -u USER patroni CMD` as
+   * USER here (psql on the node's socket) and says the container runs. Returns what it printed.
+   *
+   * @throws Error with the step's output when it fails.
+   */
+  private runAccountsStep(node: DbNode, secrets: Readonly<Record<string, string>>): string {
+    const layout = this.layouts[node.name];
+    const { paths } = layout;
+    ownedFile(path.join(paths.configDir, "accounts.sql"), fillSecrets(renderAccountsSql(), secrets), "postgres");
+    fs.writeFileSync(path.join(paths.configDir, "patroni_state.py"), patroniStateHelper(), { mode: 0o755 });
+    const bin = path.join(this.dir, `${node.name}-accounts-bin`);
+    fs.mkdirSync(bin, { recursive: true });
+    const docker = [
+      "#!/usr/bin/env bash",
+      'case "$1" in',
+      "  inspect) echo true ;;",
+      '  exec) [ "$2" = -u ] || exit 2; user=$3; shift 4; exec runuser -u "$user" -- "$@" ;;',
+      "  *) exit 2 ;;",
+      "esac",
+      "",
+    ].join("\n");
+    fs.writeFileSync(path.join(bin, "docker"), docker, { mode: 0o755 });
+    const body = renderPatroniStepScript("accounts", node, this.nodes, this.settings, patroniImageTag(loadVersions()), layout);
+    assertLoopbackText(`${node.name} accounts step`, body);
+    const result = spawnSync("bash", ["-euo", "pipefail", "-c", body], {
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { PATH: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, LANG: "C.UTF-8" },
+    });
+    const output = `${result.stdout}${result.stderr}`;
+    if (result.status !== 0) throw new Error(`postgres: ${node.name} accounts step failed (${result.status}):\n${output}`);
+    return output;
+  }
+
+  /**
+   * Password rotation (issue 15 item 2) while a client writes through HAProxy, in the steps'
+   * order (components/data/postgres/component.ts): new passwords for the superuser, replication
+   * and rewind roles and for the application role `keybuzz`; the accounts steps node by node (the
+   * leader's applies accounts.sql); the node steps with the new patroni.yml (a replica restarted
+   * and streaming before the next node, the leader reloaded and deferred); the leader's finish
+   * step (switchover, restart); the verification (the application roles, as app.sql sets them,
+   * with the new superuser password). The writer, a superuser client, reconnects with the new
+   * password once the accounts step applied it. Leaders are polled every 250 ms.
+   */
+  async rotatePasswords(): Promise<RotationResult> {
+    const leader = await this.waitHealthy(120_000);
+    const app = (password: string): ClientConfig => ({
+      ...this.connection(leader.address, this.layouts[leader.name].ports.postgres),
+      user: ACCOUNTS.postgresApp,
+      password,
+      database: APP_DATABASE,
+    });
+    const oldApp = testPassword();
+    await this.psqlOnLeader(fillSecrets(renderDatabasesSql(), { ...this.secretsForApp(oldApp) }));
+    this.runs += 1;
+    const writer = new PgWriter(() => this.connection(this.proxy.address, this.proxy.writePort), `${Date.now()}-${this.runs}`);
+    const writing = writer.run();
+    const leaders: string[] = [];
+    let polling = true;
+    const poll = (async () => {
+      while (polling) {
+        await Promise.all([
+          this.members()
+            .then((members) =>
+              members
+                .filter((member) => member.role === "leader")
+                .forEach((member) => leaders[leaders.length - 1] === member.name || leaders.push(member.name)),
+            )
+            .catch(() => undefined),
+          sleep(250),
+        ]);
+      }
+    })();
+    try {
+      await waitFor("writes through HAProxy before the rotation", async () => writer.acknowledged.length >= 50, 20_000, 100);
+      const startedAt = Date.now();
+      const rotated = {
+        ...this.secrets,
+        [SECRET_KEYS.superuser]: testPassword(),
+        [SECRET_KEYS.replication]: testPassword(),
+        [SECRET_KEYS.rewind]: testPassword(),
+      };
+      const accountsOutput = this.nodes.map((node) => this.runAccountsStep(node, rotated)).join("");
+      Object.assign(this.secrets, rotated);
+      let pending: DbNode | undefined;
+      const restarts: { node: string; wasSyncStandby: boolean; from: number; to: number }[] = [];
+      for (const node of this.nodes) {
+        this.writePatroniFiles(node);
+        const role = (await this.members()).find((member) => member.name === node.name)?.role;
+        if (role === "leader") {
+          this.supervisor.signal(`${node.name}-patroni`, "SIGHUP");
+          pending = node;
+        } else {
+          const from = Date.now();
+          await this.supervisor.stop(`${node.name}-patroni`);
+          this.startPatroni(node);
+          await this.waitHealthy(180_000);
+          restarts.push({ node: node.name, wasSyncStandby: role === "sync_standby", from, to: Date.now() });
+        }
+      }
+      const handOverFrom = Date.now();
+      if (pending) {
+        // patronictl switchover --leader picks a healthy candidate; with synchronous_mode only the synchronous standby qualifies.
+        const candidate = (await this.members()).find((member) => member.role === "sync_standby");
+        // Patroni answers a switchover once it is done (seconds): a longer bound than a GET's.
+        const reply = await this.rest(pending, "POST", "/switchover", { leader: pending.name, candidate: candidate?.name }, 30_000);
+        if (reply.status !== 200) throw new Error(`postgres: switchover refused (${reply.status}): ${reply.body}`);
+        await waitFor(
+          `${pending.name} to hand over`,
+          async () => (await this.members()).find((member) => member.role === "leader" && member.name !== pending?.name),
+          60_000,
+          250,
+        );
+        await this.supervisor.stop(`${pending.name}-patroni`);
+        this.startPatroni(pending);
+      }
+      const after = await this.waitHealthy(180_000);
+      const handOverTo = Date.now();
+      const newApp = testPassword();
+      await this.psqlOnLeader(fillSecrets(renderDatabasesSql(), this.secretsForApp(newApp)));
+      const endedAt = Date.now();
+      await sleep(500);
+      writer.stop();
+      await writing;
+      const appAccepts = async (password: string): Promise<boolean> => {
+        const client = new Client({ ...app(password), host: after.address, port: this.layouts[after.name].ports.postgres });
+        try {
+          await client.connect();
+          return true;
+        } catch {
+          return false;
+        } finally {
+          await settlesWithin(client.end(), 2_000);
+        }
+      };
+      const present = new Set(
+        (await this.sql<{ seq: number }>(after, `SELECT seq FROM ${WRITES_TABLE} WHERE run = $1`, [writer.runId])).map((row) => row.seq),
+      );
+      const times = writer.acknowledged.map((write) => write.at);
+      return {
+        leaderBefore: leader.name,
+        leaderAfter: after.name,
+        leadersSeen: leaders,
+        longestWritePauseSeconds: longestPause(times, startedAt, endedAt) / 1000,
+        writePausesOverOneSecond: pausesOver(times, startedAt, endedAt, 1000).map((pause) => pause / 1000),
+        handOverPauseSeconds: longestPause(times, handOverFrom, handOverTo) / 1000,
+        replicaRestarts: restarts.map(({ node, wasSyncStandby, from, to }) => ({
+          node,
+          wasSyncStandby,
+          longestWritePauseSeconds: longestPause(times, from, to) / 1000,
+        })),
+        acknowledgedWrites: writer.acknowledged.length,
+        acknowledgedLost: writer.acknowledged.filter((write) => !present.has(write.seq)).length,
+        appOldPasswordAccepted: await appAccepts(oldApp),
+        appNewPasswordAccepted: await appAccepts(newApp),
+        accountsOutput,
+      };
+    } finally {
+      polling = false;
+      await poll;
+      writer.stop();
+      await writing;
+    }
+  }
+
+  /** The placeholders of renderDatabasesSql: the application role's password, the backend's (fresh). */
+  private secretsForApp(appPassword: string): Record<string, string> {
+    return { [SECRET_KEYS.app]: appPassword, [SECRET_KEYS.backend]: testPassword() };
   }
 
   /**

@@ -21,7 +21,6 @@ import {
   renderAppSql,
   renderDynamicConfigObject,
   renderEtcdEnv,
-  renderEtcdRunScript,
   renderImageBuildScript,
   renderPatroniConfig,
   renderPatroniStepScript,
@@ -233,17 +232,7 @@ describe("etcd member settings", () => {
     expect(env).not.toContain("ETCD_INITIAL_CLUSTER_STATE");
     expect(env).not.toMatch(/"/);
   });
-
-  it("starts `new` only before the cluster formed, `existing` afterwards, and refuses a member that lost its data", () => {
-    const script = renderEtcdRunScript(MEMBERS[0], MEMBERS, versions);
-    expect(script).toContain(`KB_ETCD_IMAGE='${versions.images.etcd}'`);
-    expect(script).toMatch(
-      /if \[ -d "\$KB_ETCD_DATA_DIR\/member" \] \|\| \[ "\$1" = rejoin \]; then\n\s+state=existing\n\s+elif \[ -f "\$marker" \]; then[\s\S]*exit 1\n\s+else\n\s+state=new/,
-    );
-    expect(script).toContain('-e "ETCD_INITIAL_CLUSTER_STATE=$state"');
-    // The marker is written only once every member is healthy.
-    expect(script).toMatch(/wait-cluster\)\n\s+wait_for .*endpoint health\n\s+touch "\$marker"/);
-  });
+  // The run script's behaviour (new / existing / rejoin of an emptied member): tests/postgres/etcd-run.test.ts.
 });
 
 describe("host scripts", () => {
@@ -259,7 +248,7 @@ describe("host scripts", () => {
     expect(script).toContain("KB_VOLUME_MOUNT='/opt/keybuzz/postgres'");
   });
 
-  it.each(["node", "finish", "verify"] as const)(
+  it.each(["accounts", "node", "finish", "verify"] as const)(
     "gives the Patroni %s step exactly the KB_* variables its scripts read, each once",
     (step) => {
       const body = renderPatroniStepScript(step, MEMBERS[1], MEMBERS, defaults, patroniImageTag(versions));
@@ -383,7 +372,7 @@ describe("PostgresCluster on the mock engine", () => {
   it("declares one volume, etcd, image and Patroni step per DB node, each starting after its base OS", async () => {
     const resources = await declared(buildCluster());
     for (const node of MEMBERS) {
-      for (const suffix of ["pg-volume", "etcd", "patroni-image", "patroni", "patroni-finish"]) {
+      for (const suffix of ["pg-volume", "etcd", "patroni-image", "postgres-accounts", "patroni", "patroni-finish"]) {
         expect(resources.has(`${node.name}-${suffix}`)).toBe(true);
       }
       expect(resources.get(`${node.name}-pg-volume`)?.deps).toContain(`${node.name}-base`);
@@ -406,6 +395,13 @@ describe("PostgresCluster on the mock engine", () => {
       ]),
     );
     expect(deps("db-master-01-patroni").some((dep) => dep.startsWith("db-slave-") && dep.endsWith("-patroni"))).toBe(false);
+    // A rotated password of Patroni's accounts is on the leader before any member restarts.
+    expect(deps("db-master-01-patroni")).toContain("db-slave-02-postgres-accounts");
+    expect(deps("db-master-01-postgres-accounts")).toEqual(
+      expect.arrayContaining(["db-master-01-base", "db-master-01-etcd", "db-slave-01-etcd", "db-slave-02-etcd"]),
+    );
+    expect(deps("db-slave-01-postgres-accounts")).toContain("db-master-01-postgres-accounts");
+    expect(deps("db-slave-02-postgres-accounts")).toContain("db-slave-01-postgres-accounts");
     expect(deps("db-slave-01-patroni")).toContain("db-master-01-patroni");
     expect(deps("db-slave-02-patroni")).toContain("db-slave-01-patroni");
     expect(deps("db-master-01-patroni-finish")).toEqual(["db-slave-02-patroni"]);
@@ -448,6 +444,44 @@ describe("PostgresCluster on the mock engine", () => {
     }
     expect(after.get("db-slave-02-patroni")?.deps).toContain("db-slave-01-patroni");
     expect(after.get("db-master-01-patroni-finish")?.deps).toEqual(["db-slave-02-patroni"]);
+  });
+
+  it("applies the accounts' passwords on the leader only, through the local socket, from a file whose passwords come by stdin", async () => {
+    const resources = await declared(buildCluster());
+    const step = resources.get("db-slave-01-postgres-accounts");
+    const stdin = String(reveal(step?.inputs.stdin))
+      .trim()
+      .split("\n")
+      .map((line) => Buffer.from(line, "base64").toString());
+    expect(stdin.join("\n")).toContain("ALTER ROLE postgres WITH PASSWORD 'S3cretSuper';");
+    expect(stdin.join("\n")).toContain("ALTER ROLE replicator WITH PASSWORD 'S3cretRepl';");
+    expect(stdin.join("\n")).toMatch(/ALTER ROLE rewind_user WITH PASSWORD '[^'{}]+';/);
+    expect(isSecretValue(step?.inputs.stdin)).toBe(true);
+    // The step in bash with a fake docker and a fake REST API answer: only the leader runs psql.
+    for (const role of ["leader", "replica"]) {
+      const dir = tempDir("accounts-step");
+      const log = path.join(dir, "docker.log");
+      fs.writeFileSync(path.join(dir, "docker"), `#!/usr/bin/env bash\necho "$*" >>${log}\n[ "$1" != inspect ] || echo true\n`, {
+        mode: 0o755,
+      });
+      fs.writeFileSync(path.join(dir, "python3"), `#!/usr/bin/env bash\necho ${role}\n`, { mode: 0o755 });
+      const body = renderPatroniStepScript("accounts", MEMBERS[1], MEMBERS, defaults, patroniImageTag(versions));
+      const result = spawnSync("bash", ["-euo", "pipefail", "-c", body], {
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+      });
+      expect(result.status).toBe(0);
+      const calls = fs.readFileSync(log, "utf8").trim().split("\n");
+      const psql = calls.filter((call) => call.startsWith("exec -u postgres patroni psql"));
+      expect([role, psql]).toEqual([
+        role,
+        role === "leader"
+          ? [
+              "exec -u postgres patroni psql -X -q -v ON_ERROR_STOP=1 -h /var/run/postgresql -p 5432 -d postgres -f /etc/keybuzz/postgres/accounts.sql",
+            ]
+          : [],
+      ]);
+    }
   });
 
   it("hands HAProxy its listeners, the CA file and the CA, gated on its verification, and exposes the endpoints", async () => {

@@ -97,7 +97,10 @@ describe("other rendered PostgreSQL files", () => {
       image: renderImageBuildScript(versions, tag),
       etcd: renderEtcdStepScript(DEFAULT_POSTGRES_LAYOUT, "quay.io/coreos/etcd:v3.5.21@sha256:" + "0".repeat(64)),
       ...Object.fromEntries(
-        (["node", "finish", "verify"] as const).map((step) => [step, renderPatroniStepScript(step, MEMBERS[0], MEMBERS, settings, tag)]),
+        (["accounts", "node", "finish", "verify"] as const).map((step) => [
+          step,
+          renderPatroniStepScript(step, MEMBERS[0], MEMBERS, settings, tag),
+        ]),
       ),
     };
     const files = Object.entries(bodies).map(([name, body]) => {

@@ -18,6 +18,7 @@ import {
   postgresEndpointsAt,
   postgresHaproxyCaFile,
   postgresHaproxyListenersFor,
+  renderAccountsSql,
   renderAppSql,
   renderDynamicConfig,
   renderEtcdEnv,
@@ -86,7 +87,9 @@ export interface PostgresClusterArgs extends ModuleArgs<PostgresSettings, Postgr
  * XFS volume, an etcd member (mutual TLS), and Patroni + PostgreSQL 16 + pgvector in a locally
  * built image; its listeners behind the shared HAProxy.
  *
- * Order of steps: volume, etcd and image build per node (etcd members one after the other), then
+ * Order of steps: volume, etcd and image build per node (etcd members one after the other; an
+ * emptied member of a formed cluster replaces its stale registration and joins again), then the
+ * accounts steps node by node (the leader's applies rotated passwords of Patroni's roles), then
  * Patroni node by node in inventory order (bootstrap node first, waits to be healthy; each next
  * node waits for the previous one), then the finish steps (a deferred leader restart after a
  * switchover), then the verification on the bootstrap node: exactly 1 leader and N-1 streaming
@@ -187,7 +190,32 @@ export class PostgresCluster extends pulumi.ComponentResource implements ModuleO
       }
     }
 
-    // 2. Patroni node by node: bootstrap node first, each next node after the previous is healthy.
+    // 2. A rotated password of Patroni's accounts, applied on the leader before any member restarts
+    // with the new patroni.yml (Patroni sets them only at bootstrap); only the leader's step acts.
+    const accountPasswords = {
+      [SECRET_KEYS.superuser]: pg.superuser,
+      [SECRET_KEYS.replication]: pg.replication,
+      [SECRET_KEYS.rewind]: rewindPassword,
+    };
+    const accountSteps: command.remote.Command[] = [];
+    for (const node of members) {
+      const previous = accountSteps[accountSteps.length - 1];
+      accountSteps.push(
+        remoteStep(
+          `${node.name}-postgres-accounts`,
+          {
+            host: hostOf[node.name],
+            files: [{ path: path.posix.join(paths.configDir, "accounts.sql"), content: renderAccountsSql(), mode: "0600", owner }],
+            script: renderPatroniStepScript("accounts", node, members, args.settings, imageTag, layout),
+            secrets: accountPasswords,
+            timeoutMinutes: 5,
+          },
+          { parent: this, dependsOn: [...etcdSteps, ...waitsFor(args.after, node.name, previous)] },
+        ),
+      );
+    }
+
+    // 3. Patroni node by node: bootstrap node first, each next node after the previous is healthy.
     const nodeSteps: command.remote.Command[] = [];
     const fingerprints: string[] = [];
     for (const node of members) {
@@ -212,13 +240,13 @@ export class PostgresCluster extends pulumi.ComponentResource implements ModuleO
           { host, files, script, secrets: { ...passwords, ...tlsSecrets(node.name) }, timeoutMinutes: 30, triggers: [imageTag] },
           {
             parent: this,
-            dependsOn: [volumeSteps[node.name], imageSteps[node.name], ...etcdSteps, ...(previous ? [previous] : [])],
+            dependsOn: [volumeSteps[node.name], imageSteps[node.name], ...etcdSteps, previous ?? accountSteps[accountSteps.length - 1]],
           },
         ),
       );
     }
 
-    // 3. Finish a deferred leader restart (switchover first), node by node, after every node step.
+    // 4. Finish a deferred leader restart (switchover first), node by node, after every node step.
     const changeFingerprint = sha256(fingerprints.join(""));
     let last: command.remote.Command = nodeSteps[nodeSteps.length - 1];
     for (const node of members) {
@@ -234,7 +262,7 @@ export class PostgresCluster extends pulumi.ComponentResource implements ModuleO
       );
     }
 
-    // 4. Verification on the bootstrap node.
+    // 5. Verification on the bootstrap node.
     const bootstrap = members[0];
     this.verified = remoteStep(
       `${bootstrap.name}-postgres-verify`,

@@ -5,7 +5,7 @@ import { ClusterNode, clusterNodes, digestReference, Inventory, lockedImage, ser
 import { CONTAINER_NOFILE, imagePull, renderLockedImagePull } from "../../lib/container";
 import { HaproxyFile, HaproxyListener } from "../../lib/contract";
 import { secretRef, sha256 } from "../../lib/remote";
-import { hostScript, shellVariables, stepBody } from "../../lib/scripts";
+import { commonScript, hostScript, shellVariables, stepBody } from "../../lib/scripts";
 import { ACCOUNTS, DATABASES } from "../../security/secrets";
 import { HAPROXY_CONTAINER_DIR } from "../haproxy";
 import { PGBOUNCER_PORT } from "../pgbouncer/render";
@@ -459,7 +459,9 @@ export function renderVolumeScript(layout: PostgresLayout = DEFAULT_POSTGRES_LAY
 
 /**
  * The etcd run script installed on the host (`run.sh start | wait-cluster SECONDS`), with its
- * settings baked in: the image, the data and config dirs, this member's and every member's endpoint.
+ * settings baked in: the image, the data and config dirs, this member's name, peer URL and client
+ * endpoint, every member's endpoint; and the shared membership helpers (scripts/common/
+ * etcd-member.sh) with which an emptied member replaces its stale registration and joins again.
  */
 export function renderEtcdRunScript(
   node: DbNode,
@@ -474,10 +476,12 @@ export function renderEtcdRunScript(
     KB_ETCD_UID: ETCD_UID,
     KB_ETCD_DATA_DIR: paths.etcdDataDir,
     KB_ETCD_CONFIG_DIR: paths.etcdConfigDir,
+    KB_ETCD_NAME: node.name,
+    KB_ETCD_PEER_URL: `https://${node.address}:${ports.etcdPeer}`,
     KB_ETCD_ENDPOINT: `https://${node.address}:${ports.etcdClient}`,
     KB_ETCD_ENDPOINTS: members.map((member) => `https://${member.address}:${ports.etcdClient}`).join(","),
   });
-  return `#!/usr/bin/env bash\n${variables}\n${hostScript("postgres", "etcd-run.sh").trim()}\n`;
+  return `#!/usr/bin/env bash\n${variables}\n${commonScript("etcd-member.sh").trim()}\n${hostScript("postgres", "etcd-run.sh").trim()}\n`;
 }
 
 /**
@@ -542,6 +546,7 @@ function patroniVariables(
     KB_PATRONI_NOFILE: CONTAINER_NOFILE.patroni,
     KB_CONFIG_DIR: paths.configDir,
     KB_TLS_DIR: paths.tlsDir,
+    KB_SOCKET_DIR: paths.socketDir,
     KB_VOLUME_MOUNT: paths.volumeMount,
     KB_RAFT_DIR: paths.raftDir,
     KB_POSTGRES_UID: POSTGRES_UID,
@@ -555,6 +560,8 @@ function patroniVariables(
 
 /** The Patroni steps and the script in scripts/postgres/ each one ends with (after patroni-lib.sh). */
 const PATRONI_STEP_SCRIPTS = {
+  /** A node's accounts step: a rotated password of Patroni's accounts applied on the leader, before any node step. */
+  accounts: "accounts.sh",
   /** A node's Patroni step: bootstrap or rolling change. */
   node: "patroni-node.sh",
   /** A node's finish step: the deferred leader restart after a switchover. */
@@ -651,6 +658,31 @@ SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector AS vector_works;
  */
 export function renderAppSql(): string {
   return `-- Rendered by KeyBuzz: idempotent application roles and databases.\n${renderDatabasesSql()}${renderExtensionsSql()}`;
+}
+
+/**
+ * accounts.sql, run by the accounts step on the leader: the passwords of the roles Patroni
+ * connects as (superuser, replication, pg_rewind), which Patroni itself sets only at bootstrap
+ * (Patroni 4.0.10, `Bootstrap.post_bootstrap`). As Patroni's `create_or_update_role`: statement
+ * logging and pg_stat_statements' utility tracking off, the commit local (it does not wait for
+ * the synchronous standby).
+ */
+export function renderAccountsSql(): string {
+  const roles: [string, string][] = [
+    [ACCOUNTS.postgresSuperuser, SECRET_KEYS.superuser],
+    [ACCOUNTS.postgresReplication, SECRET_KEYS.replication],
+    [REWIND_USER, SECRET_KEYS.rewind],
+  ];
+  return [
+    "-- Rendered by KeyBuzz: the passwords of Patroni's accounts (applied on the leader).",
+    "SET log_statement TO none;",
+    "SET log_min_duration_statement TO -1;",
+    "SET log_min_error_statement TO 'log';",
+    "SET pg_stat_statements.track_utility TO off;",
+    "SET synchronous_commit TO local;",
+    ...roles.map(([role, key]) => `ALTER ROLE ${role} WITH PASSWORD '${secretRef(key)}';`),
+    "",
+  ].join("\n");
 }
 
 /** pgpass of the verification step: the superuser, every host. */
