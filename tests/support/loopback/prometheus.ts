@@ -67,7 +67,7 @@ export class LoopbackPrometheus {
     const config = {
       global: { scrape_interval: "1s", evaluation_interval: "1s" },
       rule_files: [ruleFile],
-      scrape_configs: renderScrapeConfigSpecs(jobs, "scrape-ca").map((spec) => {
+      scrape_configs: renderScrapeConfigSpecs(jobs, "scrape-ca", "scrape-secret").map((spec) => {
         // An https job's CA: what the ScrapeConfig's ConfigMap key holds in the cluster.
         const caKey = (spec.tlsConfig as { ca: { configMap: { key: string } } } | undefined)?.ca.configMap.key;
         if (caKey !== undefined && caFiles[caKey] === undefined) throw new Error(`prometheus: no CA file for ${caKey}`);
