@@ -1,6 +1,7 @@
 import { createHash, createHmac, pbkdf2Sync } from "crypto";
 import * as jwt from "jsonwebtoken";
 import { GALERA_SECRET_KEYS } from "../../data/galera/render";
+import { MINIO_ROOT_PASSWORD_KEY } from "../../data/minio/render";
 import { REDIS_EXPORTER_PASSWORD_KEY } from "../../data/redis/render";
 import { renderContainerFunctions, type ContainerSpec } from "../../lib/container";
 import { secretRef, shellQuote, type HostFile } from "../../lib/remote";
@@ -400,8 +401,8 @@ export const MINIO_METRICS_POLICY = "keybuzz-prometheus";
 export const MINIO_METRICS_DIR = "/etc/keybuzz/exporters/minio";
 /** Secret placeholder keys of the account step. */
 export const MINIO_METRICS_SECRET_KEYS = {
-  /** MinIO's root password: the step administers IAM with it. */
-  rootPassword: "minio-root-password",
+  /** MinIO's root password (the MinIO module's placeholder key): the step administers IAM with it. */
+  rootPassword: MINIO_ROOT_PASSWORD_KEY,
   /** The account's secret key. */
   secretKey: "minio-metrics-secret-key",
   /** The bearer token signed with that key (the step checks the endpoint with it). */
