@@ -68,7 +68,7 @@ const baseOs = new BaseOs("base-os", {
   secrets: {},
   after: { hosts: fleet.attachments },
   inventory,
-  scrapeJobs: deployedScrapeJobs(inventory.servers, settings.exporters),
+  scrapeJobs: deployedScrapeJobs(inventory.servers, settings.exporters, settings.minio.apiPort),
 });
 
 // 5. Data tier and Kubernetes (modules added here in order).
@@ -227,7 +227,7 @@ const addons = new ClusterAddons("k8s-addons", {
 });
 
 // 6. Observability (docs/monitoring.md): node_exporter on every server, the service exporters on their clusters; scraping, alert rules, dashboards and metrics-server in the cluster.
-new Exporters("exporters", {
+const exporters = new Exporters("exporters", {
   hosts: everyHost,
   versions,
   settings: settings.exporters,
@@ -238,19 +238,28 @@ new Exporters("exporters", {
     caCertPem: pki.caCertPem,
     redisExporter: secrets.redis.exporter,
     mysqldExporter: secrets.mariadb.exporter,
+    minioRootPassword: secrets.minio.rootPassword,
   },
   after: { hosts: baseOs.verifiedByHost },
-  services: { postgres: postgres.verified, pgbouncer: pgbouncer.verified, redis: redis.verified, mariadb: galera.verified },
+  services: {
+    postgres: postgres.verified,
+    pgbouncer: pgbouncer.verified,
+    redis: redis.verified,
+    mariadb: galera.verified,
+    minio: minio.verified,
+  },
+  minio: settings.minio,
 });
 new Monitoring("monitoring", {
   hosts: everyHost,
   versions,
   settings: settings.monitoring,
-  secrets: { caCertPem: pki.caCertPem },
+  secrets: { caCertPem: pki.caCertPem, etcdClient: pki.issueClient("prometheus"), minioMetricsToken: exporters.minioMetricsToken },
   after: { all: [addons.releases.kubePrometheusStack] },
   provider: kubernetes.provider,
   exporters: settings.exporters,
   postgresSynchronousMode: settings.postgres.synchronousMode,
+  minioApiPort: settings.minio.apiPort,
 });
 // The deploy's final verification: a Job in `keybuzz` reaches every backend with the application's ConfigMap and Secret,
 // once the add-ons, every data cluster and proxy layer, and the load balancers stand; blackbox_exporter probes them continuously.

@@ -64,26 +64,53 @@ export class Pki extends pulumi.ComponentResource {
    * `<pki name>-<node name>`, like the constructor's.
    */
   issue(node: ServerSpec): NodeCertificate {
-    const key = new tls.PrivateKey(`${this.prefix}-${node.name}`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
+    return this.sign(`${this.prefix}-${node.name}`, node.name, {
+      dnsNames: [node.name, "localhost"],
+      ipAddresses: [node.privateIp, "127.0.0.1"],
+      allowedUses: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
+    });
+  }
+
+  /**
+   * A client-only certificate of this CA (`client_auth`, no SAN: it names a client, never a
+   * server), for a client outside the inventory: Prometheus, which Patroni's etcd (client
+   * certificate auth against this CA) asks for one on every connection. Resource names
+   * `<pki name>-client-<commonName>`; same validity and early renewal as the node certificates.
+   */
+  issueClient(commonName: string): NodeCertificate {
+    return this.sign(`${this.prefix}-client-${commonName}`, commonName, {
+      dnsNames: [],
+      ipAddresses: [],
+      allowedUses: ["digital_signature", "key_encipherment", "client_auth"],
+    });
+  }
+
+  /** A new ECDSA P-256 key and its certificate signed by this CA; the key is secret. */
+  private sign(
+    name: string,
+    commonName: string,
+    usage: { dnsNames: string[]; ipAddresses: string[]; allowedUses: string[] },
+  ): NodeCertificate {
+    const key = new tls.PrivateKey(name, { algorithm: "ECDSA", ecdsaCurve: "P256" }, { parent: this });
     const request = new tls.CertRequest(
-      `${this.prefix}-${node.name}`,
+      name,
       {
         privateKeyPem: key.privateKeyPem,
-        subject: { commonName: node.name, organization: "KeyBuzz" },
-        dnsNames: [node.name, "localhost"],
-        ipAddresses: [node.privateIp, "127.0.0.1"],
+        subject: { commonName, organization: "KeyBuzz" },
+        dnsNames: usage.dnsNames,
+        ipAddresses: usage.ipAddresses,
       },
       { parent: this },
     );
     const cert = new tls.LocallySignedCert(
-      `${this.prefix}-${node.name}`,
+      name,
       {
         certRequestPem: request.certRequestPem,
         caPrivateKeyPem: this.caKeyPem,
         caCertPem: this.caCertPem,
         validityPeriodHours: NODE_CERT_VALIDITY_HOURS,
         earlyRenewalHours: NODE_CERT_EARLY_RENEWAL_HOURS,
-        allowedUses: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
+        allowedUses: usage.allowedUses,
       },
       { parent: this },
     );

@@ -1,6 +1,8 @@
 import { loadVersions, parseInventory } from "../../config";
 import {
   CERT_EXPIRY_FILE,
+  MINIO_METRICS_USER,
+  minioPrometheusToken,
   mysqldExporter,
   nodeExporterContainer,
   parseExportersSettings,
@@ -19,7 +21,9 @@ import { containerSpecHash } from "../../components/lib/container";
 import { secretKeysIn } from "../../components/lib/remote";
 import { runBash } from "../support/bash-fakes";
 import { SCRAPE_JOBS } from "../../components/observability/monitoring";
-import { MockRun, Registration, reveal, runProgram } from "../../scripts/lib/mock-engine";
+import { exporterPortsOf, exporterUfwRules } from "../../components/os/base-os/render";
+import { deployedScrapeJobs } from "../../components/observability/monitoring/component";
+import { isSecretValue, mockSecret, MockRun, Registration, reveal, runProgram } from "../../scripts/lib/mock-engine";
 import { rawStackConfig } from "../support/stack-config";
 
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -271,6 +275,96 @@ describe("observability in the prod plan (mock engine)", () => {
     expect(targets(SCRAPE_JOBS.proxysql)).toEqual(addresses("proxysql", 6070));
   });
 
+  it("Patroni's etcd is scraped over mutual TLS: the platform CA and Prometheus's client certificate from the scrape Secret", () => {
+    const scrape = reveal(named("kubernetes:monitoring.coreos.com/v1alpha1:ScrapeConfig", "monitoring-scrape-etcd").inputs) as Doc;
+    expect(scrape.metadata).toEqual({ name: "keybuzz-etcd", namespace: "monitoring" });
+    expect(scrape.spec).toMatchObject({ jobName: "etcd", scheme: "HTTPS", metricsPath: "/metrics" });
+    expect(scrape.spec.tlsConfig).toEqual({
+      ca: { configMap: { name: "keybuzz-scrape-ca", key: "platform-ca.crt" } },
+      cert: { secret: { name: "keybuzz-scrape-credentials", key: "etcd-client.crt" } },
+      keySecret: { name: "keybuzz-scrape-credentials", key: "etcd-client.key" },
+    });
+    const dbNodes = inventory.servers.filter((server) => server.group === "postgres");
+    expect(scrape.spec.staticConfigs).toEqual(
+      dbNodes.map((server) => ({
+        targets: [`${server.privateIp}:2379`],
+        labels: { cluster: "postgres", server_role: server.role, node: server.name },
+      })),
+    );
+    // The client certificate: the platform CA's, client_auth only, no SAN.
+    const cert = reveal(named("tls:index/locallySignedCert:LocallySignedCert", "pki-client-prometheus").inputs) as Doc;
+    expect(cert.allowedUses).toEqual(["digital_signature", "key_encipherment", "client_auth"]);
+    const request = reveal(named("tls:index/certRequest:CertRequest", "pki-client-prometheus").inputs) as Doc;
+    expect(request).toMatchObject({ subject: { commonName: "prometheus" }, dnsNames: [], ipAddresses: [] });
+  });
+
+  it("kubeadm's etcd is job etcd too, on the control planes' private :2381, and the chart's own kube-etcd scrape is off", () => {
+    const scrape = reveal(named("kubernetes:monitoring.coreos.com/v1alpha1:ScrapeConfig", "monitoring-scrape-kube-etcd").inputs) as Doc;
+    expect(scrape.metadata).toEqual({ name: "keybuzz-kube-etcd", namespace: "monitoring" });
+    expect(scrape.spec).toMatchObject({ jobName: "etcd", scheme: "HTTP", metricsPath: "/metrics" });
+    expect(scrape.spec.tlsConfig).toBeUndefined();
+    expect(scrape.spec.staticConfigs).toEqual(
+      inventory.servers
+        .filter((server) => server.group === "k8s-master")
+        .map((server) => ({
+          targets: [`${server.privateIp}:2381`],
+          labels: { cluster: "k8s-master", server_role: server.role, node: server.name },
+        })),
+    );
+    const values = (reveal(named("kubernetes:helm.sh/v3:Release", "k8s-addons-kube-prometheus-stack").inputs) as Doc).values;
+    expect(values.kubeEtcd).toEqual({ enabled: false });
+  });
+
+  it("UFW opens kubeadm's etcd metrics port to the Kubernetes nodes and pod CIDR only; etcd's and MinIO's service ports keep their rules", () => {
+    const jobs = deployedScrapeJobs(inventory.servers, parseExportersSettings(undefined));
+    const master = inventory.servers.find((server) => server.group === "k8s-master");
+    const db = inventory.servers.find((server) => server.group === "postgres");
+    const minio = inventory.servers.find((server) => server.group === "minio");
+    expect(exporterPortsOf(master!.name, jobs)).toEqual([2381, 9100]);
+    expect(exporterPortsOf(db!.name, jobs)).not.toContain(2379);
+    expect(exporterPortsOf(minio!.name, jobs)).toEqual([9100]);
+    const rules = exporterUfwRules([2381], inventory);
+    const k8sNodes = inventory.servers.filter((server) => server.group.startsWith("k8s-")).map((server) => `${server.privateIp}/32`);
+    expect(rules.filter((rule) => !rule.action).map((rule) => rule.from)).toEqual([...k8sNodes, inventory.kubernetes.podCidr]);
+    expect(rules.at(-1)).toMatchObject({ action: "deny", port: "2381", from: inventory.network.ipRange });
+    const masterBaseOs = String(reveal(named(COMMAND, `${master!.name}-base-os`).inputs.create));
+    expect(masterBaseOs).toContain(`2381/tcp@${inventory.kubernetes.podCidr}`);
+    expect(masterBaseOs).toContain(`deny:2381/tcp@${inventory.network.ipRange}`);
+  });
+
+  it("MinIO's metrics account is made on the first MinIO node after the cluster's verification, and Prometheus sends its token", () => {
+    const minioNodes = inventory.servers.filter((server) => server.group === "minio");
+    const step = named(COMMAND, `${minioNodes[0].name}-minio-metrics-account`);
+    expect(step.dependsOn).toEqual(expect.arrayContaining([`${minioNodes[0].name}-base-os-verify`, "minio-verify"]));
+    expect(step.parent).toContain("keybuzz:observability:Exporters");
+    const create = String(reveal(step.inputs.create));
+    expect(create).toContain(`KB_METRICS_URL=`);
+    expect(create).toContain(`http://${minioNodes[0].privateIp}:9000/minio/v2/metrics/cluster`);
+    expect(create).not.toContain("mock-secret-");
+    expect(isSecretValue(step.inputs.stdin)).toBe(true);
+    const scrape = reveal(named("kubernetes:monitoring.coreos.com/v1alpha1:ScrapeConfig", "monitoring-scrape-minio").inputs) as Doc;
+    expect(scrape.spec).toMatchObject({
+      jobName: "minio",
+      scheme: "HTTP",
+      metricsPath: "/minio/v2/metrics/cluster",
+      authorization: { type: "Bearer", credentials: { name: "keybuzz-scrape-credentials", key: "minio-token" } },
+    });
+    expect(scrape.spec.staticConfigs.map((group: Doc) => group.targets[0])).toEqual(minioNodes.map((server) => `${server.privateIp}:9000`));
+    expect(named("kubernetes:monitoring.coreos.com/v1alpha1:ScrapeConfig", "monitoring-scrape-minio").dependsOn).toContain(
+      "monitoring-scrape-credentials",
+    );
+  });
+
+  it("the scrape Secret holds Prometheus's etcd client key pair and MinIO's token, as Pulumi secrets", () => {
+    const secret = named("kubernetes:core/v1:Secret", "monitoring-scrape-credentials");
+    expect(isSecretValue(secret.inputs.stringData)).toBe(true);
+    const data = (reveal(secret.inputs) as Doc).stringData;
+    expect(Object.keys(data).sort()).toEqual(["etcd-client.crt", "etcd-client.key", "minio-token"]);
+    expect(data["etcd-client.key"]).toContain(mockSecret("pki-client-prometheus"));
+    // The token of the account's generated secret key: the same on every run.
+    expect(data["minio-token"]).toBe(minioPrometheusToken(MINIO_METRICS_USER, mockSecret("exporters-minio-metrics-secret-key")));
+  });
+
   it("the PrometheusRule, the dashboards and metrics-server wait for kube-prometheus-stack", () => {
     const rules = named("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "monitoring-rules");
     expect(rules.dependsOn).toContain("k8s-addons-kube-prometheus-stack");
@@ -280,7 +374,7 @@ describe("observability in the prod plan (mock engine)", () => {
     expect(dashboards.map((map) => (reveal(map.inputs) as Doc).metadata.labels)).toEqual(
       dashboards.map(() => ({ grafana_dashboard: "1" })),
     );
-    expect(dashboards.length).toBeGreaterThanOrEqual(4);
+    expect(dashboards.length).toBeGreaterThanOrEqual(6);
     const metricsServer = reveal(named("kubernetes:helm.sh/v3:Release", "monitoring-metrics-server").inputs) as Doc;
     expect(metricsServer).toMatchObject({
       chart: "metrics-server",

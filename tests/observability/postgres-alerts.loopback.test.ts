@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { loopbackInventory } from "../support/loopback/loopback";
 import { deployedScrapeJobs } from "../../components/observability/monitoring/component";
-import { SCRAPE_JOBS } from "../../components/observability/monitoring";
+import { SCRAPE_JOBS, SCRAPE_SECRET_KEYS } from "../../components/observability/monitoring";
 import {
   EXPORTER_SECRET_KEYS,
   POSTGRES_EXPORTER_DIR,
@@ -18,6 +18,7 @@ import { SECRET_KEYS } from "../../components/data/postgres/settings";
 import { fillSecrets } from "../../components/lib/remote";
 import { parseExportersSettings } from "../../components/observability/exporters";
 import { ACCOUNTS } from "../../components/security/secrets";
+import { issueTestClientCert, type NodeTls } from "../support/loopback/pki";
 import { alertsDir, LoopbackPrometheus } from "../support/loopback/prometheus";
 import { clusterForSuite } from "../support/loopback/suite";
 import { ownedDir, ownedFile, sleep, waitFor } from "../support/loopback/supervisor";
@@ -28,10 +29,11 @@ import { PostgresLoopbackCluster } from "../postgres/loopback";
  * The rendered PostgreSQL alert rules evaluated by Debian's real Prometheus, scraping Debian's
  * postgres_exporter (one per node, configured from the rendered container: TLS verify-ca, password
  * file, the pg_monitor role the rendered role step creates) and Patroni's own `/metrics` (https,
- * verified against the CA) of the loopback cluster (tests/postgres/loopback.ts), through the
- * scrape jobs monitoring renders for the loopback inventory. A leader crash fires
- * PostgresLeaderChanged; a replica down fires PostgresReplicaMissing, which resolves once it
- * rejoins. Prints the seconds from each crash or restart to each alert. Run isolated:
+ * verified against the CA) and etcd's `/metrics` (mutual TLS: Prometheus presents a client-only
+ * certificate of the CA, as `Pki.issueClient` issues one) of the loopback cluster
+ * (tests/postgres/loopback.ts), through the scrape jobs monitoring renders for the loopback
+ * inventory. A leader crash fires PostgresLeaderChanged; a replica down (Patroni, PostgreSQL and
+ * its etcd member) fires PostgresReplicaMissing and EtcdQuorumAtRisk, which resolve once it rejoins. Prints the seconds from each crash or restart to each alert. Run isolated:
  * `unshare -n bash -c 'ip link set lo up && npx jest -c jest.integration.config.js tests/observability'`.
  */
 
@@ -45,6 +47,8 @@ class AlertsOnPostgres {
     readonly prometheusDir: string,
     /** The exporter role's password. */
     readonly exporterPassword: string,
+    /** Prometheus's client certificate of the cluster's CA (etcd's client certificate auth). */
+    readonly prometheusClient: NodeTls,
   ) {}
 
   static async start(): Promise<AlertsOnPostgres> {
@@ -55,18 +59,20 @@ class AlertsOnPostgres {
       for (const node of postgres.nodes) startExporter(postgres, node.name, node.address, exporterPassword);
       // monitoring's own scrape jobs for the loopback inventory.
       const jobs = deployedScrapeJobs(loopbackInventory().servers, parseExportersSettings(undefined)).filter(
-        (job) => job.job === "postgres" || job.job === "patroni",
+        (job) => job.servers.some((server) => server.group === "postgres") && ["postgres", "patroni", "etcd"].includes(job.job),
       );
+      const client = issueTestClientCert(postgres["pki"], "prometheus");
       const dir = alertsDir();
       const prometheus = new LoopbackPrometheus(postgres.supervisor, dir);
       await prometheus.start(
         jobs,
-        `count(pg_up{job="${SCRAPE_JOBS.postgres}"} == 1) + count(patroni_primary{job="${SCRAPE_JOBS.patroni}"})`,
-        6,
+        `count(pg_up{job="${SCRAPE_JOBS.postgres}"} == 1) + count(patroni_primary{job="${SCRAPE_JOBS.patroni}"}) + count(etcd_server_has_leader{job="${SCRAPE_JOBS.etcd}"} == 1)`,
+        9,
         () => postgres.supervisor.log(`${postgres.nodes[0].name}-postgres-exporter`),
         { [jobs.find((job) => job.job === "patroni")!.caConfigMapKey!]: postgres["pki"].caFile },
+        { [SCRAPE_SECRET_KEYS.etcdClientCert]: client.certFile, [SCRAPE_SECRET_KEYS.etcdClientKey]: client.keyFile },
       );
-      return new AlertsOnPostgres(postgres, prometheus, dir, exporterPassword);
+      return new AlertsOnPostgres(postgres, prometheus, dir, exporterPassword, client);
     } catch (error) {
       await postgres.stop();
       throw error;
@@ -134,7 +140,15 @@ describe("PostgreSQL alert rules on loopback (Debian prometheus + postgres_expor
   const live = clusterForSuite(["etcd", "patroni", "haproxy", "prometheus", "prometheus-postgres-exporter", "psql"], () =>
     AlertsOnPostgres.start(),
   );
-  const POSTGRES_ALERTS = ["PostgresLeaderChanged", "PostgresNoLeader", "PostgresReplicaMissing", "PostgresExporterDown"];
+  const POSTGRES_ALERTS = [
+    "PostgresLeaderChanged",
+    "PostgresNoLeader",
+    "PostgresReplicaMissing",
+    "PostgresExporterDown",
+    "EtcdNoLeader",
+    "EtcdQuorumAtRisk",
+    "EtcdQuorumLost",
+  ];
 
   it("the exporters log in as the pg_monitor role over TLS, and a healthy cluster fires no PostgreSQL alert", async () => {
     await sleep(5_000);
@@ -148,6 +162,26 @@ describe("PostgreSQL alert rules on loopback (Debian prometheus + postgres_expor
     expect(sessions.every((session) => session.ssl && session.roles === "pg_monitor")).toBe(true);
     expect(await live().prometheus.query(`count(pg_up{job="${SCRAPE_JOBS.postgres}"} == 1)`)).toBe(3);
     for (const alert of POSTGRES_ALERTS) expect(await live().firing(alert)).toEqual([]);
+  }, 60_000);
+
+  it("etcd's /metrics: Prometheus scrapes every member over mutual TLS, and a client without a certificate of the CA is refused", async () => {
+    expect(await live().prometheus.query(`count(up{job="${SCRAPE_JOBS.etcd}", cluster="postgres"} == 1)`)).toBe(3);
+    expect(await live().prometheus.query(`sum(etcd_server_is_leader{job="${SCRAPE_JOBS.etcd}"})`)).toBe(1);
+    const node = live().postgres.nodes[0];
+    const url = `https://${node.address}:${live().postgres.layouts[node.name].ports.etcdClient}/metrics`;
+    const curl = (args: readonly string[]) =>
+      spawnSync(
+        "curl",
+        ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "--cacert", live().postgres["pki"].caFile, ...args, url],
+        {
+          encoding: "utf8",
+        },
+      );
+    const client = live().prometheusClient;
+    expect(curl(["--cert", client.certFile, "--key", client.keyFile]).stdout).toBe("200");
+    const anonymous = curl([]);
+    expect(anonymous.status).not.toBe(0);
+    expect(anonymous.stdout).toBe("000");
   }, 60_000);
 
   it("the leader node crashes: PostgresLeaderChanged fires for the promoted replica", async () => {
@@ -191,6 +225,18 @@ describe("PostgreSQL alert rules on loopback (Debian prometheus + postgres_expor
     );
     expect((await live().firing("PostgresReplicaMissing"))[0].labels).toMatchObject({ cluster: "postgres", severity: "warning" });
     expect(await live().firing("PostgresNoLeader")).toEqual([]);
+    // Its etcd member went with it: two of three left, none to spare.
+    const etcdAtRiskAfter = await live().prometheus.secondsUntil(
+      "EtcdQuorumAtRisk to fire",
+      downAt,
+      "EtcdQuorumAtRisk",
+      (firing) => firing.length > 0,
+      180_000,
+      [`sum by (cluster) (up{job="${SCRAPE_JOBS.etcd}"})`, "ALERTS"],
+    );
+    expect((await live().firing("EtcdQuorumAtRisk")).map((alert) => alert.labels.cluster)).toEqual(["postgres"]);
+    expect(await live().firing("EtcdQuorumLost")).toEqual([]);
+    expect(await live().firing("EtcdNoLeader")).toEqual([]);
     postgres["startEtcd"](replica);
     postgres["startPatroni"](replica);
     const backAt = Date.now();
@@ -202,8 +248,18 @@ describe("PostgreSQL alert rules on loopback (Debian prometheus + postgres_expor
       (firing) => firing.length === 0,
       120_000,
     );
+    const etcdResolvedAfter = await live().prometheus.secondsUntil(
+      "EtcdQuorumAtRisk to resolve",
+      backAt,
+      "EtcdQuorumAtRisk",
+      (firing) => firing.length === 0,
+      120_000,
+    );
     console.log(
       `alerts: PostgresReplicaMissing fired ${firedAfter.toFixed(1)} s after the replica's crash (rule: for 1m), resolved ${resolvedAfter.toFixed(1)} s after its restart`,
+    );
+    console.log(
+      `alerts: EtcdQuorumAtRisk fired ${etcdAtRiskAfter.toFixed(1)} s after the member's crash (rule: for 1m), resolved ${etcdResolvedAfter.toFixed(1)} s after its restart`,
     );
   }, 500_000);
 });

@@ -49,6 +49,8 @@ interface Case {
 const db = (n: number) => target("patroni", "postgres", `db-0${n}`);
 const pg = (n: number) => target("postgres", "postgres", `db-0${n}`);
 const etcd = (n: number) => target("etcd", "postgres", `db-0${n}`);
+/** kubeadm's etcd on the control planes: the same job, its own cluster label (monitoring's kube-etcd ScrapeConfig). */
+const kubeEtcd = (n: number) => target("etcd", "k8s-master", `k8s-master-0${n}`);
 const bouncer = (n: number) => target("pgbouncer", "haproxy", `haproxy-0${n}`);
 const redis = (n: number) => target("redis", "redis", `redis-0${n}`);
 const rabbit = (n: number) => target("rabbitmq", "rabbitmq", `queue-0${n}`);
@@ -313,6 +315,21 @@ const cases: Case[] = [
     ],
   },
   {
+    name: "a control plane's etcd goes down, then a second: the Kubernetes cluster's alerts, Patroni's etcd stays quiet",
+    input: [
+      ...[1, 2, 3].flatMap((n) => [series("up", etcd(n), "1x20"), series("etcd_server_has_leader", etcd(n), "1x20")]),
+      series("up", kubeEtcd(1), "1x20"),
+      series("up", kubeEtcd(2), "1x5 0x15"),
+      series("up", kubeEtcd(3), "1x10 0x10"),
+      series("etcd_server_has_leader", kubeEtcd(1), "1x10 0x10"),
+    ],
+    expect: [
+      { at: "8m", alert: "EtcdQuorumAtRisk", fired: [{ cluster: "k8s-master" }] },
+      { at: "15m", alert: "EtcdQuorumLost", fired: [{ cluster: "k8s-master" }] },
+      { at: "15m", alert: "EtcdNoLeader", fired: [kubeEtcd(1)] },
+    ],
+  },
+  {
     name: "etcd elections churn",
     input: [
       series("etcd_server_leader_changes_seen_total", etcd(1), "0+1x20"),
@@ -539,6 +556,9 @@ const healthyPlatform: Case = {
       series("up", etcd(n), "1x40"),
       series("etcd_server_has_leader", etcd(n), "1x40"),
       series("etcd_server_leader_changes_seen_total", etcd(n), "1x40"),
+      series("up", kubeEtcd(n), "1x40"),
+      series("etcd_server_has_leader", kubeEtcd(n), "1x40"),
+      series("etcd_server_leader_changes_seen_total", kubeEtcd(n), "1x40"),
       series("up", redis(n), "1x40"),
       series("redis_instance_info", redisInfo(n, n === 1 ? "master" : "slave"), "1x40"),
       series("redis_connected_slaves", redis(n), n === 1 ? "2x40" : "0x40"),

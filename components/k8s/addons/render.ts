@@ -172,7 +172,9 @@ export function calicoValues(inventory: Inventory, settings: AddonsSettings): Re
  * Values of kube-prometheus-stack: CRDs left to their own release, retention, Prometheus /
  * Alertmanager / Grafana on Hetzner volumes (Grafana's Deployment recreated, never rolled, on its
  * ReadWriteOnce volume), Grafana's admin from an existing Secret, every
- * ServiceMonitor/PodMonitor/PrometheusRule/ScrapeConfig of the cluster selected.
+ * ServiceMonitor/PodMonitor/PrometheusRule/ScrapeConfig of the cluster selected, the chart's own
+ * etcd scrape off (`kubeEtcd.enabled`, chart 77.14.0 values.yaml: it gates the kube-etcd Service,
+ * ServiceMonitor, the etcd rules and dashboard).
  */
 export function kubePrometheusStackValues(settings: AddonsSettings, grafanaSecret: string): Record<string, unknown> {
   const claim = (sizeGb: number) => ({
@@ -191,6 +193,10 @@ export function kubePrometheusStackValues(settings: AddonsSettings, grafanaSecre
         scrapeConfigSelectorNilUsesHelmValues: false,
       },
     },
+    // kubeadm's etcd is scraped by the platform's own ScrapeConfig (components/observability/monitoring,
+    // job `etcd` with the inventory labels, like Patroni's etcd) and alerted on by its rules; the
+    // chart's kube-etcd Service/ServiceMonitor, rules and dashboard would scrape and alert twice.
+    kubeEtcd: { enabled: false },
     alertmanager: { alertmanagerSpec: { storage: { volumeClaimTemplate: claim(settings.alertmanagerStorageGb) } } },
     grafana: {
       admin: { existingSecret: grafanaSecret, userKey: "admin-user", passwordKey: "admin-password" },

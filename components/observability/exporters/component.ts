@@ -4,6 +4,8 @@ import * as path from "path";
 import { lockedImage } from "../../../config";
 import { GALERA_SECRET_KEYS } from "../../data/galera/render";
 import { DEFAULT_GALERA_SERVER_SETTINGS } from "../../data/galera/settings";
+import type { MinioSettings } from "../../data/minio/settings";
+import { imagePull } from "../../lib/container";
 import { PGBOUNCER_PORT } from "../../data/pgbouncer";
 import { DEFAULT_POSTGRES_LAYOUT, POSTGRES_UID } from "../../data/postgres";
 import { REDIS_EXPORTER_PASSWORD_KEY } from "../../data/redis/render";
@@ -13,6 +15,11 @@ import { remoteStep, type Host, type HostFile } from "../../lib/remote";
 import {
   certExpiryFiles,
   EXPORTER_SECRET_KEYS,
+  MINIO_METRICS_PATH,
+  MINIO_METRICS_SECRET_KEYS,
+  MINIO_METRICS_USER,
+  minioMetricsFiles,
+  minioPrometheusToken,
   mysqldExporter,
   pgbouncerExporter,
   POSTGRES_EXPORTER_ROLE_FILES,
@@ -21,6 +28,7 @@ import {
   renderPostgresExporterRolePgpass,
   renderPostgresExporterRoleScript,
   renderPostgresExporterRoleSql,
+  renderMinioMetricsUserScript,
   renderServiceExportersScript,
   redisExporter,
   scramSha256Verifier,
@@ -47,6 +55,8 @@ export interface ExportersSecrets {
   readonly redisExporter: pulumi.Input<string>;
   /** `PlatformSecrets.mariadb.exporter`: mysqld_exporter's MariaDB account. */
   readonly mysqldExporter: pulumi.Input<string>;
+  /** `PlatformSecrets.minio.rootPassword`: the MinIO metrics account's step administers IAM with it. */
+  readonly minioRootPassword: pulumi.Input<string>;
 }
 
 /**
@@ -65,7 +75,11 @@ export interface ExportersArgs extends ModuleArgs<ExportersSettings, ExportersSe
     readonly redis: pulumi.Resource;
     /** `GaleraCluster.verified`: the exporter's MariaDB account likewise. */
     readonly mariadb: pulumi.Resource;
+    /** `MinioCluster.verified`: the metrics account's step needs the cluster's write quorum (IAM is stored in it). */
+    readonly minio: pulumi.Resource;
   };
+  /** MinIO's root user and S3 port (`keybuzz:minio`): the metrics account's step logs in as root on that port. */
+  readonly minio: Pick<MinioSettings, "rootUser" | "apiPort">;
 }
 
 /**
@@ -89,6 +103,14 @@ export class Exporters extends pulumi.ComponentResource implements ModuleOutputs
   public readonly redisExporters: Readonly<Record<string, pulumi.Resource>>;
   /** Each MariaDB node's mysqld_exporter step, by host name. */
   public readonly mysqldExporters: Readonly<Record<string, pulumi.Resource>>;
+  /** MinIO's metrics account step (on the first MinIO node), when the inventory has MinIO. */
+  public readonly minioMetricsAccount?: pulumi.Resource;
+  /**
+   * The bearer token Prometheus sends to MinIO's metrics endpoints ({@link minioPrometheusToken} of
+   * the metrics account; secret), empty without MinIO. The same on every run: it changes only with
+   * the account's secret key (`pulumi up --replace` of `<name>-minio-metrics-secret-key` rotates both).
+   */
+  public readonly minioMetricsToken: pulumi.Output<string>;
 
   constructor(name: string, args: ExportersArgs, opts?: pulumi.ComponentResourceOptions) {
     super("keybuzz:observability:Exporters", name, {}, opts);
@@ -146,6 +168,9 @@ export class Exporters extends pulumi.ComponentResource implements ModuleOutputs
         }),
       args.services.mariadb,
     );
+    const minio = this.minioMetricsAccountStep(name, args);
+    this.minioMetricsAccount = minio?.step;
+    this.minioMetricsToken = minio?.token ?? pulumi.secret(pulumi.output(""));
     this.verified = this;
     this.registerOutputs({
       verified: this.verified,
@@ -154,7 +179,39 @@ export class Exporters extends pulumi.ComponentResource implements ModuleOutputs
       pgbouncerExporters: this.pgbouncerExporters,
       redisExporters: this.redisExporters,
       mysqldExporters: this.mysqldExporters,
+      minioMetricsAccount: this.minioMetricsAccount,
+      minioMetricsToken: this.minioMetricsToken,
     });
+  }
+
+  /**
+   * MinIO's metrics account on the first MinIO node, after the cluster's verification: its secret
+   * key (32 alphanumerics, like PlatformSecrets') and the bearer token signed with it, which the
+   * step checks against the cluster metrics endpoint.
+   */
+  private minioMetricsAccountStep(name: string, args: ExportersArgs): { step: pulumi.Resource; token: pulumi.Output<string> } | undefined {
+    const host = args.hosts.find((candidate) => candidate.spec.group === "minio");
+    if (!host) return undefined;
+    const secretKey = new random.RandomPassword(`${name}-minio-metrics-secret-key`, { length: 32, special: false }, { parent: this })
+      .result;
+    const token = pulumi.secret(secretKey.apply((key) => minioPrometheusToken(MINIO_METRICS_USER, key)));
+    const address = `${host.spec.privateIp}:${args.minio.apiPort}`;
+    const step = remoteStep(
+      `${host.spec.name}-minio-metrics-account`,
+      {
+        host,
+        files: minioMetricsFiles(address, args.minio.rootUser),
+        script: renderMinioMetricsUserScript(imagePull(lockedImage(args.versions, "minio")).run, `http://${address}${MINIO_METRICS_PATH}`),
+        secrets: {
+          [MINIO_METRICS_SECRET_KEYS.rootPassword]: args.secrets.minioRootPassword,
+          [MINIO_METRICS_SECRET_KEYS.secretKey]: secretKey,
+          [MINIO_METRICS_SECRET_KEYS.token]: token,
+        },
+        timeoutMinutes: 10,
+      },
+      { parent: this, dependsOn: waitsFor(args.after, host.spec.name, args.services.minio) },
+    );
+    return { step, token };
   }
 
   /** The exporter role's step on the leader (run from the first DB node), then postgres_exporter on each DB node. */

@@ -1,9 +1,11 @@
 import { createHash, createHmac, pbkdf2Sync } from "crypto";
+import * as jwt from "jsonwebtoken";
 import { GALERA_SECRET_KEYS } from "../../data/galera/render";
+import { MINIO_ROOT_PASSWORD_KEY } from "../../data/minio/render";
 import { REDIS_EXPORTER_PASSWORD_KEY } from "../../data/redis/render";
 import { renderContainerFunctions, type ContainerSpec } from "../../lib/container";
 import { secretRef, shellQuote, type HostFile } from "../../lib/remote";
-import { hostScript, shellVariables } from "../../lib/scripts";
+import { hostScript, shellVariables, stepBody } from "../../lib/scripts";
 import { ACCOUNTS } from "../../security/secrets";
 import type { ExportersSettings } from "./settings";
 
@@ -381,4 +383,110 @@ export function pgbouncerExporter(image: string, target: PgbouncerExporterTarget
     url: `http://${target.privateIp}:${PGBOUNCER_EXPORTER_PORT}/metrics`,
     upMetric: "pgbouncer_up",
   };
+}
+
+// ---- MinIO's metrics account ----
+
+/**
+ * MinIO's Prometheus account (an IAM user, its access key): it may call `admin:Prometheus` and
+ * nothing else. MinIO's metrics endpoints check that the bearer token's account is allowed that
+ * action (minio RELEASE.2025-09-07T16-13-09Z cmd/metrics.go `AuthMiddleware`: IAM policy check of
+ * `policy.PrometheusAdminAction`).
+ */
+export const MINIO_METRICS_USER = "kb-prometheus";
+/**
+ * MinIO's cluster metrics (v2): the whole cluster's view, nodes and drives offline included, from
+ * any node (minio cmd/metrics-router.go `prometheusMetricsV2ClusterPath` under the reserved
+ * `/minio` prefix; cmd/metrics-v2.go `clusterMetricsGroups`).
+ */
+export const MINIO_METRICS_PATH = "/minio/v2/metrics/cluster";
+/** Its IAM policy's name. */
+export const MINIO_METRICS_POLICY = "keybuzz-prometheus";
+/** Root-only directory of the account step's files on the first MinIO node. */
+export const MINIO_METRICS_DIR = "/etc/keybuzz/exporters/minio";
+/** Secret placeholder keys of the account step. */
+export const MINIO_METRICS_SECRET_KEYS = {
+  /** MinIO's root password (the MinIO module's placeholder key): the step administers IAM with it. */
+  rootPassword: MINIO_ROOT_PASSWORD_KEY,
+  /** The account's secret key. */
+  secretKey: "minio-metrics-secret-key",
+  /** The bearer token signed with that key (the step checks the endpoint with it). */
+  token: "minio-metrics-token",
+} as const;
+/** mc alias of MinIO's root credentials in the account step. */
+const MINIO_METRICS_MC_ALIAS = "keybuzz";
+
+/**
+ * Expiry of MinIO's Prometheus token, Unix seconds: 2126-01-01T00:00:00Z, a constant so the token
+ * is the same on every `pulumi up` (a `Date.now()` would re-sign it each run and re-deploy the
+ * Secret). `mc admin prometheus generate` signs for 100 years from now (minio/mc cmd/utils.go
+ * `getPrometheusToken`, `defaultPrometheusJWTExpiry`); this is the same horizon from a fixed date.
+ * A token is revoked by rotating the account's secret key.
+ */
+export const MINIO_PROMETHEUS_TOKEN_EXPIRY = Date.UTC(2126, 0, 1) / 1000;
+
+/**
+ * MinIO's Prometheus bearer token for `accessKey`, as `mc admin prometheus generate` makes it
+ * (minio/mc cmd/utils.go `getPrometheusToken`): HS512 over `{ exp, sub: accessKey, iss:
+ * "prometheus" }`, keyed with the account's secret key. MinIO looks the key up by `sub` (or
+ * `accessKey`), checks the HMAC, `exp`, and the issuer `prometheus` (minio cmd/jwt.go
+ * `metricsRequestAuthenticate`, internal/jwt/parser.go `ParseWithClaims`, cmd/metrics.go
+ * `AuthMiddleware`). No `iat`: with a fixed `exp` the token is a pure function of its inputs. Pure.
+ */
+export function minioPrometheusToken(accessKey: string, secretKey: string): string {
+  return jwt.sign({ exp: MINIO_PROMETHEUS_TOKEN_EXPIRY, sub: accessKey, iss: "prometheus" }, secretKey, {
+    algorithm: "HS512",
+    noTimestamp: true,
+  });
+}
+
+/**
+ * The account's IAM policy: `admin:Prometheus` only (minio/pkg v3.1.3 policy/admin-action.go
+ * `PrometheusAdminAction`; an admin statement needs no resource, policy/statement.go). Pure.
+ */
+export function renderMinioMetricsPolicy(): string {
+  return JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: ["admin:Prometheus"] }] }, null, 2) + "\n";
+}
+
+/**
+ * Files of the account step, root-only: mc's root alias (`MC_HOST_<alias>`, a Docker env file),
+ * the account's secret key alone (`mc admin user add` reads it on stdin), the policy, and the
+ * bearer token as a curl header file (`curl -H @file`), so no command line holds a secret. Pure.
+ *
+ * @param address the node's `ip:port` of the S3 API.
+ * @param dir where the files go (tests move it).
+ */
+export function minioMetricsFiles(address: string, rootUser: string, dir = MINIO_METRICS_DIR): HostFile[] {
+  const file = (name: string, content: string): HostFile => ({ path: `${dir}/${name}`, content, mode: "0600" });
+  return [
+    file(
+      "mc.env",
+      `MC_HOST_${MINIO_METRICS_MC_ALIAS}=http://${rootUser}:${secretRef(MINIO_METRICS_SECRET_KEYS.rootPassword)}@${address}\n`,
+    ),
+    file("secret-key", `${secretRef(MINIO_METRICS_SECRET_KEYS.secretKey)}\n`),
+    file("policy.json", renderMinioMetricsPolicy()),
+    file("auth-header", `Authorization: Bearer ${secretRef(MINIO_METRICS_SECRET_KEYS.token)}\n`),
+  ];
+}
+
+/**
+ * The account step's bash body (scripts/minio/metrics-user.sh) on the first MinIO node: the policy
+ * and the user with mc from the pinned MinIO image, then the cluster metrics endpoint must answer
+ * 200 to the account's token and 403 without it. Pure.
+ *
+ * @param image the MinIO image as `imagePull(...).run` gives it.
+ * @param metricsUrl `http://<node>:<api port><path>` of the cluster metrics.
+ * @param dir the files' directory ({@link minioMetricsFiles}).
+ */
+export function renderMinioMetricsUserScript(image: string, metricsUrl: string, dir = MINIO_METRICS_DIR): string {
+  return stepBody("minio", ["metrics-user.sh"], {
+    variables: {
+      KB_IMAGE: image,
+      KB_DIR: dir,
+      KB_ROOT_ALIAS: MINIO_METRICS_MC_ALIAS,
+      KB_POLICY: MINIO_METRICS_POLICY,
+      KB_USER: MINIO_METRICS_USER,
+      KB_METRICS_URL: metricsUrl,
+    },
+  });
 }

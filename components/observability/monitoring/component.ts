@@ -2,8 +2,10 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ChartPin } from "../../../config";
 import { HAPROXY_PROMETHEUS } from "../../data/haproxy";
+import { DEFAULT_MINIO_SETTINGS } from "../../data/minio/settings";
 import { DEFAULT_POSTGRES_LAYOUT } from "../../data/postgres";
-import { PGBOUNCER_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "../exporters/render";
+import { ETCD_METRICS_PORT } from "../../k8s/cluster/render";
+import { MINIO_METRICS_PATH, PGBOUNCER_EXPORTER_PORT, POSTGRES_EXPORTER_PORT } from "../exporters/render";
 import { DEFAULT_PROXYSQL_CNF_SETTINGS } from "../../data/proxysql";
 import { DEFAULT_RABBITMQ_SETTINGS } from "../../data/rabbitmq";
 import type { ModuleArgs, ModuleOutputs } from "../../lib/contract";
@@ -13,6 +15,7 @@ import {
   renderAlertRuleGroups,
   renderDashboards,
   renderScrapeConfigSpecs,
+  scrapeConfigName,
   type RuleContext,
   type ScrapedServer,
   type ScrapeJobSpec,
@@ -24,11 +27,26 @@ export const MONITORING_NAMESPACE = "monitoring";
 /** ConfigMap holding the platform CA that signed Patroni's REST API certificate. */
 export const SCRAPE_CA_CONFIGMAP = "keybuzz-scrape-ca";
 const PLATFORM_CA_KEY = "platform-ca.crt";
+/** Secret holding the scrape credentials: Prometheus's etcd client certificate and MinIO's bearer token. */
+export const SCRAPE_SECRET = "keybuzz-scrape-credentials";
+/** Keys of {@link SCRAPE_SECRET}. */
+export const SCRAPE_SECRET_KEYS = {
+  etcdClientCert: "etcd-client.crt",
+  etcdClientKey: "etcd-client.key",
+  minioToken: "minio-token",
+} as const;
 
-/** The monitoring module's slice of the platform's credentials (none secret: a CA certificate is public). */
+/** The monitoring module's slice of the platform's credentials. */
 export interface MonitoringSecrets {
-  /** The platform PKI's CA certificate (`Pki.caCertPem`): Prometheus verifies Patroni's TLS with it. */
+  /** The platform PKI's CA certificate (`Pki.caCertPem`, public): Prometheus verifies Patroni's and etcd's TLS with it. */
   readonly caCertPem: pulumi.Input<string>;
+  /**
+   * Prometheus's client certificate of the platform CA (`Pki.issueClient("prometheus")`, key
+   * secret): Patroni's etcd requires one (`ETCD_CLIENT_CERT_AUTH`) on every connection, `/metrics` included.
+   */
+  readonly etcdClient: { readonly certPem: pulumi.Input<string>; readonly keyPem: pulumi.Input<string> };
+  /** MinIO's Prometheus bearer token (`Exporters.minioMetricsToken`, secret). */
+  readonly minioMetricsToken: pulumi.Input<string>;
 }
 
 /** Arguments of {@link Monitoring}. `hosts` = every server (the scrape targets); `after.all` = kube-prometheus-stack's release. */
@@ -39,16 +57,25 @@ export interface MonitoringArgs extends ModuleArgs<MonitoringSettings, Monitorin
   readonly exporters: ExportersSettings;
   /** Patroni's synchronous mode (`keybuzz:postgres.synchronousMode`): a missing sync standby alerts only when it is on. */
   readonly postgresSynchronousMode: boolean;
+  /** MinIO's S3 port (`keybuzz:minio.apiPort`), where its metrics are served. */
+  readonly minioApiPort: number;
 }
 
 /**
  * The scrape jobs of the exporters deployed today, from the inventory's servers: node_exporter
- * everywhere, postgres_exporter and Patroni's `/metrics` on the DB nodes, pgbouncer_exporter beside
- * PgBouncer, RabbitMQ's plugin, redis_exporter (Redis and Sentinel), mysqld_exporter, ProxySQL's REST
- * API, and HAProxy's built-in exporter. UFW opens each job's port on its servers to the Kubernetes
- * nodes only (components/os/base-os, `exporterUfwRules`). Pure.
+ * everywhere, postgres_exporter, Patroni's `/metrics` and etcd's on the DB nodes, pgbouncer_exporter
+ * beside PgBouncer, RabbitMQ's plugin, redis_exporter (Redis and Sentinel), mysqld_exporter,
+ * ProxySQL's REST API, MinIO's cluster metrics, HAProxy's built-in exporter, and kubeadm's etcd on
+ * the control planes. UFW opens each job's port on its servers to the Kubernetes nodes only
+ * (components/os/base-os, `exporterUfwRules`), but a service's own port. Pure.
+ *
+ * @param minioApiPort `keybuzz:minio.apiPort` (MinIO serves its metrics on the S3 port).
  */
-export function deployedScrapeJobs(servers: readonly ScrapedServer[], exporters: ExportersSettings): ScrapeJobSpec[] {
+export function deployedScrapeJobs(
+  servers: readonly ScrapedServer[],
+  exporters: ExportersSettings,
+  minioApiPort: number = DEFAULT_MINIO_SETTINGS.apiPort,
+): ScrapeJobSpec[] {
   const ofGroup = (group: string) => servers.filter((server) => server.group === group);
   const http = { metricsPath: "/metrics", scheme: "http" } as const;
   return [
@@ -71,6 +98,39 @@ export function deployedScrapeJobs(servers: readonly ScrapedServer[], exporters:
     { job: "mysqld", port: exporters.mysqldExporterPort, ...http, servers: ofGroup("mariadb") },
     { job: "proxysql", port: DEFAULT_PROXYSQL_CNF_SETTINGS.restapiPort, ...http, servers: ofGroup("proxysql") },
     { job: "haproxy", port: HAPROXY_PROMETHEUS.port, metricsPath: HAPROXY_PROMETHEUS.path, scheme: "http", servers: ofGroup("haproxy") },
+    {
+      // Patroni's etcd serves /metrics on its client port, behind the same mutual TLS as Patroni's
+      // own connections (components/data/postgres renderEtcdEnv): the platform CA both ways.
+      job: "etcd",
+      port: DEFAULT_POSTGRES_LAYOUT.ports.etcdClient,
+      metricsPath: "/metrics",
+      scheme: "https",
+      caConfigMapKey: PLATFORM_CA_KEY,
+      clientCert: { certKey: SCRAPE_SECRET_KEYS.etcdClientCert, keyKey: SCRAPE_SECRET_KEYS.etcdClientKey },
+      // Patroni on every DB node (and the backups) reach the same port.
+      servicePort: true,
+      servers: ofGroup("postgres"),
+    },
+    {
+      // kubeadm's etcd: plain http metrics on the control plane's private address
+      // (components/k8s/cluster renderEtcdMetricsPatch). The port serves nothing but metrics and
+      // health, so UFW limits it to the Kubernetes nodes like an exporter's.
+      job: "etcd",
+      name: "kube-etcd",
+      port: ETCD_METRICS_PORT,
+      ...http,
+      servers: ofGroup("k8s-master"),
+    },
+    {
+      job: "minio",
+      port: minioApiPort,
+      metricsPath: MINIO_METRICS_PATH,
+      scheme: "http",
+      bearerTokenKey: SCRAPE_SECRET_KEYS.minioToken,
+      // The S3 API itself: HAProxy and the applications reach it.
+      servicePort: true,
+      servers: ofGroup("minio"),
+    },
   ];
 }
 
@@ -85,7 +145,7 @@ export function deployedScrapeJobs(servers: readonly ScrapedServer[], exporters:
 export class Monitoring extends pulumi.ComponentResource implements ModuleOutputs {
   /** The PrometheusRule (the last object the operator needs). */
   public readonly verified: pulumi.Resource;
-  /** The ScrapeConfig objects, by job. */
+  /** The ScrapeConfig objects, by name ({@link scrapeConfigName}). */
   public readonly scrapeConfigs: Readonly<Record<string, pulumi.Resource>>;
   /** The metrics-server release. */
   public readonly metricsServer: k8s.helm.v3.Release;
@@ -100,6 +160,18 @@ export class Monitoring extends pulumi.ComponentResource implements ModuleOutput
       { metadata: { name: SCRAPE_CA_CONFIGMAP, namespace }, data: { [PLATFORM_CA_KEY]: args.secrets.caCertPem } },
       childOpts,
     );
+    const credentials = new k8s.core.v1.Secret(
+      `${name}-scrape-credentials`,
+      {
+        metadata: { name: SCRAPE_SECRET, namespace },
+        stringData: {
+          [SCRAPE_SECRET_KEYS.etcdClientCert]: args.secrets.etcdClient.certPem,
+          [SCRAPE_SECRET_KEYS.etcdClientKey]: pulumi.secret(args.secrets.etcdClient.keyPem),
+          [SCRAPE_SECRET_KEYS.minioToken]: pulumi.secret(args.secrets.minioMetricsToken),
+        },
+      },
+      childOpts,
+    );
     const ruleContext: RuleContext = {
       postgresSynchronousMode: args.postgresSynchronousMode,
       proxysqlWriterHostgroup: DEFAULT_PROXYSQL_CNF_SETTINGS.hostgroups.writer,
@@ -109,16 +181,23 @@ export class Monitoring extends pulumi.ComponentResource implements ModuleOutput
     const jobs = deployedScrapeJobs(
       args.hosts.map((host) => host.spec),
       args.exporters,
-    );
+      args.minioApiPort,
+    ).filter((job) => job.servers.length > 0);
     this.scrapeConfigs = Object.fromEntries(
-      renderScrapeConfigSpecs(jobs, SCRAPE_CA_CONFIGMAP).map((spec) => {
-        const job = String(spec.jobName);
+      jobs.map((job) => {
+        const [spec] = renderScrapeConfigSpecs([job], SCRAPE_CA_CONFIGMAP, SCRAPE_SECRET);
+        const scrapeName = scrapeConfigName(job);
         return [
-          job,
+          scrapeName,
           new k8s.apiextensions.CustomResource(
-            `${name}-scrape-${job}`,
-            { apiVersion: "monitoring.coreos.com/v1alpha1", kind: "ScrapeConfig", metadata: { name: `keybuzz-${job}`, namespace }, spec },
-            { ...childOpts, dependsOn: [...(args.after.all ?? []), ca] },
+            `${name}-scrape-${scrapeName}`,
+            {
+              apiVersion: "monitoring.coreos.com/v1alpha1",
+              kind: "ScrapeConfig",
+              metadata: { name: `keybuzz-${scrapeName}`, namespace },
+              spec,
+            },
+            { ...childOpts, dependsOn: [...(args.after.all ?? []), ca, credentials] },
           ),
         ];
       }),

@@ -311,8 +311,8 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
           `etcd_server_has_leader == 0`,
           "1m",
           "An etcd member has no leader.",
-          "Patroni cannot renew its lease through this member; without a leader in the whole cluster, Patroni's failsafe mode holds the primary only while it reaches every member.",
-          "`etcdctl endpoint status --cluster -w table` (with the client certificate); check the members' logs for elections and the network between the DB nodes.",
+          "On the DB nodes (cluster postgres), Patroni cannot renew its lease through this member; without a leader in the whole cluster, Patroni's failsafe mode holds the primary only while it reaches every member. On the control planes (cluster k8s-master), the Kubernetes API cannot write through this member.",
+          "`etcdctl endpoint status --cluster -w table` (with a client certificate of that cluster's CA); check the members' logs for elections and the network between the members.",
         ),
         rule(
           "EtcdQuorumAtRisk",
@@ -320,8 +320,8 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
           `sum by (cluster) (${up("etcd")}) <= ${majority("etcd")}`,
           "1m",
           "etcd has no member to spare: one more loss breaks its quorum.",
-          "The next member failure stops etcd, and with it Patroni's leader election.",
-          "Bring the down member back (`docker ps` on its DB node, the etcd log); a replaced node rejoins through `member remove/add`.",
+          "The next member failure stops etcd, and with it Patroni's leader election (cluster postgres) or the Kubernetes API (cluster k8s-master).",
+          "Bring the down member back (`docker ps` on its DB node, or the etcd static Pod on its control plane: `crictl ps`, the kubelet's log); a replaced node rejoins through `member remove/add`.",
         ),
         rule(
           "EtcdQuorumLost",
@@ -329,7 +329,7 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
           `sum by (cluster) (${up("etcd")}) < ${majority("etcd")}`,
           "1m",
           "Fewer than a majority of etcd members are up.",
-          "etcd refuses every write: Patroni cannot hold or take the leader lock.",
+          "etcd refuses every write: Patroni cannot hold or take the leader lock (cluster postgres), the Kubernetes API serves no write (cluster k8s-master).",
           "Restore members until a majority runs; do not re-create the cluster while one member still has the data.",
         ),
         rule(
@@ -338,8 +338,8 @@ export function renderAlertRuleGroups(settings: MonitoringSettings, context: Rul
           `increase(etcd_server_leader_changes_seen_total[15m]) > 3`,
           undefined,
           "etcd changed leader more than 3 times in 15 minutes.",
-          "Elections are caused by slow disks (fsync), CPU starvation or packet loss; each one delays Patroni's lease renewals.",
-          "Check `etcd_disk_wal_fsync_duration_seconds` and the network between DB nodes; move noisy neighbours off the hosts.",
+          "Elections are caused by slow disks (fsync), CPU starvation or packet loss; each one delays Patroni's lease renewals or the Kubernetes API's writes.",
+          "Check `etcd_disk_wal_fsync_duration_seconds` (the etcd dashboard) and the network between the members; move noisy neighbours off the hosts.",
         ),
       ],
     },
@@ -692,11 +692,24 @@ export const SERVER_ROLE_LABEL = "server_role";
 /** How Prometheus reaches one exporter kind: port, path, scheme, and the servers that run it. */
 export interface ScrapeJobSpec {
   readonly job: ScrapeJob;
+  /**
+   * The ScrapeConfig's own name (object `keybuzz-<name>`) when two specs share a job label:
+   * Kubernetes' etcd and Patroni's are both job `etcd`, so the etcd rules cover both clusters
+   * (`cluster` tells them apart). Default the job label.
+   */
+  readonly name?: string;
   readonly port: number;
   readonly metricsPath: string;
   readonly scheme: "http" | "https";
   /** https only: the ConfigMap key holding the CA that signed the exporter's certificate. */
   readonly caConfigMapKey?: string;
+  /**
+   * https only: the keys of the scrape Secret holding the client certificate and its key that
+   * Prometheus presents (the server requires a client certificate: Patroni's etcd).
+   */
+  readonly clientCert?: { readonly certKey: string; readonly keyKey: string };
+  /** The key of the scrape Secret holding the bearer token Prometheus sends (`Authorization: Bearer`; MinIO). */
+  readonly bearerTokenKey?: string;
   /**
    * The port is also the service's own (Patroni's REST API, which HAProxy's checks reach): UFW
    * leaves it to the module's rules instead of limiting it to the Kubernetes nodes.
@@ -705,34 +718,54 @@ export interface ScrapeJobSpec {
   readonly servers: readonly ScrapedServer[];
 }
 
+/** The name of a job's ScrapeConfig ({@link ScrapeJobSpec.name}, else its job label). Pure. */
+export function scrapeConfigName(job: ScrapeJobSpec): string {
+  return job.name ?? SCRAPE_JOBS[job.job];
+}
+
 /**
  * The ScrapeConfig objects' specs (prometheus-operator v0.85.0, `monitoring.coreos.com/v1alpha1`
- * ScrapeConfigSpec: `jobName`, `staticConfigs[].targets/labels`, `metricsPath`, `scheme`,
- * `tlsConfig.ca.configMap`): one per job, one static group per server with its `cluster`,
- * {@link SERVER_ROLE_LABEL} and `node` labels, on the server's private address. Pure.
+ * ScrapeConfigSpec: `jobName` (the `job` label, set by relabelling: the operator names the
+ * Prometheus job itself, so two objects may share it), `staticConfigs[].targets/labels`,
+ * `metricsPath`, `scheme`, `tlsConfig` (SafeTLSConfig: `ca.configMap`, `cert.secret`,
+ * `keySecret`), `authorization` (SafeAuthorization: `type`, `credentials`)): one per job, one
+ * static group per server with its `cluster`, {@link SERVER_ROLE_LABEL} and `node` labels, on the
+ * server's private address. Pure.
  *
  * @param caConfigMap name of the ConfigMap (in the ScrapeConfig's namespace) that holds the CA keys.
+ * @param secret name of the Secret (same namespace) that holds the client certificates and tokens.
  */
-export function renderScrapeConfigSpecs(jobs: readonly ScrapeJobSpec[], caConfigMap: string): Record<string, unknown>[] {
+export function renderScrapeConfigSpecs(jobs: readonly ScrapeJobSpec[], caConfigMap: string, secret: string): Record<string, unknown>[] {
   return jobs
     .filter((job) => job.servers.length > 0)
-    .map((job) => ({
-      jobName: SCRAPE_JOBS[job.job],
-      metricsPath: job.metricsPath,
-      scheme: job.scheme.toUpperCase(),
-      ...(job.caConfigMapKey ? { tlsConfig: { ca: { configMap: { name: caConfigMap, key: job.caConfigMapKey } } } } : {}),
-      staticConfigs: job.servers.map((server) => ({
-        targets: [`${server.privateIp}:${job.port}`],
-        labels: { cluster: server.group, [SERVER_ROLE_LABEL]: server.role, node: server.name },
-      })),
-    }));
+    .map((job) => {
+      const fromSecret = (key: string) => ({ name: secret, key });
+      const tlsConfig = {
+        ...(job.caConfigMapKey ? { ca: { configMap: { name: caConfigMap, key: job.caConfigMapKey } } } : {}),
+        ...(job.clientCert ? { cert: { secret: fromSecret(job.clientCert.certKey) }, keySecret: fromSecret(job.clientCert.keyKey) } : {}),
+      };
+      return {
+        jobName: SCRAPE_JOBS[job.job],
+        metricsPath: job.metricsPath,
+        scheme: job.scheme.toUpperCase(),
+        ...(Object.keys(tlsConfig).length > 0 ? { tlsConfig } : {}),
+        ...(job.bearerTokenKey ? { authorization: { type: "Bearer", credentials: fromSecret(job.bearerTokenKey) } } : {}),
+        staticConfigs: job.servers.map((server) => ({
+          targets: [`${server.privateIp}:${job.port}`],
+          labels: { cluster: server.group, [SERVER_ROLE_LABEL]: server.role, node: server.name },
+        })),
+      };
+    });
 }
 
 /**
  * Metrics the dashboards may query, by the job that produces them, each name read in the
  * exporter's source at the pinned version: node_exporter v1.12.1 (collector/*.go), postgres_exporter
  * v0.20.1 (collector/*.go, exporter/postgres_exporter.go), pgbouncer_exporter v0.12.1 (collector.go), Patroni 4.0.10
- * (patroni/api.py `do_GET_metrics`), RabbitMQ 3.13.7 (deps/rabbitmq_prometheus collectors).
+ * (patroni/api.py `do_GET_metrics`), RabbitMQ 3.13.7 (deps/rabbitmq_prometheus collectors), etcd
+ * v3.5.33 (server/etcdserver/metrics.go, server/wal/metrics.go, server/mvcc/metrics.go; kubeadm's
+ * 3.5 etcd serves the same), MinIO RELEASE.2025-09-07T16-13-09Z (cmd/metrics-v2.go, the cluster
+ * groups: `getNodeHealthMetrics`, `getClusterStorageMetrics`).
  * `up` comes from Prometheus itself for every job.
  */
 export const DASHBOARD_METRICS: Readonly<Partial<Record<ScrapeJob, readonly string[]>>> = {
@@ -767,6 +800,22 @@ export const DASHBOARD_METRICS: Readonly<Partial<Record<ScrapeJob, readonly stri
     "rabbitmq_unreachable_cluster_peers_count",
     "rabbitmq_alarms_memory_used_watermark",
     "rabbitmq_alarms_free_disk_space_watermark",
+  ],
+  etcd: [
+    "etcd_server_has_leader",
+    "etcd_server_is_leader",
+    "etcd_server_leader_changes_seen_total",
+    "etcd_server_proposals_failed_total",
+    "etcd_disk_wal_fsync_duration_seconds_bucket",
+    "etcd_mvcc_db_total_size_in_bytes",
+  ],
+  minio: [
+    "minio_cluster_nodes_online_total",
+    "minio_cluster_nodes_offline_total",
+    "minio_cluster_drive_online_total",
+    "minio_cluster_drive_offline_total",
+    "minio_cluster_capacity_usable_total_bytes",
+    "minio_cluster_capacity_usable_free_bytes",
   ],
 };
 
@@ -868,6 +917,38 @@ export function renderDashboards(): Record<string, Record<string, unknown>> {
       { title: "Connections", queries: ["sum by (node) (rabbitmq_connections)"] },
       { title: "Unreachable peers", queries: ["rabbitmq_unreachable_cluster_peers_count"] },
       { title: "Alarms", queries: ["rabbitmq_alarms_memory_used_watermark", "rabbitmq_alarms_free_disk_space_watermark"] },
+    ]),
+    // Both etcd clusters (job etcd): Patroni's (cluster postgres) and Kubernetes' (cluster k8s-master).
+    "keybuzz-etcd.json": dashboard("keybuzz-etcd", "KeyBuzz / etcd", [
+      { title: "Members with a leader, by cluster", queries: ["sum by (cluster) (etcd_server_has_leader)"] },
+      { title: "Leader (per member)", queries: ["etcd_server_is_leader"] },
+      { title: "Leader changes (1 h)", queries: ["increase(etcd_server_leader_changes_seen_total[1h])"] },
+      { title: "Failed proposals /s", queries: ["rate(etcd_server_proposals_failed_total[5m])"] },
+      {
+        title: "WAL fsync p99",
+        queries: ["histogram_quantile(0.99, sum by (cluster, node, le) (rate(etcd_disk_wal_fsync_duration_seconds_bucket[5m])))"],
+        unit: "s",
+      },
+      { title: "Database size", queries: ["etcd_mvcc_db_total_size_in_bytes"], unit: "bytes" },
+    ]),
+    // The cluster metrics are the whole cluster's view from each node: max by cluster.
+    "keybuzz-minio.json": dashboard("keybuzz-minio", "KeyBuzz / MinIO", [
+      {
+        title: "Nodes online / offline",
+        queries: ["max by (cluster) (minio_cluster_nodes_online_total)", "max by (cluster) (minio_cluster_nodes_offline_total)"],
+      },
+      {
+        title: "Drives online / offline",
+        queries: ["max by (cluster) (minio_cluster_drive_online_total)", "max by (cluster) (minio_cluster_drive_offline_total)"],
+      },
+      {
+        title: "Usable capacity free %",
+        queries: [
+          "max by (cluster) (minio_cluster_capacity_usable_free_bytes) / max by (cluster) (minio_cluster_capacity_usable_total_bytes) * 100",
+        ],
+        unit: "percent",
+      },
+      { title: "Nodes answering Prometheus", queries: ['sum by (cluster) (up{job="minio"})'] },
     ]),
   };
 }

@@ -7,7 +7,7 @@ import { assertLoopback } from "./supervisor";
  * The loopback clusters' CA and node certificates, issued with Debian's `openssl` the way
  * components/security/pki.ts issues them with `@pulumi/tls` (which needs the engine): ECDSA P-256,
  * one certificate per node valid for both server and client authentication, SANs = the node's
- * name, `localhost`, its address and 127.0.0.1.
+ * name, `localhost`, its address and 127.0.0.1; and client-only certificates ({@link issueTestClientCert}).
  */
 
 /** PEM files of one node. */
@@ -40,41 +40,52 @@ export function issueTestPki(
   const issued: Record<string, NodeTls> = {};
   for (const node of nodes) {
     assertLoopback(node.address);
-    const keyFile = path.join(dir, `${node.name}.key`);
-    const request = path.join(dir, `${node.name}.csr`);
-    const extensions = path.join(dir, `${node.name}.ext`);
-    const certFile = path.join(dir, `${node.name}.crt`);
-    openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", keyFile]);
-    openssl(["req", "-new", "-key", keyFile, "-subj", `/O=KeyBuzz/CN=${node.name}`, "-out", request]);
-    fs.writeFileSync(
-      extensions,
-      [
-        "basicConstraints = critical, CA:FALSE",
-        "keyUsage = critical, digitalSignature, keyEncipherment",
-        "extendedKeyUsage = serverAuth, clientAuth",
-        `subjectAltName = ${[node.name, "localhost", ...(node.dnsNames ?? [])].map((name) => `DNS:${name}`).join(", ")}, IP:${node.address}, IP:127.0.0.1`,
-        "",
-      ].join("\n"),
-    );
-    openssl([
-      "x509",
-      "-req",
-      "-in",
-      request,
-      "-CA",
-      caFile,
-      "-CAkey",
-      caKey,
-      "-CAcreateserial",
-      "-days",
-      "2",
-      "-sha256",
-      "-extfile",
-      extensions,
-      "-out",
-      certFile,
+    issued[node.name] = signCertificate(dir, { caFile, caKey }, node.name, [
+      "extendedKeyUsage = serverAuth, clientAuth",
+      `subjectAltName = ${[node.name, "localhost", ...(node.dnsNames ?? [])].map((name) => `DNS:${name}`).join(", ")}, IP:${node.address}, IP:127.0.0.1`,
     ]);
-    issued[node.name] = { certFile, keyFile };
   }
   return { caFile, nodes: issued };
+}
+
+/**
+ * A client-only certificate of the loopback CA (in the CA's directory), as `Pki.issueClient` issues
+ * one (components/security/pki.ts): `clientAuth` only, no SAN, CN = `commonName`.
+ */
+export function issueTestClientCert(pki: TestPki, commonName: string): NodeTls {
+  const dir = path.dirname(pki.caFile);
+  return signCertificate(dir, { caFile: pki.caFile, caKey: path.join(dir, "ca.key") }, commonName, ["extendedKeyUsage = clientAuth"]);
+}
+
+/** A new P-256 key in `dir` and its certificate signed by the CA, with these extension lines besides the common ones. */
+function signCertificate(dir: string, ca: { caFile: string; caKey: string }, name: string, extensionLines: readonly string[]): NodeTls {
+  const keyFile = path.join(dir, `${name}.key`);
+  const request = path.join(dir, `${name}.csr`);
+  const extensions = path.join(dir, `${name}.ext`);
+  const certFile = path.join(dir, `${name}.crt`);
+  openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", keyFile]);
+  openssl(["req", "-new", "-key", keyFile, "-subj", `/O=KeyBuzz/CN=${name}`, "-out", request]);
+  fs.writeFileSync(
+    extensions,
+    ["basicConstraints = critical, CA:FALSE", "keyUsage = critical, digitalSignature, keyEncipherment", ...extensionLines, ""].join("\n"),
+  );
+  openssl([
+    "x509",
+    "-req",
+    "-in",
+    request,
+    "-CA",
+    ca.caFile,
+    "-CAkey",
+    ca.caKey,
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-sha256",
+    "-extfile",
+    extensions,
+    "-out",
+    certFile,
+  ]);
+  return { certFile, keyFile };
 }

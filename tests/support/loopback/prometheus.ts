@@ -51,9 +51,10 @@ export class LoopbackPrometheus {
 
   /**
    * Writes the rule file and the config of `jobs` (every target checked to be on loopback; an https
-   * job verified against its `caFiles` entry, by CA key), starts Prometheus, and waits until `ready`
-   * (a PromQL expression) equals `readyValue`; prints Prometheus's log and `diagnosticLog`'s when it
-   * does not.
+   * job verified against its `caFiles` entry, by CA key; a client certificate or bearer token read
+   * from its `secretFiles` entry, by the scrape Secret's key), starts Prometheus, and waits until
+   * `ready` (a PromQL expression) equals `readyValue`; prints Prometheus's log and `diagnosticLog`'s
+   * when it does not.
    */
   async start(
     jobs: readonly ScrapeJobSpec[],
@@ -61,23 +62,39 @@ export class LoopbackPrometheus {
     readyValue: number,
     diagnosticLog: () => string,
     caFiles: Readonly<Record<string, string>> = {},
+    secretFiles: Readonly<Record<string, string>> = {},
   ): Promise<void> {
+    // A file Prometheus reads in its directory, for a ConfigMap's or a Secret's key.
+    const keyFile = (files: Readonly<Record<string, string>>, key: string) => {
+      if (files[key] === undefined) throw new Error(`prometheus: no file for ${key}`);
+      return ownedFile(path.join(this.dir, key), fs.readFileSync(files[key], "utf8"), "prometheus", 0o400);
+    };
     const rules = renderAlertRuleGroups(parseMonitoringSettings(undefined), RULE_CONTEXT);
     const ruleFile = ownedFile(path.join(this.dir, "keybuzz.rules.yaml"), renderRuleFile(rules), "prometheus");
     const config = {
       global: { scrape_interval: "1s", evaluation_interval: "1s" },
       rule_files: [ruleFile],
-      scrape_configs: renderScrapeConfigSpecs(jobs, "scrape-ca").map((spec) => {
-        // An https job's CA: what the ScrapeConfig's ConfigMap key holds in the cluster.
-        const caKey = (spec.tlsConfig as { ca: { configMap: { key: string } } } | undefined)?.ca.configMap.key;
-        if (caKey !== undefined && caFiles[caKey] === undefined) throw new Error(`prometheus: no CA file for ${caKey}`);
-        const caFile =
-          caKey === undefined ? undefined : ownedFile(path.join(this.dir, caKey), fs.readFileSync(caFiles[caKey], "utf8"), "prometheus");
+      scrape_configs: renderScrapeConfigSpecs(jobs, "scrape-ca", "scrape-secret").map((spec, index) => {
+        // What the ScrapeConfig's ConfigMap and Secret keys hold in the cluster, as files.
+        const tls = spec.tlsConfig as
+          { ca?: { configMap: { key: string } }; cert?: { secret: { key: string } }; keySecret?: { key: string } } | undefined;
+        const token = (spec.authorization as { credentials: { key: string } } | undefined)?.credentials.key;
         return {
-          job_name: spec.jobName,
+          // The operator names the job itself and sets the `job` label from jobName (two objects may share it).
+          job_name: `${String(spec.jobName)}-${index}`,
+          relabel_configs: [{ target_label: "job", replacement: spec.jobName }],
           metrics_path: spec.metricsPath,
           scheme: String(spec.scheme).toLowerCase(),
-          ...(caFile ? { tls_config: { ca_file: caFile } } : {}),
+          ...(tls
+            ? {
+                tls_config: {
+                  ...(tls.ca ? { ca_file: keyFile(caFiles, tls.ca.configMap.key) } : {}),
+                  ...(tls.cert ? { cert_file: keyFile(secretFiles, tls.cert.secret.key) } : {}),
+                  ...(tls.keySecret ? { key_file: keyFile(secretFiles, tls.keySecret.key) } : {}),
+                },
+              }
+            : {}),
+          ...(token ? { authorization: { type: "Bearer", credentials_file: keyFile(secretFiles, token) } } : {}),
           static_configs: (spec.staticConfigs as { targets: string[]; labels: Record<string, string> }[]).map((group) => {
             group.targets.forEach((target) => assertLoopback(target.split(":")[0]));
             return { targets: group.targets, labels: group.labels };
