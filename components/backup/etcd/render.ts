@@ -1,3 +1,4 @@
+import { renderScheduledBackupUnits } from "../schedule";
 import * as path from "path";
 import type { ClusterNode } from "../../../config";
 import { imagePull, renderImagePull } from "../../lib/container";
@@ -123,32 +124,12 @@ export function renderEtcdRestoreScript(input: EtcdRestoreInput): string {
 
 /** The snapshot's systemd units of a cluster: a oneshot service (never twice at once) and its timer. */
 export function renderEtcdSnapshotUnits(cluster: EtcdClusterName, settings: EtcdBackupSettings): Record<string, string> {
-  const unit = etcdSnapshotUnit(cluster);
-  return {
-    [`${unit}.service`]: [
-      "[Unit]",
-      `Description=KeyBuzz etcd snapshot of the ${cluster} cluster to backup-01`,
-      "After=network-online.target docker.service",
-      "",
-      "[Service]",
-      "Type=oneshot",
-      `ExecStart=${etcdSnapshotScriptPath(cluster)}`,
-      "",
-    ].join("\n"),
-    [`${unit}.timer`]: [
-      "[Unit]",
-      `Description=KeyBuzz etcd snapshot schedule (${cluster})`,
-      "",
-      "[Timer]",
-      `OnCalendar=${settings.schedule}`,
-      "Persistent=true",
-      "RandomizedDelaySec=60",
-      "",
-      "[Install]",
-      "WantedBy=timers.target",
-      "",
-    ].join("\n"),
-  };
+  return renderScheduledBackupUnits(etcdSnapshotUnit(cluster), {
+    description: `KeyBuzz etcd snapshot of the ${cluster} cluster to backup-01`,
+    timerDescription: `KeyBuzz etcd snapshot schedule (${cluster})`,
+    execStart: etcdSnapshotScriptPath(cluster),
+    schedule: settings.schedule,
+  });
 }
 
 /** A cluster as backup-01's snapshot sees it. */

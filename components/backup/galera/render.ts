@@ -1,3 +1,4 @@
+import { renderScheduledBackupUnits } from "../schedule";
 import * as path from "path";
 import type { ClusterNode } from "../../../config";
 import { imagePull } from "../../lib/container";
@@ -216,31 +217,12 @@ export function renderBackupUnits(
   settings: GaleraBackupSettings,
   paths: GaleraBackupNodePaths = DEFAULT_BACKUP_NODE_PATHS,
 ): Record<string, string> {
-  return {
-    [`${BACKUP_UNIT}.service`]: [
-      "[Unit]",
-      "Description=KeyBuzz MariaDB Galera backup (mariadb-backup to backup-01)",
-      "After=network-online.target docker.service",
-      "",
-      "[Service]",
-      "Type=oneshot",
-      `ExecStart=${paths.backupScript}`,
-      "",
-    ].join("\n"),
-    [`${BACKUP_UNIT}.timer`]: [
-      "[Unit]",
-      "Description=KeyBuzz MariaDB Galera backup schedule",
-      "",
-      "[Timer]",
-      `OnCalendar=${settings.schedule}`,
-      "Persistent=true",
-      "RandomizedDelaySec=60",
-      "",
-      "[Install]",
-      "WantedBy=timers.target",
-      "",
-    ].join("\n"),
-  };
+  return renderScheduledBackupUnits(BACKUP_UNIT, {
+    description: "KeyBuzz MariaDB Galera backup (mariadb-backup to backup-01)",
+    timerDescription: "KeyBuzz MariaDB Galera backup schedule",
+    execStart: paths.backupScript,
+    schedule: settings.schedule,
+  });
 }
 
 /** Body of backup-01's step: the user, its directory, its key, the metric file it writes. */
